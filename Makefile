@@ -1,0 +1,38 @@
+# The two commands a newcomer needs: `make run` and `make test`. Each bootstraps .venv on its own.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint pytest migrate bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+## run: the whole system (Temporal dev server + UI, CMMS simulator, worker, API); Ctrl-C stops it
+run: $(STAMP)
+	$(PY) -m devstack
+
+## test: lint, type-check, then the whole test suite on real parts
+test: lint pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy .
+
+pytest: $(STAMP)
+	$(VENV)/bin/pytest
+
+## migrate: apply the billing database migrations (make run does it too)
+migrate: $(STAMP)
+	$(PY) -m alembic upgrade head
+
+## bench: the MVNO order benchmark against a running `make run` (see README)
+bench: $(STAMP)
+	$(PY) -m bench.orders
+
+clean:
+	rm -rf $(VENV) var

@@ -1,0 +1,1 @@
+"""Activities: the I/O steps (billing database, CMMS, SMS) that workflows orchestrate."""

@@ -1,0 +1,53 @@
+"""The CMMS step every use case shares: make the CMMS hold what billing says, and record the outcome."""
+
+from datetime import timedelta
+
+from cmms.client import CmmsClient, CmmsRejected, CmmsUnavailable
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from billing.db import SessionMaker, transaction
+from billing.models import Account, ProvisioningState, utcnow
+from billing.provisioning import desired_cmms_account
+from contracts.provisioning import CMMS_REJECTED, ProvisionAccountInput, ProvisionAccountResult
+from core.settings import Settings
+
+
+class ProvisioningActivities:
+    def __init__(self, sessions: SessionMaker, cmms: CmmsClient, settings: Settings) -> None:
+        self._sessions = sessions
+        self._cmms = cmms
+        self._settings = settings
+
+    @activity.defn(name="provision_account")
+    async def provision_account(self, request: ProvisionAccountInput) -> ProvisionAccountResult:
+        """Create or update the account in the CMMS (idempotent there, so safe to repeat).
+
+        The password is read here and sent here: it never enters a workflow's history.
+        """
+        async with self._sessions() as session:
+            account = await session.get_one(Account, request.account_id)
+            desired = await desired_cmms_account(session, account, self._settings)
+        try:
+            record = await self._cmms.upsert_account(request.account_id, desired)
+        except CmmsUnavailable as err:
+            await self._record(request.account_id, ProvisioningState.retry, f"CMMS unavailable, retrying: {err}")
+            delay = timedelta(seconds=err.retry_after) if err.retry_after else None
+            raise ApplicationError(str(err), type="CmmsUnavailable", next_retry_delay=delay) from err
+        except CmmsRejected as err:
+            await self._record(request.account_id, ProvisioningState.failed, f"CMMS rejected the account: {err}")
+            raise ApplicationError(f"CMMS rejected the account: {err}", type=CMMS_REJECTED, non_retryable=True) from err
+        await self._record(request.account_id, ProvisioningState.ok, None, cmms_version=record.version)
+        return ProvisionAccountResult(account_id=request.account_id, cmms_version=record.version)
+
+    async def _record(
+        self, account_id: str, state: ProvisioningState, error: str | None, *, cmms_version: int | None = None
+    ) -> None:
+        async with transaction(self._sessions) as session:
+            account = await session.get_one(Account, account_id, with_for_update=True)
+            account.provisioning_state = state
+            account.last_error = error[:1000] if error else None
+            if cmms_version is not None:
+                account.cmms_version = cmms_version
+            account.updated_at = utcnow()
+            session.add(account)

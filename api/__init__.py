@@ -1,0 +1,1 @@
+"""The HTTP front: validates, reads billing, and starts, signals or updates workflows."""

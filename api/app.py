@@ -1,0 +1,55 @@
+"""The FastAPI application: built by `create_app`, connected to Temporal and the database in its lifespan."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api.auth import KeyRing
+from api.deps import AppState
+from api.problems import install_problem_handlers
+from api.routers import accounts, customer_classes, customers, orders, products, resellers
+from billing.db import make_engine, make_sessionmaker
+from core.settings import Settings, get_settings
+from core.temporal import connect
+
+ROUTERS = [
+    resellers.router,
+    customer_classes.router,
+    customers.router,
+    products.router,
+    orders.router,
+    accounts.router,
+]
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.database_url)
+        app.state.services = AppState(
+            settings=settings,
+            sessions=make_sessionmaker(engine),
+            temporal=await connect(settings),
+            keys=KeyRing(settings.api_keys.get_secret_value()),
+        )
+        yield
+        await engine.dispose()
+
+    app = FastAPI(
+        title="CMMS provisioning API",
+        version="1",
+        summary="Billing-side provisioning of the AudioCodes CMMS-managed softphone app",
+        lifespan=lifespan,
+    )
+    install_problem_handlers(app)
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    for router in ROUTERS:
+        app.include_router(router)
+    return app

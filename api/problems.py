@@ -1,0 +1,75 @@
+"""RFC 9457 problem details: every error the API answers, in one shape and one place."""
+
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from temporalio.service import RPCError
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class Problem(Exception):
+    """Raise to answer with a problem document; `extra` members are added to it."""
+
+    def __init__(self, status: int, detail: str, *, title: str | None = None, **extra: Any) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.title = title or HTTPStatus(status).phrase
+        self.detail = detail
+        self.extra = extra
+        self.headers: dict[str, str] = {}
+
+
+def problem_response(
+    status: int, title: str, detail: str, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    slug = title.lower().replace(" ", "-")
+    body = {"type": f"https://errors.cmms-provisioning.dev/{slug}", "title": title, "status": status}
+    body |= {"detail": detail, **extra}
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    errors = []
+    for error in exc.errors():
+        loc = [str(part) for part in error.get("loc", ())]
+        # "input" may echo a password or a code back: never include it.
+        errors.append({"field": ".".join(loc), "message": error.get("msg", ""), "type": error.get("type", "")})
+    return errors
+
+
+async def _on_problem(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, Problem)
+    return problem_response(exc.status, exc.title, exc.detail, exc.headers or None, **exc.extra)
+
+
+async def _on_validation(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = _field_errors(exc)
+    if any(e["type"] == "json_invalid" for e in errors):
+        return problem_response(400, "Malformed JSON", "the request body is not valid JSON")
+    return problem_response(422, "Validation failed", "the request has invalid fields", errors=errors)
+
+
+async def _on_http(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    status = exc.status_code
+    detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(status).phrase
+    return problem_response(status, HTTPStatus(status).phrase, detail, dict(exc.headers or {}) or None)
+
+
+async def _on_temporal_unavailable(_: Request, exc: Exception) -> JSONResponse:
+    # The request was valid and what it stored is kept: repeating it later completes it.
+    detail = "the provisioning engine (Temporal) is unavailable; repeat the request shortly"
+    return problem_response(503, "Service Unavailable", detail, {"Retry-After": "5"})
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(Problem, _on_problem)
+    app.add_exception_handler(RPCError, _on_temporal_unavailable)
+    app.add_exception_handler(RequestValidationError, _on_validation)
+    app.add_exception_handler(StarletteHTTPException, _on_http)

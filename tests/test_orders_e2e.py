@@ -1,0 +1,146 @@
+"""MVNO orders end to end: HTTP → API → Temporal dev server → worker → CMMS simulator, over real sockets."""
+
+import asyncio
+import json
+import time
+from typing import Any
+
+from sqlmodel import select
+
+from billing.models import Account, Order
+from contracts.orders import MvnoOrderResult
+from tests.support.catalog import order_body, seed_catalog
+from tests.support.simulator import SimulatorProcess
+from tests.support.stack import Stack
+
+
+async def submit(stack: Stack, body: dict[str, Any]) -> dict[str, Any]:
+    response = await stack.api.post("/v1/orders", json=body, headers=stack.website)
+    assert response.status_code == 202, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def finished(stack: Stack, order_id: str) -> dict[str, Any]:
+    """Wait for the order's workflow to end, then answer what the API says of the order."""
+    handle = stack.temporal.get_workflow_handle(f"order-{order_id}", result_type=MvnoOrderResult)
+    await asyncio.wait_for(handle.result(), 60)
+    response = await stack.api.get(f"/v1/orders/{order_id}", headers=stack.website)
+    assert response.status_code == 200
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def history_json(stack: Stack, order_id: str) -> str:
+    history = await stack.temporal.get_workflow_handle(f"order-{order_id}").fetch_history()
+    return history.to_json()
+
+
+async def test_order_provisions_and_the_device_fetches_its_credentials(stack: Stack) -> None:
+    catalog = await seed_catalog(stack, custom_fields={"profileName": "Business", "domain": "acme.example"})
+    body = order_body(catalog)
+    accepted = await submit(stack, body)
+    assert accepted["status"] in {"accepted", "provisioning"}
+    assert accepted["workflow_id"] == f"order-{body['order_id']}"
+
+    order = await finished(stack, body["order_id"])
+    assert order["status"] == "completed" and order["error"] is None
+    account_id = order["account_id"]
+
+    account = (await stack.api.get(f"/v1/accounts/{account_id}", headers=stack.admin)).json()
+    assert account["status"] == "active" and account["provisioning_state"] == "ok"
+    assert account["imei"] == body["account"]["imei"]
+    assert "password" not in json.dumps(account).lower()
+
+    device = await stack.sim.http.post("/device/v1/provision", json={"imei": body["account"]["imei"]})
+    assert device.status_code == 200
+    credentials = device.json()
+    assert credentials["account_id"] == account_id
+    assert credentials["profile"] == "Business" and credentials["domain"] == "acme.example"
+    async with stack.sessions() as session:
+        stored = await session.get_one(Account, account_id)
+    assert credentials["password"] == stored.sip_password and len(stored.sip_password) == 24
+    assert stored.sip_password not in await history_json(stack, body["order_id"])
+
+
+async def test_chosen_account_id_and_password_reach_the_device_but_not_the_history(stack: Stack) -> None:
+    catalog = await seed_catalog(stack, reseller_domain="reseller.example")
+    password = "Chosen-Secret-0042!"
+    body = order_body(catalog, account_id=f"sip-{time.time_ns()}", password=password)
+    await submit(stack, body)
+    order = await finished(stack, body["order_id"])
+    assert order["status"] == "completed" and order["account_id"] == body["account"]["account_id"]
+
+    device = (await stack.sim.http.post("/device/v1/provision", json={"imei": body["account"]["imei"]})).json()
+    assert device["password"] == password
+    assert device["domain"] == "reseller.example" and device["profile"] == "Residential"  # the fallbacks
+    assert password not in await history_json(stack, body["order_id"])
+    async with stack.sessions() as session:
+        assert (await session.get_one(Order, body["order_id"])).requested_password is None
+
+
+async def test_a_repeated_order_provisions_once(stack: Stack) -> None:
+    catalog = await seed_catalog(stack)
+    body = order_body(catalog)
+    answers = await asyncio.gather(
+        *(stack.api.post("/v1/orders", json=body, headers=stack.website) for _ in range(5))
+    )
+    assert {a.status_code for a in answers} <= {200, 202}
+    assert len({a.json()["account_id"] for a in answers}) == 1
+    order = await finished(stack, body["order_id"])
+    again = await stack.api.post("/v1/orders", json=body, headers=stack.website)
+    assert again.status_code == 200 and again.json()["status"] == "completed"
+
+    async with stack.sessions() as session:
+        accounts = (await session.exec(select(Account).where(Account.imei == body["account"]["imei"]))).all()
+    assert [a.account_id for a in accounts] == [order["account_id"]]
+    record = await stack.sim.get_record(order["account_id"])
+    assert record is not None and record.version == 1
+    listing = (await stack.sim.http.get("/api/v1/accounts", headers=stack.sim.auth)).json()
+    assert [r["account_id"] for r in listing if r["imei"] == body["account"]["imei"]] == [order["account_id"]]
+
+
+async def test_the_same_order_id_with_another_body_is_a_conflict(stack: Stack) -> None:
+    catalog = await seed_catalog(stack)
+    body = order_body(catalog)
+    await submit(stack, body)
+    changed = body | {"account": {"imei": order_body(catalog)["account"]["imei"]}}
+    response = await stack.api.post("/v1/orders", json=changed, headers=stack.website)
+    assert response.status_code == 409
+    assert response.headers["content-type"].startswith("application/problem+json")
+    order = await finished(stack, body["order_id"])
+    assert order["imei"] == body["account"]["imei"]
+
+
+async def test_an_order_waits_out_a_cmms_outage(stack: Stack, faulty_sim: SimulatorProcess) -> None:
+    catalog = await seed_catalog(stack)
+    body = order_body(catalog)
+    await faulty_sim.set_faults(outage_seconds=4)
+    outage_ends = time.time() + 4
+    await submit(stack, body)
+
+    deadline = time.time() + 3
+    seen_retry = False
+    while time.time() < deadline and not seen_retry:
+        view = (await stack.api.get(f"/v1/orders/{body['order_id']}", headers=stack.website)).json()
+        seen_retry = view["provisioning_state"] == "retry" and "unavailable" in (view["error"] or "")
+        await asyncio.sleep(0.2)
+    assert seen_retry, "the order should show that it is waiting for the CMMS"
+
+    order = await finished(stack, body["order_id"])
+    assert order["status"] == "completed" and time.time() >= outage_ends
+    record = await faulty_sim.get_record(order["account_id"])
+    assert record is not None and record.version == 1
+
+
+async def test_a_cmms_rejection_fails_the_order_and_leaves_no_account(stack: Stack) -> None:
+    catalog = await seed_catalog(stack, custom_fields={"profileName": "Platinum"})  # unknown to the CMMS
+    body = order_body(catalog, account_id=f"rej-{time.time_ns()}")
+    await submit(stack, body)
+    order = await finished(stack, body["order_id"])
+    assert order["status"] == "failed"
+    assert "unknown profile" in order["error"].lower() and "Platinum" in order["error"]
+    assert (await stack.api.get(f"/v1/accounts/{order['account_id']}", headers=stack.admin)).status_code == 404
+    assert await stack.sim.get_record(order["account_id"]) is None
+    device = await stack.sim.http.post("/device/v1/provision", json={"imei": body["account"]["imei"]})
+    assert device.status_code == 404

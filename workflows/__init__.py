@@ -1,0 +1,1 @@
+"""Workflows: each use case end to end, as durable sequences of activities."""
