@@ -1,45 +1,60 @@
-"""The Temporal worker: runs every workflow and activity of the service on one task queue."""
+"""The Temporal worker process: every workflow and activity of the service.
+
+Two task queues: the main one (workflows and billing-database activities) and its `-cmms` twin,
+which carries only CMMS calls so that the server can hold them to the CMMS's rate limit.
+"""
 
 import asyncio
 import logging
 import signal
 from collections.abc import Callable, Sequence
+from contextlib import AsyncExitStack
 from typing import Any
 
-from cmms.client import CmmsClient
 from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.orders import OrderActivities
 from activities.provisioning import ProvisioningActivities
 from billing.db import SessionMaker, make_engine, make_sessionmaker
+from cmms.client import CmmsClient
 from core.settings import Settings, get_settings
 from core.temporal import connect
+from workflows.account import AccountWorkflow
 from workflows.mvno_order import MvnoOrderWorkflow
+from workflows.policies import cmms_task_queue
 
-WORKFLOWS: Sequence[type] = [MvnoOrderWorkflow]
+WORKFLOWS: Sequence[type] = [MvnoOrderWorkflow, AccountWorkflow]
 
 
-def activities(sessions: SessionMaker, cmms: CmmsClient, settings: Settings) -> list[Callable[..., Any]]:
-    """Every activity, bound to the clients it uses."""
+def billing_activities(sessions: SessionMaker, settings: Settings) -> list[Callable[..., Any]]:
+    """Activities on the main task queue, bound to the clients they use."""
     orders = OrderActivities(sessions)
+    return [orders.create_order_account, orders.complete_order, orders.fail_order]
+
+
+def cmms_activities(sessions: SessionMaker, cmms: CmmsClient, settings: Settings) -> list[Callable[..., Any]]:
+    """Activities that call the CMMS: on the rate-limited task queue."""
     provisioning = ProvisioningActivities(sessions, cmms, settings)
-    return [
-        orders.create_order_account,
-        orders.complete_order,
-        orders.fail_order,
-        provisioning.provision_account,
-    ]
+    return [provisioning.provision_account]
 
 
-def build_worker(client: Client, settings: Settings, sessions: SessionMaker, cmms: CmmsClient) -> Worker:
-    return Worker(
+def build_workers(client: Client, settings: Settings, sessions: SessionMaker, cmms: CmmsClient) -> list[Worker]:
+    main = Worker(
         client,
         task_queue=settings.temporal_task_queue,
         workflows=WORKFLOWS,
-        activities=activities(sessions, cmms, settings),
-        max_concurrent_activities=200,
+        activities=billing_activities(sessions, settings),
+        max_concurrent_activities=100,
     )
+    cmms_calls = Worker(
+        client,
+        task_queue=cmms_task_queue(settings.temporal_task_queue),
+        activities=cmms_activities(sessions, cmms, settings),
+        max_concurrent_activities=100,
+        max_task_queue_activities_per_second=settings.cmms_rate_limit_per_second,
+    )
+    return [main, cmms_calls]
 
 
 async def main() -> None:
@@ -47,19 +62,20 @@ async def main() -> None:
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     engine = make_engine(settings.database_url)
     client = await connect(settings)
-    async with CmmsClient(
-        settings.cmms_url, settings.cmms_token.get_secret_value(), timeout=settings.cmms_timeout_seconds
-    ) as cmms:
-        worker = build_worker(client, settings, make_sessionmaker(engine), cmms)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        async with worker:
-            logging.getLogger("worker").info(
-                "worker polling task queue %r at %s", settings.temporal_task_queue, settings.temporal_address
-            )
-            await stop.wait()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with AsyncExitStack() as stack:
+        cmms = await stack.enter_async_context(
+            CmmsClient(settings.cmms_url, settings.cmms_token.get_secret_value(), timeout=settings.cmms_timeout_seconds)
+        )
+        for worker in build_workers(client, settings, make_sessionmaker(engine), cmms):
+            await stack.enter_async_context(worker)
+        logging.getLogger("worker").info(
+            "worker polling task queue %r at %s", settings.temporal_task_queue, settings.temporal_address
+        )
+        await stop.wait()
     await engine.dispose()
 
 

@@ -2,14 +2,14 @@
 
 from datetime import timedelta
 
-from cmms.client import CmmsClient, CmmsRejected, CmmsUnavailable
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from billing.db import SessionMaker, transaction
-from billing.models import Account, ProvisioningState, utcnow
+from billing.models import Account, AccountStatus, ProvisioningState, utcnow
 from billing.provisioning import desired_cmms_account
-from contracts.provisioning import CMMS_REJECTED, ProvisionAccountInput, ProvisionAccountResult
+from cmms.client import CmmsClient, CmmsRejected, CmmsUnavailable
+from contracts.provisioning import ACCOUNT_NOT_FOUND, CMMS_REJECTED, ProvisionAccountInput, ProvisionAccountResult
 from core.settings import Settings
 
 
@@ -21,14 +21,24 @@ class ProvisioningActivities:
 
     @activity.defn(name="provision_account")
     async def provision_account(self, request: ProvisionAccountInput) -> ProvisionAccountResult:
-        """Create or update the account in the CMMS (idempotent there, so safe to repeat).
+        """Make the CMMS hold the account as billing has it now: create, update, or (terminated) remove.
 
-        The password is read here and sent here: it never enters a workflow's history.
+        Idempotent in the CMMS, so safe to repeat. The password is read here and sent here: it never
+        enters a workflow's history.
         """
         async with self._sessions() as session:
-            account = await session.get_one(Account, request.account_id)
-            desired = await desired_cmms_account(session, account, self._settings)
+            account = await session.get(Account, request.account_id)
+            if account is None:
+                raise ApplicationError(
+                    f"account {request.account_id} does not exist", type=ACCOUNT_NOT_FOUND, non_retryable=True
+                )
+            terminated = account.status == AccountStatus.terminated
+            desired = None if terminated else await desired_cmms_account(session, account, self._settings)
         try:
+            if desired is None:
+                await self._cmms.delete_account(request.account_id)
+                await self._record(request.account_id, ProvisioningState.ok, None)
+                return ProvisionAccountResult(account_id=request.account_id, cmms_version=None, removed=True)
             record = await self._cmms.upsert_account(request.account_id, desired)
         except CmmsUnavailable as err:
             await self._record(request.account_id, ProvisioningState.retry, f"CMMS unavailable, retrying: {err}")

@@ -31,7 +31,7 @@ async def desired_cmms_account(session: AsyncSession, account: Account, settings
     reseller = await session.get(Reseller, customer.reseller_id) if customer.reseller_id else None
     effective = effective_profile(customer, reseller, settings)
     return CmmsAccount(
-        password=account.sip_password,  # type: ignore[arg-type]  # pydantic wraps it in SecretStr
+        password=account.sip_password,  # pydantic wraps it in SecretStr
         imei=account.imei,
         profile=effective.profile,
         domain=effective.domain,

@@ -1,9 +1,13 @@
 """The one provisioning step every use case shares: bring the CMMS in line with an account."""
 
+from datetime import datetime
+
 from pydantic import BaseModel
 
 # The ApplicationError type of a permanent CMMS refusal (a 4xx): never retried.
 CMMS_REJECTED = "CmmsRejected"
+# ... and of a provisioning request for an account billing does not have.
+ACCOUNT_NOT_FOUND = "AccountNotFound"
 
 
 class ProvisionAccountInput(BaseModel):
@@ -12,4 +16,26 @@ class ProvisionAccountInput(BaseModel):
 
 class ProvisionAccountResult(BaseModel):
     account_id: str
-    cmms_version: int
+    cmms_version: int | None  # None once the account is removed from the CMMS
+    removed: bool = False  # the account is terminated and no longer in the CMMS
+    # When the desired state will change by itself (a wallet expiring): the account's workflow wakes then.
+    wake_at: datetime | None = None
+
+
+def account_workflow_id(account_id: str) -> str:
+    """One workflow per account keeps its CMMS record in line: a business key, like the order's."""
+    return f"account-{account_id}"
+
+
+class AccountWorkflowInput(BaseModel):
+    account_id: str
+    pending_changes: int = 0  # carried over continue-as-new
+    wake_at: datetime | None = None
+
+
+class AccountSyncResult(BaseModel):
+    """Answer of the `sync` update: the CMMS holds the state billing had when the update arrived."""
+
+    account_id: str
+    cmms_version: int | None
+    removed: bool

@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     cmms_url: str = "http://127.0.0.1:8100"
     cmms_token: SecretStr = SecretStr("dev-cmms-token")
     cmms_timeout_seconds: float = 10.0
+    # Most CMMS calls a second, across every worker (the Temporal server enforces it); unset: no limit.
+    cmms_rate_limit_per_second: float | None = None
 
     # Keys the service derives from: request fingerprints, OTP HMACs.
     secret_key: SecretStr = SecretStr(DEV_SECRET_KEY)

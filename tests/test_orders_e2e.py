@@ -3,32 +3,14 @@
 import asyncio
 import json
 import time
-from typing import Any
 
 from sqlmodel import select
 
 from billing.models import Account, Order
-from contracts.orders import MvnoOrderResult
 from tests.support.catalog import order_body, seed_catalog
+from tests.support.orders import finished, submit
 from tests.support.simulator import SimulatorProcess
 from tests.support.stack import Stack
-
-
-async def submit(stack: Stack, body: dict[str, Any]) -> dict[str, Any]:
-    response = await stack.api.post("/v1/orders", json=body, headers=stack.website)
-    assert response.status_code == 202, response.text
-    result: dict[str, Any] = response.json()
-    return result
-
-
-async def finished(stack: Stack, order_id: str) -> dict[str, Any]:
-    """Wait for the order's workflow to end, then answer what the API says of the order."""
-    handle = stack.temporal.get_workflow_handle(f"order-{order_id}", result_type=MvnoOrderResult)
-    await asyncio.wait_for(handle.result(), 60)
-    response = await stack.api.get(f"/v1/orders/{order_id}", headers=stack.website)
-    assert response.status_code == 200
-    result: dict[str, Any] = response.json()
-    return result
 
 
 async def history_json(stack: Stack, order_id: str) -> str:
@@ -82,9 +64,7 @@ async def test_chosen_account_id_and_password_reach_the_device_but_not_the_histo
 async def test_a_repeated_order_provisions_once(stack: Stack) -> None:
     catalog = await seed_catalog(stack)
     body = order_body(catalog)
-    answers = await asyncio.gather(
-        *(stack.api.post("/v1/orders", json=body, headers=stack.website) for _ in range(5))
-    )
+    answers = await asyncio.gather(*(stack.api.post("/v1/orders", json=body, headers=stack.website) for _ in range(5)))
     assert {a.status_code for a in answers} <= {200, 202}
     assert len({a.json()["account_id"] for a in answers}) == 1
     order = await finished(stack, body["order_id"])

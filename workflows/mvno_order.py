@@ -8,7 +8,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.provisioning import ProvisioningActivities
     from contracts.orders import FailOrderInput, MvnoOrderInput, MvnoOrderResult, OrderRef
     from contracts.provisioning import ProvisionAccountInput
-    from workflows.policies import CMMS_STEP, DB_STEP
+    from workflows.policies import DB_STEP, cmms_step
 
 
 @workflow.defn
@@ -23,7 +23,7 @@ class MvnoOrderWorkflow:
             await workflow.execute_activity_method(
                 ProvisioningActivities.provision_account,
                 ProvisionAccountInput(account_id=account.account_id),
-                **CMMS_STEP,
+                **cmms_step(),
             )
         except ActivityError as err:
             reason = _reason(err)

@@ -1,16 +1,23 @@
 """Timeouts and retry policies shared by the workflows."""
 
 from datetime import timedelta
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
+from temporalio import workflow
 from temporalio.common import RetryPolicy
 
-from contracts.provisioning import CMMS_REJECTED
+from contracts.provisioning import ACCOUNT_NOT_FOUND, CMMS_REJECTED
 
 
 class StepOptions(TypedDict):
     start_to_close_timeout: timedelta
     retry_policy: RetryPolicy
+    task_queue: NotRequired[str]
+
+
+def cmms_task_queue(task_queue: str) -> str:
+    """CMMS calls have a task queue of their own, so the server can hold them to the CMMS's rate limit."""
+    return f"{task_queue}-cmms"
 
 
 # Billing database steps: short, retried until the database answers.
@@ -21,12 +28,17 @@ DB_STEP: StepOptions = {
 
 # CMMS calls: retried without end while the CMMS is unavailable (an order waits out an outage),
 # never when it refuses for good. The 5 s cap means a CMMS that comes back is used within seconds.
-CMMS_STEP: StepOptions = {
+_CMMS_STEP: StepOptions = {
     "start_to_close_timeout": timedelta(seconds=30),
     "retry_policy": RetryPolicy(
         initial_interval=timedelta(milliseconds=500),
         backoff_coefficient=2.0,
         maximum_interval=timedelta(seconds=5),
-        non_retryable_error_types=[CMMS_REJECTED],
+        non_retryable_error_types=[CMMS_REJECTED, ACCOUNT_NOT_FOUND],
     ),
 }
+
+
+def cmms_step() -> StepOptions:
+    """Options for an activity that calls the CMMS, from inside a workflow."""
+    return _CMMS_STEP | {"task_queue": cmms_task_queue(workflow.info().task_queue)}

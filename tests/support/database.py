@@ -5,13 +5,12 @@ import secrets
 from argparse import Namespace
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import psycopg
 from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import make_url
-
-from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

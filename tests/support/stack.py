@@ -4,7 +4,7 @@ Temporal server, billing database and CMMS simulator."""
 import asyncio
 import secrets
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +19,7 @@ from core.settings import Settings
 from core.temporal import connect
 from tests.support.net import free_port
 from tests.support.simulator import SimulatorProcess
-from worker import build_worker
+from worker import build_workers
 
 WEBSITE_KEY = "test-website-key"
 CMMS_KEY = "test-cmms-key"
@@ -40,7 +40,7 @@ def test_settings(temporal_address: str, database_url: str, sim: SimulatorProces
         "cmms_token": sim.token,
         "cmms_timeout_seconds": 5.0,
     }
-    return Settings(_env_file=None, **(values | overrides))  # type: ignore[call-arg]
+    return Settings(_env_file=None, **(values | overrides))
 
 
 @dataclass
@@ -92,8 +92,10 @@ async def running_worker(settings: Settings) -> AsyncIterator[None]:
     client = await connect(settings)
     async with (
         CmmsClient(settings.cmms_url, settings.cmms_token.get_secret_value(), timeout=5.0) as cmms,
-        build_worker(client, settings, make_sessionmaker(engine), cmms),
+        AsyncExitStack() as workers,
     ):
+        for worker in build_workers(client, settings, make_sessionmaker(engine), cmms):
+            await workers.enter_async_context(worker)
         yield
     await engine.dispose()
 

@@ -1,0 +1,5 @@
+"""The billing side's client for the AudioCodes CMMS provisioning API (no Temporal in here)."""
+
+from cmms.client import CmmsClient, CmmsError, CmmsRejected, CmmsUnavailable
+
+__all__ = ["CmmsClient", "CmmsError", "CmmsRejected", "CmmsUnavailable"]

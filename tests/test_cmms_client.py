@@ -1,0 +1,215 @@
+"""The CMMS client against the real simulator process (and a mock transport for odd answers)."""
+
+import itertools
+import traceback
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from cmms.client import CmmsClient, CmmsError, CmmsRejected, CmmsUnavailable
+from contracts.cmms import CmmsAccount
+from tests.support.net import free_port
+from tests.support.simulator import SimulatorProcess, running_simulator
+
+PASSWORD = "pw-Zq8-never-shown"
+_serial = itertools.count(1)
+
+
+def new_ids() -> tuple[str, str]:
+    n = next(_serial)
+    return f"4917600{n:06d}", f"35100000{n:07d}"
+
+
+def account(imei: str | None, **changes: object) -> CmmsAccount:
+    fields: dict[str, object] = {
+        "password": PASSWORD,
+        "imei": imei,
+        "profile": "Residential",
+        "domain": "acme.example",
+    }
+    return CmmsAccount.model_validate(fields | changes)
+
+
+def assert_no_secrets(exc: BaseException, *secrets: str) -> None:
+    """Neither the message, the repr nor the formatted traceback shows a secret."""
+    shown = str(exc) + repr(exc) + "".join(traceback.format_exception(exc))
+    for secret in secrets:
+        assert secret not in shown
+
+
+@pytest.fixture(scope="module")
+async def sim(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[SimulatorProcess]:
+    async with running_simulator(tmp_path_factory.mktemp("cmms-client")) as running:
+        yield running
+
+
+@pytest.fixture
+async def client(sim: SimulatorProcess) -> AsyncIterator[CmmsClient]:
+    await sim.clear_faults()
+    async with sim.client() as cmms:
+        yield cmms
+    await sim.clear_faults()
+
+
+async def test_upsert_get_and_delete(client: CmmsClient, sim: SimulatorProcess) -> None:
+    account_id, imei = new_ids()
+    created = await client.upsert_account(account_id, account(imei))
+    assert (created.account_id, created.imei, created.version, created.messaging_enabled) == (
+        account_id,
+        imei,
+        1,
+        True,
+    )
+    assert (await client.upsert_account(account_id, account(imei))).version == 1
+    updated = await client.upsert_account(account_id, account(imei, messaging_enabled=False))
+    assert (updated.version, updated.messaging_enabled) == (2, False)
+    assert await client.get_account(account_id) == updated
+
+    # the password went over the wire: the device receives it
+    device = await sim.http.post("/device/v1/provision", json={"imei": imei})
+    assert device.json()["password"] == PASSWORD
+
+    assert await client.delete_account(account_id) is True
+    assert await client.delete_account(account_id) is False
+    assert await client.get_account(account_id) is None
+
+
+async def test_unknown_profile_is_rejected_with_the_cmms_reason(client: CmmsClient, sim: SimulatorProcess) -> None:
+    account_id, imei = new_ids()
+    with pytest.raises(CmmsRejected) as caught:
+        await client.upsert_account(account_id, account(imei, profile="Gold"))
+    assert caught.value.status == 400
+    assert caught.value.reason == "unknown profile 'Gold'; known: Business, Residential"
+    assert "unknown profile 'Gold'" in str(caught.value)
+    assert_no_secrets(caught.value, PASSWORD, sim.token)
+
+
+async def test_imei_conflict_is_rejected(client: CmmsClient, sim: SimulatorProcess) -> None:
+    first, imei = new_ids()
+    second, _ = new_ids()
+    await client.upsert_account(first, account(imei))
+    with pytest.raises(CmmsRejected) as caught:
+        await client.upsert_account(second, account(imei))
+    assert caught.value.status == 409 and imei in caught.value.reason
+    assert_no_secrets(caught.value, PASSWORD, sim.token)
+
+
+async def test_a_validation_error_names_the_field_not_the_input(client: CmmsClient, sim: SimulatorProcess) -> None:
+    account_id, _ = new_ids()
+    invalid = account(None).model_copy(update={"imei": "1"})  # model_copy skips the IMEI check
+    with pytest.raises(CmmsRejected) as caught:
+        await client.upsert_account(account_id, invalid)
+    assert caught.value.status == 422 and caught.value.reason.startswith("body.imei:")
+    assert_no_secrets(caught.value, PASSWORD, sim.token)
+
+
+async def test_a_wrong_token_is_rejected_without_showing_it(sim: SimulatorProcess) -> None:
+    wrong = "tok-wrong-Yy7-secret"
+    async with CmmsClient(sim.base_url, wrong) as cmms:
+        with pytest.raises(CmmsRejected) as caught:
+            await cmms.get_account("4917600999999")
+    assert caught.value.status == 401
+    assert_no_secrets(caught.value, wrong, sim.token)
+
+
+async def test_an_outage_is_unavailable_with_retry_after(client: CmmsClient, sim: SimulatorProcess) -> None:
+    account_id, imei = new_ids()
+    await sim.set_faults(outage_seconds=30)
+    with pytest.raises(CmmsUnavailable) as caught:
+        await client.upsert_account(account_id, account(imei))
+    assert caught.value.status == 503
+    assert caught.value.retry_after is not None and 0 < caught.value.retry_after <= 30
+    assert_no_secrets(caught.value, PASSWORD, sim.token)
+    for call in (client.get_account(account_id), client.delete_account(account_id)):
+        with pytest.raises(CmmsUnavailable):
+            await call
+
+
+async def test_server_errors_and_rate_limits_are_unavailable(client: CmmsClient, sim: SimulatorProcess) -> None:
+    await sim.set_faults(error_rate=1.0)
+    with pytest.raises(CmmsUnavailable) as server_error:
+        await client.get_account("4917600999998")
+    assert server_error.value.status == 500 and server_error.value.retry_after is None
+
+    await sim.set_faults(rate_limit_per_second=1)
+    # Five calls in well under two seconds: at most two fit in the limit.
+    with pytest.raises(CmmsUnavailable) as limited:
+        for _ in range(5):
+            await client.get_account("4917600999998")
+    assert limited.value.status == 429 and limited.value.retry_after == 1.0
+
+
+async def test_connection_refused_is_unavailable() -> None:
+    token = "tok-nobody-listens"
+    async with CmmsClient(f"http://127.0.0.1:{free_port()}", token) as cmms:
+        with pytest.raises(CmmsUnavailable) as caught:
+            await cmms.upsert_account("4917600999997", account(None))
+    assert caught.value.status is None
+    assert_no_secrets(caught.value, PASSWORD, token)
+
+
+async def test_a_slow_cmms_times_out_as_unavailable(sim: SimulatorProcess) -> None:
+    await sim.set_faults(latency_ms=1500)
+    try:
+        async with sim.client(timeout=0.3) as cmms:
+            with pytest.raises(CmmsUnavailable) as caught:
+                await cmms.upsert_account("4917600999996", account(None))
+    finally:
+        await sim.clear_faults()
+    assert caught.value.status is None and "timed out" in str(caught.value)
+    assert_no_secrets(caught.value, PASSWORD, sim.token)
+
+
+# --- odd answers, from a mock transport ---
+
+
+def mock_client(handler: httpx.MockTransport) -> CmmsClient:
+    return CmmsClient("http://cmms.test", "tok-mock-secret", transport=handler)
+
+
+async def test_an_echoed_secret_is_scrubbed_from_the_reason() -> None:
+    def echo(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(400, text=f"bad request: {request.content.decode()} {request.headers['authorization']}")
+
+    async with mock_client(httpx.MockTransport(echo)) as cmms:
+        with pytest.raises(CmmsRejected) as caught:
+            await cmms.upsert_account("4917600999995", account(None))
+    assert "***" in caught.value.reason
+    assert_no_secrets(caught.value, PASSWORD, "tok-mock-secret")
+
+
+async def test_a_non_json_error_body_and_a_long_reason() -> None:
+    def html(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(502, text="<html>" + "x" * 1000 + "</html>", headers={"Retry-After": "7"})
+
+    async with mock_client(httpx.MockTransport(html)) as cmms:
+        with pytest.raises(CmmsUnavailable) as caught:
+            await cmms.get_account("4917600999994")
+    assert caught.value.status == 502 and caught.value.retry_after == 7.0
+    assert "<html>" in str(caught.value) and len(str(caught.value)) < 400
+
+
+async def test_retry_after_as_an_http_date() -> None:
+    def limited(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            429, json={"detail": "slow down"}, headers={"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}
+        )
+
+    async with mock_client(httpx.MockTransport(limited)) as cmms:
+        with pytest.raises(CmmsUnavailable) as caught:
+            await cmms.delete_account("4917600999993")
+    assert caught.value.retry_after == 0.0 and "slow down" in str(caught.value)
+
+
+async def test_a_garbled_success_is_unavailable() -> None:
+    def garbled(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, text="<html>proxy</html>")
+
+    async with mock_client(httpx.MockTransport(garbled)) as cmms:
+        with pytest.raises(CmmsUnavailable):
+            await cmms.get_account("4917600999992")
+
+
+def test_every_error_is_a_cmms_error() -> None:
+    assert issubclass(CmmsUnavailable, CmmsError) and issubclass(CmmsRejected, CmmsError)

@@ -1,0 +1,104 @@
+"""One long-lived workflow per account keeps its CMMS record in line with billing.
+
+Every change to an account, or to what it depends on (its customer's profile and domain, its
+wallet), signals `changed` or calls the `sync` update. The workflow pushes the *current* desired
+state, one push at a time: changes reach the CMMS in the order they were made, a burst of changes
+coalesces into one push, and a stale value can never overwrite a newer one.
+"""
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.provisioning import ProvisioningActivities
+    from contracts.provisioning import (
+        AccountSyncResult,
+        AccountWorkflowInput,
+        ProvisionAccountInput,
+        ProvisionAccountResult,
+    )
+    from workflows.policies import cmms_step
+
+# Continue-as-new well before the history grows large (anchors.md: warning at 10,240 events).
+MAX_PUSHES_PER_RUN = 200
+
+
+@workflow.defn
+class AccountWorkflow:
+    @workflow.init
+    def __init__(self, start: AccountWorkflowInput) -> None:
+        self._account_id = start.account_id
+        self._requested = start.pending_changes  # changes asked for so far in this run
+        self._pushed = 0  # changes the CMMS has seen, counted the same way
+        self._wake_at = start.wake_at
+        self._last: ProvisionAccountResult | None = None
+        self._last_error: str | None = None
+
+    @workflow.signal
+    def changed(self) -> None:
+        """Billing changed something the CMMS holds: push the current state soon."""
+        self._requested += 1
+
+    @workflow.update
+    async def sync(self) -> AccountSyncResult:
+        """Push the current state and answer once the CMMS holds it (or the account is gone)."""
+        self._requested += 1
+        ticket = self._requested
+        await workflow.wait_condition(lambda: self._pushed >= ticket)
+        last = self._last
+        return AccountSyncResult(
+            account_id=self._account_id,
+            cmms_version=last.cmms_version if last else None,
+            removed=bool(last and last.removed),
+        )
+
+    @workflow.query
+    def last_error(self) -> str | None:
+        return self._last_error
+
+    @workflow.run
+    async def run(self, start: AccountWorkflowInput) -> ProvisionAccountResult | None:
+        pushes = 0
+        while True:
+            if not await self._wait_for_work():
+                self._requested += 1  # woken by the clock: the desired state changed by itself
+            ticket = self._requested
+            try:
+                self._last = await workflow.execute_activity_method(
+                    ProvisioningActivities.provision_account,
+                    ProvisionAccountInput(account_id=self._account_id),
+                    **cmms_step(),
+                )
+                self._last_error = None
+                self._wake_at = self._last.wake_at
+            except ActivityError as err:
+                # A refusal for good (an unknown profile, say): billing shows it on the account; the
+                # next change tries again. The workflow itself stays alive for the account.
+                self._last_error = str(err.cause or err)
+            self._pushed = ticket
+            pushes += 1
+            if self._last is not None and self._last.removed:
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                return self._last
+            if pushes >= MAX_PUSHES_PER_RUN or workflow.info().is_continue_as_new_suggested():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(
+                    AccountWorkflowInput(
+                        account_id=self._account_id,
+                        pending_changes=max(0, self._requested - self._pushed),
+                        wake_at=self._wake_at,
+                    )
+                )
+
+    async def _wait_for_work(self) -> bool:
+        """Wait for a change, or until the desired state changes by itself; False when the clock woke us."""
+        timeout: timedelta | None = None
+        if self._wake_at is not None:
+            timeout = max(self._wake_at - workflow.now(), timedelta(0))
+        try:
+            await workflow.wait_condition(lambda: self._requested > self._pushed, timeout=timeout)
+        except TimeoutError:
+            return False
+        return True
