@@ -16,21 +16,57 @@ from temporalio.worker import Worker
 
 from activities.orders import OrderActivities
 from activities.provisioning import ProvisioningActivities
+from activities.rollouts import RolloutActivities
+from activities.signups import SignupActivities
+from activities.wallets import MessagingRolloutActivities
 from billing.db import SessionMaker, make_engine, make_sessionmaker
 from cmms.client import CmmsClient
+from core.logging import configure_logging
 from core.settings import Settings, get_settings
-from core.temporal import connect
+from core.temporal import connect, metrics_runtime
 from workflows.account import AccountWorkflow
+from workflows.customer_rollout import CustomerRolloutWorkflow
+from workflows.messaging_rollout import MessagingRolloutWorkflow
 from workflows.mvno_order import MvnoOrderWorkflow
+from workflows.ott_signup import OttSignupWorkflow
 from workflows.policies import cmms_task_queue
 
-WORKFLOWS: Sequence[type] = [MvnoOrderWorkflow, AccountWorkflow]
+WORKFLOWS: Sequence[type] = [
+    MvnoOrderWorkflow,
+    AccountWorkflow,
+    CustomerRolloutWorkflow,
+    MessagingRolloutWorkflow,
+    OttSignupWorkflow,
+]
 
 
 def billing_activities(sessions: SessionMaker, settings: Settings) -> list[Callable[..., Any]]:
     """Activities on the main task queue, bound to the clients they use."""
     orders = OrderActivities(sessions)
     return [orders.create_order_account, orders.complete_order, orders.fail_order]
+
+
+def rollout_activities(client: Client, sessions: SessionMaker, settings: Settings) -> list[Callable[..., Any]]:
+    """A customer's rollout (use case 3): its steps call the accounts' workflows through `client`."""
+    rollouts = RolloutActivities(sessions, client, settings)
+    return [rollouts.list_rollout_accounts, rollouts.sync_rollout_accounts]
+
+
+def messaging_activities(client: Client, sessions: SessionMaker, settings: Settings) -> list[Callable[..., Any]]:
+    """A product's messaging policy rollout (use case 4): tells the accounts' workflows through `client`."""
+    rollout = MessagingRolloutActivities(sessions, client, settings)
+    return [rollout.signal_product_accounts]
+
+
+def signup_activities(sessions: SessionMaker, settings: Settings) -> list[Callable[..., Any]]:
+    """OTT signups (use case 2): send the code by SMS, record the signup, create the number's account."""
+    signups = SignupActivities(sessions, settings)
+    return [
+        signups.send_signup_code,
+        signups.record_signup,
+        signups.create_signup_account,
+        signups.discard_signup_account,
+    ]
 
 
 def cmms_activities(sessions: SessionMaker, cmms: CmmsClient, settings: Settings) -> list[Callable[..., Any]]:
@@ -44,7 +80,10 @@ def build_workers(client: Client, settings: Settings, sessions: SessionMaker, cm
         client,
         task_queue=settings.temporal_task_queue,
         workflows=WORKFLOWS,
-        activities=billing_activities(sessions, settings),
+        activities=billing_activities(sessions, settings)
+        + rollout_activities(client, sessions, settings)
+        + messaging_activities(client, sessions, settings)
+        + signup_activities(sessions, settings),
         max_concurrent_activities=100,
     )
     cmms_calls = Worker(
@@ -59,9 +98,10 @@ def build_workers(client: Client, settings: Settings, sessions: SessionMaker, cm
 
 async def main() -> None:
     settings = get_settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(settings)
     engine = make_engine(settings.database_url)
-    client = await connect(settings)
+    # The SDK's own metrics (task latencies, slots, polls) for Prometheus, on WORKER_METRICS_PORT.
+    client = await connect(settings, runtime=metrics_runtime(settings))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -7,7 +7,7 @@ from temporalio.exceptions import ApplicationError
 from billing.credentials import new_sip_password
 from billing.db import SessionMaker, transaction
 from billing.models import Account, AccountStatus, Order, OrderStatus, utcnow
-from contracts.orders import FailOrderInput, OrderAccount, OrderRef
+from contracts.orders import ORDER_NOT_FOUND, FailOrderInput, OrderAccount, OrderRef
 
 # The ApplicationError type when an order's account id or IMEI is taken by another account.
 ACCOUNT_CONFLICT = "AccountConflict"
@@ -22,7 +22,9 @@ class OrderActivities:
         """Create the order's billing account (pending until the CMMS has it); safe to repeat."""
         origin = f"order:{ref.order_id}"
         async with transaction(self._sessions) as session:
-            order = await session.get_one(Order, ref.order_id, with_for_update=True)
+            order = await session.get(Order, ref.order_id, with_for_update=True)
+            if order is None:  # only a hand-started run can get here: the API stores the order first
+                raise ApplicationError(f"order {ref.order_id} does not exist", type=ORDER_NOT_FOUND, non_retryable=True)
             existing = await session.get(Account, order.account_id)
             if existing is not None:
                 if existing.created_by == origin:

@@ -3,12 +3,15 @@
 import uvicorn
 
 from api.app import create_app
+from core.logging import configure_logging
 from core.settings import get_settings
 
 
 def main() -> None:
     settings = get_settings()
-    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_level="info")
+    configure_logging(settings)
+    # log_config=None: uvicorn's lines go through the structured handler configured above.
+    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_config=None)
 
 
 if __name__ == "__main__":

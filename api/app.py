@@ -7,8 +7,9 @@ from fastapi import FastAPI
 
 from api.auth import KeyRing
 from api.deps import AppState
+from api.metrics import install_metrics
 from api.problems import install_problem_handlers
-from api.routers import accounts, customer_classes, customers, orders, products, resellers
+from api.routers import accounts, customer_classes, customers, orders, products, resellers, signups, wallets
 from billing.db import make_engine, make_sessionmaker
 from core.settings import Settings, get_settings
 from core.temporal import connect
@@ -20,6 +21,8 @@ ROUTERS = [
     products.router,
     orders.router,
     accounts.router,
+    wallets.router,
+    signups.router,
 ]
 
 
@@ -45,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_problem_handlers(app)
+    install_metrics(app)  # Prometheus at /metrics (issue 6)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

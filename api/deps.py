@@ -46,7 +46,13 @@ async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+def get_sessions(state: StateDep) -> SessionMaker:
+    return state.sessions
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+# For handlers that call Temporal too: open short sessions, closed before the call.
+SessionsDep = Annotated[SessionMaker, Depends(get_sessions)]
 TemporalDep = Annotated[Client, Depends(get_temporal)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 

@@ -61,7 +61,9 @@ def make_engine(database_url: str) -> AsyncEngine:
     ensure_sqlite_dir(database_url)
     url = async_url(database_url)
     if make_url(url).get_backend_name() == "sqlite":
-        engine = create_async_engine(url, connect_args={"timeout": 10})
+        # One connection a process: its sessions queue in order for it instead of spinning on SQLite's
+        # busy handler, and only the API and the worker ever contend for the file's write lock.
+        engine = create_async_engine(url, connect_args={"timeout": 30}, pool_size=1, max_overflow=0, pool_timeout=60)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin_immediate)
         return engine

@@ -7,6 +7,8 @@ from typing import Any, TypeVar
 from sqlalchemy import JSON, Column, DateTime, Dialect, String, TypeDecorator, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from billing.encrypted import EncryptedString
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -146,7 +148,8 @@ class Account(SQLModel, table=True):
     customer_id: str = Field(foreign_key="customer.customer_id", index=True)
     product_id: str = Field(foreign_key="product.product_id", index=True)
     imei: str | None = Field(default=None, max_length=15, index=True)
-    sip_password: str = Field(max_length=512)  # kept for provisioning; no API view carries it
+    # Kept for provisioning, encrypted at rest (billing.encrypted); no API view carries it.
+    sip_password: str = Field(sa_column=Column(EncryptedString("account.sip_password", 512), nullable=False))
     status: AccountStatus = _enum(AccountStatus.pending)
     provisioning_state: ProvisioningState = _enum(ProvisioningState.in_progress)
     last_error: str | None = Field(default=None, max_length=1000)
@@ -168,7 +171,9 @@ class Order(SQLModel, table=True):
     account_id: str = Field(max_length=64, index=True)
     imei: str = Field(max_length=15)
     # A password the website chose: held only until the account takes it, then cleared.
-    requested_password: str | None = Field(default=None, max_length=512)
+    requested_password: str | None = Field(
+        default=None, sa_column=Column(EncryptedString("orders.requested_password", 512), nullable=True)
+    )
     fingerprint: str = Field(max_length=64)  # keyed hash of the request, to tell a repeat from a conflict
     status: OrderStatus = _enum(OrderStatus.accepted)
     error: str | None = Field(default=None, max_length=1000)
@@ -202,6 +207,8 @@ class WalletMovement(SQLModel, table=True):
     balance_after: int
     expires_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
     idempotency_key: str | None = Field(default=None, max_length=200)
+    # A hash of the request that carried the key: the same key with another request is refused.
+    fingerprint: str | None = Field(default=None, max_length=64)
     created_at: datetime = _created()
 
 

@@ -1,10 +1,12 @@
 """What the CMMS should hold for an account, derived from billing (use case 3's fallbacks)."""
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from billing.models import Account, AccountStatus, Customer, Reseller
+from billing.messaging import desired_messaging
+from billing.models import Account, AccountStatus, Customer, Reseller, utcnow
 from contracts.cmms import CmmsAccount
 from core.settings import Settings
 
@@ -25,8 +27,10 @@ def effective_profile(customer: Customer, reseller: Reseller | None, settings: S
     return EffectiveProfile(profile=fields.get(PROFILE_FIELD) or settings.default_profile, domain=domain)
 
 
-async def desired_cmms_account(session: AsyncSession, account: Account, settings: Settings) -> CmmsAccount:
-    """The full record the CMMS should hold for `account` now."""
+async def desired_cmms_account(
+    session: AsyncSession, account: Account, settings: Settings, *, now: datetime | None = None
+) -> CmmsAccount:
+    """The full record the CMMS should hold for `account` at `now` (default: the clock's now)."""
     customer = await session.get_one(Customer, account.customer_id)
     reseller = await session.get(Reseller, customer.reseller_id) if customer.reseller_id else None
     effective = effective_profile(customer, reseller, settings)
@@ -36,4 +40,5 @@ async def desired_cmms_account(session: AsyncSession, account: Account, settings
         profile=effective.profile,
         domain=effective.domain,
         blocked=account.status == AccountStatus.blocked,
+        messaging_enabled=(await desired_messaging(session, account, now or utcnow())).enabled,
     )

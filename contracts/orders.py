@@ -2,6 +2,9 @@
 
 from pydantic import BaseModel
 
+# The ApplicationError type of a run started for an order billing does not have: the run fails.
+ORDER_NOT_FOUND = "OrderNotFound"
+
 
 def order_workflow_id(order_id: str) -> str:
     """The order's workflow id: a business key, so a repeated order never provisions twice."""

@@ -1,6 +1,6 @@
 """The one provisioning step every use case shares: bring the CMMS in line with an account."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pydantic import BaseModel
 
@@ -8,10 +8,16 @@ from pydantic import BaseModel
 CMMS_REJECTED = "CmmsRejected"
 # ... and of a provisioning request for an account billing does not have.
 ACCOUNT_NOT_FOUND = "AccountNotFound"
+# The longest wait between two tries at an unavailable CMMS, even when it asks for more (Retry-After):
+# a CMMS that comes back is used within seconds.
+CMMS_MAX_RETRY_INTERVAL = timedelta(seconds=5)
 
 
 class ProvisionAccountInput(BaseModel):
     account_id: str
+    # The caller's clock (the workflow's `workflow.now()`), for decisions that depend on time (a wallet
+    # expiring): under a time-skipping test server it runs ahead of the wall clock.
+    as_of: datetime | None = None
 
 
 class ProvisionAccountResult(BaseModel):

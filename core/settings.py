@@ -7,8 +7,16 @@ from typing import Literal
 from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core.crypto import KeyRing
+
 VAR_DIR = Path("var")
 DEV_SECRET_KEY = "dev-secret-key-change-me"
+# Development-only keys (issue 6): fixed so `make run` and the tests work out of the box, refused in production.
+DEV_PAYLOAD_KEYS = "dev:ZGV2LXBheWxvYWQta2V5LW5ldmVyLWluLXByb2QhISE="
+DEV_DATABASE_ENCRYPTION_KEYS = "dev:ZGV2LWRhdGFiYXNlLWtleS1uZXZlci1pbi1wcm9kISE="
+DEV_CODEC_SERVER_TOKEN = "dev-codec-token"
+DEV_API_KEYS = "dev-website-key:website,dev-cmms-key:cmms,dev-admin-key:admin"
+DEV_CMMS_TOKEN = "dev-cmms-token"
 
 
 class Settings(BaseSettings):
@@ -30,11 +38,11 @@ class Settings(BaseSettings):
     # API
     api_host: str = "127.0.0.1"
     api_port: int = 8000
-    api_keys: SecretStr = SecretStr("dev-website-key:website,dev-cmms-key:cmms,dev-admin-key:admin")
+    api_keys: SecretStr = SecretStr(DEV_API_KEYS)
 
     # CMMS (the simulator by default)
     cmms_url: str = "http://127.0.0.1:8100"
-    cmms_token: SecretStr = SecretStr("dev-cmms-token")
+    cmms_token: SecretStr = SecretStr(DEV_CMMS_TOKEN)
     cmms_timeout_seconds: float = 10.0
     # Most CMMS calls a second, across every worker (the Temporal server enforces it); unset: no limit.
     cmms_rate_limit_per_second: float | None = None
@@ -50,14 +58,90 @@ class Settings(BaseSettings):
     signup_allowed_countries: str = ""
     ott_customer_id: str = "ott"
     ott_product_id: str = "ott-standard"
+    # OTT signups (use case 2): the code policy (anchors.md), the API's rate limits, the SMS gateway.
+    signup_code_digits: int = 6
+    signup_code_ttl_seconds: int = 600
+    signup_max_attempts: int = 5
+    signup_max_sends: int = 5
+    signup_resend_cooldown_seconds: int = 30
+    # Signup requests (start and resend) per phone number, and per API client, in a sliding window.
+    signup_number_limit: int = 10
+    signup_number_window_seconds: int = 3600
+    signup_client_limit: int = 600
+    signup_client_window_seconds: int = 60
+    # How long a verify call waits for the account to be provisioned before answering 503.
+    signup_verify_timeout_seconds: float = 20.0
+    # `{code}` and `{minutes}` are filled in.
+    sms_template: str = "Your security code is {code}. It expires in {minutes} minutes."
+    # Kannel's sendsms interface (the simulator's sink by default).
+    sms_gateway_url: str = "http://127.0.0.1:8100/cgi-bin/sendsms"
+    sms_username: str = "kannel"
+    sms_password: SecretStr = SecretStr("kannel-dev")
+    sms_timeout_seconds: float = 5.0
+
+    # Customized provisioning (use case 3): the profiles the CMMS knows, checked at the API (empty: any),
+    # and how a customer's rollout walks its accounts: ids per page, CMMS syncs in flight at once.
+    cmms_profiles: str = "Residential,Business"
+    rollout_page_size: int = 200
+    rollout_window: int = 50
 
     log_level: str = "INFO"
 
+    # Secrets and observability (issue 6). Key rings are `kid:base64url-32-bytes,...`: the first
+    # encrypts, all decrypt, so a key is rotated by putting a new one first and keeping the old after it.
+    payload_keys: SecretStr = SecretStr(DEV_PAYLOAD_KEYS)  # Temporal payloads (core.codec)
+    database_encryption_keys: SecretStr = SecretStr(DEV_DATABASE_ENCRYPTION_KEYS)  # SIP passwords at rest
+    # The codec server the Temporal UI decodes payloads with: loopback unless told otherwise.
+    codec_server_host: str = "127.0.0.1"
+    codec_server_port: int = 8234
+    codec_server_token: SecretStr = SecretStr(DEV_CODEC_SERVER_TOKEN)
+    codec_server_cors_origins: str = "http://127.0.0.1:8233,http://localhost:8233"  # the UI's origins
+    codec_server_session_hours: int = 8  # how long an operator's codec login cookie lasts
+    # Prometheus: the worker's SDK metrics on this loopback port (0: none); the API serves /metrics itself.
+    worker_metrics_host: str = "127.0.0.1"
+    worker_metrics_port: int = 9464
+    log_format: Literal["logfmt", "json"] = "logfmt"
+
     @model_validator(mode="after")
     def _refuse_dev_secrets_in_production(self) -> "Settings":
-        if self.environment == "production" and self.secret_key.get_secret_value() == DEV_SECRET_KEY:
-            raise ValueError("SECRET_KEY must be set outside development")
+        if self.environment != "production":
+            return self
+        defaults = {
+            "SECRET_KEY": (self.secret_key, DEV_SECRET_KEY),
+            "API_KEYS": (self.api_keys, DEV_API_KEYS),
+            "CMMS_TOKEN": (self.cmms_token, DEV_CMMS_TOKEN),
+            "PAYLOAD_KEYS": (self.payload_keys, DEV_PAYLOAD_KEYS),
+            "DATABASE_ENCRYPTION_KEYS": (self.database_encryption_keys, DEV_DATABASE_ENCRYPTION_KEYS),
+            "CODEC_SERVER_TOKEN": (self.codec_server_token, DEV_CODEC_SERVER_TOKEN),
+        }
+        for name, (value, default) in defaults.items():
+            # A development key anywhere in a key ring is refused, not only in first place.
+            if value.get_secret_value() == default or (name.endswith("KEYS") and default in value.get_secret_value()):
+                raise ValueError(f"{name} must be set outside development")
         return self
+
+    @model_validator(mode="after")
+    def _key_rings_parse(self) -> "Settings":
+        # Fail at start-up, naming the setting (KeyRing's errors name key ids, never keys).
+        for name, ring in (
+            ("PAYLOAD_KEYS", self.payload_keys),
+            ("DATABASE_ENCRYPTION_KEYS", self.database_encryption_keys),
+        ):
+            try:
+                KeyRing.parse(ring.get_secret_value())
+            except ValueError as err:
+                raise ValueError(f"{name}: {err}") from None
+        return self
+
+    @property
+    def codec_server_origins(self) -> list[str]:
+        """The Temporal UI origins the codec server answers cross-origin calls from."""
+        return [o.strip() for o in self.codec_server_cors_origins.split(",") if o.strip()]
+
+    @property
+    def known_profiles(self) -> frozenset[str]:
+        """The profile names the CMMS accepts (empty: not known up front, the CMMS decides)."""
+        return frozenset(p.strip() for p in self.cmms_profiles.split(",") if p.strip())
 
     @property
     def allowed_countries(self) -> frozenset[str]:

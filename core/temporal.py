@@ -1,21 +1,43 @@
 """The one place that builds a Temporal client: API, worker, tests and scripts all call `connect`."""
 
+import dataclasses
+
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import DataConverter
+from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
+from core.codec import EncryptionCodec
+from core.crypto import KeyRing
 from core.settings import Settings
 
 
 def data_converter(settings: Settings) -> DataConverter:
-    """How every payload is encoded: pydantic models as JSON (test environments use it too)."""
-    return pydantic_data_converter
+    """Pydantic models as JSON, then encrypted (`core.codec`); failures' messages and stack traces
+    are moved into an encoded payload too, so nothing readable is left in the history."""
+    codec = EncryptionCodec(KeyRing.parse(settings.payload_keys.get_secret_value()))
+    return dataclasses.replace(
+        pydantic_data_converter,
+        payload_codec=codec,
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+    )
 
 
-async def connect(settings: Settings, *, address: str | None = None) -> Client:
-    """Connect to the settings' Temporal server (or `address`) with the project's data converter."""
+def metrics_runtime(settings: Settings) -> Runtime | None:
+    """A Temporal runtime exporting the SDK's own metrics (task latencies, slots, polls) for
+    Prometheus on `WORKER_METRICS_HOST:WORKER_METRICS_PORT`; None when the port is 0."""
+    if not settings.worker_metrics_port:
+        return None
+    bind = f"{settings.worker_metrics_host}:{settings.worker_metrics_port}"
+    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=bind)))
+
+
+async def connect(settings: Settings, *, address: str | None = None, runtime: Runtime | None = None) -> Client:
+    """Connect to the settings' Temporal server (or `address`) with the project's data converter;
+    `runtime` carries telemetry (the worker passes `metrics_runtime`), the default one otherwise."""
     return await Client.connect(
         address or settings.temporal_address,
         namespace=settings.temporal_namespace,
         data_converter=data_converter(settings),
+        runtime=runtime,
     )

@@ -39,11 +39,13 @@ async def main() -> int:
     supervisor = Supervisor()
     supervisor.handle_signals()
     try:
+        codec = f"http://{settings.codec_server_host}:{settings.codec_server_port}"
         args = dev_server_args(
             host=temporal_host,
             port=int(temporal_port),
             ui_port=settings.temporal_ui_port,
             db_file=VAR_DIR / "temporal.sqlite3",
+            codec_endpoint=codec,
         )
         await supervisor.start(
             Child("temporal", [str(cli_path()), *args]),
@@ -56,6 +58,9 @@ async def main() -> int:
         await supervisor.start(
             Child("cmms-sim", [python, "-m", "simulator"]), lambda: _http_ok(f"http://127.0.0.1:{sim_port}/healthz")
         )
+        await supervisor.start(
+            Child("codec-server", [python, "-m", "codec_server"]), lambda: _http_ok(f"{codec}/healthz")
+        )
         await supervisor.start(Child("worker", [python, "worker.py"]), _started)
         api = f"http://{settings.api_host}:{settings.api_port}"
         await supervisor.start(Child("api", [python, "-m", "api"]), lambda: _http_ok(f"{api}/healthz"))
@@ -67,7 +72,9 @@ async def main() -> int:
         "\n[devstack] running — Ctrl-C stops everything\n"
         f"  API            {api}  (docs: {api}/docs)\n"
         f"  Temporal       {settings.temporal_address}  (UI: http://{temporal_host}:{settings.temporal_ui_port})\n"
+        f"  codec server   {codec}  (sign in at {codec}/login, token CODEC_SERVER_TOKEN; see README)\n"
         f"  CMMS simulator http://127.0.0.1:{sim_port}\n"
+        f"  metrics        {api}/metrics, worker http://{settings.worker_metrics_host}:{settings.worker_metrics_port}/metrics\n"
         f"  billing DB     {settings.database_url}\n",
         flush=True,
     )

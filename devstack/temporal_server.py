@@ -16,10 +16,15 @@ def test_server_path() -> Path:
     return Path(sys.executable).parent / "temporal-test-server"
 
 
-def dev_server_args(*, host: str, port: int, ui_port: int | None, db_file: Path | None) -> list[str]:
-    """Arguments to `temporal server start-dev`: file-backed SQLite with WAL when `db_file` is given."""
-    args = ["server", "start-dev", "--ip", host, "--port", str(port), "--log-level", "warn"]
+def dev_server_args(
+    *, host: str, port: int, ui_port: int | None, db_file: Path | None, codec_endpoint: str | None = None
+) -> list[str]:
+    """Arguments to `temporal server start-dev`: file-backed SQLite with WAL when `db_file` is given;
+    the UI decodes payloads through the codec server at `codec_endpoint` when given."""
+    args = ["server", "start-dev", "--ip", host, "--port", str(port), "--log-level", "error"]
     args += ["--ui-port", str(ui_port)] if ui_port else ["--headless"]
+    if ui_port and codec_endpoint:
+        args += ["--ui-codec-endpoint", codec_endpoint]
     if db_file is not None:
         # WAL and synchronous=normal more than double the server's throughput on SQLite (anchors.md).
         args += ["--db-filename", str(db_file), "--sqlite-pragma", "journal_mode=wal"]

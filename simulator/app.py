@@ -8,7 +8,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from simulator import control, device, provisioning, sms
+from simulator import app_side, control, device, provisioning, sms
 from simulator.deps import SimState
 from simulator.faults import Faults
 from simulator.settings import SimulatorSettings
@@ -39,6 +39,7 @@ def create_app(settings: SimulatorSettings) -> FastAPI:
     app.include_router(device.router, tags=["device"])
     app.include_router(sms.router, tags=["sms"])
     app.include_router(control.router, tags=["simulator"])
+    app.include_router(app_side.router, tags=["app"])
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

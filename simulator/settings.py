@@ -21,6 +21,9 @@ class SimulatorSettings(BaseSettings):
     cmms_sim_profiles: str = "Residential,Business"
     sms_username: str = "kannel"
     sms_password: SecretStr = SecretStr("kannel-dev")
+    # The app side of OTT signups: where the CMMS relays the app's calls, and the key it uses.
+    billing_api_url: str = "http://127.0.0.1:8000"
+    billing_api_key: SecretStr = SecretStr("dev-cmms-key")
 
     @property
     def profiles(self) -> frozenset[str]:

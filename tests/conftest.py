@@ -11,7 +11,7 @@ from core.temporal import data_converter
 from devstack.temporal_server import cli_path, test_server_path
 from tests.support.database import migrate, postgres_database
 from tests.support.simulator import SimulatorProcess, running_simulator
-from tests.support.stack import Stack, running_stack, test_settings
+from tests.support.stack import Stack, running_stack, stack_settings
 
 
 def _address(env: WorkflowEnvironment) -> str:
@@ -71,5 +71,5 @@ def billing_database(request: pytest.FixtureRequest, tmp_path_factory: pytest.Te
 @pytest.fixture(scope="module")
 async def stack(dev_server: str, billing_database: str, sim: SimulatorProcess) -> AsyncIterator[Stack]:
     """API (real socket) → Temporal dev server → worker → CMMS simulator (real process)."""
-    async with running_stack(test_settings(dev_server, billing_database, sim), sim) as running:
+    async with running_stack(stack_settings(dev_server, billing_database, sim), sim) as running:
         yield running

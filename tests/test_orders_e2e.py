@@ -114,13 +114,20 @@ async def test_an_order_waits_out_a_cmms_outage(stack: Stack, faulty_sim: Simula
 
 
 async def test_a_cmms_rejection_fails_the_order_and_leaves_no_account(stack: Stack) -> None:
-    catalog = await seed_catalog(stack, custom_fields={"profileName": "Platinum"})  # unknown to the CMMS
+    catalog = await seed_catalog(stack)
     body = order_body(catalog, account_id=f"rej-{time.time_ns()}")
+    # The CMMS already gives this IMEI to an account billing does not know: it refuses the new one (409).
+    squatter = {
+        "password": "Squatter-Secret-1",
+        "imei": body["account"]["imei"],
+        "profile": "Residential",
+        "domain": "x.example",
+    }
+    put = await stack.sim.http.put(f"/api/v1/accounts/squatter-{time.time_ns()}", json=squatter, headers=stack.sim.auth)
+    assert put.status_code == 201
     await submit(stack, body)
     order = await finished(stack, body["order_id"])
     assert order["status"] == "failed"
-    assert "unknown profile" in order["error"].lower() and "Platinum" in order["error"]
+    assert "rejected" in order["error"].lower() and "imei" in order["error"].lower()
     assert (await stack.api.get(f"/v1/accounts/{order['account_id']}", headers=stack.admin)).status_code == 404
     assert await stack.sim.get_record(order["account_id"]) is None
-    device = await stack.sim.http.post("/device/v1/provision", json={"imei": body["account"]["imei"]})
-    assert device.status_code == 404

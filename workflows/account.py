@@ -68,7 +68,7 @@ class AccountWorkflow:
             try:
                 self._last = await workflow.execute_activity_method(
                     ProvisioningActivities.provision_account,
-                    ProvisionAccountInput(account_id=self._account_id),
+                    ProvisionAccountInput(account_id=self._account_id, as_of=workflow.now()),
                     **cmms_step(),
                 )
                 self._last_error = None

@@ -6,7 +6,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities.orders import OrderActivities
     from activities.provisioning import ProvisioningActivities
-    from contracts.orders import FailOrderInput, MvnoOrderInput, MvnoOrderResult, OrderRef
+    from contracts.orders import ORDER_NOT_FOUND, FailOrderInput, MvnoOrderInput, MvnoOrderResult, OrderRef
     from contracts.provisioning import ProvisionAccountInput
     from workflows.policies import DB_STEP, cmms_step
 
@@ -26,6 +26,8 @@ class MvnoOrderWorkflow:
                 **cmms_step(),
             )
         except ActivityError as err:
+            if isinstance(err.cause, ApplicationError) and err.cause.type == ORDER_NOT_FOUND:
+                raise ApplicationError(err.cause.message, type=ORDER_NOT_FOUND, non_retryable=True) from err
             reason = _reason(err)
             await workflow.execute_activity_method(
                 OrderActivities.fail_order, FailOrderInput(order_id=order.order_id, reason=reason), **DB_STEP

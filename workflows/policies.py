@@ -6,7 +6,7 @@ from typing import NotRequired, TypedDict
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
-from contracts.provisioning import ACCOUNT_NOT_FOUND, CMMS_REJECTED
+from contracts.provisioning import ACCOUNT_NOT_FOUND, CMMS_MAX_RETRY_INTERVAL, CMMS_REJECTED
 
 
 class StepOptions(TypedDict):
@@ -27,13 +27,13 @@ DB_STEP: StepOptions = {
 }
 
 # CMMS calls: retried without end while the CMMS is unavailable (an order waits out an outage),
-# never when it refuses for good. The 5 s cap means a CMMS that comes back is used within seconds.
+# never when it refuses for good.
 _CMMS_STEP: StepOptions = {
     "start_to_close_timeout": timedelta(seconds=30),
     "retry_policy": RetryPolicy(
         initial_interval=timedelta(milliseconds=500),
         backoff_coefficient=2.0,
-        maximum_interval=timedelta(seconds=5),
+        maximum_interval=CMMS_MAX_RETRY_INTERVAL,
         non_retryable_error_types=[CMMS_REJECTED, ACCOUNT_NOT_FOUND],
     ),
 }

@@ -16,7 +16,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from api.auth import Role
-from api.deps import SessionDep, SettingsDep, TemporalDep, require
+from api.deps import SessionDep, SessionsDep, SettingsDep, TemporalDep, require
 from api.fields import Imei, ResourceId, SipPassword
 from api.persistence import get_or_404, unknown_reference
 from api.problems import Problem
@@ -62,38 +62,52 @@ class OrderPublic(BaseModel):
 
 @router.post("", status_code=202, responses={200: {"description": "The same order again: it is unchanged"}})
 async def submit_order(
-    body: OrderCreate, session: SessionDep, temporal: TemporalDep, settings: SettingsDep, response: Response
+    body: OrderCreate, sessions: SessionsDep, temporal: TemporalDep, settings: SettingsDep, response: Response
 ) -> OrderPublic:
     """Accept an order and start its provisioning; the same order again answers what it already is."""
     fingerprint = _fingerprint(settings, body)
+    # Short sessions, closed before Temporal is called: SQLite holds its write lock while one is open.
+    async with sessions() as session:
+        order, created = await _accept(session, body, fingerprint)
+    if not created:
+        if not hmac.compare_digest(order.fingerprint, fingerprint):
+            raise Problem(409, f"order {body.order_id!r} already exists with different content")
+        response.status_code = 200
+    if created or order.status == OrderStatus.accepted:  # a repeat also starts what a crash left unstarted
+        await _start(temporal, settings, order)
+    async with sessions() as session:
+        return await _view(session, order)
+
+
+async def _accept(session: AsyncSession, body: OrderCreate, fingerprint: str) -> tuple[Order, bool]:
+    """The stored order for `body.order_id`, and whether this request created it."""
     existing = await session.get(Order, body.order_id)
-    if existing is None:
+    if existing is not None:
+        return existing, False
+    try:
         await _check_references(session, body)
-        order = Order(
-            order_id=body.order_id,
-            customer_id=body.customer_id,
-            product_id=body.product_id,
-            account_id=body.account.account_id or new_account_id(),
-            imei=body.account.imei,
-            requested_password=body.account.password.get_secret_value() if body.account.password else None,
-            fingerprint=fingerprint,
-            workflow_id=order_workflow_id(body.order_id),
-        )
-        session.add(order)
-        try:
-            await session.commit()
-        except IntegrityError:  # the same order_id, submitted concurrently
-            await session.rollback()
-            existing = await session.get_one(Order, body.order_id)
-        else:
-            await _start(temporal, settings, order)
-            return await _view(session, order)
-    if not hmac.compare_digest(existing.fingerprint, fingerprint):
-        raise Problem(409, f"order {body.order_id!r} already exists with different content")
-    if existing.status == OrderStatus.accepted:
-        await _start(temporal, settings, existing)  # its first start may not have happened
-    response.status_code = 200
-    return await _view(session, existing)
+    except Problem:
+        # The same order, submitted concurrently, may have taken the IMEI or account id meanwhile.
+        if (concurrent := await session.get(Order, body.order_id)) is not None:
+            return concurrent, False
+        raise
+    order = Order(
+        order_id=body.order_id,
+        customer_id=body.customer_id,
+        product_id=body.product_id,
+        account_id=body.account.account_id or new_account_id(),
+        imei=body.account.imei,
+        requested_password=body.account.password.get_secret_value() if body.account.password else None,
+        fingerprint=fingerprint,
+        workflow_id=order_workflow_id(body.order_id),
+    )
+    session.add(order)
+    try:
+        await session.commit()
+    except IntegrityError:  # the same order_id, submitted concurrently
+        await session.rollback()
+        return await session.get_one(Order, body.order_id), False
+    return order, True
 
 
 @router.get("/{order_id}")
@@ -125,6 +139,15 @@ async def _check_references(session: AsyncSession, body: OrderCreate) -> None:
     )
     if holder.first() is not None:
         raise Problem(409, f"IMEI {body.account.imei} already belongs to an account")
+    in_flight = await session.exec(
+        select(Order.order_id).where(
+            Order.imei == body.account.imei,
+            Order.order_id != body.order_id,
+            col(Order.status).in_([OrderStatus.accepted, OrderStatus.provisioning]),
+        )
+    )
+    if (other := in_flight.first()) is not None:
+        raise Problem(409, f"IMEI {body.account.imei} is being provisioned by order {other!r}")
 
 
 async def _start(temporal: Client, settings: Settings, order: Order) -> None:

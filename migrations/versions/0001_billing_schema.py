@@ -96,7 +96,8 @@ def upgrade() -> None:
         sa.Column("customer_id", sa.String(), nullable=False),
         sa.Column("product_id", sa.String(), nullable=False),
         sa.Column("imei", sa.String(length=15), nullable=True),
-        sa.Column("sip_password", sa.String(length=512), nullable=False),
+        # Ciphertext (billing.encrypted) of a password of up to 512 bytes.
+        sa.Column("sip_password", sa.String(length=756), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("provisioning_state", sa.String(length=16), nullable=False),
         sa.Column("last_error", sa.String(length=1000), nullable=True),
@@ -128,7 +129,7 @@ def upgrade() -> None:
         sa.Column("product_id", sa.String(), nullable=False),
         sa.Column("account_id", sa.String(length=64), nullable=False),
         sa.Column("imei", sa.String(length=15), nullable=False),
-        sa.Column("requested_password", sa.String(length=512), nullable=True),
+        sa.Column("requested_password", sa.String(length=756), nullable=True),  # likewise encrypted
         sa.Column("fingerprint", sa.String(length=64), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("error", sa.String(length=1000), nullable=True),
@@ -174,6 +175,7 @@ def upgrade() -> None:
         sa.Column("balance_after", sa.Integer(), nullable=False),
         sa.Column("expires_at", billing.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("idempotency_key", sa.String(length=200), nullable=True),
+        sa.Column("fingerprint", sa.String(length=64), nullable=True),
         sa.Column("created_at", billing.models.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["account_id"],

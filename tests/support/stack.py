@@ -27,7 +27,7 @@ ADMIN_KEY = "test-admin-key"
 API_KEYS = f"{WEBSITE_KEY}:website,{CMMS_KEY}:cmms,{ADMIN_KEY}:admin"
 
 
-def test_settings(temporal_address: str, database_url: str, sim: SimulatorProcess, **overrides: Any) -> Settings:
+def stack_settings(temporal_address: str, database_url: str, sim: SimulatorProcess, **overrides: Any) -> Settings:
     """Settings fixed by the test alone: no environment variable or `.env` changes them."""
     values: dict[str, Any] = {
         "environment": "test",

@@ -1,0 +1,23 @@
+# One image for the API, the worker, the migrations and the CMMS simulator (see docker-compose.yml).
+FROM python:3.11-slim
+WORKDIR /app
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+COPY pyproject.toml README.md ./
+COPY core core
+COPY contracts contracts
+COPY billing billing
+COPY cmms cmms
+COPY sms sms
+COPY workflows workflows
+COPY activities activities
+COPY api api
+COPY simulator simulator
+COPY codec_server codec_server
+COPY migrations migrations
+COPY devstack devstack
+COPY bench bench
+COPY worker.py alembic.ini ./
+RUN pip install --no-cache-dir . && useradd --system --uid 10001 app && mkdir -p var && chown app var
+USER app
+EXPOSE 8000 8100 8234
+CMD ["python", "-m", "api"]

@@ -1,0 +1,322 @@
+"""OTT self-signup (use case 2), called by the CMMS as it relays what the app user does.
+
+The API translates: it validates, applies the per-number and per-client rate limits, hashes the
+typed code (the workflow never sees a code), and calls the number's signup workflow by update.
+"""
+
+import asyncio
+import secrets
+from datetime import datetime
+from typing import Annotated, Any, NoReturn
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ConfigDict, StringConstraints
+from sqlmodel.ext.asyncio.session import AsyncSession
+from temporalio.client import (
+    WithStartWorkflowOperation,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+    WorkflowUpdateStage,
+)
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from api.auth import Caller, Role
+from api.deps import SessionDep, SettingsDep, TemporalDep, require
+from api.problems import Problem
+from api.rate_limit import SlidingWindowLimiter
+from billing.models import Account, Customer, Reseller, Signup, SignupStatus
+from billing.otp import code_hmac, is_well_formed
+from billing.phone import BadPhoneNumber, normalise
+from billing.provisioning import effective_profile
+from contracts.signups import (
+    PROVISIONING_FAILED,
+    RESEND_COOLDOWN,
+    SEND_LIMIT,
+    SIGNUP_CLOSED,
+    SIGNUP_EXPIRED,
+    SMS_REJECTED,
+    SMS_UNAVAILABLE,
+    TOO_MANY_ATTEMPTS,
+    OttSignupInput,
+    SendCodeRequest,
+    SignupPolicy,
+    SignupView,
+    VerifyRequest,
+    VerifyResult,
+    signup_workflow_id,
+)
+from core.settings import Settings
+from workflows.ott_signup import OttSignupWorkflow
+
+router = APIRouter(prefix="/v1/signups", tags=["signups"])
+CmmsCaller = Annotated[Caller, Depends(require(Role.cmms))]
+# A signup request meeting the number's previous signup as it closes waits this many times 0.2 s.
+_START_ATTEMPTS = 10
+
+
+class SignupCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    phone_number: Annotated[str, StringConstraints(min_length=1, max_length=32)]
+
+
+class SignupAccepted(BaseModel):
+    signup_id: str
+    expires_at: datetime
+
+
+class CodeEntered(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: Annotated[str, StringConstraints(max_length=32)]
+
+
+class Credentials(BaseModel):
+    account_id: str
+    password: str
+    domain: str
+
+
+class SignupVerified(BaseModel):
+    status: SignupStatus
+    account_id: str
+    credentials: Credentials
+
+
+class SignupPublic(BaseModel):
+    """A signup as the CMMS sees it: never the number, the code or a password."""
+
+    signup_id: str
+    status: SignupStatus
+    expires_at: datetime
+    account_id: str | None
+
+
+def get_limiter(request: Request) -> SlidingWindowLimiter:
+    """The API process's signup rate limiter, made on first use."""
+    limiter: SlidingWindowLimiter | None = getattr(request.app.state, "signup_limiter", None)
+    if limiter is None:
+        limiter = request.app.state.signup_limiter = SlidingWindowLimiter()
+    return limiter
+
+
+LimiterDep = Annotated[SlidingWindowLimiter, Depends(get_limiter)]
+
+
+@router.post("", status_code=202, responses={429: {}, 503: {}})
+async def start_signup(
+    body: SignupCreate, caller: CmmsCaller, temporal: TemporalDep, settings: SettingsDep, limiter: LimiterDep
+) -> SignupAccepted:
+    """Send a code to the number; a signup already pending for it continues (no two live codes)."""
+    try:
+        e164 = normalise(body.phone_number, settings.allowed_countries)
+    except BadPhoneNumber as err:
+        raise _invalid("phone_number", str(err), "phone_number") from None
+    _limit(limiter, settings, caller, e164)
+    for attempt in range(_START_ATTEMPTS):
+        try:
+            view = await temporal.execute_update_with_start_workflow(
+                OttSignupWorkflow.send_code,
+                SendCodeRequest(),
+                start_workflow_operation=_start_operation(settings, caller, e164),
+            )
+        except WorkflowUpdateFailedError as err:
+            cause = err.cause
+            closing = isinstance(cause, ApplicationError) and cause.type in (SIGNUP_CLOSED, SIGNUP_EXPIRED)
+            if not closing or attempt == _START_ATTEMPTS - 1:
+                raise _update_problem(err) from None
+            # The number's previous signup has just ended and its workflow is closing: a new one follows.
+            await asyncio.sleep(0.2)
+        else:
+            return SignupAccepted(signup_id=view.signup_id, expires_at=view.expires_at)
+    raise AssertionError("unreachable")
+
+
+@router.post("/{signup_id}/resend", status_code=202, responses={404: {}, 410: {}, 429: {}, 503: {}})
+async def resend_code(
+    signup_id: str,
+    caller: CmmsCaller,
+    session: SessionDep,
+    temporal: TemporalDep,
+    settings: SettingsDep,
+    limiter: LimiterDep,
+) -> SignupAccepted:
+    """Send a new code (the previous one stops working): 429 inside the cooldown or past the send limit."""
+    signup = await _pending(session, signup_id)
+    _limit(limiter, settings, caller, signup.phone_number)
+    handle = temporal.get_workflow_handle_for(OttSignupWorkflow.run, signup_workflow_id(signup.phone_number))
+    try:
+        view: SignupView = await handle.execute_update(
+            OttSignupWorkflow.send_code, SendCodeRequest(signup_id=signup_id)
+        )
+    except (WorkflowUpdateFailedError, RPCError) as err:
+        await _raise_closed(session, signup_id, err)
+    return SignupAccepted(signup_id=view.signup_id, expires_at=view.expires_at)
+
+
+@router.post("/{signup_id}/verify", responses={404: {}, 410: {}, 422: {}, 429: {}, 503: {}})
+async def verify_code(
+    signup_id: str, body: CodeEntered, _: CmmsCaller, session: SessionDep, temporal: TemporalDep, settings: SettingsDep
+) -> SignupVerified:
+    """Check the code the user typed; the right one answers the account's credentials for the app."""
+    if not is_well_formed(body.code, settings.signup_code_digits):
+        raise _invalid("code", f"the code is {settings.signup_code_digits} digits", "code_format")
+    signup = await _pending(session, signup_id)
+    handle = temporal.get_workflow_handle_for(OttSignupWorkflow.run, signup_workflow_id(signup.phone_number))
+    request = VerifyRequest(signup_id=signup_id, code_hmac=code_hmac(settings, signup_id, body.code))
+    try:
+        update = await handle.start_update(
+            OttSignupWorkflow.verify, request, wait_for_stage=WorkflowUpdateStage.ACCEPTED
+        )
+        result: VerifyResult = await asyncio.wait_for(update.result(), settings.signup_verify_timeout_seconds)
+    except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+        # The account is being provisioned (the CMMS may be slow): the same code again picks it up.
+        raise _retry_later("the account is still being provisioned; repeat the call with the same code") from None
+    except (WorkflowUpdateFailedError, RPCError) as err:
+        await _raise_closed(session, signup_id, err)
+    if not result.verified or result.account_id is None:
+        raise Problem(
+            422,
+            "the code is wrong" + ("" if result.attempts_left else "; no attempts are left"),
+            title="Wrong code",
+            attempts_left=result.attempts_left,
+        )
+    return SignupVerified(
+        status=SignupStatus.verified,
+        account_id=result.account_id,
+        credentials=await _credentials(session, settings, result.account_id),
+    )
+
+
+@router.get("/{signup_id}", responses={404: {}})
+async def get_signup(signup_id: str, _: CmmsCaller, session: SessionDep) -> SignupPublic:
+    return SignupPublic.model_validate(await _signup(session, signup_id), from_attributes=True)
+
+
+# --- helpers ---
+
+
+def _start_operation(settings: Settings, caller: Caller, e164: str) -> WithStartWorkflowOperation[Any, Any]:
+    """Start the number's signup workflow unless one is pending, whose answer then names its own signup id."""
+    return WithStartWorkflowOperation(
+        OttSignupWorkflow.run,
+        OttSignupInput(
+            signup_id=f"su-{secrets.token_urlsafe(16)}",
+            phone_number=e164,
+            policy=_policy(settings),
+            client_id=caller.label,
+        ),
+        id=signup_workflow_id(e164),
+        task_queue=settings.temporal_task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+    )
+
+
+def _policy(settings: Settings) -> SignupPolicy:
+    return SignupPolicy(
+        code_ttl_seconds=settings.signup_code_ttl_seconds,
+        max_attempts=settings.signup_max_attempts,
+        max_sends=settings.signup_max_sends,
+        resend_cooldown_seconds=settings.signup_resend_cooldown_seconds,
+    )
+
+
+def _limit(limiter: SlidingWindowLimiter, settings: Settings, caller: Caller, e164: str) -> None:
+    """Per-client, then per-number: a request over either limit is answered 429 and sends nothing."""
+    wait = limiter.hit(f"client:{caller.label}", settings.signup_client_limit, settings.signup_client_window_seconds)
+    if wait is None:
+        wait = limiter.hit(f"number:{e164}", settings.signup_number_limit, settings.signup_number_window_seconds)
+    if wait is not None:
+        raise _too_many("too many signup requests; try again later", retry_after=wait)
+
+
+async def _signup(session: AsyncSession, signup_id: str) -> Signup:
+    signup = await session.get(Signup, signup_id) if len(signup_id) <= 64 else None
+    if signup is None:
+        raise Problem(404, f"signup {signup_id!r} does not exist")
+    return signup
+
+
+async def _pending(session: AsyncSession, signup_id: str) -> Signup:
+    """The signup, if it can still take a code; otherwise the problem its end state calls for."""
+    signup = await _signup(session, signup_id)
+    if signup.status != SignupStatus.pending:
+        raise _closed_problem(signup.status)
+    # End the read transaction before waiting on the workflow: on SQLite it holds the write lock,
+    # which the workflow's activities need.
+    await session.commit()
+    return signup
+
+
+async def _raise_closed(session: AsyncSession, signup_id: str, err: Exception) -> NoReturn:
+    """An update the workflow refused, or a workflow already gone: answer as the signup now stands."""
+    if isinstance(err, WorkflowUpdateFailedError):
+        cause = err.cause
+        if not (isinstance(cause, ApplicationError) and cause.type == SIGNUP_CLOSED):
+            raise _update_problem(err)
+    elif isinstance(err, RPCError) and err.status != RPCStatusCode.NOT_FOUND:
+        raise err  # Temporal unavailable: the app's 503 handler answers
+    session.expire_all()
+    signup = await _signup(session, signup_id)
+    if signup.status == SignupStatus.pending:
+        raise Problem(409, "the signup is busy; repeat the request in a moment")
+    raise _closed_problem(signup.status)
+
+
+def _closed_problem(status: SignupStatus) -> Problem:
+    if status == SignupStatus.expired:
+        return Problem(410, "the signup has expired; start a new one")
+    if status == SignupStatus.failed:
+        return _too_many("the signup failed after too many attempts; start a new one")
+    return Problem(409, "the signup is already verified")
+
+
+def _update_problem(err: WorkflowUpdateFailedError) -> Problem:
+    """The workflow's refusal, by its ApplicationError type, as an HTTP problem."""
+    cause = err.cause
+    kind = cause.type if isinstance(cause, ApplicationError) else None
+    message = cause.message if isinstance(cause, ApplicationError) else "the request could not be completed"
+    if kind == RESEND_COOLDOWN and isinstance(cause, ApplicationError):
+        return _too_many(message, retry_after=int(cause.details[0]) if cause.details else 30)
+    if kind in (TOO_MANY_ATTEMPTS, SEND_LIMIT):
+        return _too_many(message)
+    if kind == SIGNUP_EXPIRED:
+        return Problem(410, message)
+    if kind == SIGNUP_CLOSED:
+        return Problem(409, message)
+    if kind == SMS_UNAVAILABLE:
+        return _retry_later("the SMS gateway is unavailable; repeat the request shortly")
+    if kind == SMS_REJECTED:
+        return Problem(502, "the SMS gateway refused the message")
+    if kind == PROVISIONING_FAILED:
+        return Problem(502, message)
+    return Problem(500, "the signup could not be completed")
+
+
+def _too_many(detail: str, *, retry_after: int | None = None) -> Problem:
+    problem = Problem(429, detail)
+    if retry_after is not None:
+        problem.headers["Retry-After"] = str(retry_after)
+    return problem
+
+
+def _retry_later(detail: str) -> Problem:
+    problem = Problem(503, detail)
+    problem.headers["Retry-After"] = "5"
+    return problem
+
+
+def _invalid(field: str, message: str, kind: str) -> Problem:
+    return Problem(422, message, title="Validation failed", errors=[{"field": field, "message": message, "type": kind}])
+
+
+async def _credentials(session: AsyncSession, settings: Settings, account_id: str) -> Credentials:
+    """Read from billing here, so the password never passes through the workflow."""
+    session.expire_all()
+    account = await session.get_one(Account, account_id)
+    customer = await session.get_one(Customer, account.customer_id)
+    reseller = await session.get(Reseller, customer.reseller_id) if customer.reseller_id else None
+    domain = effective_profile(customer, reseller, settings).domain
+    return Credentials(account_id=account.account_id, password=account.sip_password, domain=domain)

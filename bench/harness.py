@@ -1,0 +1,130 @@
+"""The whole system as `make run` starts it, in a scratch directory, for benchmarks.
+
+Every process is real and separate (Temporal dev server on file-backed SQLite with WAL, the CMMS
+simulator, the worker, the API), so figures include the same costs a user's deployment has.
+"""
+
+import asyncio
+import os
+import shutil
+import socket
+import sys
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from devstack.temporal_server import cli_path, dev_server_args
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class BenchStack:
+    env: dict[str, str]
+    api_url: str
+    sim_url: str
+    temporal_address: str
+    task_queue: str
+    processes: dict[str, asyncio.subprocess.Process]
+
+    def pid(self, name: str) -> int:
+        return self.processes[name].pid
+
+
+async def _wait_http(url: str, process: asyncio.subprocess.Process, name: str, seconds: float = 60) -> None:
+    async with httpx.AsyncClient(timeout=1.0) as client:
+        for _ in range(int(seconds * 10)):
+            if process.returncode is not None:
+                raise RuntimeError(f"{name} exited with {process.returncode}")
+            try:
+                if (await client.get(url)).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.1)
+    raise RuntimeError(f"{name} did not answer at {url}")
+
+
+async def _wait_port(port: int, seconds: float = 60) -> None:
+    for _ in range(int(seconds * 10)):
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+@asynccontextmanager
+async def bench_stack(**settings: str) -> AsyncIterator[BenchStack]:
+    """Start everything in a temporary directory; `settings` are extra environment variables."""
+    var = Path(tempfile.mkdtemp(prefix="cmms-bench-"))
+    try:
+        temporal_port, api_port, sim_port = free_port(), free_port(), free_port()
+        env = (
+            os.environ
+            | {
+                "TEMPORAL_ADDRESS": f"127.0.0.1:{temporal_port}",
+                "DATABASE_URL": f"sqlite:///{var / 'billing.sqlite3'}",
+                "API_PORT": str(api_port),
+                "CMMS_SIM_PORT": str(sim_port),
+                "CMMS_SIM_STATE": str(var / "cmms-sim.sqlite3"),
+                "CMMS_URL": f"http://127.0.0.1:{sim_port}",
+                "LOG_LEVEL": "WARNING",
+            }
+            | settings
+        )
+        processes: dict[str, asyncio.subprocess.Process] = {}
+
+        async def spawn(name: str, *argv: str) -> asyncio.subprocess.Process:
+            log = (var / f"{name}.log").open("wb")
+            process = await asyncio.create_subprocess_exec(
+                *argv, cwd=REPO_ROOT, env=env, stdout=log, stderr=asyncio.subprocess.STDOUT
+            )
+            processes[name] = process
+            return process
+
+        try:
+            args = dev_server_args(host="127.0.0.1", port=temporal_port, ui_port=None, db_file=var / "temporal.db")
+            await spawn("temporal", str(cli_path()), *args)
+            await _wait_port(temporal_port)
+            migrate = await spawn("migrate", sys.executable, "-m", "alembic", "upgrade", "head")
+            if await migrate.wait() != 0:
+                raise RuntimeError("migrations failed")
+            sim = await spawn("simulator", sys.executable, "-m", "simulator")
+            await _wait_http(f"http://127.0.0.1:{sim_port}/healthz", sim, "simulator")
+            await spawn("worker", sys.executable, "worker.py")
+            api = await spawn("api", sys.executable, "-m", "api")
+            await _wait_http(f"http://127.0.0.1:{api_port}/healthz", api, "api")
+            yield BenchStack(
+                env=env,
+                api_url=f"http://127.0.0.1:{api_port}",
+                sim_url=f"http://127.0.0.1:{sim_port}",
+                temporal_address=env["TEMPORAL_ADDRESS"],
+                task_queue=env.get("TEMPORAL_TASK_QUEUE", "provisioning"),
+                processes=processes,
+            )
+        finally:
+            for process in reversed(processes.values()):
+                if process.returncode is None:
+                    process.terminate()
+                    try:
+                        await asyncio.wait_for(process.wait(), 15)
+                    except TimeoutError:
+                        process.kill()
+    finally:
+        # BENCH_KEEP=1 keeps the scratch directory (every process's log) for a look afterwards.
+        if os.environ.get("BENCH_KEEP"):
+            print(f"kept {var}")
+        else:
+            shutil.rmtree(var, ignore_errors=True)

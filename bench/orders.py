@@ -1,0 +1,132 @@
+"""MVNO order benchmark: orders/s and latencies through the real API, next to the engine's floor.
+
+    .venv/bin/python -m bench.orders --orders 300 --concurrency 50
+
+Starts its own system (bench/harness.py), so it needs nothing running. Reports:
+- the engine floor: a no-op workflow with 3 activities (the order's shape), same server, same run;
+- orders/s submitting `--orders` through `POST /v1/orders`, `--concurrency` in flight, each until its
+  workflow completes, and the ratio to the floor;
+- end-to-end latency, accepted (202) → the account's record present in the CMMS;
+- `POST /v1/orders` response time at a steady `--rate` requests/s (open loop).
+"""
+
+import argparse
+import asyncio
+import secrets
+import time
+
+import httpx
+from stdnum import luhn
+
+from bench.floor import floor_rate
+from bench.harness import BenchStack, bench_stack
+from bench.stats import percentile, summary_ms
+from core.settings import Settings
+from core.temporal import connect
+
+ADMIN = {"Authorization": "Bearer dev-admin-key"}
+WEBSITE = {"Authorization": "Bearer dev-website-key"}
+
+
+def imei() -> str:
+    body = "35" + "".join(secrets.choice("0123456789") for _ in range(12))
+    return body + luhn.calc_check_digit(body)
+
+
+def order(index: int, run: str) -> dict[str, object]:
+    return {
+        "order_id": f"{run}-{index}",
+        "customer_id": "bench-customer",
+        "product_id": "bench-product",
+        "account": {"imei": imei(), "account_id": f"{run}-acct-{index}"},
+    }
+
+
+async def seed(api: httpx.AsyncClient) -> None:
+    await api.post("/v1/customer-classes", json={"customer_class_id": "bench", "name": "Bench"}, headers=ADMIN)
+    body = {"customer_id": "bench-customer", "name": "Bench", "customer_class_id": "bench"}
+    await api.post("/v1/customers", json=body, headers=ADMIN)
+    await api.post("/v1/products", json={"product_id": "bench-product", "name": "Bench"}, headers=ADMIN)
+
+
+async def watch_cmms(sim: httpx.AsyncClient, first_seen: dict[str, float], stop: asyncio.Event) -> None:
+    """Record when each account first appears in the CMMS (one listing call every 50 ms)."""
+    headers = {"Authorization": "Bearer dev-cmms-token"}
+    while not stop.is_set():
+        for record in (await sim.get("/api/v1/accounts", headers=headers)).json():
+            first_seen.setdefault(record["account_id"], time.perf_counter())
+        await asyncio.sleep(0.05)
+
+
+async def throughput(stack: BenchStack, api: httpx.AsyncClient, count: int, concurrency: int) -> dict[str, float]:
+    client = await connect(Settings(_env_file=None, temporal_address=stack.temporal_address))
+    run = f"tp{secrets.token_hex(3)}"
+    accepted: dict[str, float] = {}
+    first_seen: dict[str, float] = {}
+    gate = asyncio.Semaphore(concurrency)
+    stop = asyncio.Event()
+
+    async def one(index: int) -> None:
+        body = order(index, run)
+        async with gate:
+            response = await api.post("/v1/orders", json=body, headers=WEBSITE)
+            response.raise_for_status()
+            accepted[f"{run}-acct-{index}"] = time.perf_counter()
+            await client.get_workflow_handle(response.json()["workflow_id"]).result()
+
+    async with httpx.AsyncClient(base_url=stack.sim_url) as sim:
+        watcher = asyncio.create_task(watch_cmms(sim, first_seen, stop))
+        started = time.perf_counter()
+        await asyncio.gather(*(one(i) for i in range(count)))
+        elapsed = time.perf_counter() - started
+        await asyncio.sleep(0.1)
+        stop.set()
+        await watcher
+    latencies = [first_seen[a] - t for a, t in accepted.items() if a in first_seen]
+    print(f"  end-to-end (202 → CMMS record): {summary_ms(latencies)}")
+    return {"orders_per_s": count / elapsed, "e2e_p99_s": percentile(latencies, 99)}
+
+
+async def steady_posts(stack: BenchStack, api: httpx.AsyncClient, rate: float, seconds: float) -> list[float]:
+    """Open loop: one POST every 1/rate s, whatever the answers' speed; returns response times."""
+    run = f"st{secrets.token_hex(3)}"
+    times: list[float] = []
+
+    async def one(index: int) -> None:
+        started = time.perf_counter()
+        response = await api.post("/v1/orders", json=order(index, run), headers=WEBSITE)
+        response.raise_for_status()
+        times.append(time.perf_counter() - started)
+
+    tasks = []
+    begin = time.perf_counter()
+    for index in range(int(rate * seconds)):
+        await asyncio.sleep(max(0.0, begin + index / rate - time.perf_counter()))
+        tasks.append(asyncio.create_task(one(index)))
+    await asyncio.gather(*tasks)
+    return times
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--orders", type=int, default=300)
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--rate", type=float, default=20.0, help="requests/s for the POST latency phase")
+    parser.add_argument("--seconds", type=float, default=15.0, help="length of the POST latency phase")
+    args = parser.parse_args()
+    async with bench_stack() as stack, httpx.AsyncClient(base_url=stack.api_url, timeout=60) as api:
+        await seed(api)
+        client = await connect(Settings(_env_file=None, temporal_address=stack.temporal_address))
+        await floor_rate(client, workflows=50, steps=3, concurrency=args.concurrency)  # warm-up
+        floor = await floor_rate(client, workflows=args.orders, steps=3, concurrency=args.concurrency)
+        print(f"engine floor (no-op workflow, 3 activities, {args.concurrency} in flight): {floor:.1f} workflows/s")
+        print(f"orders ({args.orders}, {args.concurrency} in flight):")
+        result = await throughput(stack, api, args.orders, args.concurrency)
+        ratio = result["orders_per_s"] / floor
+        print(f"  {result['orders_per_s']:.1f} orders/s = {ratio:.2f} x the engine floor")
+        times = await steady_posts(stack, api, args.rate, args.seconds)
+        print(f"POST /v1/orders at {args.rate:.0f} requests/s for {args.seconds:.0f} s: {summary_ms(times)}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,230 @@
+"""Messaging-by-wallet benchmark (use case 4): many accounts holding wallets, each with its account workflow.
+
+    .venv/bin/python -m bench.wallets --accounts 10000
+
+Starts its own system (bench/harness.py: Temporal dev server on file-backed SQLite with WAL, the CMMS
+simulator, the worker and the API as separate processes), then:
+1. seeds `--accounts` accounts with messaging wallets in bulk, straight into the billing database,
+   under a product whose messaging policy has `push_events` on; `--suspended` of them hold no units;
+2. starts every account's workflow (signal-with-start), which pushes the account to the CMMS and then
+   sleeps on a durable timer until its wallet expires;
+3. expiry lateness: `--expiring` wallets are given expiries spread over the next minute; each one's
+   lateness is when the CMMS record's `messaging_enabled` turned false, minus `expires_at`;
+4. top-up → resumed: `--top-ups` suspended accounts are topped up through the API, `--concurrency` at a
+   time; the latency runs from the request to the CMMS record's `messaging_enabled` turning true;
+5. memory: RSS (VmRSS) of the worker, the Temporal server and the API, sampled throughout.
+"""
+
+import argparse
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+from sqlalchemy import create_engine, insert, update
+from sqlmodel import SQLModel
+
+from bench.harness import BenchStack, bench_stack
+from bench.stats import percentile, summary_ms
+from billing.db import sync_url
+from billing.messaging import MESSAGING
+from billing.models import Account, AccountStatus, Customer, CustomerClass, Product, Wallet
+from core.account_sync import account_changed
+from core.settings import Settings
+from core.temporal import connect
+
+ADMIN = {"Authorization": "Bearer dev-admin-key"}
+CMMS = {"Authorization": "Bearer dev-cmms-token"}
+POLL_SECONDS = 0.05
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of a process, from /proc (psutil is not a dependency)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def account_id(index: int) -> str:
+    return f"bench-{index:06d}"
+
+
+def seed(database_url: str, accounts: int, suspended: int) -> None:
+    """Bulk rows, no API: a class, a customer, a product that pushes messaging, accounts and their wallets."""
+    expires_at = datetime.now(UTC) + timedelta(days=30)
+    policies = {MESSAGING: {"push_events": True}}
+    rows: list[tuple[type[SQLModel], list[SQLModel]]] = [
+        (CustomerClass, [CustomerClass(customer_class_id="bench", name="Bench")]),
+        (Customer, [Customer(customer_id="bench", name="Bench", customer_class_id="bench")]),
+        (Product, [Product(product_id="bench", name="Bench", service_policies=policies)]),
+        (
+            Account,
+            [
+                Account(
+                    account_id=account_id(i),
+                    customer_id="bench",
+                    product_id="bench",
+                    sip_password=f"Bench-Pass-{i:06d}",
+                    status=AccountStatus.active,
+                    created_by="bench",
+                )
+                for i in range(accounts)
+            ],
+        ),
+        (
+            Wallet,
+            [
+                Wallet(
+                    account_id=account_id(i),
+                    service=MESSAGING,
+                    balance=0 if i < suspended else 100,
+                    expires_at=expires_at,
+                )
+                for i in range(accounts)
+            ],
+        ),
+    ]
+    engine = create_engine(sync_url(database_url))
+    with engine.begin() as conn:
+        for table, models in rows:  # core inserts in bulk; the models fill in their defaults
+            conn.execute(insert(table), [model.model_dump() for model in models])
+    engine.dispose()
+
+
+async def record(sim: httpx.AsyncClient, account: str) -> dict[str, object] | None:
+    response = await sim.get(f"/api/v1/accounts/{account}", headers=CMMS)
+    found: dict[str, object] | None = response.json() if response.status_code == 200 else None
+    return found
+
+
+async def wait_messaging(sim: httpx.AsyncClient, account: str, enabled: bool, deadline: float) -> float | None:
+    """When (wall clock) the account's CMMS record first showed `messaging_enabled == enabled`, or None."""
+    while time.time() < deadline:
+        found = await record(sim, account)
+        if found is not None and found["messaging_enabled"] is enabled:
+            return time.time()
+        await asyncio.sleep(POLL_SECONDS)
+    return None
+
+
+async def start_all(stack: BenchStack, settings: Settings, accounts: int, concurrency: int) -> float:
+    """Signal-with-start every account's workflow, and wait until the CMMS holds every account; seconds taken."""
+    client = await connect(settings)
+    gate = asyncio.Semaphore(concurrency)
+    started = time.perf_counter()
+
+    async def one(index: int) -> None:
+        async with gate:
+            await account_changed(client, settings, account_id(index))
+
+    await asyncio.gather(*(one(i) for i in range(accounts)))
+    async with httpx.AsyncClient(base_url=stack.sim_url, timeout=60) as sim:
+        while len((await sim.get("/api/v1/accounts", headers=CMMS)).json()) < accounts:
+            if stack.processes["worker"].returncode is not None:
+                raise RuntimeError("the worker exited (BENCH_KEEP=1 keeps its log)")
+            await asyncio.sleep(1)
+    return time.perf_counter() - started
+
+
+async def expiry_lateness(stack: BenchStack, settings: Settings, first: int, count: int) -> list[float]:
+    """Give `count` funded wallets expiries over the next minute, tell their workflows; lateness of each flip."""
+    now = datetime.now(UTC)
+    due = {account_id(first + i): now + timedelta(seconds=20 + 40 * i / count) for i in range(count)}
+    engine = create_engine(sync_url(settings.database_url))
+    with engine.begin() as conn:
+        for account, expires_at in due.items():
+            conn.execute(
+                update(Wallet).where(Wallet.account_id == account).values(expires_at=expires_at)  # type: ignore[arg-type]
+            )
+    engine.dispose()
+    client = await connect(settings)
+    await asyncio.gather(*(account_changed(client, settings, account) for account in due))
+    limits = httpx.Limits(max_connections=50)
+    async with httpx.AsyncClient(base_url=stack.sim_url, timeout=30, limits=limits) as sim:
+
+        async def one(account: str, expires_at: datetime) -> float:
+            await asyncio.sleep(max(0.0, expires_at.timestamp() - time.time() - 0.2))
+            flipped = await wait_messaging(sim, account, False, expires_at.timestamp() + 60)
+            return float("inf") if flipped is None else max(0.0, flipped - expires_at.timestamp())
+
+        return await asyncio.gather(*(one(a, e) for a, e in due.items()))
+
+
+async def top_up_latency(stack: BenchStack, count: int, concurrency: int) -> list[float]:
+    gate = asyncio.Semaphore(concurrency)
+    expires_at = (datetime.now(UTC) + timedelta(days=30)).isoformat()
+    async with (
+        httpx.AsyncClient(base_url=stack.api_url, timeout=30) as api,
+        httpx.AsyncClient(base_url=stack.sim_url, timeout=30) as sim,
+    ):
+
+        async def one(index: int) -> float:
+            async with gate:
+                started = time.time()
+                response = await api.post(
+                    f"/v1/accounts/{account_id(index)}/wallets/messaging/top-ups",
+                    json={"amount": 10, "expires_at": expires_at},
+                    headers=ADMIN | {"Idempotency-Key": f"bench-{index}"},
+                )
+                response.raise_for_status()
+                resumed = await wait_messaging(sim, account_id(index), True, started + 60)
+                return float("inf") if resumed is None else resumed - started
+
+        return await asyncio.gather(*(one(i) for i in range(count)))
+
+
+async def sample_memory(stack: BenchStack, peaks: dict[str, float], stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        for name in ("worker", "temporal", "api"):
+            peaks[name] = max(peaks.get(name, 0.0), rss_mib(stack.pid(name)))
+        await asyncio.sleep(0.5)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--accounts", type=int, default=10_000)
+    parser.add_argument("--suspended", type=int, default=300, help="accounts whose wallet starts empty")
+    parser.add_argument("--expiring", type=int, default=300, help="wallets that expire during the run")
+    parser.add_argument("--top-ups", type=int, default=300, help="top-ups of suspended accounts")
+    parser.add_argument("--concurrency", type=int, default=10, help="top-ups in flight")
+    parser.add_argument("--start-concurrency", type=int, default=100, help="workflow starts in flight")
+    args = parser.parse_args()
+    assert args.top_ups <= args.suspended and args.suspended + args.expiring <= args.accounts
+
+    async with bench_stack() as stack:
+        settings = Settings(
+            _env_file=None,
+            temporal_address=stack.temporal_address,
+            temporal_task_queue=stack.task_queue,
+            database_url=stack.env["DATABASE_URL"],
+            cmms_url=stack.sim_url,
+        )
+        seed(settings.database_url, args.accounts, args.suspended)
+        peaks: dict[str, float] = {}
+        stop = asyncio.Event()
+        sampler = asyncio.create_task(sample_memory(stack, peaks, stop))
+
+        took = await start_all(stack, settings, args.accounts, args.start_concurrency)
+        print(f"{args.accounts} account workflows started and pushed in {took:.0f} s ({args.accounts / took:.1f}/s)")
+        idle = {name: rss_mib(stack.pid(name)) for name in ("worker", "temporal", "api")}
+        print("RSS with every account's workflow asleep on its timer: " + _mib(idle))
+
+        latency = await top_up_latency(stack, args.top_ups, args.concurrency)
+        lateness = await expiry_lateness(stack, settings, args.suspended, args.expiring)
+        stop.set()
+        await sampler
+        missed = sum(1 for s in lateness if s == float("inf"))
+        print(f"expiry lateness (expires_at → CMMS suspended): {summary_ms(lateness)}; missed {missed}")
+        print(f"  p99 {percentile(lateness, 99):.2f} s (target ≤ 2 s)")
+        print(f"top-up → CMMS resumed: {summary_ms(latency)}; p95 {percentile(latency, 95) * 1000:.0f} ms")
+        print("peak RSS during the run: " + _mib(peaks))
+
+
+def _mib(values: dict[str, float]) -> str:
+    return ", ".join(f"{name} {value:.0f} MiB" for name, value in values.items())
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

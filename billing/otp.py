@@ -1,0 +1,32 @@
+"""One-time SMS codes: generated from `secrets`, kept only as a keyed hash (HMAC), compared in constant time."""
+
+import hashlib
+import hmac
+import secrets
+
+from core.settings import Settings
+
+
+def new_code(digits: int) -> str:
+    """A uniformly random numeric code of `digits` digits (leading zeros kept)."""
+    return f"{secrets.randbelow(10**digits):0{digits}d}"
+
+
+def is_well_formed(code: str, digits: int) -> bool:
+    """Exactly `digits` ASCII digits."""
+    return len(code) == digits and code.isascii() and code.isdigit()
+
+
+def code_hmac(settings: Settings, signup_id: str, code: str) -> str:
+    """The keyed hash of `code` for one signup: what the workflow keeps and compares, never the code.
+
+    Bound to the signup id, so the same code in two signups hashes differently; without the key,
+    the hash of a 6-digit code cannot be brute-forced.
+    """
+    key = settings.secret_key.get_secret_value().encode()
+    return hmac.new(key, f"otp:{signup_id}:{code}".encode(), hashlib.sha256).hexdigest()
+
+
+def same_hmac(expected: str, given: str) -> bool:
+    """Constant-time comparison of two code hashes."""
+    return hmac.compare_digest(expected.encode(), given.encode())

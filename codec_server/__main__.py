@@ -1,0 +1,17 @@
+"""`python -m codec_server`: serve the codec server (loopback by default) with uvicorn."""
+
+import uvicorn
+
+from codec_server.app import create_app
+from core.logging import configure_logging
+from core.settings import get_settings
+
+
+def main() -> None:
+    settings = get_settings()
+    configure_logging(settings)
+    uvicorn.run(create_app(settings), host=settings.codec_server_host, port=settings.codec_server_port, log_config=None)
+
+
+if __name__ == "__main__":
+    main()

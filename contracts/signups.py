@@ -1,0 +1,110 @@
+"""Inputs and results of the OTT signup workflow, its updates and activities.
+
+Ids, a phone number and code *hashes* only: never a code, never a password.
+"""
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel
+
+# ApplicationError types the signup workflow answers with; the API maps each to an HTTP status.
+SIGNUP_CLOSED = "SignupClosed"  # verified, expired or failed already, or another signup of the number
+SIGNUP_EXPIRED = "SignupExpired"
+TOO_MANY_ATTEMPTS = "TooManyAttempts"
+SEND_LIMIT = "SendLimitReached"
+RESEND_COOLDOWN = "ResendCooldown"  # details: [seconds to wait]
+SMS_REJECTED = "SmsRejected"
+SMS_UNAVAILABLE = "SmsUnavailable"
+PROVISIONING_FAILED = "ProvisioningFailed"
+
+
+def signup_workflow_id(e164: str) -> str:
+    """One live signup per number: the business key is the number's digits (`signup-4915112345678`)."""
+    return f"signup-{e164.lstrip('+')}"
+
+
+class SignupState(StrEnum):
+    pending = "pending"
+    verified = "verified"
+    expired = "expired"
+    failed = "failed"
+
+
+class SignupPolicy(BaseModel):
+    """The code policy one signup runs under (anchors.md), fixed when it starts."""
+
+    code_ttl_seconds: int = 600
+    max_attempts: int = 5
+    max_sends: int = 5
+    resend_cooldown_seconds: int = 30
+
+
+class OttSignupInput(BaseModel):
+    signup_id: str
+    phone_number: str  # E.164 with '+'
+    policy: SignupPolicy
+    client_id: str | None = None
+
+
+class SendCodeRequest(BaseModel):
+    """The `send_code` update: a signup request for the number (no id), or a resend of signup `signup_id`."""
+
+    signup_id: str | None = None
+
+
+class SignupView(BaseModel):
+    """What a signup request or resend is answered with."""
+
+    signup_id: str
+    expires_at: datetime
+    sent: bool  # a new code went out with this request
+
+
+class VerifyRequest(BaseModel):
+    """The `verify` update: the HMAC of the typed code (`billing.otp.code_hmac`), never the code."""
+
+    signup_id: str
+    code_hmac: str
+
+
+class VerifyResult(BaseModel):
+    verified: bool
+    account_id: str | None = None
+    attempts_left: int
+
+
+class SendCodeInput(BaseModel):
+    signup_id: str
+    phone_number: str
+
+
+class SendCodeResult(BaseModel):
+    code_hmac: str
+
+
+class RecordSignupInput(BaseModel):
+    """Write the signup's row as the workflow sees it (created on first write)."""
+
+    signup_id: str
+    phone_number: str
+    status: SignupState
+    expires_at: datetime
+    client_id: str | None = None
+    account_id: str | None = None
+
+
+class SignupAccountInput(BaseModel):
+    signup_id: str
+    phone_number: str
+
+
+class SignupAccount(BaseModel):
+    account_id: str
+    created: bool  # False: the number already had an account, whose credentials are answered
+
+
+class OttSignupResult(BaseModel):
+    signup_id: str
+    status: SignupState
+    account_id: str | None = None

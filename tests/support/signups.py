@@ -1,0 +1,104 @@
+"""OTT signup helpers: a stack whose simulator relays the app's calls to it, numbers, codes from the outbox."""
+
+import re
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from google.protobuf.message import Message
+from temporalio.api.common.v1 import Payload
+from temporalio.client import Client
+
+from tests.support.net import free_port
+from tests.support.simulator import SimulatorProcess, running_simulator
+from tests.support.stack import CMMS_KEY, Stack, running_stack, stack_settings
+
+_CODE = re.compile(r"\b(\d{6})\b")
+
+
+def random_mobile(prefix: str = "+49151", digits: int = 8) -> str:
+    """A valid mobile number in E.164: `prefix` (German by default) and `digits` random digits."""
+    return prefix + "".join(secrets.choice("0123456789") for _ in range(digits))
+
+
+@asynccontextmanager
+async def signup_stack(
+    temporal_address: str, database_url: str, state_dir: Path, **overrides: Any
+) -> AsyncIterator[Stack]:
+    """The real API, worker and a simulator of its own whose app side relays to this API (and whose
+    SMS sink the worker sends to)."""
+    api_port = free_port()
+    async with running_simulator(
+        state_dir, BILLING_API_URL=f"http://127.0.0.1:{api_port}", BILLING_API_KEY=CMMS_KEY
+    ) as sim:
+        settings = stack_settings(
+            temporal_address,
+            database_url,
+            sim,
+            api_port=api_port,
+            sms_gateway_url=f"{sim.base_url}/cgi-bin/sendsms",
+            sms_username=sim.sms_username,
+            sms_password=sim.sms_password,
+            **overrides,
+        )
+        async with running_stack(settings, sim) as stack:
+            yield stack
+
+
+async def sent_codes(sim: SimulatorProcess, e164: str) -> list[str]:
+    """Every code sent to the number, oldest first (read from the SMS outbox, as a test user would)."""
+    codes = []
+    for message in await sim.outbox(e164):
+        found = _CODE.search(message["text"])
+        assert found, message
+        codes.append(found.group(1))
+    return codes
+
+
+async def last_code(sim: SimulatorProcess, e164: str) -> str:
+    codes = await sent_codes(sim, e164)
+    assert codes, f"no SMS to {e164}"
+    return codes[-1]
+
+
+async def start_signup(stack: Stack, e164: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    response = await stack.api.post("/v1/signups", json={"phone_number": e164}, headers=headers or stack.cmms)
+    assert response.status_code == 202, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def verify(stack: Stack, signup_id: str, code: str) -> Any:
+    return await stack.api.post(f"/v1/signups/{signup_id}/verify", json={"code": code}, headers=stack.cmms)
+
+
+def _payloads(message: Message) -> Iterator[Payload]:
+    """Every Payload inside a protobuf message, at any depth."""
+    if isinstance(message, Payload):
+        yield message
+        return
+    for _, value in message.ListFields():
+        items: list[Any]
+        if isinstance(value, Message):
+            items = [value]
+        elif isinstance(value, str | bytes | int | float | bool):
+            continue
+        elif callable(getattr(value, "values", None)):  # a map field
+            items = list(value.values())
+        else:  # a repeated field
+            items = list(value)
+        for item in items:
+            if isinstance(item, Message):
+                yield from _payloads(item)
+
+
+async def readable_history(client: Client, workflow_id: str) -> bytes:
+    """A workflow's whole history as its readers with the key see it: events plus every payload
+    decoded by the client's codec (what the Temporal UI shows through the codec server)."""
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    payloads = [payload for event in history.events for payload in _payloads(event)]
+    codec = client.data_converter.payload_codec
+    decoded = await codec.decode(payloads) if codec else payloads
+    return b"".join(event.SerializeToString() for event in history.events) + b"".join(p.data for p in decoded)

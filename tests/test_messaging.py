@@ -1,0 +1,145 @@
+"""Messaging by wallet, end to end: API → Temporal → account workflow → CMMS simulator, on SQLite and PostgreSQL."""
+
+import asyncio
+import time
+from typing import Any
+
+from billing.models import Account, ProvisioningState
+from contracts.wallets import MessagingRolloutResult
+from core.account_sync import sync_account
+from tests.support.messaging import (
+    move,
+    open_wallet,
+    ordered_account,
+    product,
+    wait_for_record,
+    wait_for_wallet,
+)
+from tests.support.simulator import SimulatorProcess
+from tests.support.stack import Stack
+
+
+async def test_a_charge_to_zero_suspends_and_a_top_up_resumes(stack: Stack) -> None:
+    account_id = await ordered_account(stack, push_events=True)
+    # No wallet yet: nothing pays for messaging, so the order itself created the account suspended.
+    assert (await wait_for_record(stack.sim, account_id, lambda r: True)).messaging_enabled is False
+
+    await open_wallet(stack, account_id, 3)
+    await wait_for_record(stack.sim, account_id, lambda r: r.messaging_enabled)
+    await wait_for_wallet(stack, account_id, "active")
+
+    assert (await move(stack, account_id, "charges", 3)).json()["balance"] == 0
+    await wait_for_record(stack.sim, account_id, lambda r: not r.messaging_enabled)
+    await wait_for_wallet(stack, account_id, "suspended")
+
+    assert (await move(stack, account_id, "top-ups", 10)).status_code == 200
+    resumed = await wait_for_record(stack.sim, account_id, lambda r: r.messaging_enabled)
+    view = await wait_for_wallet(stack, account_id, "active")
+    assert view["balance"] == 10
+    # The device sees it too: the app's next fetch carries the messaging state.
+    record = await stack.sim.get_record(account_id)
+    assert record is not None and record.version == resumed.version
+
+
+async def test_a_burst_of_wallet_changes_ends_with_the_latest_state(stack: Stack) -> None:
+    account_id = await ordered_account(stack, push_events=True)
+    await open_wallet(stack, account_id, 1)
+    for _ in range(5):  # empty, refilled, ... as fast as the API answers; last: empty
+        assert (await move(stack, account_id, "charges", 1)).status_code == 200
+        assert (await move(stack, account_id, "top-ups", 1)).status_code == 200
+    assert (await move(stack, account_id, "charges", 1)).status_code == 200
+    result = await sync_account(stack.temporal, stack.settings, account_id)
+    record = await stack.sim.get_record(account_id)
+    assert record is not None and record.messaging_enabled is False and record.version == result.cmms_version
+    await wait_for_wallet(stack, account_id, "suspended")
+
+
+async def test_product_policy_off_never_tells_the_cmms_even_with_the_account_policy_on(stack: Stack) -> None:
+    for policy in (False, None):  # a policy with push_events off, and no messaging policy at all
+        account_id = await ordered_account(stack, push_events=policy)
+        put = await stack.api.put(
+            f"/v1/accounts/{account_id}/service-policies/messaging", json={"push_events": True}, headers=stack.admin
+        )
+        assert put.status_code == 200 and put.json()["service_policies"] == {"messaging": {"push_events": True}}
+        shown = (await stack.api.get(f"/v1/accounts/{account_id}", headers=stack.admin)).json()
+        assert shown["service_policies"] == {"messaging": {"push_events": True}}
+        before = await wait_for_record(stack.sim, account_id, lambda r: True)
+
+        opened = await open_wallet(stack, account_id, 1)
+        assert opened["push_events"] is False
+        await move(stack, account_id, "charges", 1)
+        # Even a push of the account's whole record (as any other change would cause) leaves messaging alone.
+        await sync_account(stack.temporal, stack.settings, account_id)
+        after = await stack.sim.get_record(account_id)
+        assert after is not None and after.messaging_enabled is True and after.version == before.version
+        wallet = (await stack.api.get(f"/v1/accounts/{account_id}/wallets/messaging", headers=stack.admin)).json()
+        assert wallet["messaging"] is None and wallet["balance"] == 0  # billing does not drive it
+
+    bad = await stack.api.put(
+        f"/v1/accounts/{account_id}/service-policies/messaging", json={"push_events": "maybe"}, headers=stack.admin
+    )
+    assert bad.status_code == 422
+    missing = await stack.api.put(
+        "/v1/accounts/nobody/service-policies/messaging", json={"push_events": True}, headers=stack.admin
+    )
+    assert missing.status_code == 404
+
+
+async def test_a_cmms_outage_delays_but_never_loses_a_suspend_or_a_resume(
+    stack: Stack, faulty_sim: SimulatorProcess
+) -> None:
+    account_id = await ordered_account(stack, push_events=True)
+    await open_wallet(stack, account_id, 2)
+    await wait_for_wallet(stack, account_id, "active")
+
+    for kind, amount, enabled in (("charges", 2, False), ("top-ups", 5, True)):
+        await faulty_sim.set_faults(outage_seconds=3)
+        outage_ends = time.monotonic() + 3
+        assert (await move(stack, account_id, kind, amount)).status_code == 200
+        # The push is waiting for the CMMS: billing says so, and the wallet still shows the old state.
+        deadline = time.monotonic() + 2.5
+        state = None
+        while time.monotonic() < deadline and state != ProvisioningState.retry:
+            async with stack.sessions() as session:
+                state = (await session.get_one(Account, account_id)).provisioning_state
+            await asyncio.sleep(0.1)
+        assert state == ProvisioningState.retry
+        await wait_for_record(faulty_sim, account_id, lambda r: r.messaging_enabled == enabled)  # noqa: B023
+        assert time.monotonic() >= outage_ends
+        await wait_for_wallet(stack, account_id, "active" if enabled else "suspended")
+
+
+async def test_turning_a_product_policy_on_brings_its_accounts_into_line(stack: Stack) -> None:
+    product_id = await product(stack, push_events=False)
+    accounts = [await ordered_account(stack, product_id=product_id) for _ in range(3)]
+    await open_wallet(stack, accounts[0], 5)  # the only one whose messaging is paid for
+    for account_id in accounts:
+        assert (await wait_for_record(stack.sim, account_id, lambda r: True)).messaging_enabled is True
+
+    patch = {"service_policies": {"messaging": {"push_events": True}}}
+    answer = await stack.api.patch(f"/v1/products/{product_id}", json=patch, headers=stack.admin)
+    assert answer.status_code == 200, answer.text
+    updated = answer.json()
+    assert updated["service_policies"] == patch["service_policies"] and updated["workflow_id"]
+    handle = stack.temporal.get_workflow_handle(updated["workflow_id"], result_type=MessagingRolloutResult)
+    assert (await asyncio.wait_for(handle.result(), 30)).signalled == 3
+
+    await wait_for_record(stack.sim, accounts[1], lambda r: not r.messaging_enabled)
+    await wait_for_record(stack.sim, accounts[2], lambda r: not r.messaging_enabled)
+    await wait_for_wallet(stack, accounts[0], "active")
+    funded = await stack.sim.get_record(accounts[0])
+    assert funded is not None and funded.messaging_enabled is True
+
+    renamed = await stack.api.patch(f"/v1/products/{product_id}", json={"name": "Renamed"}, headers=stack.admin)
+    assert renamed.status_code == 200 and renamed.json()["workflow_id"] is None
+    assert renamed.json()["service_policies"] == patch["service_policies"]
+    bad_bodies: list[dict[str, Any]] = [
+        {"service_policies": {"voice": {}}},
+        {"name": ""},
+        {"service_policies": {"messaging": {}}},
+    ]
+    for bad in bad_bodies:
+        response = await stack.api.patch(f"/v1/products/{product_id}", json=bad, headers=stack.admin)
+        assert response.status_code == 422, bad
+    missing = await stack.api.patch("/v1/products/nothing", json=patch, headers=stack.admin)
+    assert missing.status_code == 404

@@ -1,0 +1,93 @@
+"""A wallet's expiry suspends messaging from a durable timer: 30 days pass on Temporal's time-skipping server."""
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from billing.db import SessionMaker, make_engine, make_sessionmaker, transaction
+from billing.messaging import MESSAGING
+from billing.models import Account, AccountStatus, Customer, CustomerClass, Product
+from billing.wallets import Movement, MovementKind, apply_movement, get_wallet, open_wallet
+from core.account_sync import account_changed
+from core.settings import Settings
+from tests.conftest import sqlite_database
+from tests.support.catalog import new_id
+from tests.support.messaging import wait_for_record
+from tests.support.simulator import SimulatorProcess
+from tests.support.stack import running_worker, stack_settings
+
+
+@dataclass
+class Skipping:
+    env: WorkflowEnvironment
+    settings: Settings
+    sessions: SessionMaker
+
+
+@pytest.fixture(scope="module")
+async def skipping(
+    time_skipping_server: WorkflowEnvironment, sim: SimulatorProcess, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Skipping]:
+    """The real worker, on the time-skipping server, a SQLite billing database and the simulator."""
+    database_url = sqlite_database(Path(tmp_path_factory.mktemp("expiry")))
+    address = time_skipping_server.client.service_client.config.target_host
+    settings = stack_settings(address, database_url, sim)
+    engine = make_engine(database_url)
+    async with running_worker(settings):
+        yield Skipping(time_skipping_server, settings, make_sessionmaker(engine))
+    await engine.dispose()
+
+
+async def _account_with_wallet(sessions: SessionMaker, env: WorkflowEnvironment, expires_in: timedelta) -> str:
+    class_id, customer_id, product_id, account_id = new_id("class"), new_id("cust"), new_id("prod"), new_id("acct")
+    async with transaction(sessions) as session:
+        # Flushed one by one: without ORM relationships, nothing orders the inserts by their foreign keys.
+        session.add(CustomerClass(customer_class_id=class_id, name="Retail"))
+        await session.flush()
+        session.add(Customer(customer_id=customer_id, name="Ada", customer_class_id=class_id))
+        policies = {"messaging": {"push_events": True}}
+        session.add(Product(product_id=product_id, name="Messaging", service_policies=policies))
+        await session.flush()
+        session.add(
+            Account(
+                account_id=account_id,
+                customer_id=customer_id,
+                product_id=product_id,
+                sip_password="Expiry-Test-Secret-1",
+                status=AccountStatus.active,
+                created_by="test",
+            )
+        )
+    await open_wallet(sessions, account_id, MESSAGING, 10, await env.get_current_time() + expires_in)
+    return account_id
+
+
+async def test_an_expiry_30_days_out_suspends_messaging_and_a_top_up_that_extends_it_resumes(
+    skipping: Skipping, sim: SimulatorProcess
+) -> None:
+    env, settings, sessions = skipping.env, skipping.settings, skipping.sessions
+    account_id = await _account_with_wallet(sessions, env, timedelta(days=30))
+    await account_changed(env.client, settings, account_id)
+    await wait_for_record(sim, account_id, lambda r: r.messaging_enabled)
+
+    await env.sleep(timedelta(days=29))
+    assert (await wait_for_record(sim, account_id, lambda r: True)).messaging_enabled is True
+
+    await env.sleep(timedelta(days=1, seconds=5))
+    await wait_for_record(sim, account_id, lambda r: not r.messaging_enabled)
+    wallet = await get_wallet(sessions, account_id, MESSAGING)
+    assert wallet.balance == 10 and wallet.messaging_state == "suspended"  # expired, not spent
+
+    extended = await env.get_current_time() + timedelta(days=30)
+    await apply_movement(sessions, account_id, MESSAGING, Movement(MovementKind.top_up, 1, extended))
+    await account_changed(env.client, settings, account_id)
+    await wait_for_record(sim, account_id, lambda r: r.messaging_enabled)
+    assert (await get_wallet(sessions, account_id, MESSAGING)).messaging_state == "active"
+
+    # The extended expiry fires too: the workflow re-armed its timer from the top-up's push.
+    await env.sleep(timedelta(days=30, seconds=5))
+    await wait_for_record(sim, account_id, lambda r: not r.messaging_enabled)

@@ -1,0 +1,87 @@
+"""Prometheus metrics: the API's requests by route template and status, the worker's SDK metrics,
+and structured log lines carrying workflow, order and account ids."""
+
+import asyncio
+import logging
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import httpx
+
+from billing.db import make_engine, make_sessionmaker
+from cmms.client import CmmsClient
+from core.logging import StructuredFormatter
+from core.temporal import connect, metrics_runtime
+from tests.conftest import sqlite_database
+from tests.support.net import free_port
+from tests.support.simulator import SimulatorProcess
+from tests.support.stack import WEBSITE_KEY, serving_api, stack_settings
+from worker import build_workers
+
+
+async def test_the_api_counts_requests_by_route_template_and_status(
+    dev_server: str, sim: SimulatorProcess, tmp_path: Path
+) -> None:
+    settings = stack_settings(dev_server, sqlite_database(tmp_path), sim)
+    async with serving_api(settings) as url, httpx.AsyncClient(base_url=url) as http:
+        website = {"Authorization": f"Bearer {WEBSITE_KEY}"}
+        assert (await http.get("/v1/orders/ord-missing-1", headers=website)).status_code == 404
+        assert (await http.get("/v1/orders/ord-missing-2", headers=website)).status_code == 404
+        assert (await http.get("/v1/orders/ord-missing-3")).status_code == 401
+        assert (await http.get("/no/such/path")).status_code == 404
+        metrics = await http.get("/metrics")
+    assert metrics.status_code == 200 and metrics.headers["content-type"].startswith("text/plain")
+    lines = metrics.text.splitlines()
+
+    def count(route: str, status: str) -> float:
+        prefix = f'api_requests_total{{method="GET",route="{route}",status="{status}"}} '
+        return sum(float(line.removeprefix(prefix)) for line in lines if line.startswith(prefix))
+
+    # One series per template, not per order id: ids never become label values.
+    assert count("/v1/orders/{order_id}", "404") >= 2 and count("/v1/orders/{order_id}", "401") >= 1
+    assert count("<unmatched>", "404") >= 1
+    assert not [line for line in lines if "ord-missing" in line]
+    assert any(line.startswith("api_request_duration_seconds_bucket") for line in lines)
+
+
+async def test_the_worker_exports_the_sdks_runtime_metrics(
+    dev_server: str, sim: SimulatorProcess, tmp_path: Path
+) -> None:
+    settings = stack_settings(dev_server, sqlite_database(tmp_path), sim, worker_metrics_port=free_port())
+    runtime = metrics_runtime(settings)
+    assert runtime is not None
+    client = await connect(settings, runtime=runtime)
+    engine = make_engine(settings.database_url)
+    async with CmmsClient(settings.cmms_url, settings.cmms_token.get_secret_value()) as cmms, AsyncExitStack() as run:
+        for worker in build_workers(client, settings, make_sessionmaker(engine), cmms):
+            await run.enter_async_context(worker)
+        async with httpx.AsyncClient() as http:
+            body = ""
+            for _ in range(50):  # pollers register a moment after the workers start
+                body = (await http.get(f"http://127.0.0.1:{settings.worker_metrics_port}/metrics")).text
+                if "temporal_num_pollers" in body:
+                    break
+                await asyncio.sleep(0.1)
+    await engine.dispose()
+    assert "temporal_request" in body  # the client's calls to the server
+    assert f'task_queue="{settings.temporal_task_queue}"' in body  # the workers' own series
+
+
+def test_log_lines_carry_the_ids_of_the_workflow_and_mask_secrets() -> None:
+    record = logging.LogRecord("activities", logging.INFO, __file__, 1, "pushed account %s", ("acct-1",), None)
+    record.temporal_activity = {
+        "workflow_id": "account-acct-1",
+        "activity_type": "provision_account",
+        "attempt": 2,
+        "namespace": "default",
+    }
+    line = StructuredFormatter().format(record)
+    assert "workflow_id=account-acct-1" in line and "account_id=acct-1" in line
+    assert "activity_type=provision_account attempt=2" in line and 'msg="pushed account acct-1"' in line
+
+    leak = logging.LogRecord(
+        "httpx", logging.INFO, __file__, 1, "GET /cgi-bin/sendsms?password=kannel&text=123456", None, None
+    )
+    leak.order_id = "ord-9"
+    json_line = StructuredFormatter("json").format(leak)
+    assert "kannel" not in json_line and "123456" not in json_line and '"order_id": "ord-9"' in json_line
