@@ -108,7 +108,12 @@ async def main() -> None:
         loop.add_signal_handler(sig, stop.set)
     async with AsyncExitStack() as stack:
         cmms = await stack.enter_async_context(
-            CmmsClient(settings.cmms_url, settings.cmms_token.get_secret_value(), timeout=settings.cmms_timeout_seconds)
+            CmmsClient(
+                settings.cmms_url,
+                settings.cmms_token.get_secret_value(),
+                timeout=settings.cmms_timeout_seconds,
+                rate_limit_per_second=settings.cmms_rate_limit_per_second,
+            )
         )
         for worker in build_workers(client, settings, make_sessionmaker(engine), cmms):
             await stack.enter_async_context(worker)

@@ -5,9 +5,16 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from billing.credentials import new_sip_password
-from billing.db import SessionMaker, transaction
-from billing.models import Account, AccountStatus, Order, OrderStatus, utcnow
-from contracts.orders import ORDER_NOT_FOUND, FailOrderInput, OrderAccount, OrderRef
+from billing.db import FOR_CHANGE, SessionMaker, transaction
+from billing.models import Account, AccountStatus, Customer, Order, OrderStatus, utcnow
+from contracts.orders import (
+    ORDER_NOT_FOUND,
+    CompletedOrder,
+    CompleteOrderInput,
+    FailOrderInput,
+    OrderAccount,
+    OrderRef,
+)
 
 # The ApplicationError type when an order's account id or IMEI is taken by another account.
 ACCOUNT_CONFLICT = "AccountConflict"
@@ -64,10 +71,12 @@ class OrderActivities:
         return OrderAccount(order_id=order.order_id, account_id=order.account_id)
 
     @activity.defn(name="complete_order")
-    async def complete_order(self, ref: OrderRef) -> None:
+    async def complete_order(self, request: CompleteOrderInput) -> CompletedOrder:
+        """The account goes live; says whether its customer changed since the CMMS was provisioned."""
         async with transaction(self._sessions) as session:
-            order = await session.get_one(Order, ref.order_id, with_for_update=True)
-            account = await session.get_one(Account, order.account_id, with_for_update=True)
+            order = await session.get_one(Order, request.order_id, with_for_update=True)
+            account = await session.get_one(Account, order.account_id, with_for_update=FOR_CHANGE)
+            customer = await session.get_one(Customer, order.customer_id)
             if account.status == AccountStatus.pending:
                 account.status = AccountStatus.active
                 account.updated_at = utcnow()
@@ -76,6 +85,8 @@ class OrderActivities:
             order.error = None
             order.updated_at = utcnow()
             session.add(order)
+        changed = request.pushed_customer_revision not in (None, customer.revision)
+        return CompletedOrder(account_id=account.account_id, customer_changed=changed)
 
     @activity.defn(name="fail_order")
     async def fail_order(self, failure: FailOrderInput) -> None:

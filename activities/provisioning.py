@@ -5,10 +5,10 @@ from datetime import datetime, timedelta
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from billing.db import SessionMaker, transaction
-from billing.messaging import MESSAGING, desired_messaging, messaging_state
+from billing.db import FOR_CHANGE, SessionMaker, transaction
+from billing.messaging import MESSAGING, messaging_state
 from billing.models import Account, AccountStatus, ProvisioningState, Wallet, utcnow
-from billing.provisioning import desired_cmms_account
+from billing.provisioning import desired_state
 from cmms.client import CmmsClient, CmmsRejected, CmmsUnavailable
 from contracts.provisioning import (
     ACCOUNT_NOT_FOUND,
@@ -41,14 +41,13 @@ class ProvisioningActivities:
                 )
             terminated = account.status == AccountStatus.terminated
             now = _as_of(request.as_of)
-            messaging = await desired_messaging(session, account, now)
-            desired = None if terminated else await desired_cmms_account(session, account, self._settings, now=now)
+            desired = None if terminated else await desired_state(session, account, self._settings, now=now)
         try:
             if desired is None:
                 await self._cmms.delete_account(request.account_id)
                 await self._record(request.account_id, ProvisioningState.ok, None)
                 return ProvisionAccountResult(account_id=request.account_id, cmms_version=None, removed=True)
-            record = await self._cmms.upsert_account(request.account_id, desired)
+            record = await self._cmms.upsert_account(request.account_id, desired.record)
         except CmmsUnavailable as err:
             await self._record(request.account_id, ProvisioningState.retry, f"CMMS unavailable, retrying: {err}")
             delay = min(timedelta(seconds=err.retry_after), CMMS_MAX_RETRY_INTERVAL) if err.retry_after else None
@@ -56,12 +55,15 @@ class ProvisioningActivities:
         except CmmsRejected as err:
             await self._record(request.account_id, ProvisioningState.failed, f"CMMS rejected the account: {err}")
             raise ApplicationError(f"CMMS rejected the account: {err}", type=CMMS_REJECTED, non_retryable=True) from err
-        confirmed = record.messaging_enabled if messaging.enabled is not None else None
+        confirmed = record.messaging_enabled if desired.record.messaging_enabled is not None else None
         await self._record(
             request.account_id, ProvisioningState.ok, None, cmms_version=record.version, messaging=confirmed
         )
         return ProvisionAccountResult(
-            account_id=request.account_id, cmms_version=record.version, wake_at=messaging.wake_at
+            account_id=request.account_id,
+            cmms_version=record.version,
+            wake_at=desired.wake_at,
+            customer_revision=desired.customer_revision,
         )
 
     async def _record(
@@ -74,7 +76,7 @@ class ProvisioningActivities:
         messaging: bool | None = None,
     ) -> None:
         async with transaction(self._sessions) as session:
-            account = await session.get_one(Account, account_id, with_for_update=True)
+            account = await session.get_one(Account, account_id, with_for_update=FOR_CHANGE)
             account.provisioning_state = state
             account.last_error = error[:1000] if error else None
             if cmms_version is not None:

@@ -4,7 +4,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from billing.credentials import new_sip_password
-from billing.db import SessionMaker, transaction
+from billing.db import FOR_CHANGE, SessionMaker, transaction
 from billing.models import Account, AccountStatus, Customer, CustomerClass, Product, Signup, SignupStatus, utcnow
 from billing.otp import code_hmac, new_code
 from billing.provisioning import DOMAIN_FIELD, PROFILE_FIELD
@@ -71,7 +71,7 @@ class SignupActivities:
             row.updated_at = utcnow()
             session.add(row)
             if record.status == SignupState.verified and record.account_id:
-                account = await session.get_one(Account, record.account_id, with_for_update=True)
+                account = await session.get_one(Account, record.account_id, with_for_update=FOR_CHANGE)
                 if account.status == AccountStatus.pending:
                     account.status = AccountStatus.active
                     account.updated_at = utcnow()
@@ -87,7 +87,7 @@ class SignupActivities:
         account_id = signup_account_id(request.phone_number)
         origin = f"signup:{request.signup_id}"
         async with transaction(self._sessions) as session:
-            account = await session.get(Account, account_id, with_for_update=True)
+            account = await session.get(Account, account_id, with_for_update=FOR_CHANGE)
             if account is None:
                 session.add(
                     Account(

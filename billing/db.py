@@ -12,6 +12,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 SessionMaker = async_sessionmaker[AsyncSession]
 
+# Lock a row to change it, not its key: FOR NO KEY UPDATE on PostgreSQL. Plain FOR UPDATE would also
+# block inserts that reference the row (a wallet movement referencing its account) and can deadlock
+# with them. SQLite ignores row locks (its transactions take the write lock up front).
+FOR_CHANGE: dict[str, Any] = {"key_share": True}
+
 
 def sync_url(database_url: str) -> str:
     """The URL Alembic uses (a plain driver), from the one in the settings."""

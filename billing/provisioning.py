@@ -6,7 +6,7 @@ from datetime import datetime
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from billing.messaging import desired_messaging
-from billing.models import Account, AccountStatus, Customer, Reseller, utcnow
+from billing.models import Account, AccountStatus, Customer, Reseller
 from contracts.cmms import CmmsAccount
 from core.settings import Settings
 
@@ -27,18 +27,27 @@ def effective_profile(customer: Customer, reseller: Reseller | None, settings: S
     return EffectiveProfile(profile=fields.get(PROFILE_FIELD) or settings.default_profile, domain=domain)
 
 
-async def desired_cmms_account(
-    session: AsyncSession, account: Account, settings: Settings, *, now: datetime | None = None
-) -> CmmsAccount:
-    """The full record the CMMS should hold for `account` at `now` (default: the clock's now)."""
+@dataclass(frozen=True)
+class DesiredState:
+    """What the CMMS should hold for an account, and what that depends on."""
+
+    record: CmmsAccount
+    wake_at: datetime | None  # when it will change by itself (the messaging wallet expiring)
+    customer_revision: int  # the revision of the customer values it carries
+
+
+async def desired_state(session: AsyncSession, account: Account, settings: Settings, *, now: datetime) -> DesiredState:
+    """The full record the CMMS should hold for `account` at `now`."""
     customer = await session.get_one(Customer, account.customer_id)
     reseller = await session.get(Reseller, customer.reseller_id) if customer.reseller_id else None
     effective = effective_profile(customer, reseller, settings)
-    return CmmsAccount(
+    messaging = await desired_messaging(session, account, now)
+    record = CmmsAccount(
         password=account.sip_password,  # pydantic wraps it in SecretStr
         imei=account.imei,
         profile=effective.profile,
         domain=effective.domain,
         blocked=account.status == AccountStatus.blocked,
-        messaging_enabled=(await desired_messaging(session, account, now or utcnow())).enabled,
+        messaging_enabled=messaging.enabled,
     )
+    return DesiredState(record=record, wake_at=messaging.wake_at, customer_revision=customer.revision)

@@ -15,6 +15,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import ValidationError
 
+from cmms.pacing import Pacer
 from contracts.cmms import CmmsAccount, CmmsRecord
 
 # Sized for about 100 provisioning calls in flight from one worker.
@@ -55,9 +56,11 @@ class CmmsClient:
         token: str,
         *,
         timeout: float = 10.0,
+        rate_limit_per_second: float | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._token = token
+        self._pacer = Pacer(rate_limit_per_second) if rate_limit_per_second else None
         self._http = httpx.AsyncClient(
             base_url=base_url,
             headers={"Authorization": f"Bearer {token}"},
@@ -106,6 +109,8 @@ class CmmsClient:
         raise self._error(response, "DELETE")
 
     async def _send(self, method: str, path: str, *, json: Any = None, secrets: tuple[str, ...] = ()) -> httpx.Response:
+        if self._pacer is not None:
+            await self._pacer.wait()
         try:
             return await self._http.request(method, path, json=json)
         except httpx.TimeoutException as exc:

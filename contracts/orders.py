@@ -34,3 +34,15 @@ class OrderAccount(BaseModel):
 class FailOrderInput(BaseModel):
     order_id: str
     reason: str
+
+
+class CompleteOrderInput(BaseModel):
+    order_id: str
+    pushed_customer_revision: int | None = None  # the customer values the CMMS got while provisioning
+
+
+class CompletedOrder(BaseModel):
+    account_id: str
+    # The customer changed after the CMMS was provisioned (a rollout skips accounts still pending):
+    # the account's workflow must push the newer values.
+    customer_changed: bool

@@ -26,6 +26,8 @@ class ProvisionAccountResult(BaseModel):
     removed: bool = False  # the account is terminated and no longer in the CMMS
     # When the desired state will change by itself (a wallet expiring): the account's workflow wakes then.
     wake_at: datetime | None = None
+    # The revision of the customer values pushed: an order compares it when it completes.
+    customer_revision: int | None = None
 
 
 def account_workflow_id(account_id: str) -> str:

@@ -1,11 +1,13 @@
 """The CMMS client against the real simulator process (and a mock transport for odd answers)."""
 
+import asyncio
 import itertools
 import traceback
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from cmms.client import CmmsClient, CmmsError, CmmsRejected, CmmsUnavailable
 from contracts.cmms import CmmsAccount
@@ -213,3 +215,14 @@ async def test_a_garbled_success_is_unavailable() -> None:
 
 def test_every_error_is_a_cmms_error() -> None:
     assert issubclass(CmmsUnavailable, CmmsError) and issubclass(CmmsRejected, CmmsError)
+
+
+async def test_a_rate_limit_holds_in_every_second(sim: SimulatorProcess) -> None:
+    """20 calls at once, limit 5/s: the CMMS never sees more than 5 in any second of its clock."""
+    await sim.reset_stats()
+    account = CmmsAccount(password=SecretStr("Pacing-Secret-1"), profile="Residential", domain="pace.example")
+    async with CmmsClient(sim.base_url, sim.token, rate_limit_per_second=5) as cmms:
+        await asyncio.gather(*(cmms.upsert_account(f"pace-{i}", account) for i in range(20)))
+    stats = await sim.stats()
+    assert stats["provisioning_calls"] >= 20  # a call an earlier test gave up on may land late
+    assert 1 <= stats["max_per_second"] <= 5

@@ -131,3 +131,26 @@ async def test_a_cmms_rejection_fails_the_order_and_leaves_no_account(stack: Sta
     assert "rejected" in order["error"].lower() and "imei" in order["error"].lower()
     assert (await stack.api.get(f"/v1/accounts/{order['account_id']}", headers=stack.admin)).status_code == 404
     assert await stack.sim.get_record(order["account_id"]) is None
+
+
+async def test_a_customer_change_during_provisioning_still_reaches_the_new_account(
+    stack: Stack, faulty_sim: SimulatorProcess
+) -> None:
+    catalog = await seed_catalog(stack, custom_fields={"profileName": "Residential"})
+    body = order_body(catalog)
+    await faulty_sim.set_faults(latency_ms=1500)  # the order's CMMS push is slow...
+    await submit(stack, body)
+    await asyncio.sleep(0.5)
+    # ... and the customer changes meanwhile; the rollout leaves the still-pending account to its order.
+    patch = {"custom_fields": {"profileName": "Business"}}
+    changed = await stack.api.patch(f"/v1/customers/{catalog.customer_id}", json=patch, headers=stack.admin)
+    assert changed.status_code == 202
+    order = await finished(stack, body["order_id"])
+    await faulty_sim.clear_faults()
+    assert order["status"] == "completed"
+    for _ in range(100):
+        record = await faulty_sim.get_record(order["account_id"])
+        if record is not None and record.profile == "Business":
+            break
+        await asyncio.sleep(0.1)
+    assert record is not None and record.profile == "Business" and record.version == 2

@@ -1,13 +1,22 @@
 """Use case 1: an MVNO phone order, from the website's POST to an account the device can fetch."""
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
+from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.orders import OrderActivities
     from activities.provisioning import ProvisioningActivities
-    from contracts.orders import ORDER_NOT_FOUND, FailOrderInput, MvnoOrderInput, MvnoOrderResult, OrderRef
-    from contracts.provisioning import ProvisionAccountInput
+    from contracts.orders import (
+        ORDER_NOT_FOUND,
+        CompleteOrderInput,
+        FailOrderInput,
+        MvnoOrderInput,
+        MvnoOrderResult,
+        OrderRef,
+    )
+    from contracts.provisioning import AccountWorkflowInput, ProvisionAccountInput, account_workflow_id
+    from workflows.account import AccountWorkflow
     from workflows.policies import DB_STEP, cmms_step
 
 
@@ -20,7 +29,7 @@ class MvnoOrderWorkflow:
         ref = OrderRef(order_id=order.order_id)
         try:
             account = await workflow.execute_activity_method(OrderActivities.create_order_account, ref, **DB_STEP)
-            await workflow.execute_activity_method(
+            pushed = await workflow.execute_activity_method(
                 ProvisioningActivities.provision_account,
                 ProvisionAccountInput(account_id=account.account_id),
                 **cmms_step(),
@@ -33,8 +42,30 @@ class MvnoOrderWorkflow:
                 OrderActivities.fail_order, FailOrderInput(order_id=order.order_id, reason=reason), **DB_STEP
             )
             return MvnoOrderResult(order_id=order.order_id, account_id=None, status="failed", error=reason)
-        await workflow.execute_activity_method(OrderActivities.complete_order, ref, **DB_STEP)
+        completed = await workflow.execute_activity_method(
+            OrderActivities.complete_order,
+            CompleteOrderInput(order_id=order.order_id, pushed_customer_revision=pushed.customer_revision),
+            **DB_STEP,
+        )
+        if completed.customer_changed:
+            await _hand_over_to_account_workflow(account.account_id)
         return MvnoOrderResult(order_id=order.order_id, account_id=account.account_id, status="completed")
+
+
+async def _hand_over_to_account_workflow(account_id: str) -> None:
+    """Have the account's own workflow push what changed while the order was provisioning."""
+    workflow_id = account_workflow_id(account_id)
+    try:
+        await workflow.start_child_workflow(
+            AccountWorkflow.run,
+            AccountWorkflowInput(account_id=account_id, pending_changes=1),
+            id=workflow_id,
+            parent_close_policy=ParentClosePolicy.ABANDON,  # it lives as long as the account
+        )
+    except WorkflowAlreadyStartedError:
+        await workflow.get_external_workflow_handle_for(AccountWorkflow.run, workflow_id).signal(
+            AccountWorkflow.changed
+        )
 
 
 def _reason(err: ActivityError) -> str:

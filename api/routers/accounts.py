@@ -18,6 +18,7 @@ from api.deps import SessionDep, SettingsDep, TemporalDep, require
 from api.fields import Imei, SipPassword
 from api.persistence import get_or_404
 from api.problems import Problem
+from billing.db import FOR_CHANGE
 from billing.models import Account, AccountStatus, ProvisioningState, utcnow
 from core.account_sync import account_changed
 from core.settings import Settings
@@ -110,7 +111,7 @@ async def terminate_account(
 
 async def _locked(session: AsyncSession, account_id: str) -> Account:
     """The account, locked until the change commits (two changes at once are applied one after the other)."""
-    account = await session.get(Account, account_id, with_for_update=True)
+    account = await session.get(Account, account_id, with_for_update=FOR_CHANGE)
     if account is None:
         raise Problem(404, f"account {account_id!r} does not exist")
     return account

@@ -91,7 +91,12 @@ async def running_worker(settings: Settings) -> AsyncIterator[None]:
     engine = make_engine(settings.database_url)
     client = await connect(settings)
     async with (
-        CmmsClient(settings.cmms_url, settings.cmms_token.get_secret_value(), timeout=5.0) as cmms,
+        CmmsClient(
+            settings.cmms_url,
+            settings.cmms_token.get_secret_value(),
+            timeout=5.0,
+            rate_limit_per_second=settings.cmms_rate_limit_per_second,
+        ) as cmms,
         AsyncExitStack() as workers,
     ):
         for worker in build_workers(client, settings, make_sessionmaker(engine), cmms):
