@@ -29,6 +29,15 @@ def free_port() -> int:
         return port
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a live process has used (from /proc; 0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class BenchStack:
     env: dict[str, str]
@@ -115,6 +124,7 @@ async def bench_stack(**settings: str) -> AsyncIterator[BenchStack]:
                 processes=processes,
             )
         finally:
+            print("CPU seconds by process: " + ", ".join(f"{n} {cpu_seconds(p.pid):.1f}" for n, p in processes.items()))
             for process in reversed(processes.values()):
                 if process.returncode is None:
                     process.terminate()

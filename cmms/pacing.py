@@ -20,11 +20,16 @@ class Pacer:
             raise ValueError("a rate limit must be positive")
         self._interval = self.SPACING_MARGIN / rate
         self._next_slot = 0.0
+        self._turn = asyncio.Lock()  # FIFO: callers go in arrival order
 
     async def wait(self) -> None:
-        """Return when this call may start."""
-        now = time.monotonic()
-        slot = max(now, self._next_slot)
-        self._next_slot = slot + self._interval  # reserved before sleeping: callers keep their order
-        if slot > now:
-            await asyncio.sleep(slot - now)
+        """Return when this call may start: `1/rate` (and the margin) after the previous one did.
+
+        The spacing is measured from when the previous call was really let go, not from when it was
+        due: a busy event loop that wakes several callers late must not let them go out together.
+        """
+        async with self._turn:
+            delay = self._next_slot - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            self._next_slot = time.monotonic() + self._interval

@@ -75,8 +75,10 @@ async def submit_order(
         response.status_code = 200
     if created or order.status == OrderStatus.accepted:  # a repeat also starts what a crash left unstarted
         await _start(temporal, settings, order)
+    if created:  # as just written: its account does not exist yet
+        return OrderPublic.model_validate(order, from_attributes=True)
     async with sessions() as session:
-        return await _view(session, order)
+        return await _view(session, await session.get_one(Order, order.order_id))
 
 
 async def _accept(session: AsyncSession, body: OrderCreate, fingerprint: str) -> tuple[Order, bool]:

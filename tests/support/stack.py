@@ -4,12 +4,13 @@ Temporal server, billing database and CMMS simulator."""
 import asyncio
 import secrets
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import uvicorn
+from starlette.types import ASGIApp
 from temporalio.client import Client
 
 from api.app import create_app
@@ -68,22 +69,24 @@ class Stack:
 
 
 @asynccontextmanager
-async def serving_api(settings: Settings) -> AsyncIterator[str]:
-    """The FastAPI app under uvicorn on a real port; yields its base URL."""
-    config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=settings.api_port, log_level="warning", lifespan="on"
-    )
-    server = uvicorn.Server(config)
+async def serving(app: ASGIApp, port: int, *, lifespan: Literal["on", "off"] = "on") -> AsyncIterator[str]:
+    """An ASGI app under uvicorn on a real port of 127.0.0.1; yields its base URL."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan))
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():
             task.result()
         await asyncio.sleep(0.02)
     try:
-        yield f"http://127.0.0.1:{settings.api_port}"
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         await task
+
+
+def serving_api(settings: Settings) -> AbstractAsyncContextManager[str]:
+    """The FastAPI app on the settings' port; yields its base URL."""
+    return serving(create_app(settings), settings.api_port)
 
 
 @asynccontextmanager
