@@ -8,6 +8,7 @@ from sqlalchemy import JSON, Column, DateTime, Dialect, String, TypeDecorator, U
 from sqlmodel import Field, SQLModel
 
 from billing.encrypted import EncryptedString
+from contracts.signups import SignupState
 
 
 def utcnow() -> datetime:
@@ -86,11 +87,8 @@ class OrderStatus(StrEnum):
     failed = "failed"
 
 
-class SignupStatus(StrEnum):
-    pending = "pending"
-    verified = "verified"
-    expired = "expired"
-    failed = "failed"
+# A signup's states are the workflow's own (contracts.signups), stored as they are.
+SignupStatus = SignupState
 
 
 class MessagingState(StrEnum):

@@ -9,7 +9,7 @@ with another request it is refused.
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
@@ -238,12 +238,4 @@ def _snapshot(wallet: Wallet, product: Product) -> WalletSnapshot:
 
 def _as_of_movement(snapshot: WalletSnapshot, movement: WalletMovement) -> WalletSnapshot:
     """The answer a repeated request gets: the balance and expiry its first application left."""
-    return WalletSnapshot(
-        account_id=snapshot.account_id,
-        service=snapshot.service,
-        balance=movement.balance_after,
-        expires_at=movement.expires_at,
-        messaging_state=snapshot.messaging_state,
-        push_events=snapshot.push_events,
-        replayed=True,
-    )
+    return replace(snapshot, balance=movement.balance_after, expires_at=movement.expires_at, replayed=True)
