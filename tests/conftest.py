@@ -14,7 +14,8 @@ from tests.support.simulator import SimulatorProcess, running_simulator
 from tests.support.stack import Stack, running_stack, stack_settings
 
 
-def _address(env: WorkflowEnvironment) -> str:
+def server_address(env: WorkflowEnvironment) -> str:
+    """Where a test environment's Temporal server listens, for `connect()` and the stack's settings."""
     return env.client.service_client.config.target_host
 
 
@@ -24,7 +25,7 @@ async def dev_server() -> AsyncIterator[str]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(cli_path()), data_converter=data_converter(Settings(_env_file=None))
     )
-    yield _address(env)
+    yield server_address(env)
     await env.shutdown()
 
 

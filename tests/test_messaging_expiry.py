@@ -14,7 +14,7 @@ from billing.models import Account, AccountStatus, Customer, CustomerClass, Prod
 from billing.wallets import Movement, MovementKind, apply_movement, get_wallet, open_wallet
 from core.account_sync import account_changed
 from core.settings import Settings
-from tests.conftest import sqlite_database
+from tests.conftest import server_address, sqlite_database
 from tests.support.catalog import new_id
 from tests.support.messaging import wait_for_record
 from tests.support.simulator import SimulatorProcess
@@ -34,7 +34,7 @@ async def skipping(
 ) -> AsyncIterator[Skipping]:
     """The real worker, on the time-skipping server, a SQLite billing database and the simulator."""
     database_url = sqlite_database(Path(tmp_path_factory.mktemp("expiry")))
-    address = time_skipping_server.client.service_client.config.target_host
+    address = server_address(time_skipping_server)
     settings = stack_settings(address, database_url, sim)
     engine = make_engine(database_url)
     async with running_worker(settings):

@@ -15,7 +15,7 @@ from billing.models import Account, Customer, CustomerClass, Order, OrderStatus,
 from contracts.orders import ORDER_NOT_FOUND, MvnoOrderInput, MvnoOrderResult, order_workflow_id
 from core.settings import Settings
 from core.temporal import connect
-from tests.conftest import sqlite_database
+from tests.conftest import server_address, sqlite_database
 from tests.support.catalog import random_imei
 from tests.support.simulator import SimulatorProcess
 from tests.support.stack import running_worker, stack_settings
@@ -24,7 +24,7 @@ from workflows.mvno_order import MvnoOrderWorkflow
 
 @pytest.fixture
 async def settings(time_skipping_server: WorkflowEnvironment, sim: SimulatorProcess, tmp_path: Path) -> Settings:
-    address = time_skipping_server.client.service_client.config.target_host
+    address = server_address(time_skipping_server)
     return stack_settings(address, sqlite_database(tmp_path), sim)
 
 

@@ -5,7 +5,6 @@ simulator process, the billing database a real SQLite file."""
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
@@ -29,7 +28,7 @@ from contracts.signups import (
     signup_workflow_id,
 )
 from core.settings import Settings
-from tests.support.database import migrate
+from tests.conftest import server_address, sqlite_database
 from tests.support.signups import last_code, random_mobile, sent_codes
 from tests.support.simulator import SimulatorProcess
 from tests.support.stack import running_worker, stack_settings
@@ -50,9 +49,8 @@ class Env:
 async def env(
     time_skipping_server: WorkflowEnvironment, sim: SimulatorProcess, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Env]:
-    database_url = f"sqlite:///{Path(tmp_path_factory.mktemp('signup-wf')) / 'billing.sqlite3'}"
-    migrate(database_url)
-    address = time_skipping_server.client.service_client.config.target_host
+    database_url = sqlite_database(tmp_path_factory.mktemp("signup-wf"))
+    address = server_address(time_skipping_server)
     settings = stack_settings(address, database_url, sim, sms_gateway_url=f"{sim.base_url}/cgi-bin/sendsms")
     async with running_worker(settings):
         yield Env(time_skipping_server.client, time_skipping_server, settings, sim)
