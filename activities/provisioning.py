@@ -61,6 +61,7 @@ class ProvisioningActivities:
         )
         return ProvisionAccountResult(
             account_id=request.account_id,
+            customer_id=desired.customer_id,
             cmms_version=record.version,
             wake_at=desired.wake_at,
             customer_revision=desired.customer_revision,

@@ -32,6 +32,7 @@ class DesiredState:
     """What the CMMS should hold for an account, and what that depends on."""
 
     record: CmmsAccount
+    customer_id: str
     wake_at: datetime | None  # when it will change by itself (the messaging wallet expiring)
     customer_revision: int  # the revision of the customer values it carries
 
@@ -50,4 +51,6 @@ async def desired_state(session: AsyncSession, account: Account, settings: Setti
         blocked=account.status == AccountStatus.blocked,
         messaging_enabled=messaging.enabled,
     )
-    return DesiredState(record=record, wake_at=messaging.wake_at, customer_revision=customer.revision)
+    return DesiredState(
+        record=record, customer_id=customer.customer_id, wake_at=messaging.wake_at, customer_revision=customer.revision
+    )

@@ -22,6 +22,7 @@ class ProvisionAccountInput(BaseModel):
 
 class ProvisionAccountResult(BaseModel):
     account_id: str
+    customer_id: str | None = None  # None once the account is removed
     cmms_version: int | None  # None once the account is removed from the CMMS
     removed: bool = False  # the account is terminated and no longer in the CMMS
     # When the desired state will change by itself (a wallet expiring): the account's workflow wakes then.

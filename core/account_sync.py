@@ -4,6 +4,7 @@ from temporalio.client import Client, WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy
 
 from contracts.provisioning import AccountSyncResult, AccountWorkflowInput, account_workflow_id
+from contracts.search_attributes import OpsState, search_attributes
 from core.settings import Settings
 from workflows.account import AccountWorkflow
 
@@ -16,6 +17,7 @@ async def account_changed(client: Client, settings: Settings, account_id: str) -
         AccountWorkflowInput(account_id=account_id),
         id=workflow_id,
         task_queue=settings.temporal_task_queue,
+        search_attributes=search_attributes(state=OpsState.pushing, account_id=account_id),
         start_signal="changed",
     )
     return workflow_id
@@ -28,6 +30,7 @@ async def sync_account(client: Client, settings: Settings, account_id: str) -> A
         AccountWorkflowInput(account_id=account_id),
         id=account_workflow_id(account_id),
         task_queue=settings.temporal_task_queue,
+        search_attributes=search_attributes(state=OpsState.pushing, account_id=account_id),
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
     )
     return await client.execute_update_with_start_workflow(AccountWorkflow.sync, start_workflow_operation=start)

@@ -4,6 +4,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from contracts.rollouts import CustomerRolloutInput, RolloutChange, RolloutProgress, rollout_workflow_id
+from contracts.search_attributes import OpsState, search_attributes
 from core.settings import Settings
 from workflows.customer_rollout import CustomerRolloutWorkflow
 
@@ -23,6 +24,7 @@ async def customer_changed(client: Client, settings: Settings, customer_id: str,
         CustomerRolloutInput(customer_id=customer_id, revision=revision),
         id=workflow_id,
         task_queue=settings.temporal_task_queue,
+        search_attributes=search_attributes(state=OpsState.rolling_out, customer_id=customer_id),
         start_signal=CHANGED_SIGNAL,
         start_signal_args=[RolloutChange(revision=revision)],
     )

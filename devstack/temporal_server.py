@@ -3,7 +3,7 @@
 import sys
 from pathlib import Path
 
-SEARCH_ATTRIBUTES: dict[str, str] = {}
+from contracts.search_attributes import ALL_KEYS
 
 
 def cli_path() -> Path:
@@ -29,6 +29,6 @@ def dev_server_args(
         # WAL and synchronous=normal more than double the server's throughput on SQLite (anchors.md).
         args += ["--db-filename", str(db_file), "--sqlite-pragma", "journal_mode=wal"]
         args += ["--sqlite-pragma", "synchronous=normal"]
-    for name, kind in SEARCH_ATTRIBUTES.items():
-        args += ["--search-attribute", f"{name}={kind}"]
+    for key in ALL_KEYS:  # the ops search attributes, registered as the server starts
+        args += ["--search-attribute", f"{key.name}=Keyword"]
     return args

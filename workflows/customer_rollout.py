@@ -24,7 +24,9 @@ with workflow.unsafe.imports_passed_through():
         RolloutProgress,
         SyncAccountsInput,
     )
+    from contracts.search_attributes import OpsState
     from workflows.policies import DB_STEP
+    from workflows.visibility import show
 
 # About a dozen events a page: 20 pages stay far below the 10,240-event warning (anchors.md).
 PAGES_PER_RUN = 20
@@ -84,6 +86,7 @@ class CustomerRolloutWorkflow:
             self._after = page.next_after
             if self._after is None and self._target == self._progress.revision:
                 self._progress.status = "completed"
+                show(OpsState.completed)
                 return self._progress
             pages += 1
             if pages >= PAGES_PER_RUN or workflow.info().is_continue_as_new_suggested():

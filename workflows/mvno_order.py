@@ -16,8 +16,10 @@ with workflow.unsafe.imports_passed_through():
         OrderRef,
     )
     from contracts.provisioning import AccountWorkflowInput, ProvisionAccountInput, account_workflow_id
+    from contracts.search_attributes import OpsState, search_attributes
     from workflows.account import AccountWorkflow
     from workflows.policies import DB_STEP, cmms_step
+    from workflows.visibility import show
 
 
 @workflow.defn
@@ -41,6 +43,7 @@ class MvnoOrderWorkflow:
             await workflow.execute_activity_method(
                 OrderActivities.fail_order, FailOrderInput(order_id=order.order_id, reason=reason), **DB_STEP
             )
+            show(OpsState.failed)
             return MvnoOrderResult(order_id=order.order_id, account_id=None, status="failed", error=reason)
         completed = await workflow.execute_activity_method(
             OrderActivities.complete_order,
@@ -49,6 +52,7 @@ class MvnoOrderWorkflow:
         )
         if completed.customer_changed:
             await _hand_over_to_account_workflow(account.account_id)
+        show(OpsState.completed)
         return MvnoOrderResult(order_id=order.order_id, account_id=account.account_id, status="completed")
 
 
@@ -60,6 +64,7 @@ async def _hand_over_to_account_workflow(account_id: str) -> None:
             AccountWorkflow.run,
             AccountWorkflowInput(account_id=account_id, pending_changes=1),
             id=workflow_id,
+            search_attributes=search_attributes(state=OpsState.pushing, account_id=account_id),
             parent_close_policy=ParentClosePolicy.ABANDON,  # it lives as long as the account
         )
     except WorkflowAlreadyStartedError:

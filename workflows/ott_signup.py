@@ -20,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.signups import SignupActivities
     from billing.otp import same_hmac
     from contracts.provisioning import ProvisionAccountInput
+    from contracts.search_attributes import OpsState
     from contracts.signups import (
         PROVISIONING_FAILED,
         RESEND_COOLDOWN,
@@ -41,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
         VerifyResult,
     )
     from workflows.policies import DB_STEP, StepOptions, cmms_step
+    from workflows.visibility import show
 
 # The user waits for the SMS: a few quick tries, then the caller hears the gateway is unavailable.
 SMS_STEP: StepOptions = {
@@ -82,6 +84,7 @@ class OttSignupWorkflow:
         await workflow.wait_condition(lambda: not self._verifying and not self._sending)
         if self._status != SignupState.verified:  # `verify` recorded a verified signup itself
             await self._record()
+        show(OpsState(self._status.value), account_id=self._account_id)
         await workflow.wait_condition(workflow.all_handlers_finished)
         return OttSignupResult(signup_id=self._signup_id, status=self._status, account_id=self._account_id)
 
@@ -220,6 +223,7 @@ class OttSignupWorkflow:
 
     async def _create_account(self) -> str:
         account_input = SignupAccountInput(signup_id=self._signup_id, phone_number=self._phone)
+        show(OpsState.provisioning)
         try:
             account = await workflow.execute_activity_method(
                 SignupActivities.create_signup_account, account_input, **DB_STEP

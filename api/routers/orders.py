@@ -23,6 +23,7 @@ from api.problems import Problem
 from billing.credentials import new_account_id
 from billing.models import Account, AccountStatus, Customer, Order, OrderStatus, Product, ProvisioningState
 from contracts.orders import MvnoOrderInput, order_workflow_id
+from contracts.search_attributes import OpsState, search_attributes
 from core.settings import Settings
 from workflows.mvno_order import MvnoOrderWorkflow
 
@@ -160,6 +161,12 @@ async def _start(temporal: Client, settings: Settings, order: Order) -> None:
             MvnoOrderInput(order_id=order.order_id),
             id=order.workflow_id,
             task_queue=settings.temporal_task_queue,
+            search_attributes=search_attributes(
+                state=OpsState.provisioning,
+                order_id=order.order_id,
+                customer_id=order.customer_id,
+                account_id=order.account_id,
+            ),
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         )

@@ -13,6 +13,7 @@ from api.persistence import get_or_404, insert
 from api.problems import Problem
 from billing.messaging import MESSAGING, push_events
 from billing.models import Product
+from contracts.search_attributes import OpsState, search_attributes
 from contracts.wallets import MessagingRolloutInput, messaging_rollout_workflow_id
 from workflows.messaging_rollout import MessagingRolloutWorkflow
 
@@ -106,6 +107,7 @@ async def update_product(
             MessagingRolloutInput(product_id=product_id),
             id=workflow_id,
             task_queue=settings.temporal_task_queue,
+            search_attributes=search_attributes(state=OpsState.rolling_out),
             # A newer change starts again from the first account rather than racing the older rollout.
             id_conflict_policy=WorkflowIDConflictPolicy.TERMINATE_EXISTING,
         )

@@ -30,6 +30,7 @@ from billing.models import Account, Customer, Reseller, Signup, SignupStatus
 from billing.otp import code_hmac, is_well_formed
 from billing.phone import BadPhoneNumber, normalise
 from billing.provisioning import effective_profile
+from contracts.search_attributes import OpsState, search_attributes
 from contracts.signups import (
     PROVISIONING_FAILED,
     RESEND_COOLDOWN,
@@ -210,6 +211,7 @@ def _start_operation(settings: Settings, caller: Caller, e164: str) -> WithStart
         ),
         id=signup_workflow_id(e164),
         task_queue=settings.temporal_task_queue,
+        search_attributes=search_attributes(state=OpsState.pending),
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
     )
 

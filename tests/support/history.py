@@ -3,7 +3,8 @@
 `fetch_history` hands back the events as stored (encrypted payloads); this module decodes every
 `Payload` in them with the client's codec and renders each decoded payload's data as UTF-8 text, so
 `password not in await all_histories_text(client)` really checks what the workflows carried,
-failure messages and stack traces (encoded attributes) included.
+failure messages and stack traces (encoded attributes) included, and what ops see beside them:
+workflow ids, search attributes (never encoded: the server indexes them) and memos.
 """
 
 import base64
@@ -11,7 +12,7 @@ from dataclasses import dataclass, field
 
 from google.protobuf import json_format
 from google.protobuf.message import Message
-from temporalio.api.common.v1 import Payload
+from temporalio.api.common.v1 import Payload, SearchAttributes
 from temporalio.api.history.v1 import History
 from temporalio.client import Client
 
@@ -23,13 +24,17 @@ class HistoryDump:
 
     decoded: str = ""
     raw: str = ""
-    encodings: list[str] = field(default_factory=list)
+    encodings: list[str] = field(default_factory=list)  # of the codec's payloads (not search attributes)
+    workflow_types: set[str] = field(default_factory=set)
 
 
 def _payload_fields(message: Message) -> list[Payload]:
-    """Every Payload anywhere inside `message`, in place (so decoding them rewrites the message)."""
+    """Every Payload inside `message` the codec sees, in place (so decoding them rewrites the message):
+    all but those of search attributes."""
     found: list[Payload] = []
     for descriptor, value in message.ListFields():
+        if descriptor.message_type is SearchAttributes.DESCRIPTOR:
+            continue
         if descriptor.message_type is None:
             continue
         if descriptor.message_type.GetOptions().map_entry:
@@ -58,6 +63,11 @@ async def dump_histories(client: Client, query: str | None = None) -> HistoryDum
     codec = client.data_converter.payload_codec
     async for execution in client.list_workflows(query):
         handle = client.get_workflow_handle(execution.id, run_id=execution.run_id)
+        dump.workflow_types.add(execution.workflow_type)
+        described = await handle.describe()
+        seen = f"{execution.id}\n{described.typed_search_attributes}\n{await described.memo()}\n"
+        dump.raw += seen
+        dump.decoded += seen
         history = History(events=(await handle.fetch_history()).events)
         stored = _payload_fields(history)
         dump.encodings += [p.metadata.get("encoding", b"").decode() for p in stored]

@@ -2,14 +2,10 @@
 
 import re
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
-
-from google.protobuf.message import Message
-from temporalio.api.common.v1 import Payload
-from temporalio.client import Client
 
 from tests.support.net import free_port
 from tests.support.simulator import SimulatorProcess, running_simulator
@@ -72,33 +68,3 @@ async def start_signup(stack: Stack, e164: str, headers: dict[str, str] | None =
 
 async def verify(stack: Stack, signup_id: str, code: str) -> Any:
     return await stack.api.post(f"/v1/signups/{signup_id}/verify", json={"code": code}, headers=stack.cmms)
-
-
-def _payloads(message: Message) -> Iterator[Payload]:
-    """Every Payload inside a protobuf message, at any depth."""
-    if isinstance(message, Payload):
-        yield message
-        return
-    for _, value in message.ListFields():
-        items: list[Any]
-        if isinstance(value, Message):
-            items = [value]
-        elif isinstance(value, str | bytes | int | float | bool):
-            continue
-        elif callable(getattr(value, "values", None)):  # a map field
-            items = list(value.values())
-        else:  # a repeated field
-            items = list(value)
-        for item in items:
-            if isinstance(item, Message):
-                yield from _payloads(item)
-
-
-async def readable_history(client: Client, workflow_id: str) -> bytes:
-    """A workflow's whole history as its readers with the key see it: events plus every payload
-    decoded by the client's codec (what the Temporal UI shows through the codec server)."""
-    history = await client.get_workflow_handle(workflow_id).fetch_history()
-    payloads = [payload for event in history.events for payload in _payloads(event)]
-    codec = client.data_converter.payload_codec
-    decoded = await codec.decode(payloads) if codec else payloads
-    return b"".join(event.SerializeToString() for event in history.events) + b"".join(p.data for p in decoded)

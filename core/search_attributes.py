@@ -1,0 +1,51 @@
+"""Register the ops search attributes on a Temporal server that does not have them yet.
+
+`make run` and the dev server in tests register them as the server starts; on another server (the
+Compose file's, your own) run `python -m core.search_attributes` once, as the `migrate` step does.
+"""
+
+import asyncio
+import os
+import sys
+
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+
+from contracts.search_attributes import ALL_KEYS
+from core.settings import Settings
+from core.temporal import connect
+
+
+async def register_search_attributes(client: Client) -> list[str]:
+    """Add those of `ALL_KEYS` the client's namespace lacks (as Keyword); returns the names added."""
+    namespace = client.namespace
+    try:
+        listed = await client.operator_service.list_search_attributes(ListSearchAttributesRequest(namespace=namespace))
+        known = set(listed.custom_attributes)
+    except RPCError as err:
+        if err.status != RPCStatusCode.UNIMPLEMENTED:
+            raise
+        known = set()  # the time-skipping test server only adds
+    missing = [key.name for key in ALL_KEYS if key.name not in known]
+    if missing:
+        keyword = IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(namespace=namespace, search_attributes=dict.fromkeys(missing, keyword))
+        )
+    return missing
+
+
+async def main() -> None:
+    settings = Settings()
+    added = await register_search_attributes(await connect(settings))
+    print(f"search attributes added: {', '.join(added)}" if added else "search attributes: all registered")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
+    # A short-lived client process can abort in interpreter teardown while the SDK's Rust threads are
+    # still about (temporalio/sdk-python#300): done is done, so leave without the teardown.
+    sys.stdout.flush()
+    os._exit(0)
