@@ -24,12 +24,14 @@ from pathlib import Path
 import httpx
 from sqlalchemy import create_engine, insert, update
 from sqlmodel import SQLModel
+from temporalio.client import Client
 
 from bench.harness import BenchStack, bench_stack
 from bench.stats import percentile, summary_ms
 from billing.db import sync_url
 from billing.messaging import MESSAGING
 from billing.models import Account, AccountStatus, Customer, CustomerClass, Product, Wallet
+from contracts.provisioning import account_workflow_id
 from core.account_sync import account_changed
 from core.settings import Settings
 from core.temporal import connect
@@ -128,8 +130,11 @@ async def start_all(stack: BenchStack, settings: Settings, accounts: int, concur
     return time.perf_counter() - started
 
 
-async def expiry_lateness(stack: BenchStack, settings: Settings, first: int, count: int) -> list[float]:
-    """Give `count` funded wallets expiries over the next minute, tell their workflows; lateness of each flip."""
+async def expiry_lateness(
+    stack: BenchStack, settings: Settings, first: int, count: int
+) -> tuple[list[float], dict[str, datetime]]:
+    """Give `count` funded wallets expiries over the next minute, tell their workflows; the lateness of
+    each flip, and each account's expiry."""
     now = datetime.now(UTC)
     due = {account_id(first + i): now + timedelta(seconds=20 + 40 * i / count) for i in range(count)}
     engine = create_engine(sync_url(settings.database_url))
@@ -149,7 +154,34 @@ async def expiry_lateness(stack: BenchStack, settings: Settings, first: int, cou
             flipped = await wait_messaging(sim, account, False, expires_at.timestamp() + 60)
             return float("inf") if flipped is None else max(0.0, flipped - expires_at.timestamp())
 
-        return await asyncio.gather(*(one(a, e) for a, e in due.items()))
+        return await asyncio.gather(*(one(a, e) for a, e in due.items())), due
+
+
+async def lateness_breakdown(client: Client, due: dict[str, datetime]) -> dict[str, list[float]]:
+    """Where each expiry's lateness went, from its account workflow's history: the timer firing after
+    the expiry, the push activity being dispatched to the worker, and the push itself."""
+    parts: dict[str, list[float]] = {"timer fired": [], "push dispatched": [], "push ran": []}
+    for account, expires_at in due.items():
+        events = [e async for e in client.get_workflow_handle(account_workflow_id(account)).fetch_history_events()]
+        times: dict[str, datetime | None] = {"fired": None, "started": None, "completed": None}
+        for event in events:
+            at = event.event_time.ToDatetime(tzinfo=UTC)
+            if at < expires_at:
+                continue
+            if event.HasField("timer_fired_event_attributes") and times["fired"] is None:
+                times["fired"] = at
+            elif event.HasField("activity_task_started_event_attributes") and times["fired"] and not times["started"]:
+                times["started"] = at
+            elif event.HasField("activity_task_completed_event_attributes") and times["started"]:
+                times["completed"] = at
+                break
+        fired, started, completed = times["fired"], times["started"], times["completed"]
+        if fired is None or started is None or completed is None:
+            continue  # another run holds it (continue-as-new): rare, left out
+        parts["timer fired"].append((fired - expires_at).total_seconds())
+        parts["push dispatched"].append((started - fired).total_seconds())
+        parts["push ran"].append((completed - started).total_seconds())
+    return parts
 
 
 async def top_up_latency(stack: BenchStack, count: int, concurrency: int) -> list[float]:
@@ -212,12 +244,14 @@ async def main() -> None:
         print("RSS with every account's workflow asleep on its timer: " + _mib(idle))
 
         latency = await top_up_latency(stack, args.top_ups, args.concurrency)
-        lateness = await expiry_lateness(stack, settings, args.suspended, args.expiring)
+        lateness, due = await expiry_lateness(stack, settings, args.suspended, args.expiring)
         stop.set()
         await sampler
         missed = sum(1 for s in lateness if s == float("inf"))
         print(f"expiry lateness (expires_at → CMMS suspended): {summary_ms(lateness)}; missed {missed}")
         print(f"  p99 {percentile(lateness, 99):.2f} s (target ≤ 2 s)")
+        for part, samples in (await lateness_breakdown(await connect(settings), due)).items():
+            print(f"  {part}: {summary_ms(samples)}")
         print(f"top-up → CMMS resumed: {summary_ms(latency)}; p95 {percentile(latency, 95) * 1000:.0f} ms")
         print("peak RSS during the run: " + _mib(peaks))
 
