@@ -50,6 +50,17 @@ class BenchStack:
     def pid(self, name: str) -> int:
         return self.processes[name].pid
 
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds used so far by each process, this benchmark's own (`bench`) included."""
+        used = {name: cpu_seconds(process.pid) for name, process in self.processes.items() if name != "migrate"}
+        return used | {"bench": cpu_seconds(os.getpid())}
+
+
+def cpu_per_run(before: dict[str, float], after: dict[str, float], runs: int) -> str:
+    """CPU milliseconds per workflow (or order) by process between two `BenchStack.cpu()` readings."""
+    spent = {name: (after[name] - before.get(name, 0.0)) * 1000 / runs for name in after}
+    return ", ".join(f"{name} {ms:.0f}" for name, ms in spent.items()) + f" (total {sum(spent.values()):.0f} ms)"
+
 
 async def _wait_http(url: str, process: asyncio.subprocess.Process, name: str, seconds: float = 60) -> None:
     async with httpx.AsyncClient(timeout=1.0) as client:

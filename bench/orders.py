@@ -19,7 +19,7 @@ import httpx
 from stdnum import luhn
 
 from bench.floor import floor_rate
-from bench.harness import BenchStack, bench_stack
+from bench.harness import BenchStack, bench_stack, cpu_per_run
 from bench.stats import percentile, summary_ms
 from core.settings import Settings
 from core.temporal import connect
@@ -118,12 +118,16 @@ async def main() -> None:
         await seed(api)
         client = await connect(Settings(_env_file=None, temporal_address=stack.temporal_address))
         await floor_rate(client, workflows=50, steps=3, concurrency=args.concurrency)  # warm-up
+        before = stack.cpu()
         floor = await floor_rate(client, workflows=args.orders, steps=3, concurrency=args.concurrency)
         print(f"engine floor (no-op workflow, 3 activities, {args.concurrency} in flight): {floor:.1f} workflows/s")
+        between = stack.cpu()
+        print(f"  CPU ms per workflow: {cpu_per_run(before, between, args.orders)}")
         print(f"orders ({args.orders}, {args.concurrency} in flight):")
         result = await throughput(stack, api, args.orders, args.concurrency)
         ratio = result["orders_per_s"] / floor
         print(f"  {result['orders_per_s']:.1f} orders/s = {ratio:.2f} x the engine floor")
+        print(f"  CPU ms per order: {cpu_per_run(between, stack.cpu(), args.orders)}")
         times = await steady_posts(stack, api, args.rate, args.seconds)
         print(f"POST /v1/orders at {args.rate:.0f} requests/s for {args.seconds:.0f} s: {summary_ms(times)}")
 
