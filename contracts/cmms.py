@@ -1,5 +1,7 @@
 """The CMMS provisioning wire format, shared by the worker's client and the simulator."""
 
+from datetime import datetime
+
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 
@@ -29,6 +31,7 @@ class CmmsRecord(BaseModel):
     messaging_enabled: bool
     blocked: bool = False
     version: int
+    updated_at: datetime | None = None  # when the record last changed
 
 
 class DeviceCredentials(BaseModel):

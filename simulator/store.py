@@ -9,7 +9,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -27,7 +27,8 @@ CREATE TABLE IF NOT EXISTS accounts (
     domain            TEXT NOT NULL,
     messaging_enabled INTEGER NOT NULL,
     blocked           INTEGER NOT NULL,
-    version           INTEGER NOT NULL
+    version           INTEGER NOT NULL,
+    updated_at        TEXT
 );
 CREATE TABLE IF NOT EXISTS sms_outbox (
     id            INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -45,12 +46,12 @@ _SELECT_BY_IMEI = "SELECT * FROM accounts WHERE imei = ?"
 _SELECT_ALL = "SELECT * FROM accounts ORDER BY account_id"
 # An upsert rather than INSERT OR REPLACE: REPLACE would silently delete a row holding the same IMEI.
 _UPSERT = """
-INSERT INTO accounts (account_id, password, imei, profile, domain, messaging_enabled, blocked, version)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO accounts (account_id, password, imei, profile, domain, messaging_enabled, blocked, version, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (account_id) DO UPDATE SET
     password = excluded.password, imei = excluded.imei, profile = excluded.profile,
     domain = excluded.domain, messaging_enabled = excluded.messaging_enabled,
-    blocked = excluded.blocked, version = excluded.version
+    blocked = excluded.blocked, version = excluded.version, updated_at = excluded.updated_at
 """
 
 
@@ -78,6 +79,7 @@ class StoredAccount:
     messaging_enabled: bool
     blocked: bool
     version: int
+    updated_at: datetime | None = field(default=None, compare=False)  # when the version last rose
 
     def record(self) -> CmmsRecord:
         """The public view, without the password."""
@@ -89,6 +91,7 @@ class StoredAccount:
             messaging_enabled=self.messaging_enabled,
             blocked=self.blocked,
             version=self.version,
+            updated_at=self.updated_at,
         )
 
 
@@ -118,6 +121,7 @@ def _to_account(row: sqlite3.Row) -> StoredAccount:
         messaging_enabled=bool(row["messaging_enabled"]),
         blocked=bool(row["blocked"]),
         version=row["version"],
+        updated_at=datetime.fromisoformat(row["updated_at"]) if row["updated_at"] else None,
     )
 
 
@@ -134,6 +138,9 @@ class Store:
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("PRAGMA busy_timeout=5000")
         self._conn.executescript(_SCHEMA)
+        columns = {row["name"] for row in self._conn.execute("PRAGMA table_info(accounts)")}
+        if "updated_at" not in columns:  # a state file from before the column
+            self._conn.execute("ALTER TABLE accounts ADD COLUMN updated_at TEXT")
 
     def close(self) -> None:
         """Close the connection (the WAL is checkpointed on close)."""
@@ -180,6 +187,7 @@ class Store:
             )
             if current == wanted:
                 return current, UpsertOutcome.UNCHANGED
+            wanted = replace(wanted, updated_at=datetime.now(UTC))
             if current is not None:
                 wanted = replace(wanted, version=current.version + 1)
             conn.execute(
@@ -193,6 +201,7 @@ class Store:
                     int(wanted.messaging_enabled),
                     int(wanted.blocked),
                     wanted.version,
+                    wanted.updated_at.isoformat() if wanted.updated_at else None,
                 ),
             )
             return wanted, UpsertOutcome.CREATED if current is None else UpsertOutcome.UPDATED

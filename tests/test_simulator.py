@@ -2,13 +2,19 @@
 
 import asyncio
 import itertools
+import sqlite3
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
+from contracts.cmms import CmmsAccount
+from simulator.store import Store
 from tests.support.simulator import SimulatorProcess, running_simulator
 
 _serial = itertools.count(1)
@@ -47,9 +53,12 @@ async def put(sim: SimulatorProcess, account_id: str, body: dict[str, Any]) -> h
 
 async def test_upsert_creates_then_raises_the_version_only_on_change(sim: SimulatorProcess) -> None:
     account_id, imei = new_ids()
+    before = datetime.now(UTC)
     created = await put(sim, account_id, account_body(imei))
     assert created.status_code == 201
-    assert created.json() == {
+    created_at = datetime.fromisoformat(created.json().pop("updated_at"))
+    assert before <= created_at <= datetime.now(UTC)
+    assert created.json() | {"updated_at": None} == {
         "account_id": account_id,
         "imei": imei,
         "profile": "Business",
@@ -57,14 +66,17 @@ async def test_upsert_creates_then_raises_the_version_only_on_change(sim: Simula
         "messaging_enabled": True,
         "blocked": False,
         "version": 1,
+        "updated_at": None,
     }
     assert "password" not in created.text and "sip-secret-1" not in created.text
 
     same = await put(sim, account_id, account_body(imei))
     assert (same.status_code, same.json()["version"]) == (200, 1)
+    assert datetime.fromisoformat(same.json()["updated_at"]) == created_at  # nothing changed
 
     changed = await put(sim, account_id, account_body(imei, domain="other.example"))
     assert (changed.status_code, changed.json()["version"]) == (200, 2)
+    assert datetime.fromisoformat(changed.json()["updated_at"]) > created_at
 
     new_password = await put(sim, account_id, account_body(imei, domain="other.example", password="p2"))
     assert new_password.json()["version"] == 3
@@ -332,3 +344,24 @@ async def test_stats_count_served_calls_and_writes(sim: SimulatorProcess) -> Non
 async def test_healthz(sim: SimulatorProcess) -> None:
     response = await sim.http.get("/healthz")
     assert (response.status_code, response.json()) == (200, {"status": "ok"})
+
+
+def test_a_state_file_from_before_updated_at_is_upgraded_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as old:
+        old.execute(
+            "CREATE TABLE accounts (account_id TEXT PRIMARY KEY, password TEXT NOT NULL, imei TEXT UNIQUE,"
+            " profile TEXT NOT NULL, domain TEXT NOT NULL, messaging_enabled INTEGER NOT NULL,"
+            " blocked INTEGER NOT NULL, version INTEGER NOT NULL)"
+        )
+        old.execute("INSERT INTO accounts VALUES ('kept', 'pw-123456789', NULL, 'Business', 'a.example', 1, 0, 3)")
+    store = Store(path)
+    try:
+        kept = store.get_account("kept")
+        assert kept is not None and kept.version == 3 and kept.updated_at is None
+        body = CmmsAccount(password=SecretStr("pw-123456789"), imei=None, profile="Business", domain="b.example")
+        changed, _ = store.upsert_account("kept", body)
+        assert changed.version == 4 and changed.updated_at is not None
+        assert store.get_account("kept") == changed
+    finally:
+        store.close()
