@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from billing.db import FOR_CHANGE, SessionMaker, transaction
+from billing.db import FOR_CHANGE, SessionMaker, snapshot, transaction
 from billing.messaging import MESSAGING, messaging_state
 from billing.models import Account, AccountStatus, ProvisioningState, Wallet, utcnow
 from billing.provisioning import desired_state
@@ -33,7 +33,7 @@ class ProvisioningActivities:
         Idempotent in the CMMS, so safe to repeat. The password is read here and sent here: it never
         enters a workflow's history.
         """
-        async with self._sessions() as session:
+        async with snapshot(self._sessions) as session:
             account = await session.get(Account, request.account_id)
             if account is None:
                 raise ApplicationError(

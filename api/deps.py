@@ -11,7 +11,7 @@ from temporalio.client import Client
 
 from api.auth import Caller, KeyRing, Role
 from api.problems import Problem
-from billing.db import SessionMaker
+from billing.db import SessionMaker, snapshot
 from core.settings import Settings
 
 
@@ -46,6 +46,11 @@ async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+async def get_read_session(state: StateDep) -> AsyncIterator[AsyncSession]:
+    async with snapshot(state.sessions) as session:
+        yield session
+
+
 def get_sessions(state: StateDep) -> SessionMaker:
     return state.sessions
 
@@ -55,6 +60,8 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 SessionsDep = Annotated[SessionMaker, Depends(get_sessions)]
 TemporalDep = Annotated[Client, Depends(get_temporal)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+# For handlers that only read: never waits for, nor holds up, a writer (see `billing.db.snapshot`).
+ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session)]
 
 _bearer = HTTPBearer(auto_error=False, description="An API key from the API_KEYS setting")
 

@@ -107,8 +107,12 @@ async def main() -> None:
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--rate", type=float, default=20.0, help="requests/s for the POST latency phase")
     parser.add_argument("--seconds", type=float, default=15.0, help="length of the POST latency phase")
+    parser.add_argument(
+        "--database-url", help="billing on this (empty) database, e.g. PostgreSQL, instead of a scratch SQLite file"
+    )
     args = parser.parse_args()
-    async with bench_stack() as stack, httpx.AsyncClient(base_url=stack.api_url, timeout=60) as api:
+    billing = {"DATABASE_URL": args.database_url} if args.database_url else {}
+    async with bench_stack(**billing) as stack, httpx.AsyncClient(base_url=stack.api_url, timeout=60) as api:
         await seed(api)
         client = await connect(Settings(_env_file=None, temporal_address=stack.temporal_address))
         await floor_rate(client, workflows=50, steps=3, concurrency=args.concurrency)  # warm-up

@@ -56,7 +56,15 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None
 
 
-def _sqlite_begin_immediate(connection: Any) -> None:
+# The execution option that marks a session's connection as read-only (see `snapshot`).
+_READ_ONLY = "billing_read_only"
+
+
+def _sqlite_begin(connection: Any) -> None:
+    if connection.get_execution_options().get(_READ_ONLY):
+        # Read-only: a deferred transaction reads a WAL snapshot and never takes the write lock.
+        connection.exec_driver_sql("BEGIN")
+        return
     # Take the write lock up front: a deferred transaction that later writes fails at once with
     # SQLITE_BUSY when another process wrote in between, and busy_timeout cannot save it.
     connection.exec_driver_sql("BEGIN IMMEDIATE")
@@ -70,13 +78,22 @@ def make_engine(database_url: str) -> AsyncEngine:
         # busy handler, and only the API and the worker ever contend for the file's write lock.
         engine = create_async_engine(url, connect_args={"timeout": 30}, pool_size=1, max_overflow=0, pool_timeout=60)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        event.listen(engine.sync_engine, "begin", _sqlite_begin_immediate)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
     return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
 
 
 def make_sessionmaker(engine: AsyncEngine) -> SessionMaker:
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+
+
+@asynccontextmanager
+async def snapshot(sessions: SessionMaker) -> AsyncIterator[AsyncSession]:
+    """A session that only reads. On SQLite it reads a snapshot without the write lock, so it neither
+    waits for the other process's writer nor holds it up (a write in it fails: use `transaction`)."""
+    async with sessions() as session:
+        await session.connection(execution_options={_READ_ONLY: True})
+        yield session
 
 
 @asynccontextmanager

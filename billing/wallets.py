@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from billing.db import SessionMaker, transaction
+from billing.db import SessionMaker, snapshot, transaction
 from billing.messaging import push_events
 from billing.models import Account, AccountStatus, Product, Wallet, WalletMovement, utcnow
 
@@ -137,7 +137,7 @@ async def open_wallet(
 
 
 async def get_wallet(sessions: SessionMaker, account_id: str, service: str) -> WalletSnapshot:
-    async with sessions() as session:
+    async with snapshot(sessions) as session:
         wallet = await session.get(Wallet, (account_id, service))
         if wallet is None:
             raise WalletNotFound(f"account {account_id!r} has no {service} wallet")

@@ -14,7 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client
 
 from api.auth import Role
-from api.deps import SessionDep, SettingsDep, TemporalDep, require
+from api.deps import ReadSessionDep, SessionDep, SettingsDep, TemporalDep, require
 from api.fields import Imei, SipPassword
 from api.persistence import get_or_404
 from api.problems import Problem
@@ -58,7 +58,7 @@ class AccountPublic(BaseModel):
 
 
 @router.get("/{account_id}")
-async def get_account(account_id: str, session: SessionDep) -> AccountPublic:
+async def get_account(account_id: str, session: ReadSessionDep) -> AccountPublic:
     row = await get_or_404(session, Account, account_id, "account")
     return AccountPublic.model_validate(row, from_attributes=True)
 

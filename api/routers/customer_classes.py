@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import Role
-from api.deps import SessionDep, require
+from api.deps import ReadSessionDep, SessionDep, require
 from api.fields import Name, ResourceId
 from api.persistence import get_or_404, insert
 from api.problems import Problem
@@ -54,6 +54,6 @@ async def create_customer_class(body: CustomerClassCreate, session: SessionDep) 
 
 
 @router.get("/{customer_class_id}")
-async def get_customer_class(customer_class_id: str, session: SessionDep) -> CustomerClassPublic:
+async def get_customer_class(customer_class_id: str, session: ReadSessionDep) -> CustomerClassPublic:
     row = await get_or_404(session, CustomerClass, customer_class_id, "customer class")
     return CustomerClassPublic.model_validate(row, from_attributes=True)

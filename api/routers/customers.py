@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.auth import Role
-from api.deps import SessionDep, SettingsDep, TemporalDep, require
+from api.deps import ReadSessionDep, SessionDep, SettingsDep, TemporalDep, require
 from api.fields import Name, ResourceId
 from api.persistence import get_or_404, insert, unknown_reference
 from api.problems import Problem
@@ -77,7 +77,7 @@ async def create_customer(body: CustomerCreate, session: SessionDep, settings: S
 
 
 @router.get("/{customer_id}")
-async def get_customer(customer_id: str, session: SessionDep) -> CustomerPublic:
+async def get_customer(customer_id: str, session: ReadSessionDep) -> CustomerPublic:
     row = await get_or_404(session, Customer, customer_id, "customer")
     return CustomerPublic.model_validate(row, from_attributes=True)
 
@@ -111,7 +111,7 @@ async def update_customer(
 
 
 @router.get("/{customer_id}/rollout")
-async def get_rollout(customer_id: str, session: SessionDep, temporal: TemporalDep) -> RolloutProgress:
+async def get_rollout(customer_id: str, session: ReadSessionDep, temporal: TemporalDep) -> RolloutProgress:
     """The customer's latest rollout: the revision it pushes, accounts total, done and failed."""
     await get_or_404(session, Customer, customer_id, "customer")
     progress = await rollout_progress(temporal, customer_id)

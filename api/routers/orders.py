@@ -16,11 +16,12 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from api.auth import Role
-from api.deps import SessionDep, SessionsDep, SettingsDep, TemporalDep, require
+from api.deps import ReadSessionDep, SessionsDep, SettingsDep, TemporalDep, require
 from api.fields import Imei, ResourceId, SipPassword
 from api.persistence import get_or_404, unknown_reference
 from api.problems import Problem
 from billing.credentials import new_account_id
+from billing.db import snapshot
 from billing.models import Account, AccountStatus, Customer, Order, OrderStatus, Product, ProvisioningState
 from contracts.orders import MvnoOrderInput, order_workflow_id
 from contracts.search_attributes import OpsState, search_attributes
@@ -78,7 +79,7 @@ async def submit_order(
         await _start(temporal, settings, order)
     if created:  # as just written: its account does not exist yet
         return OrderPublic.model_validate(order, from_attributes=True)
-    async with sessions() as session:
+    async with snapshot(sessions) as session:
         return await _view(session, await session.get_one(Order, order.order_id))
 
 
@@ -114,7 +115,7 @@ async def _accept(session: AsyncSession, body: OrderCreate, fingerprint: str) ->
 
 
 @router.get("/{order_id}")
-async def get_order(order_id: str, session: SessionDep) -> OrderPublic:
+async def get_order(order_id: str, session: ReadSessionDep) -> OrderPublic:
     return await _view(session, await get_or_404(session, Order, order_id, "order"))
 
 

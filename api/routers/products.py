@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict
 from temporalio.common import WorkflowIDConflictPolicy
 
 from api.auth import Role
-from api.deps import SessionDep, SettingsDep, TemporalDep, require
+from api.deps import ReadSessionDep, SessionDep, SettingsDep, TemporalDep, require
 from api.fields import Name, ResourceId
 from api.persistence import get_or_404, insert
 from api.problems import Problem
@@ -68,7 +68,7 @@ async def create_product(body: ProductCreate, session: SessionDep) -> ProductPub
 
 
 @router.get("/{product_id}")
-async def get_product(product_id: str, session: SessionDep) -> ProductPublic:
+async def get_product(product_id: str, session: ReadSessionDep) -> ProductPublic:
     row = await get_or_404(session, Product, product_id, "product")
     return ProductPublic.model_validate(row, from_attributes=True)
 

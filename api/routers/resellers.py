@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict
 
 from api.auth import Role
-from api.deps import SessionDep, require
+from api.deps import ReadSessionDep, SessionDep, require
 from api.fields import DomainName, Name, ResourceId
 from api.persistence import get_or_404, insert
 from billing.models import Reseller
@@ -36,6 +36,6 @@ async def create_reseller(body: ResellerCreate, session: SessionDep) -> Reseller
 
 
 @router.get("/{reseller_id}")
-async def get_reseller(reseller_id: str, session: SessionDep) -> ResellerPublic:
+async def get_reseller(reseller_id: str, session: ReadSessionDep) -> ResellerPublic:
     row = await get_or_404(session, Reseller, reseller_id, "reseller")
     return ResellerPublic.model_validate(row, from_attributes=True)

@@ -23,7 +23,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.auth import Caller, Role
-from api.deps import SessionDep, SettingsDep, TemporalDep, require
+from api.deps import ReadSessionDep, SessionDep, SettingsDep, TemporalDep, require
 from api.problems import Problem
 from api.rate_limit import SlidingWindowLimiter
 from billing.models import Account, Customer, Reseller, Signup, SignupStatus
@@ -192,7 +192,7 @@ async def verify_code(
 
 
 @router.get("/{signup_id}", responses={404: {}})
-async def get_signup(signup_id: str, _: CmmsCaller, session: SessionDep) -> SignupPublic:
+async def get_signup(signup_id: str, _: CmmsCaller, session: ReadSessionDep) -> SignupPublic:
     return SignupPublic.model_validate(await _signup(session, signup_id), from_attributes=True)
 
 
