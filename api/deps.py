@@ -1,4 +1,7 @@
-"""FastAPI dependencies: the app's shared state, a database session, the Temporal client, the caller."""
+"""FastAPI dependencies: the app's shared state, a database session, the Temporal client, the caller.
+
+All `async def`, even those that do not await: FastAPI runs a plain `def` dependency in its thread
+pool, a hop to another thread and back on every request for nothing."""
 
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
@@ -25,7 +28,7 @@ class AppState:
     keys: KeyRing
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:
     state: AppState = request.app.state.services
     return state
 
@@ -33,11 +36,11 @@ def get_state(request: Request) -> AppState:
 StateDep = Annotated[AppState, Depends(get_state)]
 
 
-def get_settings_dep(state: StateDep) -> Settings:
+async def get_settings_dep(state: StateDep) -> Settings:
     return state.settings
 
 
-def get_temporal(state: StateDep) -> Client:
+async def get_temporal(state: StateDep) -> Client:
     return state.temporal
 
 
@@ -51,7 +54,7 @@ async def get_read_session(state: StateDep) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-def get_sessions(state: StateDep) -> SessionMaker:
+async def get_sessions(state: StateDep) -> SessionMaker:
     return state.sessions
 
 
@@ -66,7 +69,7 @@ ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session)]
 _bearer = HTTPBearer(auto_error=False, description="An API key from the API_KEYS setting")
 
 
-def get_caller(
+async def get_caller(
     state: StateDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Caller:
     if credentials is None:

@@ -95,7 +95,7 @@ class SignupPublic(BaseModel):
     account_id: str | None
 
 
-def get_limiter(request: Request) -> SlidingWindowLimiter:
+async def get_limiter(request: Request) -> SlidingWindowLimiter:
     """The API process's signup rate limiter, made on first use."""
     limiter: SlidingWindowLimiter | None = getattr(request.app.state, "signup_limiter", None)
     if limiter is None:
