@@ -1,5 +1,7 @@
 """The billing database engine: async for the API and the worker, sync URLs for Alembic."""
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -7,7 +9,9 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.util import await_only
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 SessionMaker = async_sessionmaker[AsyncSession]
@@ -45,16 +49,24 @@ def ensure_sqlite_dir(database_url: str) -> None:
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    # WAL lets the API read while the worker writes; busy_timeout waits out the other writer.
+    # WAL lets the API read while the worker writes. Switching to it may wait for the other process
+    # (under the connection's 30 s timeout); after that, in WAL, only BEGIN IMMEDIATE ever waits for
+    # it, and `_sqlite_begin` does its own waiting: the busy handler is kept short.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
     # Let SQLAlchemy's "begin" hook below issue BEGIN itself.
     dbapi_connection.isolation_level = None
 
+
+# SQLite's busy handler waits this long before a statement reports the lock busy; BEGIN IMMEDIATE then
+# tries again itself (see `_sqlite_begin`) for up to _SQLITE_LOCK_WAIT_SECONDS.
+_SQLITE_BUSY_TIMEOUT_MS = 2
+_SQLITE_LOCK_RETRY_SECONDS = 0.002
+_SQLITE_LOCK_WAIT_SECONDS = 30.0
 
 # The execution option that marks a session's connection as read-only (see `snapshot`).
 _READ_ONLY = "billing_read_only"
@@ -67,7 +79,18 @@ def _sqlite_begin(connection: Any) -> None:
         return
     # Take the write lock up front: a deferred transaction that later writes fails at once with
     # SQLITE_BUSY when another process wrote in between, and busy_timeout cannot save it.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # While the other process holds the lock, try again every couple of milliseconds (SQLite's own
+    # busy handler backs off to 100 ms sleeps, and a waiter then misses the gaps between the other's
+    # short transactions); the event loop keeps running meanwhile.
+    deadline = time.monotonic() + _SQLITE_LOCK_WAIT_SECONDS
+    while True:
+        try:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            return
+        except OperationalError as err:
+            if "locked" not in str(err.orig) or time.monotonic() > deadline:
+                raise
+        await_only(asyncio.sleep(_SQLITE_LOCK_RETRY_SECONDS))
 
 
 def make_engine(database_url: str) -> AsyncEngine:
