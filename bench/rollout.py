@@ -21,12 +21,10 @@ import asyncio
 import time
 
 import httpx
-from sqlalchemy import create_engine, insert
-from sqlmodel import SQLModel
 
 from bench.floor import floor_rate
 from bench.harness import bench_stack
-from billing.db import sync_url
+from bench.seed import Rows, bulk_insert
 from billing.models import Account, AccountStatus, Customer, CustomerClass, Product
 from contracts.rollouts import rollout_workflow_id
 from core.settings import Settings
@@ -43,7 +41,7 @@ def account_id(index: int) -> str:
 
 def seed_billing(database_url: str, accounts: int) -> None:
     """Bulk rows, no API: a class enabling the custom fields, the customer, a product, its accounts."""
-    rows: list[tuple[type[SQLModel], list[SQLModel]]] = [
+    rows: Rows = [
         (CustomerClass, [CustomerClass(customer_class_id="bench", name="Bench", custom_fields=["profileName"])]),
         (
             Customer,
@@ -72,11 +70,7 @@ def seed_billing(database_url: str, accounts: int) -> None:
             ],
         ),
     ]
-    engine = create_engine(sync_url(database_url))
-    with engine.begin() as conn:
-        for table, models in rows:  # core inserts in bulk; the models fill in their defaults
-            conn.execute(insert(table), [model.model_dump() for model in models])
-    engine.dispose()
+    bulk_insert(database_url, rows)
 
 
 async def seed_cmms(sim: httpx.AsyncClient, accounts: int, domain: str) -> None:

@@ -18,15 +18,17 @@ simulator, the worker and the API as separate processes), then:
 import argparse
 import asyncio
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-from sqlalchemy import create_engine, insert, update
-from sqlmodel import SQLModel
+from sqlalchemy import create_engine, update
+from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
 
 from bench.harness import BenchStack, bench_stack
+from bench.seed import Rows, bulk_insert
 from bench.stats import percentile, summary_ms
 from billing.db import sync_url
 from billing.messaging import MESSAGING
@@ -57,7 +59,7 @@ def seed(database_url: str, accounts: int, suspended: int) -> None:
     """Bulk rows, no API: a class, a customer, a product that pushes messaging, accounts and their wallets."""
     expires_at = datetime.now(UTC) + timedelta(days=30)
     policies = {MESSAGING: {"push_events": True}}
-    rows: list[tuple[type[SQLModel], list[SQLModel]]] = [
+    rows: Rows = [
         (CustomerClass, [CustomerClass(customer_class_id="bench", name="Bench")]),
         (Customer, [Customer(customer_id="bench", name="Bench", customer_class_id="bench")]),
         (Product, [Product(product_id="bench", name="Bench", service_policies=policies)]),
@@ -88,11 +90,7 @@ def seed(database_url: str, accounts: int, suspended: int) -> None:
             ],
         ),
     ]
-    engine = create_engine(sync_url(database_url))
-    with engine.begin() as conn:
-        for table, models in rows:  # core inserts in bulk; the models fill in their defaults
-            conn.execute(insert(table), [model.model_dump() for model in models])
-    engine.dispose()
+    bulk_insert(database_url, rows)
 
 
 async def record(sim: httpx.AsyncClient, account: str) -> dict[str, object] | None:
@@ -162,26 +160,26 @@ async def lateness_breakdown(client: Client, due: dict[str, datetime]) -> dict[s
     the expiry, the push activity being dispatched to the worker, and the push itself."""
     parts: dict[str, list[float]] = {"timer fired": [], "push dispatched": [], "push ran": []}
     for account, expires_at in due.items():
-        events = [e async for e in client.get_workflow_handle(account_workflow_id(account)).fetch_history_events()]
-        times: dict[str, datetime | None] = {"fired": None, "started": None, "completed": None}
-        for event in events:
-            at = event.event_time.ToDatetime(tzinfo=UTC)
-            if at < expires_at:
-                continue
-            if event.HasField("timer_fired_event_attributes") and times["fired"] is None:
-                times["fired"] = at
-            elif event.HasField("activity_task_started_event_attributes") and times["fired"] and not times["started"]:
-                times["started"] = at
-            elif event.HasField("activity_task_completed_event_attributes") and times["started"]:
-                times["completed"] = at
-                break
-        fired, started, completed = times["fired"], times["started"], times["completed"]
+        handle = client.get_workflow_handle(account_workflow_id(account))
+        after = (e async for e in handle.fetch_history_events() if e.event_time.ToDatetime(tzinfo=UTC) >= expires_at)
+        # In order: the timer firing, then the push's start, then its completion.
+        fired = await _next_time(after, "timer_fired_event_attributes")
+        started = await _next_time(after, "activity_task_started_event_attributes")
+        completed = await _next_time(after, "activity_task_completed_event_attributes")
         if fired is None or started is None or completed is None:
             continue  # another run holds it (continue-as-new): rare, left out
         parts["timer fired"].append((fired - expires_at).total_seconds())
         parts["push dispatched"].append((started - fired).total_seconds())
         parts["push ran"].append((completed - started).total_seconds())
     return parts
+
+
+async def _next_time(events: AsyncIterator[HistoryEvent], kind: str) -> datetime | None:
+    """The time of the next event of `kind` (an attributes field name), consuming `events` up to it."""
+    async for event in events:
+        if event.WhichOneof("attributes") == kind:
+            return event.event_time.ToDatetime(tzinfo=UTC)
+    return None
 
 
 async def top_up_latency(stack: BenchStack, count: int, concurrency: int) -> list[float]:
