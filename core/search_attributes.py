@@ -4,10 +4,6 @@
 Compose file's, your own) run `python -m core.search_attributes` once, as the `migrate` step does.
 """
 
-import asyncio
-import os
-import sys
-
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.client import Client
@@ -15,7 +11,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from contracts.search_attributes import ALL_KEYS
 from core.settings import Settings
-from core.temporal import connect
+from core.temporal import connect, run_client_script
 
 
 async def register_search_attributes(client: Client) -> list[str]:
@@ -44,8 +40,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
-    # A short-lived client process can abort in interpreter teardown while the SDK's Rust threads are
-    # still about (temporalio/sdk-python#300): done is done, so leave without the teardown.
-    sys.stdout.flush()
-    os._exit(0)
+    run_client_script(main())

@@ -1,6 +1,11 @@
 """The one place that builds a Temporal client: API, worker, tests and scripts all call `connect`."""
 
+import asyncio
 import dataclasses
+import os
+import sys
+from collections.abc import Coroutine
+from typing import Any, NoReturn
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -41,3 +46,12 @@ async def connect(settings: Settings, *, address: str | None = None, runtime: Ru
         data_converter=data_converter(settings),
         runtime=runtime,
     )
+
+
+def run_client_script(main: Coroutine[Any, Any, None]) -> NoReturn:
+    """Run a short-lived client script to its end and exit 0, skipping the interpreter's teardown: it
+    can abort while the SDK's Rust threads are still about (temporalio/sdk-python#300). An exception
+    still ends the script the usual way (a traceback, exit 1)."""
+    asyncio.run(main)
+    sys.stdout.flush()
+    os._exit(0)

@@ -7,13 +7,11 @@ as stored (payloads encrypted with the development key, which the tests use too)
 against `make run` after driving the use cases through the API (README walk-throughs).
 """
 
-import asyncio
-import os
 import sys
 from pathlib import Path
 
 from core.settings import Settings
-from core.temporal import connect
+from core.temporal import connect, run_client_script
 
 HISTORIES = Path(__file__).resolve().parents[1] / "histories"
 
@@ -29,6 +27,4 @@ async def record(pairs: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(record(sys.argv[1:]))
-    sys.stdout.flush()
-    os._exit(0)  # skip interpreter teardown: see core/search_attributes.py
+    run_client_script(record(sys.argv[1:]))
