@@ -187,9 +187,8 @@ class Store:
             )
             if current == wanted:
                 return current, UpsertOutcome.UNCHANGED
-            wanted = replace(wanted, updated_at=datetime.now(UTC))
-            if current is not None:
-                wanted = replace(wanted, version=current.version + 1)
+            version = current.version + 1 if current else 1
+            wanted = replace(wanted, version=version, updated_at=datetime.now(UTC))
             conn.execute(
                 _UPSERT,
                 (
