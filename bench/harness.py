@@ -56,9 +56,14 @@ class BenchStack:
         return used | {"bench": cpu_seconds(os.getpid())}
 
 
-def cpu_per_run(before: dict[str, float], after: dict[str, float], runs: int) -> str:
+def cpu_ms_per_run(before: dict[str, float], after: dict[str, float], runs: int) -> dict[str, float]:
     """CPU milliseconds per workflow (or order) by process between two `BenchStack.cpu()` readings."""
-    spent = {name: (after[name] - before.get(name, 0.0)) * 1000 / runs for name in after}
+    return {name: (after[name] - before.get(name, 0.0)) * 1000 / runs for name in after}
+
+
+def cpu_per_run(before: dict[str, float], after: dict[str, float], runs: int) -> str:
+    """`cpu_ms_per_run` in words, with the total."""
+    spent = cpu_ms_per_run(before, after, runs)
     return ", ".join(f"{name} {ms:.0f}" for name, ms in spent.items()) + f" (total {sum(spent.values()):.0f} ms)"
 
 

@@ -167,7 +167,7 @@ class Order(SQLModel, table=True):
     customer_id: str = Field(foreign_key="customer.customer_id", index=True)
     product_id: str = Field(foreign_key="product.product_id")
     account_id: str = Field(max_length=64, index=True)
-    imei: str = Field(max_length=15)
+    imei: str = Field(max_length=15, index=True)
     # A password the website chose: held only until the account takes it, then cleared.
     requested_password: str | None = Field(
         default=None, sa_column=Column(EncryptedString("orders.requested_password", 512), nullable=True)

@@ -4,7 +4,9 @@ from typing import Any
 
 import pytest
 
+from billing.models import Order
 from tests.support.catalog import Catalog, new_id, order_body, seed_catalog
+from tests.support.orders import finished, submit
 from tests.support.stack import Stack
 
 
@@ -79,6 +81,39 @@ async def test_an_imei_already_in_use_is_a_conflict(stack: Stack, catalog: Catal
     second = order_body(catalog) | {"account": first["account"]}
     _problem(await stack.api.post("/v1/orders", json=second, headers=stack.website), 409)
     await _order_absent(stack, second["order_id"])
+
+
+async def test_a_conflict_says_what_is_taken(stack: Stack, catalog: Catalog) -> None:
+    first = order_body(catalog, account_id=new_id("acct"))
+    await submit(stack, first)
+    await finished(stack, first["order_id"])
+    taken = first["account"]
+    cases = [
+        (order_body(catalog, account_id=taken["account_id"]), f"account {taken['account_id']!r} already exists"),
+        (order_body(catalog, imei=taken["imei"]), f"IMEI {taken['imei']} already belongs to an account"),
+    ]
+    # An order accepted but not provisioned yet holds its IMEI too (stored as the API stores it, with no
+    # workflow started, so it stays in flight for as long as the test looks).
+    pending = order_body(catalog)
+    async with stack.sessions() as session:
+        session.add(
+            Order(
+                order_id=pending["order_id"],
+                customer_id=catalog.customer_id,
+                product_id=catalog.product_id,
+                account_id=new_id("acct"),
+                imei=pending["account"]["imei"],
+                fingerprint="0" * 64,
+                workflow_id=f"order-{pending['order_id']}",
+            )
+        )
+        await session.commit()
+    in_flight = f"IMEI {pending['account']['imei']} is being provisioned by order {pending['order_id']!r}"
+    cases.append((order_body(catalog, imei=pending["account"]["imei"]), in_flight))
+    for body, detail in cases:
+        problem = _problem(await stack.api.post("/v1/orders", json=body, headers=stack.website), 409)
+        assert problem["detail"] == detail
+        await _order_absent(stack, body["order_id"])
 
 
 async def test_keys_and_roles(stack: Stack, catalog: Catalog) -> None:

@@ -110,3 +110,36 @@ async def test_an_order_that_does_not_exist_fails_loudly(client: Client, setting
         )
     cause = raised.value.cause
     assert isinstance(cause, ApplicationError) and cause.type == ORDER_NOT_FOUND
+
+
+@pytest.mark.parametrize("taken", ["account id", "IMEI"])
+async def test_an_account_id_or_imei_taken_since_acceptance_fails_the_order(
+    client: Client, settings: Settings, taken: str
+) -> None:
+    order = await _order(settings)
+    # Another path (a signup, an operator) took the order's account id or IMEI after the API accepted it.
+    other = Account(
+        account_id="a-1" if taken == "account id" else "a-other",
+        customer_id="c-1",
+        product_id="p-1",
+        imei=random_imei() if taken == "account id" else order.imei,
+        sip_password="not-this-orders",
+        created_by="signup:s-1",
+    )
+    engine = make_engine(settings.database_url)
+    async with make_sessionmaker(engine)() as session:
+        session.add(other)
+        await session.commit()
+    await engine.dispose()
+    result = await client.execute_workflow(
+        MvnoOrderWorkflow.run,
+        MvnoOrderInput(order_id=order.order_id),
+        id=order.workflow_id,
+        task_queue=settings.temporal_task_queue,
+    )
+    expected = "account id a-1 is already in use" if taken == "account id" else f"IMEI {order.imei} already belongs"
+    assert result.status == "failed" and result.error is not None and result.error.startswith(expected)
+    kept = await _row(settings, Account, other.account_id)
+    assert isinstance(kept, Account) and kept.created_by == "signup:s-1"  # the other account is left alone
+    stored = await _row(settings, Order, "o-1")
+    assert isinstance(stored, Order) and stored.status == OrderStatus.failed

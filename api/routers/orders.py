@@ -5,12 +5,16 @@ import hashlib
 import hmac
 import json
 from datetime import datetime
+from typing import NamedTuple
 
+import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy import ScalarSelect
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -85,16 +89,11 @@ async def submit_order(
 
 async def _accept(session: AsyncSession, body: OrderCreate, fingerprint: str) -> tuple[Order, bool]:
     """The stored order for `body.order_id`, and whether this request created it."""
-    existing = await session.get(Order, body.order_id)
-    if existing is not None:
-        return existing, False
-    try:
-        await _check_references(session, body)
-    except Problem:
-        # The same order, submitted concurrently, may have taken the IMEI or account id meanwhile.
-        if (concurrent := await session.get(Order, body.order_id)) is not None:
-            return concurrent, False
-        raise
+    # One query for every check, so the write lock (SQLite's) is held for two statements and a commit.
+    found = await _lookup(session, body)
+    if found.order is not None:
+        return await session.get_one(Order, body.order_id), False
+    _refuse_conflicts(body, found)
     order = Order(
         order_id=body.order_id,
         customer_id=body.customer_id,
@@ -114,6 +113,52 @@ async def _accept(session: AsyncSession, body: OrderCreate, fingerprint: str) ->
     return order, True
 
 
+class _Lookup(NamedTuple):
+    """What the database holds that an order's admission depends on (None: nothing)."""
+
+    order: str | None  # this order, submitted before
+    customer: str | None
+    product: str | None
+    account: str | None  # an account with the requested account id
+    imei_account: str | None  # a live account with the IMEI
+    imei_order: str | None  # another order provisioning the IMEI
+
+
+async def _lookup(session: AsyncSession, body: OrderCreate) -> _Lookup:
+    def first(query: SelectOfScalar[str]) -> ScalarSelect[str]:
+        return query.limit(1).scalar_subquery()
+
+    imei = body.account.imei
+    query = sa.select(  # sqlmodel's `select` takes at most four columns
+        first(select(Order.order_id).where(Order.order_id == body.order_id)),
+        first(select(Customer.customer_id).where(Customer.customer_id == body.customer_id)),
+        first(select(Product.product_id).where(Product.product_id == body.product_id)),
+        first(select(Account.account_id).where(Account.account_id == body.account.account_id)),
+        first(select(Account.account_id).where(Account.imei == imei, col(Account.status) != AccountStatus.terminated)),
+        first(
+            select(Order.order_id).where(
+                Order.imei == imei, col(Order.status).in_([OrderStatus.accepted, OrderStatus.provisioning])
+            )
+        ),
+    )
+    row = (await (await session.connection()).execute(query)).one()
+    return _Lookup(*row)
+
+
+def _refuse_conflicts(body: OrderCreate, found: _Lookup) -> None:
+    """A 422 for an unknown reference, a 409 for an account id or IMEI already taken."""
+    if found.customer is None:
+        raise unknown_reference("customer_id", "customer", body.customer_id)
+    if found.product is None:
+        raise unknown_reference("product_id", "product", body.product_id)
+    if found.account is not None:
+        raise Problem(409, f"account {body.account.account_id!r} already exists")
+    if found.imei_account is not None:
+        raise Problem(409, f"IMEI {body.account.imei} already belongs to an account")
+    if found.imei_order is not None:
+        raise Problem(409, f"IMEI {body.account.imei} is being provisioned by order {found.imei_order!r}")
+
+
 @router.get("/{order_id}")
 async def get_order(order_id: str, session: ReadSessionDep) -> OrderPublic:
     return await _view(session, await get_or_404(session, Order, order_id, "order"))
@@ -127,31 +172,6 @@ def _fingerprint(settings: Settings, body: OrderCreate) -> str:
     }
     message = json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()
     return hmac.new(settings.secret_key.get_secret_value().encode(), message, hashlib.sha256).hexdigest()
-
-
-async def _check_references(session: AsyncSession, body: OrderCreate) -> None:
-    if await session.get(Customer, body.customer_id) is None:
-        raise unknown_reference("customer_id", "customer", body.customer_id)
-    if await session.get(Product, body.product_id) is None:
-        raise unknown_reference("product_id", "product", body.product_id)
-    if body.account.account_id and await session.get(Account, body.account.account_id) is not None:
-        raise Problem(409, f"account {body.account.account_id!r} already exists")
-    holder = await session.exec(
-        select(Account.account_id).where(
-            Account.imei == body.account.imei, col(Account.status) != AccountStatus.terminated
-        )
-    )
-    if holder.first() is not None:
-        raise Problem(409, f"IMEI {body.account.imei} already belongs to an account")
-    in_flight = await session.exec(
-        select(Order.order_id).where(
-            Order.imei == body.account.imei,
-            Order.order_id != body.order_id,
-            col(Order.status).in_([OrderStatus.accepted, OrderStatus.provisioning]),
-        )
-    )
-    if (other := in_flight.first()) is not None:
-        raise Problem(409, f"IMEI {body.account.imei} is being provisioned by order {other!r}")
 
 
 async def _start(temporal: Client, settings: Settings, order: Order) -> None:
