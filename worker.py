@@ -22,6 +22,7 @@ from activities.wallets import MessagingRolloutActivities
 from billing.db import SessionMaker, make_engine, make_sessionmaker
 from cmms.client import CmmsClient
 from core.logging import configure_logging
+from core.memory import freeze_startup_objects
 from core.settings import Settings, get_settings
 from core.temporal import connect, metrics_runtime
 from workflows.account import AccountWorkflow
@@ -120,6 +121,7 @@ async def main() -> None:
         logging.getLogger("worker").info(
             "worker polling task queue %r at %s", settings.temporal_task_queue, settings.temporal_address
         )
+        freeze_startup_objects()
         await stop.wait()
     await engine.dispose()
 

@@ -4,14 +4,17 @@ import uvicorn
 
 from api.app import create_app
 from core.logging import configure_logging
+from core.memory import freeze_startup_objects
 from core.settings import get_settings
 
 
 def main() -> None:
     settings = get_settings()
     configure_logging(settings)
+    app = create_app(settings)
+    freeze_startup_objects()
     # log_config=None: uvicorn's lines go through the structured handler configured above.
-    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_config=None)
+    uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_config=None)
 
 
 if __name__ == "__main__":
