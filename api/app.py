@@ -1,5 +1,7 @@
 """The FastAPI application: built by `create_app`, connected to Temporal and the database in its lifespan."""
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -8,6 +10,7 @@ from fastapi import FastAPI
 from api.auth import KeyRing
 from api.deps import AppState
 from api.metrics import install_metrics
+from api.order_starts import keep_starting_unstarted_orders
 from api.problems import install_problem_handlers
 from api.routers import accounts, customer_classes, customers, orders, products, resellers, signups, wallets
 from billing.db import make_engine, make_sessionmaker
@@ -32,13 +35,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings.database_url)
-        app.state.services = AppState(
+        state = AppState(
             settings=settings,
             sessions=make_sessionmaker(engine),
             temporal=await connect(settings),
             keys=KeyRing(settings.api_keys.get_secret_value()),
         )
+        app.state.services = state
+        late_starts = asyncio.create_task(keep_starting_unstarted_orders(state.temporal, state.sessions, settings))
         yield
+        late_starts.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await late_starts
         await engine.dispose()
 
     app = FastAPI(

@@ -22,8 +22,9 @@ from stdnum import luhn
 from bench.floor import floor_rate
 from bench.harness import BenchStack, bench_stack, cpu_ms_per_run, cpu_per_run
 from bench.stats import percentile, summary_ms
+from contracts.orders import MvnoOrderResult
 from core.settings import Settings
-from core.temporal import connect
+from core.temporal import connect, result_once_started
 
 ADMIN = {"Authorization": "Bearer dev-admin-key"}
 WEBSITE = {"Authorization": "Bearer dev-website-key"}
@@ -70,7 +71,7 @@ async def throughput(stack: BenchStack, api: httpx.AsyncClient, count: int, conc
             response = await api.post("/v1/orders", json=body, headers=WEBSITE)
             response.raise_for_status()
             accepted[f"{run}-acct-{index}"] = time.time()
-            await client.get_workflow_handle(response.json()["workflow_id"]).result()
+            await result_once_started(client, response.json()["workflow_id"], MvnoOrderResult)
 
     started = time.perf_counter()
     await asyncio.gather(*(one(i) for i in range(count)))

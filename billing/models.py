@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from sqlalchemy import JSON, Column, DateTime, Dialect, String, TypeDecorator, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Dialect, Index, String, TypeDecorator, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from billing.encrypted import EncryptedString
@@ -162,6 +162,8 @@ class Account(SQLModel, table=True):
 
 class Order(SQLModel, table=True):
     __tablename__ = "orders"
+    # The API looks for orders still `accepted` whose workflow did not start (api/order_starts.py).
+    __table_args__ = (Index("ix_orders_status", "status"),)
 
     order_id: str = Field(primary_key=True, max_length=64)
     customer_id: str = Field(foreign_key="customer.customer_id", index=True)

@@ -4,7 +4,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.crypto import KeyRing
@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     cmms_timeout_seconds: float = 10.0
     # Most CMMS calls a second, across every worker (the Temporal server enforces it); unset: no limit.
     cmms_rate_limit_per_second: float | None = None
+
+    # How often the API looks for orders whose workflow did not start (Temporal unreachable when the
+    # order came, or the API stopped in between) and starts them; also how old such an order must be.
+    order_start_retry_seconds: float = Field(default=10.0, gt=0)
 
     # Keys the service derives from: request fingerprints, OTP HMACs.
     secret_key: SecretStr = SecretStr(DEV_SECRET_KEY)

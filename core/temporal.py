@@ -5,16 +5,19 @@ import dataclasses
 import os
 import sys
 from collections.abc import Coroutine
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.service import RPCError, RPCStatusCode
 
 from core.codec import EncryptionCodec
 from core.crypto import KeyRing
 from core.settings import Settings
+
+T = TypeVar("T")
 
 
 def data_converter(settings: Settings) -> DataConverter:
@@ -46,6 +49,20 @@ async def connect(settings: Settings, *, address: str | None = None, runtime: Ru
         data_converter=data_converter(settings),
         runtime=runtime,
     )
+
+
+async def result_once_started(client: Client, workflow_id: str, result_type: type[T]) -> T:
+    """A workflow's result, waiting first for the workflow to exist: an order's starts just after
+    `POST /v1/orders` has answered (api/order_starts.py)."""
+    handle = client.get_workflow_handle(workflow_id, result_type=result_type)
+    while True:
+        try:
+            result: T = await handle.result()
+            return result
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND:
+                raise
+        await asyncio.sleep(0.05)
 
 
 def run_client_script(main: Coroutine[Any, Any, None]) -> NoReturn:

@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from billing.models import Order
+from billing.models import Order, OrderStatus
 from tests.support.catalog import Catalog, new_id, order_body, seed_catalog
 from tests.support.orders import finished, submit
 from tests.support.stack import Stack
@@ -92,8 +92,8 @@ async def test_a_conflict_says_what_is_taken(stack: Stack, catalog: Catalog) -> 
         (order_body(catalog, account_id=taken["account_id"]), f"account {taken['account_id']!r} already exists"),
         (order_body(catalog, imei=taken["imei"]), f"IMEI {taken['imei']} already belongs to an account"),
     ]
-    # An order accepted but not provisioned yet holds its IMEI too (stored as the API stores it, with no
-    # workflow started, so it stays in flight for as long as the test looks).
+    # An order being provisioned holds its IMEI too (stored directly, with no workflow, so it stays in
+    # flight for as long as the test looks; `provisioning`, so the API's late starts leave it alone).
     pending = order_body(catalog)
     async with stack.sessions() as session:
         session.add(
@@ -104,6 +104,7 @@ async def test_a_conflict_says_what_is_taken(stack: Stack, catalog: Catalog) -> 
                 account_id=new_id("acct"),
                 imei=pending["account"]["imei"],
                 fingerprint="0" * 64,
+                status=OrderStatus.provisioning,
                 workflow_id=f"order-{pending['order_id']}",
             )
         )

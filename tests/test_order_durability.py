@@ -5,7 +5,8 @@ from pathlib import Path
 
 import httpx
 
-from core.temporal import connect
+from contracts.orders import MvnoOrderResult
+from core.temporal import connect, result_once_started
 from tests.conftest import sqlite_database
 from tests.support.catalog import Catalog, order_body
 from tests.support.simulator import SimulatorProcess
@@ -44,8 +45,9 @@ async def test_an_order_completes_after_its_worker_is_stopped_during_a_cmms_outa
         # That worker is gone; the CMMS comes back; a new worker picks the order up where it was.
         await faulty_sim.clear_faults()
         async with running_worker(settings):
-            result = await asyncio.wait_for(temporal.get_workflow_handle(f"order-{body['order_id']}").result(), 60)
-        assert result["status"] == "completed"
+            order = result_once_started(temporal, f"order-{body['order_id']}", MvnoOrderResult)
+            result = await asyncio.wait_for(order, 60)
+        assert result.status == "completed"
         view = (await api.get(order_url, headers=WEBSITE)).json()
         assert view["status"] == "completed" and view["provisioning_state"] == "ok"
         record = await faulty_sim.get_record(view["account_id"])

@@ -1,6 +1,5 @@
 """MVNO orders from the provider's website (use case 1)."""
 
-import contextlib
 import hashlib
 import hmac
 import json
@@ -8,29 +7,25 @@ from datetime import datetime
 from typing import NamedTuple
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, BackgroundTasks, Depends, Response
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import ScalarSelect
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
-from temporalio.client import Client
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from api.auth import Role
 from api.deps import ReadSessionDep, SessionsDep, SettingsDep, TemporalDep, require
 from api.fields import Imei, ResourceId, SipPassword
+from api.order_starts import start_order_workflow
 from api.persistence import get_or_404, unknown_reference
 from api.problems import Problem
 from billing.credentials import new_account_id
 from billing.db import snapshot
 from billing.models import Account, AccountStatus, Customer, Order, OrderStatus, Product, ProvisioningState
-from contracts.orders import MvnoOrderInput, order_workflow_id
-from contracts.search_attributes import OpsState, search_attributes
+from contracts.orders import order_workflow_id
 from core.settings import Settings
-from workflows.mvno_order import MvnoOrderWorkflow
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"], dependencies=[Depends(require(Role.website))])
 
@@ -68,9 +63,17 @@ class OrderPublic(BaseModel):
 
 @router.post("", status_code=202, responses={200: {"description": "The same order again: it is unchanged"}})
 async def submit_order(
-    body: OrderCreate, sessions: SessionsDep, temporal: TemporalDep, settings: SettingsDep, response: Response
+    body: OrderCreate,
+    sessions: SessionsDep,
+    temporal: TemporalDep,
+    settings: SettingsDep,
+    response: Response,
+    after_response: BackgroundTasks,
 ) -> OrderPublic:
-    """Accept an order and start its provisioning; the same order again answers what it already is."""
+    """Accept an order and start its provisioning; the same order again answers what it already is.
+
+    202 means the order is stored: its workflow starts right after the response (`workflow_id` names
+    it), or, if Temporal cannot be reached then, as soon as it can (api/order_starts.py)."""
     fingerprint = _fingerprint(settings, body)
     # Short sessions, closed before Temporal is called: SQLite holds its write lock while one is open.
     async with sessions() as session:
@@ -80,7 +83,7 @@ async def submit_order(
             raise Problem(409, f"order {body.order_id!r} already exists with different content")
         response.status_code = 200
     if created or order.status == OrderStatus.accepted:  # a repeat also starts what a crash left unstarted
-        await _start(temporal, settings, order)
+        after_response.add_task(start_order_workflow, temporal, settings, order)
     if created:  # as just written: its account does not exist yet
         return OrderPublic.model_validate(order, from_attributes=True)
     async with snapshot(sessions) as session:
@@ -172,25 +175,6 @@ def _fingerprint(settings: Settings, body: OrderCreate) -> str:
     }
     message = json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()
     return hmac.new(settings.secret_key.get_secret_value().encode(), message, hashlib.sha256).hexdigest()
-
-
-async def _start(temporal: Client, settings: Settings, order: Order) -> None:
-    # Already started or already finished: this order is provisioned once, whatever befalls the request.
-    with contextlib.suppress(WorkflowAlreadyStartedError):
-        await temporal.start_workflow(
-            MvnoOrderWorkflow.run,
-            MvnoOrderInput(order_id=order.order_id),
-            id=order.workflow_id,
-            task_queue=settings.temporal_task_queue,
-            search_attributes=search_attributes(
-                state=OpsState.provisioning,
-                order_id=order.order_id,
-                customer_id=order.customer_id,
-                account_id=order.account_id,
-            ),
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        )
 
 
 async def _view(session: AsyncSession, order: Order) -> OrderPublic:

@@ -4,6 +4,7 @@ import asyncio
 from typing import Any
 
 from contracts.orders import MvnoOrderResult
+from core.temporal import result_once_started
 from tests.support.stack import Stack
 
 
@@ -16,8 +17,7 @@ async def submit(stack: Stack, body: dict[str, Any]) -> dict[str, Any]:
 
 async def finished(stack: Stack, order_id: str) -> dict[str, Any]:
     """Wait for the order's workflow to end, then answer what the API says of the order."""
-    handle = stack.temporal.get_workflow_handle(f"order-{order_id}", result_type=MvnoOrderResult)
-    await asyncio.wait_for(handle.result(), 60)
+    await asyncio.wait_for(result_once_started(stack.temporal, f"order-{order_id}", MvnoOrderResult), 60)
     response = await stack.api.get(f"/v1/orders/{order_id}", headers=stack.website)
     assert response.status_code == 200
     result: dict[str, Any] = response.json()

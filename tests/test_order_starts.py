@@ -1,0 +1,79 @@
+"""An order's workflow starts after `POST /v1/orders` has answered; one left unstarted is started later."""
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+
+from api.order_starts import start_order_workflow, start_unstarted_orders
+from billing.models import Order, OrderStatus, utcnow
+from contracts.orders import order_workflow_id
+from contracts.search_attributes import ORDER_ID
+from tests.support.catalog import Catalog, new_id, order_body, random_imei, seed_catalog
+from tests.support.orders import finished, submit
+from tests.support.simulator import SimulatorProcess
+from tests.support.stack import Stack, running_stack, stack_settings
+
+
+@pytest.fixture(scope="module")
+async def quick_stack(dev_server: str, billing_database: str, sim: SimulatorProcess) -> AsyncIterator[Stack]:
+    """The whole stack, its API looking for unstarted orders every half second."""
+    settings = stack_settings(dev_server, billing_database, sim, order_start_retry_seconds=0.5)
+    async with running_stack(settings, sim) as running:
+        yield running
+
+
+async def _stored_unstarted(stack: Stack, catalog: Catalog) -> Order:
+    """An order as the API commits it, whose workflow never started (the API stopped in between)."""
+    order_id = new_id("ord")
+    order = Order(
+        order_id=order_id,
+        customer_id=catalog.customer_id,
+        product_id=catalog.product_id,
+        account_id=new_id("acct"),
+        imei=random_imei(),
+        fingerprint=secrets.token_hex(32),
+        workflow_id=order_workflow_id(order_id),
+    )
+    async with stack.sessions() as session:
+        session.add(order)
+        await session.commit()
+    return order
+
+
+async def test_the_post_answers_and_the_workflow_starts_after(quick_stack: Stack) -> None:
+    body = order_body(await seed_catalog(quick_stack))
+    accepted = await submit(quick_stack, body)
+    assert accepted["status"] == "accepted" and accepted["workflow_id"] == f"order-{body['order_id']}"
+    assert (await finished(quick_stack, body["order_id"]))["status"] == "completed"
+
+
+async def test_an_order_left_unstarted_is_started_and_completes(quick_stack: Stack) -> None:
+    order = await _stored_unstarted(quick_stack, await seed_catalog(quick_stack))
+    view = await finished(quick_stack, order.order_id)  # waits for the workflow the API starts late
+    assert view["status"] == "completed" and view["provisioning_state"] == "ok"
+    description = await quick_stack.temporal.get_workflow_handle(order.workflow_id).describe()
+    assert description.typed_search_attributes.get(ORDER_ID) == order.order_id
+
+
+async def test_an_accepted_order_whose_workflow_exists_is_left_alone(quick_stack: Stack) -> None:
+    order = await _stored_unstarted(quick_stack, await seed_catalog(quick_stack))
+    # Its workflow started, on a task queue no worker polls: the order stays `accepted`, as it would
+    # while every worker is down.
+    idle = quick_stack.settings.model_copy(update={"temporal_task_queue": f"idle-{secrets.token_hex(4)}"})
+    assert await start_order_workflow(quick_stack.temporal, idle, order)
+    handle = quick_stack.temporal.get_workflow_handle(order.workflow_id)
+    try:
+        for _ in range(100):  # until the visibility store lists it
+            if [w async for w in quick_stack.temporal.list_workflows(f"OrderId = '{order.order_id}'")]:
+                break
+            await asyncio.sleep(0.1)
+        later = utcnow() + timedelta(seconds=1)
+        started = await start_unstarted_orders(quick_stack.temporal, quick_stack.sessions, idle, accepted_before=later)
+        assert started == 0
+        async with quick_stack.sessions() as session:
+            assert (await session.get_one(Order, order.order_id)).status == OrderStatus.accepted
+    finally:
+        await handle.terminate("test over")
