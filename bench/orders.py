@@ -107,7 +107,7 @@ async def main() -> None:
     parser.add_argument("--orders", type=int, default=300)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--rate", type=float, default=20.0, help="requests/s for the POST latency phase")
-    parser.add_argument("--seconds", type=float, default=15.0, help="length of the POST latency phase")
+    parser.add_argument("--seconds", type=float, default=60.0, help="length of the POST latency phase")
     parser.add_argument(
         "--database-url", help="billing on this (empty) database, e.g. PostgreSQL, instead of a scratch SQLite file"
     )
