@@ -13,7 +13,6 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import col, select
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
@@ -105,5 +104,5 @@ async def keep_starting_unstarted_orders(temporal: Client, sessions: SessionMake
         await asyncio.sleep(interval.total_seconds())
         try:
             await start_unstarted_orders(temporal, sessions, settings, accepted_before=utcnow() - interval)
-        except (RPCError, SQLAlchemyError, OSError) as err:  # the next round tries again
+        except Exception as err:  # whatever went wrong (Temporal or the database away), the next round tries again
             log.warning("looking for unstarted orders failed: %s", type(err).__name__)

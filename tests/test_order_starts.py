@@ -1,9 +1,12 @@
 """An order's workflow starts after `POST /v1/orders` has answered; one left unstarted is started later."""
 
 import asyncio
+import logging
 import secrets
+import socket
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -11,7 +14,10 @@ from api.order_starts import start_order_workflow, start_unstarted_orders
 from billing.models import Order, OrderStatus, utcnow
 from contracts.orders import order_workflow_id
 from contracts.search_attributes import ORDER_ID
+from devstack.temporal_server import cli_path, dev_server_args
+from tests.conftest import sqlite_database
 from tests.support.catalog import Catalog, new_id, order_body, random_imei, seed_catalog
+from tests.support.net import free_port
 from tests.support.orders import finished, submit
 from tests.support.simulator import SimulatorProcess
 from tests.support.stack import Stack, running_stack, stack_settings
@@ -77,3 +83,60 @@ async def test_an_accepted_order_whose_workflow_exists_is_left_alone(quick_stack
             assert (await session.get_one(Order, order.order_id)).status == OrderStatus.accepted
     finally:
         await handle.terminate("test over")
+
+
+class OwnTemporalServer:
+    """A dev server of its own, its state in a file: stopped and started again, it remembers it all."""
+
+    def __init__(self, db_file: Path) -> None:
+        self.port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self._args = dev_server_args(host="127.0.0.1", port=self.port, ui_port=None, db_file=db_file)
+        self._process: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        self._process = await asyncio.create_subprocess_exec(
+            str(cli_path()), *self._args, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+        )
+        for _ in range(300):
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            await asyncio.sleep(0.1)
+        raise RuntimeError(f"the Temporal dev server did not listen on {self.port}")
+
+    async def stop(self) -> None:
+        if self._process is not None and self._process.returncode is None:
+            self._process.terminate()
+            await self._process.wait()
+
+
+async def test_an_order_that_comes_while_temporal_is_down_starts_when_it_returns(
+    sim: SimulatorProcess, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="api.order_starts")
+    temporal = OwnTemporalServer(tmp_path / "temporal.db")
+    await temporal.start()
+    try:
+        # A billing database of its own too: one database, one Temporal, as in any deployment.
+        database = sqlite_database(tmp_path)
+        settings = stack_settings(temporal.address, database, sim, order_start_retry_seconds=0.5)
+        async with running_stack(settings, sim) as stack:
+            body = order_body(await seed_catalog(stack), password="Chosen-by-the-website-42")
+            await temporal.stop()
+            accepted = await submit(stack, body)  # the website is answered: the order is stored
+            assert accepted["status"] == "accepted"
+            # Down long enough for the start just after the answer to give up: only a later round can start it.
+            given_up = f"order {body['order_id']} stored, its workflow not started yet"
+            for _ in range(300):
+                if any(given_up in record.getMessage() for record in caplog.records):
+                    break
+                await asyncio.sleep(0.1)
+            else:
+                pytest.fail("the start after the answer never gave up")
+            assert all("Chosen-by-the-website-42" not in record.getMessage() for record in caplog.records)
+            await temporal.start()
+            view = await finished(stack, body["order_id"])
+            assert view["status"] == "completed" and view["provisioning_state"] == "ok"
+    finally:
+        await temporal.stop()
