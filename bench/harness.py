@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-from devstack.temporal_server import cli_path, dev_server_args
+from devstack.temporal_server import cli_path, dev_server_args, wait_until_listening
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -81,15 +81,6 @@ async def _wait_http(url: str, process: asyncio.subprocess.Process, name: str, s
     raise RuntimeError(f"{name} did not answer at {url}")
 
 
-async def _wait_port(port: int, seconds: float = 60) -> None:
-    for _ in range(int(seconds * 10)):
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        await asyncio.sleep(0.1)
-    raise RuntimeError(f"nothing listens on {port}")
-
-
 @asynccontextmanager
 async def bench_stack(**settings: str) -> AsyncIterator[BenchStack]:
     """Start everything in a temporary directory; `settings` are extra environment variables."""
@@ -122,7 +113,7 @@ async def bench_stack(**settings: str) -> AsyncIterator[BenchStack]:
         try:
             args = dev_server_args(host="127.0.0.1", port=temporal_port, ui_port=None, db_file=var / "temporal.db")
             await spawn("temporal", str(cli_path()), *args)
-            await _wait_port(temporal_port)
+            await wait_until_listening(temporal_port)
             migrate = await spawn("migrate", sys.executable, "-m", "alembic", "upgrade", "head")
             if await migrate.wait() != 0:
                 raise RuntimeError("migrations failed")

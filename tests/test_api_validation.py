@@ -4,9 +4,9 @@ from typing import Any
 
 import pytest
 
-from billing.models import Order, OrderStatus
+from billing.models import OrderStatus
 from tests.support.catalog import Catalog, new_id, order_body, seed_catalog
-from tests.support.orders import finished, submit
+from tests.support.orders import finished, store_order, submit
 from tests.support.stack import Stack
 
 
@@ -94,23 +94,9 @@ async def test_a_conflict_says_what_is_taken(stack: Stack, catalog: Catalog) -> 
     ]
     # An order being provisioned holds its IMEI too (stored directly, with no workflow, so it stays in
     # flight for as long as the test looks; `provisioning`, so the API's late starts leave it alone).
-    pending = order_body(catalog)
-    async with stack.sessions() as session:
-        session.add(
-            Order(
-                order_id=pending["order_id"],
-                customer_id=catalog.customer_id,
-                product_id=catalog.product_id,
-                account_id=new_id("acct"),
-                imei=pending["account"]["imei"],
-                fingerprint="0" * 64,
-                status=OrderStatus.provisioning,
-                workflow_id=f"order-{pending['order_id']}",
-            )
-        )
-        await session.commit()
-    in_flight = f"IMEI {pending['account']['imei']} is being provisioned by order {pending['order_id']!r}"
-    cases.append((order_body(catalog, imei=pending["account"]["imei"]), in_flight))
+    pending = await store_order(stack, catalog, status=OrderStatus.provisioning)
+    in_flight = f"IMEI {pending.imei} is being provisioned by order {pending.order_id!r}"
+    cases.append((order_body(catalog, imei=pending.imei), in_flight))
     for body, detail in cases:
         problem = _problem(await stack.api.post("/v1/orders", json=body, headers=stack.website), 409)
         assert problem["detail"] == detail

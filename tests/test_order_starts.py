@@ -3,7 +3,6 @@
 import asyncio
 import logging
 import secrets
-import socket
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -12,13 +11,12 @@ import pytest
 
 from api.order_starts import start_order_workflow, start_unstarted_orders
 from billing.models import Order, OrderStatus, utcnow
-from contracts.orders import order_workflow_id
 from contracts.search_attributes import ORDER_ID
-from devstack.temporal_server import cli_path, dev_server_args
+from devstack.temporal_server import cli_path, dev_server_args, wait_until_listening
 from tests.conftest import sqlite_database
-from tests.support.catalog import Catalog, new_id, order_body, random_imei, seed_catalog
+from tests.support.catalog import order_body, seed_catalog
 from tests.support.net import free_port
-from tests.support.orders import finished, submit
+from tests.support.orders import finished, store_order, submit
 from tests.support.simulator import SimulatorProcess
 from tests.support.stack import Stack, running_stack, stack_settings
 
@@ -31,24 +29,6 @@ async def quick_stack(dev_server: str, billing_database: str, sim: SimulatorProc
         yield running
 
 
-async def _stored_unstarted(stack: Stack, catalog: Catalog) -> Order:
-    """An order as the API commits it, whose workflow never started (the API stopped in between)."""
-    order_id = new_id("ord")
-    order = Order(
-        order_id=order_id,
-        customer_id=catalog.customer_id,
-        product_id=catalog.product_id,
-        account_id=new_id("acct"),
-        imei=random_imei(),
-        fingerprint=secrets.token_hex(32),
-        workflow_id=order_workflow_id(order_id),
-    )
-    async with stack.sessions() as session:
-        session.add(order)
-        await session.commit()
-    return order
-
-
 async def test_the_post_answers_and_the_workflow_starts_after(quick_stack: Stack) -> None:
     body = order_body(await seed_catalog(quick_stack))
     accepted = await submit(quick_stack, body)
@@ -57,7 +37,7 @@ async def test_the_post_answers_and_the_workflow_starts_after(quick_stack: Stack
 
 
 async def test_an_order_left_unstarted_is_started_and_completes(quick_stack: Stack) -> None:
-    order = await _stored_unstarted(quick_stack, await seed_catalog(quick_stack))
+    order = await store_order(quick_stack, await seed_catalog(quick_stack))
     view = await finished(quick_stack, order.order_id)  # waits for the workflow the API starts late
     assert view["status"] == "completed" and view["provisioning_state"] == "ok"
     description = await quick_stack.temporal.get_workflow_handle(order.workflow_id).describe()
@@ -65,7 +45,7 @@ async def test_an_order_left_unstarted_is_started_and_completes(quick_stack: Sta
 
 
 async def test_an_accepted_order_whose_workflow_exists_is_left_alone(quick_stack: Stack) -> None:
-    order = await _stored_unstarted(quick_stack, await seed_catalog(quick_stack))
+    order = await store_order(quick_stack, await seed_catalog(quick_stack))
     # Its workflow started, on a task queue no worker polls: the order stays `accepted`, as it would
     # while every worker is down.
     idle = quick_stack.settings.model_copy(update={"temporal_task_queue": f"idle-{secrets.token_hex(4)}"})
@@ -98,12 +78,7 @@ class OwnTemporalServer:
         self._process = await asyncio.create_subprocess_exec(
             str(cli_path()), *self._args, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
         )
-        for _ in range(300):
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            await asyncio.sleep(0.1)
-        raise RuntimeError(f"the Temporal dev server did not listen on {self.port}")
+        await wait_until_listening(self.port, seconds=30)
 
     async def stop(self) -> None:
         if self._process is not None and self._process.returncode is None:

@@ -75,7 +75,7 @@ async def submit_order(
     202 means the order is stored: its workflow starts right after the response (`workflow_id` names
     it), or, if Temporal cannot be reached then, as soon as it can (api/order_starts.py)."""
     fingerprint = _fingerprint(settings, body)
-    # Short sessions, closed before Temporal is called: SQLite holds its write lock while one is open.
+    # A short session: SQLite holds its write lock while one is open.
     async with sessions() as session:
         order, created = await _accept(session, body, fingerprint)
     if not created:

@@ -1,10 +1,13 @@
 """Submit an order through the API and wait for its workflow, as the website would."""
 
 import asyncio
+import secrets
 from typing import Any
 
-from contracts.orders import MvnoOrderResult
+from billing.models import Order, OrderStatus
+from contracts.orders import MvnoOrderResult, order_workflow_id
 from core.temporal import result_once_started
+from tests.support.catalog import Catalog, new_id, random_imei
 from tests.support.stack import Stack
 
 
@@ -22,3 +25,25 @@ async def finished(stack: Stack, order_id: str) -> dict[str, Any]:
     assert response.status_code == 200
     result: dict[str, Any] = response.json()
     return result
+
+
+async def store_order(
+    stack: Stack, catalog: Catalog, *, imei: str | None = None, status: OrderStatus = OrderStatus.accepted
+) -> Order:
+    """An order written straight to billing, with no workflow: as the API commits one (`accepted`)
+    when it stops before the start, or (`provisioning`) one that stays in flight while a test looks."""
+    order_id = new_id("ord")
+    order = Order(
+        order_id=order_id,
+        customer_id=catalog.customer_id,
+        product_id=catalog.product_id,
+        account_id=new_id("acct"),
+        imei=imei or random_imei(),
+        fingerprint=secrets.token_hex(32),
+        status=status,
+        workflow_id=order_workflow_id(order_id),
+    )
+    async with stack.sessions() as session:
+        session.add(order)
+        await session.commit()
+    return order
