@@ -13,8 +13,8 @@ from temporalio.client import Client, WorkflowUpdateRPCTimeoutOrCancelledError
 from billing.db import SessionMaker
 from billing.models import Account, AccountStatus, Customer, ProvisioningState
 from contracts.rollouts import AccountPage, AccountPageInput, SyncAccountsInput, SyncAccountsResult
-from core.account_sync import sync_account
 from core.settings import Settings
+from services.delivery import sync_account
 
 # Accounts a rollout re-provisions. A pending account is its order's to provision (and to roll back);
 # a terminated one has left the CMMS.

@@ -10,12 +10,12 @@ from fastapi import FastAPI
 from api.auth import KeyRing
 from api.deps import AppState
 from api.metrics import install_metrics
-from api.order_starts import keep_starting_unstarted_orders
 from api.problems import install_problem_handlers
 from api.routers import accounts, customer_classes, customers, orders, products, resellers, signups, wallets
 from billing.db import make_engine, make_sessionmaker
 from core.settings import Settings, get_settings
 from core.temporal import connect
+from services.outbox import Outbox
 
 ROUTERS = [
     resellers.router,
@@ -35,18 +35,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings.database_url)
+        sessions = make_sessionmaker(engine)
+        # Lazy: the API starts, and takes changes, while Temporal is unreachable; the outbox tells it later.
+        temporal = await connect(settings, lazy=True)
+        outbox = Outbox(sessions, temporal, settings)
         state = AppState(
             settings=settings,
-            sessions=make_sessionmaker(engine),
-            temporal=await connect(settings),
+            sessions=sessions,
+            temporal=temporal,
             keys=KeyRing(settings.api_keys.get_secret_value()),
+            outbox=outbox,
         )
         app.state.services = state
-        late_starts = asyncio.create_task(keep_starting_unstarted_orders(state.temporal, state.sessions, settings))
+        relay = asyncio.create_task(outbox.relay_forever())
         yield
-        late_starts.cancel()
+        relay.cancel()
         with contextlib.suppress(asyncio.CancelledError):
-            await late_starts
+            await relay
+        await outbox.close()
         await engine.dispose()
 
     app = FastAPI(

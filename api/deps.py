@@ -16,6 +16,7 @@ from api.auth import Caller, KeyRing, Role
 from api.problems import Problem
 from billing.db import SessionMaker, snapshot
 from core.settings import Settings
+from services.outbox import Outbox
 
 
 @dataclass
@@ -26,6 +27,7 @@ class AppState:
     sessions: SessionMaker
     temporal: Client
     keys: KeyRing
+    outbox: Outbox  # every change goes through it: billing's transaction, and what Temporal must learn
 
 
 async def get_state(request: Request) -> AppState:
@@ -44,6 +46,10 @@ async def get_temporal(state: StateDep) -> Client:
     return state.temporal
 
 
+async def get_outbox(state: StateDep) -> Outbox:
+    return state.outbox
+
+
 async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
     async with state.sessions() as session:
         yield session
@@ -59,6 +65,8 @@ async def get_sessions(state: StateDep) -> SessionMaker:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+# The services' way into billing (and, after a commit, Temporal).
+OutboxDep = Annotated[Outbox, Depends(get_outbox)]
 # For handlers that call Temporal too: open short sessions, closed before the call.
 SessionsDep = Annotated[SessionMaker, Depends(get_sessions)]
 TemporalDep = Annotated[Client, Depends(get_temporal)]

@@ -9,6 +9,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.service import RPCError
 
+from services.errors import Conflict, Invalid, NotFound, ServiceError
+
 PROBLEM_JSON = "application/problem+json"
 
 
@@ -47,6 +49,15 @@ async def _on_problem(_: Request, exc: Exception) -> JSONResponse:
     return problem_response(exc.status, exc.title, exc.detail, exc.headers or None, **exc.extra)
 
 
+async def _on_refusal(_: Request, exc: Exception) -> JSONResponse:
+    """A service's business refusal: nothing was changed."""
+    assert isinstance(exc, ServiceError)
+    if isinstance(exc, Invalid):
+        return problem_response(422, "Validation failed", exc.detail, errors=exc.errors)
+    status = 404 if isinstance(exc, NotFound) else 409 if isinstance(exc, Conflict) else 400
+    return problem_response(status, HTTPStatus(status).phrase, exc.detail)
+
+
 async def _on_validation(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = _field_errors(exc)
@@ -70,6 +81,7 @@ async def _on_temporal_unavailable(_: Request, exc: Exception) -> JSONResponse:
 
 def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Problem, _on_problem)
+    app.add_exception_handler(ServiceError, _on_refusal)
     app.add_exception_handler(RPCError, _on_temporal_unavailable)
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(StarletteHTTPException, _on_http)

@@ -162,7 +162,6 @@ class Account(SQLModel, table=True):
 
 class Order(SQLModel, table=True):
     __tablename__ = "orders"
-    # The API looks for orders still `accepted` whose workflow did not start (api/order_starts.py).
     __table_args__ = (Index("ix_orders_status", "status"),)
 
     order_id: str = Field(primary_key=True, max_length=64)
@@ -221,3 +220,32 @@ class Signup(SQLModel, table=True):
     expires_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     created_at: datetime = _created()
     updated_at: datetime = _created()
+
+
+class OutboxKind(StrEnum):
+    """Which workflow a committed change must reach (the record's `target` names the object)."""
+
+    order = "order"  # start the order's workflow
+    account = "account"  # signal (with start) the account's workflow: push its current state
+    customer = "customer"  # signal (with start) the customer's rollout with `revision`
+    product = "product"  # (re)start the product's messaging rollout
+
+
+class OutboxRecord(SQLModel, table=True):
+    """What Temporal must learn of a change, written in the change's own transaction (services.outbox).
+
+    `available_at` is when a relay may next take the record: the process that wrote it has it until
+    then, and a delivery in progress pushes it on (a lease), so two API processes do not both deliver
+    it while each is still trying. Delivered records are deleted.
+    """
+
+    __tablename__ = "outbox"
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: OutboxKind = Field(sa_column=Column(EnumText(OutboxKind), nullable=False))
+    target: str = Field(max_length=64)
+    revision: int | None = None
+    attempts: int = 0
+    available_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))
+    last_error: str | None = Field(default=None, max_length=200)
+    created_at: datetime = _created()

@@ -47,9 +47,13 @@ class Settings(BaseSettings):
     # Most CMMS calls a second, across every worker (the Temporal server enforces it); unset: no limit.
     cmms_rate_limit_per_second: float | None = None
 
-    # How often the API looks for orders whose workflow did not start (Temporal unreachable when the
-    # order came, or the API stopped in between) and starts them; also how old such an order must be.
-    order_start_retry_seconds: float = Field(default=10.0, gt=0)
+    # The outbox relay (services.outbox): what a committed change must tell Temporal is delivered right
+    # after the commit; a record left undelivered (Temporal away, the API stopped) is looked for every
+    # OUTBOX_POLL_SECONDS, taken by one API process for OUTBOX_LEASE_SECONDS at a time, and tried again
+    # with a backoff of at most OUTBOX_RETRY_MAX_SECONDS.
+    outbox_poll_seconds: float = Field(default=1.0, gt=0)
+    outbox_lease_seconds: float = Field(default=10.0, gt=0)
+    outbox_retry_max_seconds: float = Field(default=5.0, gt=0)
 
     # Keys the service derives from: request fingerprints, OTP HMACs.
     secret_key: SecretStr = SecretStr(DEV_SECRET_KEY)

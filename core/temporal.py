@@ -40,20 +40,38 @@ def metrics_runtime(settings: Settings) -> Runtime | None:
     return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=bind)))
 
 
-async def connect(settings: Settings, *, address: str | None = None, runtime: Runtime | None = None) -> Client:
+async def connect(
+    settings: Settings, *, address: str | None = None, runtime: Runtime | None = None, lazy: bool = False
+) -> Client:
     """Connect to the settings' Temporal server (or `address`) with the project's data converter;
-    `runtime` carries telemetry (the worker passes `metrics_runtime`), the default one otherwise."""
+    `runtime` carries telemetry (the worker passes `metrics_runtime`), the default one otherwise.
+    `lazy`: connect at the first call instead (and again after a lost connection), so a process that
+    can serve without Temporal starts while Temporal is unreachable."""
     return await Client.connect(
         address or settings.temporal_address,
         namespace=settings.temporal_namespace,
         data_converter=data_converter(settings),
         runtime=runtime,
+        lazy=lazy,
     )
+
+
+# What a client made with `lazy=True` raises when it cannot reach the server for its first call.
+_CONNECT_FAILED = "Failed client connect"
+_AWAY = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED}
+
+
+def unreachable(err: BaseException) -> bool:
+    """Whether `err` says Temporal could not be reached (or did not answer in time), as opposed to a
+    refusal of the call itself."""
+    if isinstance(err, RPCError):
+        return err.status in _AWAY
+    return isinstance(err, RuntimeError) and str(err).startswith(_CONNECT_FAILED)
 
 
 async def result_once_started(client: Client, workflow_id: str, result_type: type[T]) -> T:
     """A workflow's result, waiting first for the workflow to exist: an order's starts just after
-    `POST /v1/orders` has answered (api/order_starts.py)."""
+    `POST /v1/orders` has answered (services.outbox)."""
     handle = client.get_workflow_handle(workflow_id, result_type=result_type)
     while True:
         try:

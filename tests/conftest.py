@@ -11,7 +11,7 @@ from core.search_attributes import register_search_attributes
 from core.settings import Settings
 from core.temporal import data_converter
 from devstack.temporal_server import cli_path, test_server_path
-from tests.support.database import migrate, postgres_database
+from tests.support.database import fresh_database, migrate
 from tests.support.simulator import SimulatorProcess, running_simulator
 from tests.support.stack import Stack, running_stack, stack_settings
 
@@ -66,11 +66,7 @@ def sqlite_database(directory: Path) -> str:
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def billing_database(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A migrated billing database: each module that uses it runs on SQLite and on PostgreSQL."""
-    if request.param == "sqlite":
-        yield sqlite_database(tmp_path_factory.mktemp("billing"))
-        return
-    with postgres_database() as url:
-        migrate(url)
+    with fresh_database(request.param, tmp_path_factory.mktemp("billing")) as url:
         yield url
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from billing.models import Account, ProvisioningState
 from contracts.wallets import MessagingRolloutResult
-from core.account_sync import sync_account
+from services.delivery import sync_account
 from tests.support.messaging import (
     move,
     open_wallet,

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from billing.db import SessionMaker, make_engine, make_sessionmaker, transaction
+from billing.db import make_engine, make_sessionmaker, transaction
 from billing.messaging import MESSAGING
 from billing.models import Account, AccountStatus, Customer, CustomerClass, Product
-from billing.wallets import Movement, MovementKind, apply_movement, get_wallet, open_wallet
-from core.account_sync import account_changed
 from core.settings import Settings
+from services.outbox import Outbox
+from services.wallets import Movement, MovementKind, apply_movement, get_wallet, open_wallet
 from tests.conftest import server_address, sqlite_database
 from tests.support.catalog import new_id
 from tests.support.messaging import wait_for_record
@@ -25,7 +25,7 @@ from tests.support.stack import running_worker, stack_settings
 class Skipping:
     env: WorkflowEnvironment
     settings: Settings
-    sessions: SessionMaker
+    outbox: Outbox  # wallet changes tell the account's workflow through it, as the API's do
 
 
 @pytest.fixture(scope="module")
@@ -38,13 +38,15 @@ async def skipping(
     settings = stack_settings(address, database_url, sim)
     engine = make_engine(database_url)
     async with running_worker(settings):
-        yield Skipping(time_skipping_server, settings, make_sessionmaker(engine))
+        yield Skipping(
+            time_skipping_server, settings, Outbox(make_sessionmaker(engine), time_skipping_server.client, settings)
+        )
     await engine.dispose()
 
 
-async def _account_with_wallet(sessions: SessionMaker, env: WorkflowEnvironment, expires_in: timedelta) -> str:
+async def _account_with_wallet(outbox: Outbox, env: WorkflowEnvironment, expires_in: timedelta) -> str:
     class_id, customer_id, product_id, account_id = new_id("class"), new_id("cust"), new_id("prod"), new_id("acct")
-    async with transaction(sessions) as session:
+    async with transaction(outbox.sessions) as session:
         # Flushed one by one: without ORM relationships, nothing orders the inserts by their foreign keys.
         session.add(CustomerClass(customer_class_id=class_id, name="Retail"))
         await session.flush()
@@ -62,16 +64,15 @@ async def _account_with_wallet(sessions: SessionMaker, env: WorkflowEnvironment,
                 created_by="test",
             )
         )
-    await open_wallet(sessions, account_id, MESSAGING, 10, await env.get_current_time() + expires_in)
+    await open_wallet(outbox, account_id, MESSAGING, 10, await env.get_current_time() + expires_in)
     return account_id
 
 
 async def test_an_expiry_30_days_out_suspends_messaging_and_a_top_up_that_extends_it_resumes(
     skipping: Skipping, sim: SimulatorProcess
 ) -> None:
-    env, settings, sessions = skipping.env, skipping.settings, skipping.sessions
-    account_id = await _account_with_wallet(sessions, env, timedelta(days=30))
-    await account_changed(env.client, settings, account_id)
+    env, outbox = skipping.env, skipping.outbox
+    account_id = await _account_with_wallet(outbox, env, timedelta(days=30))  # the outbox tells its workflow
     await wait_for_record(sim, account_id, lambda r: r.messaging_enabled)
 
     await env.sleep(timedelta(days=29))
@@ -79,14 +80,13 @@ async def test_an_expiry_30_days_out_suspends_messaging_and_a_top_up_that_extend
 
     await env.sleep(timedelta(days=1, seconds=5))
     await wait_for_record(sim, account_id, lambda r: not r.messaging_enabled)
-    wallet = await get_wallet(sessions, account_id, MESSAGING)
+    wallet = await get_wallet(outbox, account_id, MESSAGING)
     assert wallet.balance == 10 and wallet.messaging_state == "suspended"  # expired, not spent
 
     extended = await env.get_current_time() + timedelta(days=30)
-    await apply_movement(sessions, account_id, MESSAGING, Movement(MovementKind.top_up, 1, extended))
-    await account_changed(env.client, settings, account_id)
+    await apply_movement(outbox, account_id, MESSAGING, Movement(MovementKind.top_up, 1, extended))
     await wait_for_record(sim, account_id, lambda r: r.messaging_enabled)
-    assert (await get_wallet(sessions, account_id, MESSAGING)).messaging_state == "active"
+    assert (await get_wallet(outbox, account_id, MESSAGING)).messaging_state == "active"
 
     # The extended expiry fires too: the workflow re-armed its timer from the top-up's push.
     await env.sleep(timedelta(days=30, seconds=5))

@@ -11,7 +11,8 @@ from sqlmodel import col, func, select
 from billing.db import SessionMaker, async_url, make_engine, make_sessionmaker
 from billing.messaging import MESSAGING
 from billing.models import AccountStatus, WalletMovement, utcnow
-from billing.wallets import InsufficientBalance, Movement, MovementKind, apply_movement, get_wallet, open_wallet
+from services.outbox import Outbox
+from services.wallets import InsufficientBalance, Movement, MovementKind, apply_movement, get_wallet, open_wallet
 from tests.support.catalog import seed_catalog
 from tests.support.messaging import billing_only_account, move, wallet_view
 from tests.support.messaging import open_wallet as open_wallet_api
@@ -133,7 +134,8 @@ async def _patient_sessions(database_url: str) -> AsyncIterator[SessionMaker]:
 async def test_a_thousand_concurrent_charges_and_top_ups_leave_the_exact_balance(stack: Stack) -> None:
     account_id = await _account(stack)
     drained = await _account(stack)
-    async with _patient_sessions(stack.settings.database_url) as sessions:
+    async with _patient_sessions(stack.settings.database_url) as patient:
+        sessions = Outbox(patient, stack.temporal, stack.settings)
         await open_wallet(sessions, account_id, MESSAGING, 1000, None)
         charge = Movement(MovementKind.charge, 1)
         top_up = Movement(MovementKind.top_up, 2)

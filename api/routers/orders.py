@@ -1,31 +1,15 @@
 """MVNO orders from the provider's website (use case 1)."""
 
-import hashlib
-import hmac
-import json
 from datetime import datetime
-from typing import NamedTuple
 
-import sqlalchemy as sa
-from fastapi import APIRouter, BackgroundTasks, Depends, Response
+from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import ScalarSelect
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
-from sqlmodel.sql.expression import SelectOfScalar
 
 from api.auth import Role
-from api.deps import ReadSessionDep, SessionsDep, SettingsDep, TemporalDep, require
+from api.deps import OutboxDep, SettingsDep, require
 from api.fields import Imei, ResourceId, SipPassword
-from api.order_starts import start_order_workflow
-from api.persistence import get_or_404, unknown_reference
-from api.problems import Problem
-from billing.credentials import new_account_id
-from billing.db import snapshot
-from billing.models import Account, AccountStatus, Customer, Order, OrderStatus, Product, ProvisioningState
-from contracts.orders import order_workflow_id
-from core.settings import Settings
+from billing.models import OrderStatus, ProvisioningState
+from services import orders
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"], dependencies=[Depends(require(Role.website))])
 
@@ -62,127 +46,30 @@ class OrderPublic(BaseModel):
 
 
 @router.post("", status_code=202, responses={200: {"description": "The same order again: it is unchanged"}})
-async def submit_order(
-    body: OrderCreate,
-    sessions: SessionsDep,
-    temporal: TemporalDep,
-    settings: SettingsDep,
-    response: Response,
-    after_response: BackgroundTasks,
-) -> OrderPublic:
+async def submit_order(body: OrderCreate, outbox: OutboxDep, settings: SettingsDep, response: Response) -> OrderPublic:
     """Accept an order and start its provisioning; the same order again answers what it already is.
 
-    202 means the order is stored: its workflow starts right after the response (`workflow_id` names
-    it), or, if Temporal cannot be reached then, as soon as it can (api/order_starts.py)."""
-    fingerprint = _fingerprint(settings, body)
-    # A short session: SQLite holds its write lock while one is open.
-    async with sessions() as session:
-        order, created = await _accept(session, body, fingerprint)
-    if not created:
-        if not hmac.compare_digest(order.fingerprint, fingerprint):
-            raise Problem(409, f"order {body.order_id!r} already exists with different content")
-        response.status_code = 200
-    if created or order.status == OrderStatus.accepted:  # a repeat also starts what a crash left unstarted
-        after_response.add_task(start_order_workflow, temporal, settings, order)
-    if created:  # as just written: its account does not exist yet
-        return OrderPublic.model_validate(order, from_attributes=True)
-    async with snapshot(sessions) as session:
-        return await _view(session, await session.get_one(Order, order.order_id))
-
-
-async def _accept(session: AsyncSession, body: OrderCreate, fingerprint: str) -> tuple[Order, bool]:
-    """The stored order for `body.order_id`, and whether this request created it."""
-    # One query for every check, so the write lock (SQLite's) is held for two statements and a commit.
-    found = await _lookup(session, body)
-    if found.order is not None:
-        return await session.get_one(Order, body.order_id), False
-    _refuse_conflicts(body, found)
-    order = Order(
+    202 means the order is stored, with what starts its workflow (`workflow_id` names it): right after
+    the response, or as soon as Temporal can be reached."""
+    request = orders.OrderRequest(
         order_id=body.order_id,
         customer_id=body.customer_id,
         product_id=body.product_id,
-        account_id=body.account.account_id or new_account_id(),
         imei=body.account.imei,
-        requested_password=body.account.password.get_secret_value() if body.account.password else None,
-        fingerprint=fingerprint,
-        workflow_id=order_workflow_id(body.order_id),
+        account_id=body.account.account_id,
+        password=body.account.password.get_secret_value() if body.account.password else None,
     )
-    session.add(order)
-    try:
-        await session.commit()
-    except IntegrityError:  # the same order_id, submitted concurrently
-        await session.rollback()
-        return await session.get_one(Order, body.order_id), False
-    return order, True
-
-
-class _Lookup(NamedTuple):
-    """What the database holds that an order's admission depends on (None: nothing)."""
-
-    order: str | None  # this order, submitted before
-    customer: str | None
-    product: str | None
-    account: str | None  # an account with the requested account id
-    imei_account: str | None  # a live account with the IMEI
-    imei_order: str | None  # another order provisioning the IMEI
-
-
-async def _lookup(session: AsyncSession, body: OrderCreate) -> _Lookup:
-    def first(query: SelectOfScalar[str]) -> ScalarSelect[str]:
-        return query.limit(1).scalar_subquery()
-
-    imei = body.account.imei
-    query = sa.select(  # sqlmodel's `select` takes at most four columns
-        first(select(Order.order_id).where(Order.order_id == body.order_id)),
-        first(select(Customer.customer_id).where(Customer.customer_id == body.customer_id)),
-        first(select(Product.product_id).where(Product.product_id == body.product_id)),
-        first(select(Account.account_id).where(Account.account_id == body.account.account_id)),
-        first(select(Account.account_id).where(Account.imei == imei, col(Account.status) != AccountStatus.terminated)),
-        first(
-            select(Order.order_id).where(
-                Order.imei == imei, col(Order.status).in_([OrderStatus.accepted, OrderStatus.provisioning])
-            )
-        ),
-    )
-    row = (await (await session.connection()).execute(query)).one()
-    return _Lookup(*row)
-
-
-def _refuse_conflicts(body: OrderCreate, found: _Lookup) -> None:
-    """A 422 for an unknown reference, a 409 for an account id or IMEI already taken."""
-    if found.customer is None:
-        raise unknown_reference("customer_id", "customer", body.customer_id)
-    if found.product is None:
-        raise unknown_reference("product_id", "product", body.product_id)
-    if found.account is not None:
-        raise Problem(409, f"account {body.account.account_id!r} already exists")
-    if found.imei_account is not None:
-        raise Problem(409, f"IMEI {body.account.imei} already belongs to an account")
-    if found.imei_order is not None:
-        raise Problem(409, f"IMEI {body.account.imei} is being provisioned by order {found.imei_order!r}")
+    view, created = await orders.submit_order(outbox, settings, request)
+    if not created:
+        response.status_code = 200
+    return _public(view)
 
 
 @router.get("/{order_id}")
-async def get_order(order_id: str, session: ReadSessionDep) -> OrderPublic:
-    return await _view(session, await get_or_404(session, Order, order_id, "order"))
+async def get_order(order_id: str, outbox: OutboxDep) -> OrderPublic:
+    return _public(await orders.get_order(outbox, order_id))
 
 
-def _fingerprint(settings: Settings, body: OrderCreate) -> str:
-    """A keyed hash of the whole request: tells a repeat from a conflict without keeping the password."""
-    canonical = body.model_dump(mode="json") | {
-        "account": body.account.model_dump(mode="json")
-        | {"password": body.account.password.get_secret_value() if body.account.password else None}
-    }
-    message = json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()
-    return hmac.new(settings.secret_key.get_secret_value().encode(), message, hashlib.sha256).hexdigest()
-
-
-async def _view(session: AsyncSession, order: Order) -> OrderPublic:
-    account = await session.get(Account, order.account_id)
-    error = order.error
-    if error is None and account is not None and account.provisioning_state == ProvisioningState.retry:
-        error = account.last_error
-    view = OrderPublic.model_validate(order, from_attributes=True)
-    return view.model_copy(
-        update={"provisioning_state": account.provisioning_state if account else None, "error": error}
-    )
+def _public(view: orders.OrderView) -> OrderPublic:
+    public = OrderPublic.model_validate(view.order, from_attributes=True)
+    return public.model_copy(update={"provisioning_state": view.provisioning_state, "error": view.error})

@@ -4,18 +4,12 @@ from datetime import datetime
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict
-from temporalio.common import WorkflowIDConflictPolicy
 
 from api.auth import Role
-from api.deps import ReadSessionDep, SessionDep, SettingsDep, TemporalDep, require
+from api.deps import OutboxDep, require
 from api.fields import Name, ResourceId
-from api.persistence import get_or_404, insert
-from api.problems import Problem
-from billing.messaging import MESSAGING, push_events
 from billing.models import Product
-from contracts.search_attributes import OpsState, search_attributes
-from contracts.wallets import MessagingRolloutInput, messaging_rollout_workflow_id
-from workflows.messaging_rollout import MessagingRolloutWorkflow
+from services import products
 
 router = APIRouter(prefix="/v1/products", tags=["products"], dependencies=[Depends(require(Role.admin))])
 
@@ -57,20 +51,18 @@ class ProductPublic(BaseModel):
 
 
 @router.post("", status_code=201)
-async def create_product(body: ProductCreate, session: SessionDep) -> ProductPublic:
+async def create_product(body: ProductCreate, outbox: OutboxDep) -> ProductPublic:
     product = Product(
         product_id=body.product_id,
         name=body.name,
         service_policies=body.service_policies.model_dump(exclude_none=True),
     )
-    row = await insert(session, product, "product", body.product_id)
-    return ProductPublic.model_validate(row, from_attributes=True)
+    return ProductPublic.model_validate(await products.create_product(outbox, product), from_attributes=True)
 
 
 @router.get("/{product_id}")
-async def get_product(product_id: str, session: ReadSessionDep) -> ProductPublic:
-    row = await get_or_404(session, Product, product_id, "product")
-    return ProductPublic.model_validate(row, from_attributes=True)
+async def get_product(product_id: str, outbox: OutboxDep) -> ProductPublic:
+    return ProductPublic.model_validate(await products.get_product(outbox, product_id), from_attributes=True)
 
 
 class ProductUpdated(ProductPublic):
@@ -79,36 +71,10 @@ class ProductUpdated(ProductPublic):
 
 
 @router.patch("/{product_id}")
-async def update_product(
-    product_id: str, body: ProductUpdate, session: SessionDep, temporal: TemporalDep, settings: SettingsDep
-) -> ProductUpdated:
+async def update_product(product_id: str, body: ProductUpdate, outbox: OutboxDep) -> ProductUpdated:
     """Rename a product or change its service policies; turning messaging's `push_events` on brings every
     account of the product into line in the CMMS (suspended unless its wallet is usable)."""
-    row = await session.get(Product, product_id, with_for_update=True)
-    if row is None:
-        raise Problem(404, f"product {product_id!r} does not exist")
-    changes = body.service_policies.model_dump(exclude_unset=True) if body.service_policies else {}
-    if body.name is not None:
-        row.name = body.name
-    if changes:
-        merged = row.service_policies | changes
-        row.service_policies = {service: policy for service, policy in merged.items() if policy is not None}
-    session.add(row)
-    await session.commit()
-    view = ProductPublic.model_validate(row, from_attributes=True)
-    workflow_id = None
-    # Started whenever the request turns push_events on, even where it already was: a retry after a failed
-    # start still brings the accounts into line (an extra push changes nothing in the CMMS). Turned off,
-    # billing stops driving messaging and the CMMS keeps what it holds: nothing to push.
-    if MESSAGING in changes and push_events(row.service_policies):
-        workflow_id = messaging_rollout_workflow_id(product_id)
-        await temporal.start_workflow(
-            MessagingRolloutWorkflow.run,
-            MessagingRolloutInput(product_id=product_id),
-            id=workflow_id,
-            task_queue=settings.temporal_task_queue,
-            search_attributes=search_attributes(state=OpsState.rolling_out),
-            # A newer change starts again from the first account rather than racing the older rollout.
-            id_conflict_policy=WorkflowIDConflictPolicy.TERMINATE_EXISTING,
-        )
-    return ProductUpdated(**view.model_dump(), workflow_id=workflow_id)
+    policies = body.service_policies.model_dump(exclude_unset=True) if body.service_policies else None
+    changed = await products.change_product(outbox, product_id, body.name, policies)
+    view = ProductPublic.model_validate(changed.product, from_attributes=True)
+    return ProductUpdated(**view.model_dump(), workflow_id=changed.workflow_id)

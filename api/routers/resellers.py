@@ -6,10 +6,10 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict
 
 from api.auth import Role
-from api.deps import ReadSessionDep, SessionDep, require
+from api.deps import OutboxDep, require
 from api.fields import DomainName, Name, ResourceId
-from api.persistence import get_or_404, insert
 from billing.models import Reseller
+from services import customers
 
 router = APIRouter(prefix="/v1/resellers", tags=["resellers"], dependencies=[Depends(require(Role.admin))])
 
@@ -30,12 +30,12 @@ class ResellerPublic(BaseModel):
 
 
 @router.post("", status_code=201)
-async def create_reseller(body: ResellerCreate, session: SessionDep) -> ResellerPublic:
-    row = await insert(session, Reseller(**body.model_dump()), "reseller", body.reseller_id)
+async def create_reseller(body: ResellerCreate, outbox: OutboxDep) -> ResellerPublic:
+    row = await customers.create_reseller(outbox, Reseller(**body.model_dump()))
     return ResellerPublic.model_validate(row, from_attributes=True)
 
 
 @router.get("/{reseller_id}")
-async def get_reseller(reseller_id: str, session: ReadSessionDep) -> ResellerPublic:
-    row = await get_or_404(session, Reseller, reseller_id, "reseller")
+async def get_reseller(reseller_id: str, outbox: OutboxDep) -> ResellerPublic:
+    row = await customers.get_reseller(outbox, reseller_id)
     return ResellerPublic.model_validate(row, from_attributes=True)

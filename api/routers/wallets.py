@@ -1,26 +1,21 @@
 """Service wallets and account service policies (use case 4), under `/v1/accounts/{account_id}`.
 
-A wallet change is committed first, then the account's workflow is told (signal-with-start) when the
-account's product lets billing drive messaging; the workflow pushes the *current* state to the CMMS.
+A wallet change (services.wallets) is committed with the outbox record that has the account's workflow
+push the *current* messaging state to the CMMS, where the account's product lets billing drive it.
 """
 
-from collections.abc import Awaitable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt
-from temporalio.client import Client
 
 from api.auth import Role
-from api.deps import SessionDep, SettingsDep, StateDep, TemporalDep, require
-from api.persistence import get_or_404
+from api.deps import OutboxDep, require
 from api.problems import Problem
-from billing import wallets
 from billing.messaging import MESSAGING
-from billing.models import Account, MessagingState, utcnow
-from core.account_sync import account_changed
-from core.settings import Settings
+from billing.models import MessagingState, utcnow
+from services import accounts, wallets
 
 router = APIRouter(prefix="/v1/accounts", tags=["wallets"])
 
@@ -78,83 +73,49 @@ class AccountServicePolicies(BaseModel):
 
 
 @router.post("/{account_id}/wallets", status_code=201, dependencies=_admin)
-async def open_wallet(
-    account_id: str, body: WalletCreate, state: StateDep, temporal: TemporalDep, settings: SettingsDep
-) -> WalletPublic:
+async def open_wallet(account_id: str, body: WalletCreate, outbox: OutboxDep) -> WalletPublic:
     """Open the account's wallet for a service, with an opening balance and an optional expiry."""
     _check_future("expires_at", body.expires_at)
-    snapshot = await _run(wallets.open_wallet(state.sessions, account_id, body.service, body.balance, body.expires_at))
-    return await _changed(temporal, settings, snapshot)
+    return _view(await wallets.open_wallet(outbox, account_id, body.service, body.balance, body.expires_at))
 
 
 @router.get("/{account_id}/wallets/messaging", dependencies=_admin)
-async def get_messaging_wallet(account_id: str, state: StateDep) -> WalletPublic:
-    return _view(await _run(wallets.get_wallet(state.sessions, account_id, MESSAGING)))
+async def get_messaging_wallet(account_id: str, outbox: OutboxDep) -> WalletPublic:
+    return _view(await wallets.get_wallet(outbox, account_id, MESSAGING))
 
 
 @router.post("/{account_id}/wallets/messaging/top-ups", dependencies=_admin)
 async def top_up(
     account_id: str,
     body: TopUp,
-    state: StateDep,
-    temporal: TemporalDep,
-    settings: SettingsDep,
+    outbox: OutboxDep,
     idempotency_key: IdempotencyKey = None,
 ) -> WalletPublic:
     """Add units (and perhaps extend the expiry); a top-up that makes the wallet usable resumes messaging."""
     _check_future("expires_at", body.expires_at)
     movement = wallets.Movement(wallets.MovementKind.top_up, body.amount, body.expires_at, idempotency_key)
-    snapshot = await _run(wallets.apply_movement(state.sessions, account_id, MESSAGING, movement))
-    return await _changed(temporal, settings, snapshot)
+    return _view(await wallets.apply_movement(outbox, account_id, MESSAGING, movement))
 
 
 @router.post("/{account_id}/wallets/messaging/charges", dependencies=_admin_or_cmms)
 async def charge(
     account_id: str,
     body: Charge,
-    state: StateDep,
-    temporal: TemporalDep,
-    settings: SettingsDep,
+    outbox: OutboxDep,
     idempotency_key: IdempotencyKey = None,
 ) -> WalletPublic:
     """Take units; more than the balance is refused with 409 and nothing is charged."""
     movement = wallets.Movement(wallets.MovementKind.charge, body.amount, None, idempotency_key)
-    snapshot = await _run(wallets.apply_movement(state.sessions, account_id, MESSAGING, movement))
-    return await _changed(temporal, settings, snapshot)
+    return _view(await wallets.apply_movement(outbox, account_id, MESSAGING, movement))
 
 
 @router.put("/{account_id}/service-policies/messaging", dependencies=_admin)
 async def put_account_messaging_policy(
-    account_id: str, body: MessagingPolicy, session: SessionDep
+    account_id: str, body: MessagingPolicy, outbox: OutboxDep
 ) -> AccountServicePolicies:
     """Store the account's own messaging policy: shown, but never used to decide the push (the product's is)."""
-    account = await get_or_404(session, Account, account_id, "account")
-    account.service_policies = account.service_policies | {MESSAGING: body.model_dump()}
-    account.updated_at = utcnow()
-    session.add(account)
-    await session.commit()
-    return AccountServicePolicies(account_id=account_id, service_policies=account.service_policies)
-
-
-_STATUS: dict[type[wallets.WalletError], int] = {
-    wallets.AccountNotFound: 404,
-    wallets.WalletNotFound: 404,
-    wallets.AccountTerminated: 409,
-    wallets.AccountPending: 409,
-    wallets.WalletExists: 409,
-    wallets.InsufficientBalance: 409,
-    wallets.WalletExpired: 409,
-    wallets.BalanceLimit: 409,
-    wallets.IdempotencyKeyReused: 422,  # as the IETF Idempotency-Key draft answers a reused key
-}
-
-
-async def _run(operation: Awaitable[wallets.WalletSnapshot]) -> wallets.WalletSnapshot:
-    """Await a wallet operation, answering its business refusal as a problem (nothing was changed)."""
-    try:
-        return await operation
-    except wallets.WalletError as err:
-        raise Problem(_STATUS.get(type(err), 409), str(err)) from None
+    policies = await accounts.set_messaging_policy(outbox, account_id, body.model_dump())
+    return AccountServicePolicies(account_id=account_id, service_policies=policies)
 
 
 def _check_future(field: str, value: datetime | None) -> None:
@@ -165,13 +126,6 @@ def _check_future(field: str, value: datetime | None) -> None:
             title="Validation failed",
             errors=[{"field": f"body.{field}", "message": "must be in the future", "type": "datetime_future"}],
         )
-
-
-async def _changed(temporal: Client, settings: Settings, snapshot: wallets.WalletSnapshot) -> WalletPublic:
-    # Told on a repeat too: the first request may have failed between its commit and this signal.
-    if snapshot.push_events:
-        await account_changed(temporal, settings, snapshot.account_id)
-    return _view(snapshot)
 
 
 def _view(snapshot: wallets.WalletSnapshot) -> WalletPublic:

@@ -39,3 +39,16 @@ def postgres_database() -> Iterator[str]:
     finally:
         with psycopg.connect(conninfo, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def fresh_database(backend: str, directory: Path) -> Iterator[str]:
+    """A new, migrated billing database of `backend` ("sqlite" under `directory`, or "postgresql")."""
+    if backend == "sqlite":
+        url = f"sqlite:///{directory / 'billing.sqlite3'}"
+        migrate(url)
+        yield url
+        return
+    with postgres_database() as url:
+        migrate(url)
+        yield url

@@ -4,7 +4,7 @@ import asyncio
 import secrets
 from typing import Any
 
-from billing.models import Order, OrderStatus
+from billing.models import Order, OrderStatus, OutboxKind, OutboxRecord, utcnow
 from contracts.orders import MvnoOrderResult, order_workflow_id
 from core.temporal import result_once_started
 from tests.support.catalog import Catalog, new_id, random_imei
@@ -30,8 +30,9 @@ async def finished(stack: Stack, order_id: str) -> dict[str, Any]:
 async def store_order(
     stack: Stack, catalog: Catalog, *, imei: str | None = None, status: OrderStatus = OrderStatus.accepted
 ) -> Order:
-    """An order written straight to billing, with no workflow: as the API commits one (`accepted`)
-    when it stops before the start, or (`provisioning`) one that stays in flight while a test looks."""
+    """An order written straight to billing, with no workflow: `accepted` with its outbox record due, as
+    the API commits one and dies before telling Temporal, or (`provisioning`, no record) one that stays in
+    flight while a test looks."""
     order_id = new_id("ord")
     order = Order(
         order_id=order_id,
@@ -45,5 +46,7 @@ async def store_order(
     )
     async with stack.sessions() as session:
         session.add(order)
+        if status == OrderStatus.accepted:
+            session.add(OutboxRecord(kind=OutboxKind.order, target=order_id, available_at=utcnow()))
         await session.commit()
     return order

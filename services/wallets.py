@@ -1,6 +1,7 @@
 """Service wallets (use case 4): open, top up, charge; every movement in the `wallet_movement` ledger.
 
-Each operation is one transaction that locks the wallet row first (`SELECT ... FOR UPDATE` on
+Each operation is one transaction (with the outbox record that has the account's workflow push the new
+messaging state, where the product lets billing drive it) that locks the wallet row first (`SELECT ... FOR UPDATE` on
 PostgreSQL; SQLite's `BEGIN IMMEDIATE`, see `billing.db`, serializes writers), so concurrent charges
 and top-ups leave the exact balance and a charge never takes it below zero. A movement carrying an
 idempotency key is applied once: the same key with the same request answers as the first time did,
@@ -17,9 +18,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from billing.db import SessionMaker, snapshot, transaction
+from billing.db import snapshot
 from billing.messaging import push_events
-from billing.models import Account, AccountStatus, Product, Wallet, WalletMovement, utcnow
+from billing.models import Account, AccountStatus, OutboxKind, Product, Wallet, WalletMovement, utcnow
+from services.errors import Conflict, Invalid, NotFound
+from services.outbox import Outbox, Tx
 
 # Balances are stored as 32-bit integers on every database.
 MAX_BALANCE = 2**31 - 1
@@ -31,44 +34,41 @@ class MovementKind(StrEnum):
     charge = "charge"
 
 
-class WalletError(Exception):
-    """A wallet operation refused for a business reason; nothing was changed."""
-
-
-class AccountNotFound(WalletError):
+class AccountNotFound(NotFound):
     pass
 
 
-class AccountTerminated(WalletError):
+class AccountTerminated(Conflict):
     pass
 
 
-class AccountPending(WalletError):
+class AccountPending(Conflict):
     pass
 
 
-class WalletNotFound(WalletError):
+class WalletNotFound(NotFound):
     pass
 
 
-class WalletExists(WalletError):
+class WalletExists(Conflict):
     pass
 
 
-class InsufficientBalance(WalletError):
+class InsufficientBalance(Conflict):
     pass
 
 
-class WalletExpired(WalletError):
+class WalletExpired(Conflict):
     pass
 
 
-class BalanceLimit(WalletError):
+class BalanceLimit(Conflict):
     pass
 
 
-class IdempotencyKeyReused(WalletError):
-    """The idempotency key was already used for a different request."""
+class IdempotencyKeyReused(Invalid):
+    """The idempotency key was already used for a different request (422, as the IETF Idempotency-Key
+    draft answers a reused key)."""
 
 
 @dataclass(frozen=True)
@@ -104,11 +104,12 @@ class Movement:
 
 
 async def open_wallet(
-    sessions: SessionMaker, account_id: str, service: str, balance: int, expires_at: datetime | None
+    outbox: Outbox, account_id: str, service: str, balance: int, expires_at: datetime | None
 ) -> WalletSnapshot:
     """Create the account's wallet for `service`, with an opening balance recorded in the ledger."""
     try:
-        async with transaction(sessions) as session:
+        async with outbox.transaction() as tx:
+            session = tx.session
             account = await session.get(Account, account_id)
             if account is None:
                 raise AccountNotFound(f"account {account_id!r} does not exist")
@@ -131,13 +132,15 @@ async def open_wallet(
                     expires_at=expires_at,
                 )
             )
-            return _snapshot(wallet, await session.get_one(Product, account.product_id))
+            opened = _snapshot(wallet, await session.get_one(Product, account.product_id))
+            _tell(tx, opened)
+            return opened
     except IntegrityError:  # opened concurrently by another request
         raise WalletExists(f"account {account_id!r} already has a {service} wallet") from None
 
 
-async def get_wallet(sessions: SessionMaker, account_id: str, service: str) -> WalletSnapshot:
-    async with snapshot(sessions) as session:
+async def get_wallet(outbox: Outbox, account_id: str, service: str) -> WalletSnapshot:
+    async with snapshot(outbox.sessions) as session:
         wallet = await session.get(Wallet, (account_id, service))
         if wallet is None:
             raise WalletNotFound(f"account {account_id!r} has no {service} wallet")
@@ -146,22 +149,21 @@ async def get_wallet(sessions: SessionMaker, account_id: str, service: str) -> W
 
 
 async def apply_movement(
-    sessions: SessionMaker, account_id: str, service: str, movement: Movement, *, now: datetime | None = None
+    outbox: Outbox, account_id: str, service: str, movement: Movement, *, now: datetime | None = None
 ) -> WalletSnapshot:
     """Apply a top-up or a charge once; a repeated idempotency key answers what the first request did."""
     try:
-        return await _apply(sessions, account_id, service, movement, now or utcnow())
+        return await _apply(outbox, account_id, service, movement, now or utcnow())
     except IntegrityError:
         # The key's first request committed between our check and our insert: the movement is there now,
         # so this answers as a repeat.
-        return await _apply(sessions, account_id, service, movement, now or utcnow())
+        return await _apply(outbox, account_id, service, movement, now or utcnow())
 
 
-async def _apply(
-    sessions: SessionMaker, account_id: str, service: str, movement: Movement, now: datetime
-) -> WalletSnapshot:
+async def _apply(outbox: Outbox, account_id: str, service: str, movement: Movement, now: datetime) -> WalletSnapshot:
     fingerprint = movement.fingerprint()
-    async with transaction(sessions) as session:
+    async with outbox.transaction() as tx:
+        session = tx.session
         # Everything that needs no lock is read first, so the wallet row is locked for as short a time as can
         # be. A repeat racing its first request past the key check is stopped by the ledger's unique key.
         account = await session.get(Account, account_id)
@@ -196,7 +198,15 @@ async def _apply(
                 fingerprint=fingerprint,
             )
         )
-        return _snapshot(wallet, product)
+        applied = _snapshot(wallet, product)
+        _tell(tx, applied)
+        return applied
+
+
+def _tell(tx: Tx, wallet: WalletSnapshot) -> None:
+    """Have the account's workflow push the messaging state, where billing drives it."""
+    if wallet.push_events:
+        tx.tell(OutboxKind.account, wallet.account_id)
 
 
 def _charge(wallet: Wallet, amount: int, now: datetime) -> None:

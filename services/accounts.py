@@ -1,0 +1,119 @@
+"""Accounts changed by operations staff: a password, an IMEI, a block, a termination.
+
+A change is stored with a raised revision, and in the same transaction the account's workflow is
+told to push (the outbox): it pushes billing's current state to the CMMS one push at a time, so
+changes arrive in the order they were made.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from billing.db import FOR_CHANGE, snapshot
+from billing.messaging import MESSAGING
+from billing.models import Account, AccountStatus, OutboxKind, utcnow
+from contracts.provisioning import account_workflow_id
+from services.errors import Conflict, NotFound
+from services.outbox import Outbox, Tx
+
+
+@dataclass(frozen=True)
+class AccountChange:
+    """What may change on an account; None leaves a field as it is."""
+
+    password: str | None = None
+    imei: str | None = None
+    blocked: bool | None = None
+
+
+@dataclass(frozen=True)
+class ChangeAccepted:
+    workflow_id: str
+    account_id: str
+    status: AccountStatus
+    revision: int
+
+
+async def get_account(outbox: Outbox, account_id: str) -> Account:
+    async with snapshot(outbox.sessions) as session:
+        account = await session.get(Account, account_id)
+    if account is None:
+        raise NotFound(f"account {account_id!r} does not exist")
+    return account
+
+
+async def change_account(outbox: Outbox, account_id: str, change: AccountChange) -> ChangeAccepted:
+    """Change the password, the IMEI or the block state; the CMMS gets the change within seconds."""
+    async with outbox.transaction() as tx:
+        account = await _changeable(tx.session, account_id)
+        if change.imei is not None and change.imei != account.imei:
+            holder = await tx.session.exec(
+                select(Account.account_id).where(
+                    Account.imei == change.imei,
+                    col(Account.status) != AccountStatus.terminated,
+                    col(Account.account_id) != account_id,
+                )
+            )
+            if holder.first() is not None:
+                raise Conflict(f"IMEI {change.imei} already belongs to another account")
+            account.imei = change.imei
+        if change.password is not None:
+            account.sip_password = change.password
+        if change.blocked is not None:
+            account.status = AccountStatus.blocked if change.blocked else AccountStatus.active
+        return _changed(tx, account)
+
+
+async def terminate_account(outbox: Outbox, account_id: str) -> ChangeAccepted:
+    """Terminate the account and remove it from the CMMS; a repeat answers the same (and tells the
+    workflow again, which makes sure the record is gone)."""
+    async with outbox.transaction() as tx:
+        account = await _changeable(tx.session, account_id, terminated_ok=True)
+        if account.status == AccountStatus.terminated:
+            tx.tell(OutboxKind.account, account_id)
+            return _accepted(account)
+        account.status = AccountStatus.terminated  # its IMEI stays on record but is free for another account
+        return _changed(tx, account)
+
+
+async def set_messaging_policy(outbox: Outbox, account_id: str, policy: dict[str, Any]) -> dict[str, Any]:
+    """Store the account's own messaging policy: shown, never used to decide the push (the product's is)."""
+    async with outbox.transaction() as tx:
+        account = await tx.session.get(Account, account_id, with_for_update=FOR_CHANGE)
+        if account is None:
+            raise NotFound(f"account {account_id!r} does not exist")
+        account.service_policies = account.service_policies | {MESSAGING: policy}
+        account.updated_at = utcnow()
+        tx.session.add(account)
+        return account.service_policies
+
+
+async def _changeable(session: AsyncSession, account_id: str, *, terminated_ok: bool = False) -> Account:
+    """The account, locked until the change commits (two changes at once are applied one after the other)."""
+    account = await session.get(Account, account_id, with_for_update=FOR_CHANGE)
+    if account is None:
+        raise NotFound(f"account {account_id!r} does not exist")
+    if account.status == AccountStatus.pending:
+        raise Conflict(f"account {account_id!r} is still being provisioned by its order; try again shortly")
+    if account.status == AccountStatus.terminated and not terminated_ok:
+        raise Conflict(f"account {account_id!r} is terminated")
+    return account
+
+
+def _changed(tx: Tx, account: Account) -> ChangeAccepted:
+    account.revision += 1
+    account.updated_at = utcnow()
+    tx.session.add(account)
+    tx.tell(OutboxKind.account, account.account_id)
+    return _accepted(account)
+
+
+def _accepted(account: Account) -> ChangeAccepted:
+    return ChangeAccepted(
+        workflow_id=account_workflow_id(account.account_id),
+        account_id=account.account_id,
+        status=account.status,
+        revision=account.revision,
+    )

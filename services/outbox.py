@@ -1,0 +1,233 @@
+"""The transactional outbox: what a billing change must tell Temporal is committed with the change.
+
+A service changes billing inside `Outbox.transaction()` and says there what Temporal must learn
+(`Tx.tell`): the record is written in the same database transaction, so either both the change and
+the record are stored or neither is. Right after the commit the record is delivered in the
+background (services.delivery) and deleted; the caller's answer does not wait for Temporal, so it is
+the same whether Temporal is up, down or hanging.
+
+A record that was not delivered (Temporal unreachable, the process killed between commit and
+delivery) is found by the relay that every API process runs (`Outbox.relay_forever`) and delivered
+then: at least once, and idempotent at the workflow. Records carry a lease (`available_at`): the
+process that wrote a record has it until the lease ends, and a relay takes a due record by pushing
+its lease on in one UPDATE that only one process can win, so several API processes on one database
+deliver each record once while each is alive and trying.
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+
+from prometheus_client import Counter, Gauge
+from sqlalchemy import delete, func, update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from billing.db import SessionMaker, snapshot, transaction
+from billing.models import Order, OrderStatus, OutboxKind, OutboxRecord, utcnow
+from core.settings import Settings
+from core.temporal import unreachable
+from services import delivery
+
+log = logging.getLogger(__name__)
+
+DELIVERED = Counter("outbox_delivered_total", "Outbox records delivered to Temporal", ["kind"])
+POSTPONED = Counter("outbox_postponed_total", "Outbox deliveries that failed and wait for another try", ["kind"])
+BACKLOG = Gauge("outbox_due", "Outbox records due for delivery at the relay's last round")
+
+# Records a relay round takes at most, and delivers with at most this many calls to Temporal at once.
+ROUND = 200
+CONCURRENCY = 20
+# Why a delivery failed when Temporal is away (not this record's fault): the round stops, the rest wait.
+AWAY = "Temporal unreachable"
+
+
+class Tx:
+    """A billing transaction, and what Temporal must learn once it commits."""
+
+    def __init__(self, session: AsyncSession, lease_until: datetime) -> None:
+        self.session = session
+        self._lease_until = lease_until
+        self.records: list[OutboxRecord] = []
+
+    def tell(self, kind: OutboxKind, target: str, revision: int | None = None) -> None:
+        """Record, in this transaction, that `target`'s workflow must learn of the change."""
+        record = OutboxRecord(kind=kind, target=target, revision=revision, available_at=self._lease_until)
+        self.session.add(record)
+        self.records.append(record)
+
+
+class Outbox:
+    """Billing transactions that tell Temporal, and the relay that makes sure it hears."""
+
+    def __init__(self, sessions: SessionMaker, temporal: Client, settings: Settings) -> None:
+        self.sessions = sessions
+        self._temporal = temporal
+        self._settings = settings
+        self._lease = timedelta(seconds=settings.outbox_lease_seconds)
+        self._in_flight: set[asyncio.Task[None]] = set()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Tx]:
+        """A transaction that commits on success (with its records) and rolls back on any error;
+        its records are delivered right after the commit, in the background."""
+        async with transaction(self.sessions) as session:
+            tx = Tx(session, utcnow() + self._lease)
+            yield tx
+        if tx.records:
+            task = asyncio.create_task(self._deliver_each(tx.records))
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+
+    async def relay_forever(self) -> None:
+        """Deliver what was left undelivered, every OUTBOX_POLL_SECONDS, for the process's lifetime."""
+        while True:
+            await asyncio.sleep(self._settings.outbox_poll_seconds)
+            try:
+                await self.relay_once()
+            except Exception as err:  # the database away, say: the next round tries again
+                log.warning("outbox relay round failed: %s", type(err).__name__)
+
+    async def relay_once(self) -> int:
+        """Take the records that are due (their lease over) and deliver them; returns how many were delivered."""
+        now = utcnow()
+        async with snapshot(self.sessions) as session:
+            due = select(OutboxRecord.id).where(col(OutboxRecord.available_at) <= now)
+            ids = [
+                i for i in (await session.exec(due.order_by(col(OutboxRecord.available_at)).limit(ROUND))).all() if i
+            ]
+            BACKLOG.set(len(ids))
+        if not ids:
+            return 0
+        records = await self._claim(ids, now)
+        return await self._deliver_batch(records)
+
+    async def pending(self) -> int:
+        """Records not delivered yet (due or leased)."""
+        async with snapshot(self.sessions) as session:
+            return (await session.exec(select(func.count()).select_from(OutboxRecord))).one()
+
+    async def close(self, grace_seconds: float = 2.0) -> None:
+        """Let deliveries in progress finish for a moment; what is left is the relay's to deliver later."""
+        if self._in_flight:
+            _, left = await asyncio.wait(self._in_flight, timeout=grace_seconds)
+            for task in left:
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.gather(*left, return_exceptions=True)
+
+    async def _claim(self, ids: list[int], now: datetime) -> list[OutboxRecord]:
+        """Push the lease of those of `ids` still due; only the records this process won are returned."""
+        async with transaction(self.sessions) as session:
+            won = await session.exec(
+                update(OutboxRecord)
+                .where(col(OutboxRecord.id).in_(ids), col(OutboxRecord.available_at) <= now)
+                .values(available_at=now + self._lease)
+                .returning(col(OutboxRecord.id))
+            )
+            won_ids = list(won.scalars().all())
+            if not won_ids:
+                return []
+            rows = await session.exec(select(OutboxRecord).where(col(OutboxRecord.id).in_(won_ids)))
+            return sorted(rows.all(), key=lambda record: record.id or 0)
+
+    async def _deliver_each(self, records: list[OutboxRecord]) -> None:
+        try:
+            await self._deliver_batch(records)
+        except Exception as err:  # the database away after the commit: the relay delivers them later
+            log.warning("outbox delivery after commit failed: %s", type(err).__name__)
+
+    async def _deliver_batch(self, records: list[OutboxRecord]) -> int:
+        gate = asyncio.Semaphore(CONCURRENCY)
+        away = asyncio.Event()
+        delivered: list[OutboxRecord] = []
+        failed: list[tuple[OutboxRecord, str]] = []
+
+        async def one(record: OutboxRecord) -> None:
+            async with gate:
+                if away.is_set():
+                    failed.append((record, AWAY))
+                    return
+                reason = await self._send(record)
+                if reason is None:
+                    delivered.append(record)
+                    return
+                failed.append((record, reason))
+                if reason == AWAY:
+                    away.set()
+
+        await asyncio.gather(*(one(record) for record in records))
+        wait = 0.0
+        async with transaction(self.sessions) as session:
+            if delivered:
+                await session.exec(delete(OutboxRecord).where(col(OutboxRecord.id).in_(_ids(delivered))))
+            for record, reason in failed:
+                wait = max(wait, await self._postpone(session, record, reason))
+        for record in delivered:
+            DELIVERED.labels(record.kind.value).inc()
+        if failed:
+            # One line a round, however many records wait: an outage must not flood the log.
+            reasons = sorted({reason for _, reason in failed})
+            first = failed[0][0]
+            log.warning(
+                "Temporal not told yet of %d change(s) (%s; e.g. %s %s); trying again within %.1f s",
+                len(failed),
+                ", ".join(reasons),
+                first.kind.value,
+                first.target,
+                wait,
+            )
+        return len(delivered)
+
+    async def _send(self, record: OutboxRecord) -> str | None:
+        """Deliver one record; None when done, else why not (a short reason, no secret in it)."""
+        try:
+            await self._tell(record)
+        except Exception as err:
+            if unreachable(err):
+                return AWAY
+            if isinstance(err, RPCError):
+                log.error(
+                    "outbox record %s (%s %s) refused by Temporal: %s", record.id, record.kind, record.target, err
+                )
+                return err.status.name
+            log.exception("outbox record %s (%s %s) could not be delivered", record.id, record.kind, record.target)
+            return type(err).__name__
+        return None
+
+    async def _tell(self, record: OutboxRecord) -> None:
+        client, settings = self._temporal, self._settings
+        match record.kind:
+            case OutboxKind.order:
+                async with snapshot(self.sessions) as session:
+                    order = await session.get(Order, record.target)
+                # Only an order still `accepted` may lack its workflow: any later state was set by it.
+                if order is not None and order.status == OrderStatus.accepted:
+                    await delivery.start_order(client, settings, order)
+            case OutboxKind.account:
+                await delivery.account_changed(client, settings, record.target)
+            case OutboxKind.customer:
+                await delivery.customer_changed(client, settings, record.target, record.revision or 0)
+            case OutboxKind.product:
+                await delivery.product_policy_changed(client, settings, record.target)
+
+    async def _postpone(self, session: AsyncSession, record: OutboxRecord, reason: str) -> float:
+        """Count the failed try and set when the record is next due; returns the wait in seconds."""
+        attempts = record.attempts + 1
+        wait = min(self._settings.outbox_retry_max_seconds, 0.25 * 2.0 ** min(attempts, 16))
+        await session.exec(
+            update(OutboxRecord)
+            .where(col(OutboxRecord.id) == record.id)
+            .values(attempts=attempts, available_at=utcnow() + timedelta(seconds=wait), last_error=reason[:200])
+        )
+        POSTPONED.labels(record.kind.value).inc()
+        return wait
+
+
+def _ids(records: Iterable[OutboxRecord]) -> list[int]:
+    return [record.id for record in records if record.id is not None]

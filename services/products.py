@@ -1,0 +1,54 @@
+"""Products: what an account is sold as, with its service policies (use case 4).
+
+Turning a product's messaging `push_events` on is committed with the outbox record that starts the
+product's messaging rollout, which brings every account of the product into line in the CMMS.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+from billing.messaging import MESSAGING, push_events
+from billing.models import OutboxKind, Product
+from contracts.wallets import messaging_rollout_workflow_id
+from services.errors import NotFound
+from services.outbox import Outbox
+from services.rows import insert, read
+
+
+@dataclass(frozen=True)
+class ProductChanged:
+    product: Product
+    workflow_id: str | None  # the messaging rollout, when the change started one
+
+
+async def create_product(outbox: Outbox, product: Product) -> Product:
+    return await insert(outbox.sessions, product, "product", product.product_id)
+
+
+async def get_product(outbox: Outbox, product_id: str) -> Product:
+    return await read(outbox.sessions, Product, product_id, "product")
+
+
+async def change_product(
+    outbox: Outbox, product_id: str, name: str | None, policies: dict[str, Any] | None
+) -> ProductChanged:
+    """Rename a product and/or merge `policies` into its service policies (a service set to None loses its
+    policy)."""
+    async with outbox.transaction() as tx:
+        product = await tx.session.get(Product, product_id, with_for_update=True)
+        if product is None:
+            raise NotFound(f"product {product_id!r} does not exist")
+        if name is not None:
+            product.name = name
+        if policies:
+            merged = product.service_policies | policies
+            product.service_policies = {service: policy for service, policy in merged.items() if policy is not None}
+        tx.session.add(product)
+        workflow_id = None
+        # Whenever the request turns push_events on, even where it already was: asking again brings the
+        # accounts into line again (an extra push changes nothing in the CMMS). Turned off, billing stops
+        # driving messaging and the CMMS keeps what it holds: nothing to push.
+        if policies and MESSAGING in policies and push_events(product.service_policies):
+            tx.tell(OutboxKind.product, product_id)
+            workflow_id = messaging_rollout_workflow_id(product_id)
+    return ProductChanged(product, workflow_id)
