@@ -10,7 +10,7 @@ import shutil
 import socket
 import sys
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,9 +46,18 @@ class BenchStack:
     temporal_address: str
     task_queue: str
     processes: dict[str, asyncio.subprocess.Process]
+    argv: dict[str, tuple[str, ...]]  # how each process was started
+    _spawn: Callable[..., Awaitable[asyncio.subprocess.Process]]
 
     def pid(self, name: str) -> int:
         return self.processes[name].pid
+
+    async def start_again(self, name: str) -> asyncio.subprocess.Process:
+        """Start the process `name` again as it was first started (after a test stopped or killed it)."""
+        return await self._spawn(name, *self.argv[name])
+
+    async def wait_api(self) -> None:
+        await _wait_http(f"{self.api_url}/healthz", self.processes["api"], "api")
 
     def cpu(self) -> dict[str, float]:
         """CPU seconds used so far by each process, this benchmark's own (`bench`) included."""
@@ -101,9 +110,11 @@ async def bench_stack(**settings: str) -> AsyncIterator[BenchStack]:
             | settings
         )
         processes: dict[str, asyncio.subprocess.Process] = {}
+        argvs: dict[str, tuple[str, ...]] = {}
 
         async def spawn(name: str, *argv: str) -> asyncio.subprocess.Process:
-            log = (var / f"{name}.log").open("wb")
+            argvs[name] = argv
+            log = (var / f"{name}.log").open("ab")
             process = await asyncio.create_subprocess_exec(
                 *argv, cwd=REPO_ROOT, env=env, stdout=log, stderr=asyncio.subprocess.STDOUT
             )
@@ -129,6 +140,8 @@ async def bench_stack(**settings: str) -> AsyncIterator[BenchStack]:
                 temporal_address=env["TEMPORAL_ADDRESS"],
                 task_queue=env.get("TEMPORAL_TASK_QUEUE", "provisioning"),
                 processes=processes,
+                argv=argvs,
+                _spawn=spawn,
             )
         finally:
             print("CPU seconds by process: " + ", ".join(f"{n} {cpu_seconds(p.pid):.1f}" for n, p in processes.items()))

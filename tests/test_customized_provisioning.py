@@ -6,7 +6,9 @@ import json
 from typing import Any
 
 from billing.models import Account, AccountStatus, Customer
+from contracts.provisioning import ProvisionAccountResult
 from contracts.rollouts import rollout_workflow_id
+from core.temporal import result_once_started
 from services.delivery import sync_account
 from tests.support.catalog import Catalog, create, new_id, order_body, random_imei, seed_catalog
 from tests.support.orders import finished, submit
@@ -231,8 +233,10 @@ async def test_a_terminated_account_leaves_the_cmms_and_stays_terminated(stack: 
     url = f"/v1/accounts/{account_id}"
     first = await stack.api.delete(url, headers=stack.admin)
     assert first.status_code == 202 and first.json()["status"] == "terminated"
-    final = await asyncio.wait_for(stack.temporal.get_workflow_handle(first.json()["workflow_id"]).result(), 30)
-    assert final["removed"] is True  # the account's workflow ends with the account
+    final = await asyncio.wait_for(
+        result_once_started(stack.temporal, first.json()["workflow_id"], ProvisionAccountResult), 30
+    )
+    assert final.removed is True  # the account's workflow ends with the account
     assert await stack.sim.get_record(account_id) is None
     again = await stack.api.delete(url, headers=stack.admin)
     assert again.status_code == 202 and again.json()["revision"] == first.json()["revision"]

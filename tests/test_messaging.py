@@ -6,6 +6,7 @@ from typing import Any
 
 from billing.models import Account, ProvisioningState
 from contracts.wallets import MessagingRolloutResult
+from core.temporal import result_once_started
 from services.delivery import sync_account
 from tests.support.messaging import (
     move,
@@ -121,8 +122,8 @@ async def test_turning_a_product_policy_on_brings_its_accounts_into_line(stack: 
     assert answer.status_code == 200, answer.text
     updated = answer.json()
     assert updated["service_policies"] == patch["service_policies"] and updated["workflow_id"]
-    handle = stack.temporal.get_workflow_handle(updated["workflow_id"], result_type=MessagingRolloutResult)
-    assert (await asyncio.wait_for(handle.result(), 30)).signalled == 3
+    rollout = result_once_started(stack.temporal, updated["workflow_id"], MessagingRolloutResult)
+    assert (await asyncio.wait_for(rollout, 30)).signalled == 3
 
     await wait_for_record(stack.sim, accounts[1], lambda r: not r.messaging_enabled)
     await wait_for_record(stack.sim, accounts[2], lambda r: not r.messaging_enabled)
