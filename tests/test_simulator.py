@@ -150,7 +150,7 @@ async def test_the_list_pages_in_account_id_order(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("limit", [0, -1, 1001, "ten"])
-async def test_the_list_limit_is_bounded(sim: SimulatorProcess, limit: object) -> None:
+async def test_the_list_limit_is_bounded(sim: SimulatorProcess, limit: int | str) -> None:
     response = await sim.http.get("/api/v1/accounts", params={"limit": limit}, headers=sim.auth)
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["query", "limit"]
