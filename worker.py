@@ -84,8 +84,8 @@ def build_workers(client: Client, settings: Settings, sessions: SessionMaker, cm
     reconciliation = ReconciliationActivities(sessions, cmms, client, settings)
     # Reconciliation's billing side and its repairs (through the accounts' workflows) on the main queue;
     # its CMMS side (the record list, orphans removed) on the rate-limited one.
-    billing_side = [reconciliation.read_billing_page, reconciliation.repair_accounts]
-    cmms_side = [reconciliation.read_cmms_page, reconciliation.remove_orphans]
+    billing_side: list[Callable[..., Any]] = [reconciliation.read_billing_page, reconciliation.repair_accounts]
+    cmms_side: list[Callable[..., Any]] = [reconciliation.read_cmms_page, reconciliation.remove_orphans]
     main = Worker(
         client,
         task_queue=settings.temporal_task_queue,
