@@ -22,6 +22,7 @@ from contracts.reconciliation import SCHEDULE_ID, ReconciliationProgress
 from contracts.search_attributes import DRIFT_FOUND, PROVISIONING_STATE, REPAIRS_FAILED
 from core.reconciliation import ensure_reconciliation_schedule, new_reconciliation_id, start_reconciliation
 from tests.support.catalog import Catalog, new_id, order_body, random_imei, seed_catalog
+from tests.support.history import all_histories_text
 from tests.support.messaging import open_wallet, ordered_account, wait_for_record
 from tests.support.net import free_port
 from tests.support.orders import finished, submit
@@ -119,7 +120,7 @@ async def test_drift_is_found_repaired_and_gone_on_the_next_run(stack: Stack, ca
 
     # Drift, as CMMS-side mistakes (and a billing account never pushed) would leave it:
     await stack.sim.drop(accounts[0])  # missing
-    await seed_accounts(stack.sessions, catalog.customer_id, catalog.product_id, 1)  # missing: never pushed
+    (never_pushed,) = await seed_accounts(stack.sessions, catalog.customer_id, catalog.product_id, 1)  # missing
     await changed(stack.sim, accounts[1], password="not-what-billing-says")  # different: the password
     await changed(stack.sim, accounts[2], profile="Residential")  # different: the profile
     await changed(stack.sim, accounts[3], imei=random_imei(), domain="other.example")  # different: IMEI, domain
@@ -151,6 +152,16 @@ async def test_drift_is_found_repaired_and_gone_on_the_next_run(stack: Stack, ca
     assert any(f"checked={live + 3} missing=2 different=4 orphaned=2 repaired=8 failed=0" in line for line in lines), (
         lines
     )
+
+    # Its history holds ids, counts and keyed digests: no password, nor the CMMS's own digest of one.
+    history = ""
+    for _ in range(50):  # the visibility store lists a run a moment after it closed
+        if history := await all_histories_text(stack.temporal, f'WorkflowId = "{workflow_id}"'):
+            break
+        await asyncio.sleep(0.1)
+    assert accounts[1] in history and "different" in history
+    for secret in ("not-what-billing-says", f"pw-{never_pushed}", "sha256:"):
+        assert secret not in history
 
     _, again = await reconcile(stack)
     assert counts(again) == found(live + 1)
