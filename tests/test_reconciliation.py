@@ -212,6 +212,23 @@ async def test_a_reconciliation_through_the_api(stack: Stack) -> None:
     assert await stack.sim.get_record(account_id) is not None
 
 
+async def test_a_long_reconciliation_continues_as_new_and_keeps_its_counts(stack: Stack) -> None:
+    catalog = await seed_catalog(stack)
+    await seed_accounts(stack.sessions, catalog.customer_id, catalog.product_id, 25)  # missing
+    for _ in range(30):  # orphaned
+        await stack.sim.put_raw(new_id("stray"), password="p", profile="Business", domain="d.example")
+    live = await live_count(stack)
+    # One record a page: more batches than one run takes (BATCHES_PER_RUN).
+    settings = stack.settings.model_copy(update={"reconcile_page_size": 1})
+    workflow_id = await start_reconciliation(stack.temporal, settings, new_reconciliation_id())
+    handle = stack.temporal.get_workflow_handle_for(ReconciliationWorkflow.run, workflow_id)
+    first_run = (await handle.describe()).run_id
+    result = await asyncio.wait_for(handle.result(), 120)
+    assert counts(result) == found(live + 30, missing=25, orphaned=30)
+    assert (await handle.describe()).run_id != first_run  # it continued as new, counts and all
+    await assert_cmms_holds_billing(stack)
+
+
 async def test_the_reconciliation_api_refuses_bad_calls(stack: Stack) -> None:
     unknown = await stack.api.get("/v1/reconciliations/20200101T000000Z-000000", headers=stack.admin)
     assert unknown.status_code == 404 and unknown.headers["content-type"].startswith("application/problem+json")
