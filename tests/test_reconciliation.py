@@ -28,7 +28,7 @@ from tests.support.net import free_port
 from tests.support.orders import finished, submit
 from tests.support.rollouts import seed_accounts
 from tests.support.simulator import SimulatorProcess, running_simulator
-from tests.support.stack import Stack
+from tests.support.stack import Stack, running_worker
 from worker import serve
 from workflows.reconciliation import ReconciliationWorkflow
 
@@ -227,6 +227,30 @@ async def test_a_long_reconciliation_continues_as_new_and_keeps_its_counts(stack
     assert counts(result) == found(live + 30, missing=25, orphaned=30)
     assert (await handle.describe()).run_id != first_run  # it continued as new, counts and all
     await assert_cmms_holds_billing(stack)
+
+
+async def test_repairs_keep_to_the_cmms_rate_limit(stack: Stack) -> None:
+    catalog = await seed_catalog(stack)
+    await seed_accounts(stack.sessions, catalog.customer_id, catalog.product_id, 10)  # missing
+    for _ in range(15):  # orphaned
+        await stack.sim.put_raw(new_id("stray"), password="p", profile="Business", domain="d.example")
+    live = await live_count(stack)
+    # Workers of their own, held to 4 CMMS calls a second, as the settings would hold them in production.
+    settings = stack.settings.model_copy(
+        update={"temporal_task_queue": f"recon-{secrets.token_hex(4)}", "cmms_rate_limit_per_second": 4.0}
+    )
+    async with running_worker(settings):
+        await stack.sim.reset_stats()
+        started = time.monotonic()
+        workflow_id = await start_reconciliation(stack.temporal, settings, new_reconciliation_id())
+        handle = stack.temporal.get_workflow_handle_for(ReconciliationWorkflow.run, workflow_id)
+        result = await asyncio.wait_for(handle.result(), 120)
+        took = time.monotonic() - started
+    assert counts(result) == found(live + 15, missing=10, orphaned=15)
+    stats = await stack.sim.stats()
+    # 25 repairs and a page read: at 4 a second, never more in any one second.
+    assert stats["provisioning_calls"] >= 26 and stats["max_per_second"] <= 4, stats
+    assert took >= (stats["provisioning_calls"] - 4) / 4
 
 
 async def test_the_reconciliation_api_refuses_bad_calls(stack: Stack) -> None:
