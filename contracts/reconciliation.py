@@ -19,7 +19,8 @@ def reconciliation_workflow_id(reconciliation_id: str) -> str:
 class ReconciliationProgress(BaseModel):
     """Where a reconciliation stands: its result, its `progress` query, and carried over continue-as-new."""
 
-    status: Literal["running", "completed"] = "running"
+    # `failed`: the run ended without finishing (the CMMS refused the record list, or it was terminated).
+    status: Literal["running", "completed", "failed"] = "running"
     checked: int = 0  # live accounts and CMMS records compared
     missing: int = 0
     different: int = 0

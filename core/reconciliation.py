@@ -59,7 +59,10 @@ async def reconciliation_progress(client: Client, reconciliation_id: str) -> Rec
         description = await handle.describe()
         if description.status == WorkflowExecutionStatus.COMPLETED:
             return await handle.result()  # no worker needed to read a finished one
-        return await handle.query(ReconciliationWorkflow.progress)
+        progress = await handle.query(ReconciliationWorkflow.progress)
+        if description.status != WorkflowExecutionStatus.RUNNING:
+            progress.status = "failed"  # where it got to before it ended
+        return progress
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
             return None

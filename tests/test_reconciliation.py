@@ -12,13 +12,25 @@ from typing import Any
 import httpx
 import pytest
 from sqlmodel import col, select, update
-from temporalio.client import ScheduleActionExecutionStartWorkflow, ScheduleActionStartWorkflow, ScheduleOverlapPolicy
+from temporalio.client import (
+    ScheduleActionExecutionStartWorkflow,
+    ScheduleActionStartWorkflow,
+    ScheduleOverlapPolicy,
+    WorkflowFailureError,
+)
+from temporalio.exceptions import ActivityError
 from temporalio.service import RPCError, RPCStatusCode
 
 from billing.db import snapshot, transaction
 from billing.models import Account, AccountStatus, Customer, utcnow
 from billing.provisioning import desired_state
-from contracts.reconciliation import SCHEDULE_ID, ReconciliationProgress
+from contracts.cmms import CMMS_PAGE_MAX
+from contracts.reconciliation import (
+    SCHEDULE_ID,
+    ReconciliationInput,
+    ReconciliationProgress,
+    reconciliation_workflow_id,
+)
 from contracts.search_attributes import DRIFT_FOUND, PROVISIONING_STATE, REPAIRS_FAILED
 from core.reconciliation import ensure_reconciliation_schedule, new_reconciliation_id, start_reconciliation
 from tests.support.catalog import Catalog, new_id, order_body, random_imei, seed_catalog
@@ -251,6 +263,25 @@ async def test_repairs_keep_to_the_cmms_rate_limit(stack: Stack) -> None:
     # 25 repairs and a page read: at 4 a second, never more in any one second.
     assert stats["provisioning_calls"] >= 26 and stats["max_per_second"] <= 4, stats
     assert took >= (stats["provisioning_calls"] - 4) / 4
+
+
+async def test_a_run_the_cmms_refuses_its_records_to_fails_and_says_so(stack: Stack) -> None:
+    # More records a page than the CMMS serves: its refusal (422) is for good, not an outage to wait out.
+    workflow_id = reconciliation_workflow_id(new_reconciliation_id())
+    handle = await stack.temporal.start_workflow(
+        ReconciliationWorkflow.run,
+        ReconciliationInput(page_size=CMMS_PAGE_MAX + 1),
+        id=workflow_id,
+        task_queue=stack.settings.temporal_task_queue,
+    )
+    with pytest.raises(WorkflowFailureError) as failure:
+        await asyncio.wait_for(handle.result(), 60)
+    activity_failure = failure.value.cause
+    assert isinstance(activity_failure, ActivityError) and "limit" in str(activity_failure.cause)
+    view = await stack.api.get(
+        f"/v1/reconciliations/{workflow_id.removeprefix('reconciliation-')}", headers=stack.admin
+    )
+    assert view.status_code == 200 and view.json()["status"] == "failed"
 
 
 async def test_the_reconciliation_api_refuses_bad_calls(stack: Stack) -> None:
