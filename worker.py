@@ -16,6 +16,7 @@ from temporalio.worker import Worker
 
 from activities.orders import OrderActivities
 from activities.provisioning import ProvisioningActivities
+from activities.reconciliation import ReconciliationActivities
 from activities.rollouts import RolloutActivities
 from activities.signups import SignupActivities
 from activities.wallets import MessagingRolloutActivities
@@ -23,6 +24,7 @@ from billing.db import SessionMaker, make_engine, make_sessionmaker
 from cmms.client import CmmsClient
 from core.logging import configure_logging
 from core.memory import freeze_startup_objects
+from core.reconciliation import ensure_reconciliation_schedule
 from core.settings import Settings, get_settings
 from core.temporal import connect, metrics_runtime
 from workflows.account import AccountWorkflow
@@ -31,6 +33,7 @@ from workflows.messaging_rollout import MessagingRolloutWorkflow
 from workflows.mvno_order import MvnoOrderWorkflow
 from workflows.ott_signup import OttSignupWorkflow
 from workflows.policies import cmms_task_queue
+from workflows.reconciliation import ReconciliationWorkflow
 
 WORKFLOWS: Sequence[type] = [
     MvnoOrderWorkflow,
@@ -38,6 +41,7 @@ WORKFLOWS: Sequence[type] = [
     CustomerRolloutWorkflow,
     MessagingRolloutWorkflow,
     OttSignupWorkflow,
+    ReconciliationWorkflow,
 ]
 
 
@@ -77,6 +81,11 @@ def cmms_activities(sessions: SessionMaker, cmms: CmmsClient, settings: Settings
 
 
 def build_workers(client: Client, settings: Settings, sessions: SessionMaker, cmms: CmmsClient) -> list[Worker]:
+    reconciliation = ReconciliationActivities(sessions, cmms, client, settings)
+    # Reconciliation's billing side and its repairs (through the accounts' workflows) on the main queue;
+    # its CMMS side (the record list, orphans removed) on the rate-limited one.
+    billing_side: list[Callable[..., Any]] = [reconciliation.read_billing_page, reconciliation.repair_accounts]
+    cmms_side: list[Callable[..., Any]] = [reconciliation.read_cmms_page, reconciliation.remove_orphans]
     main = Worker(
         client,
         task_queue=settings.temporal_task_queue,
@@ -84,29 +93,26 @@ def build_workers(client: Client, settings: Settings, sessions: SessionMaker, cm
         activities=billing_activities(sessions, settings)
         + rollout_activities(client, sessions, settings)
         + messaging_activities(client, sessions, settings)
-        + signup_activities(sessions, settings),
+        + signup_activities(sessions, settings)
+        + billing_side,
         max_concurrent_activities=100,
     )
     cmms_calls = Worker(
         client,
         task_queue=cmms_task_queue(settings.temporal_task_queue),
-        activities=cmms_activities(sessions, cmms, settings),
+        activities=cmms_activities(sessions, cmms, settings) + cmms_side,
         max_concurrent_activities=100,
         max_task_queue_activities_per_second=settings.cmms_rate_limit_per_second,
     )
     return [main, cmms_calls]
 
 
-async def main() -> None:
-    settings = get_settings()
-    configure_logging(settings)
+async def serve(settings: Settings, stop: asyncio.Event) -> None:
+    """Run the workers until `stop` is set; the reconciliation schedule is brought in line first."""
     engine = make_engine(settings.database_url)
     # The SDK's own metrics (task latencies, slots, polls) for Prometheus, on WORKER_METRICS_PORT.
     client = await connect(settings, runtime=metrics_runtime(settings))
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    await ensure_reconciliation_schedule(client, settings)
     async with AsyncExitStack() as stack:
         cmms = await stack.enter_async_context(
             CmmsClient(
@@ -124,6 +130,16 @@ async def main() -> None:
         freeze_startup_objects()
         await stop.wait()
     await engine.dispose()
+
+
+async def main() -> None:
+    settings = get_settings()
+    configure_logging(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await serve(settings, stop)
 
 
 if __name__ == "__main__":

@@ -14,9 +14,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
+from contracts.cmms import CMMS_PAGE_MAX
 from devstack.temporal_server import cli_path, dev_server_args, wait_until_listening
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -63,6 +65,20 @@ class BenchStack:
         """CPU seconds used so far by each process, this benchmark's own (`bench`) included."""
         used = {name: cpu_seconds(process.pid) for name, process in self.processes.items() if name != "migrate"}
         return used | {"bench": cpu_seconds(os.getpid())}
+
+
+async def cmms_records(sim: httpx.AsyncClient, token: str = "dev-cmms-token") -> list[dict[str, Any]]:
+    """Every record the simulator at `sim` holds, paging through `GET /api/v1/accounts`."""
+    records: list[dict[str, Any]] = []
+    params: dict[str, str | int] = {"limit": CMMS_PAGE_MAX}
+    while True:
+        response = await sim.get("/api/v1/accounts", params=params, headers={"Authorization": f"Bearer {token}"})
+        response.raise_for_status()
+        page = response.json()
+        records += page["accounts"]
+        if page["next"] is None:
+            return records
+        params["after"] = page["next"]
 
 
 def cpu_ms_per_run(before: dict[str, float], after: dict[str, float], runs: int) -> dict[str, float]:

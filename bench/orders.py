@@ -20,7 +20,7 @@ import httpx
 from stdnum import luhn
 
 from bench.floor import floor_rate
-from bench.harness import BenchStack, bench_stack, cpu_ms_per_run, cpu_per_run
+from bench.harness import BenchStack, bench_stack, cmms_records, cpu_ms_per_run, cpu_per_run
 from bench.stats import percentile, summary_ms
 from contracts.orders import MvnoOrderResult
 from core.settings import Settings
@@ -55,7 +55,7 @@ async def cmms_created_at(sim_url: str) -> dict[str, float]:
     """When the CMMS created each account it holds (its records carry the time of their last change,
     and an order's record changes once): read once at the end, so nothing polls during the run."""
     async with httpx.AsyncClient(base_url=sim_url, timeout=60) as sim:
-        records = (await sim.get("/api/v1/accounts", headers={"Authorization": "Bearer dev-cmms-token"})).json()
+        records = await cmms_records(sim)
     return {r["account_id"]: datetime.fromisoformat(r["updated_at"]).timestamp() for r in records}
 
 

@@ -23,7 +23,7 @@ import time
 import httpx
 
 from bench.floor import floor_rate
-from bench.harness import bench_stack
+from bench.harness import bench_stack, cmms_records
 from bench.seed import Rows, bulk_insert
 from billing.models import Account, AccountStatus, Customer, CustomerClass, Product
 from contracts.rollouts import rollout_workflow_id
@@ -141,7 +141,7 @@ async def report(api: httpx.AsyncClient, sim: httpx.AsyncClient, settings: Setti
     (await sim.delete("/_sim/stats")).raise_for_status()
     elapsed, progress = await roll_out(api, "Business")
     stats = (await sim.get("/_sim/stats")).json()
-    records = (await sim.get("/api/v1/accounts", headers=CMMS)).json()
+    records = await cmms_records(sim)
     stale = sum(1 for r in records if r["account_id"].startswith("roll-") and r["profile"] != "Business")
     runs, largest = await largest_history(settings)
     print(f"rollout of {args.accounts} accounts, CMMS limit {args.rate or 'none'}/s, window {args.window}:")

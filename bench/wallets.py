@@ -27,7 +27,7 @@ from sqlalchemy import create_engine, update
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
 
-from bench.harness import BenchStack, bench_stack
+from bench.harness import BenchStack, bench_stack, cmms_records
 from bench.seed import Rows, bulk_insert
 from bench.stats import percentile, summary_ms
 from billing.db import sync_url
@@ -121,7 +121,7 @@ async def start_all(stack: BenchStack, settings: Settings, accounts: int, concur
 
     await asyncio.gather(*(one(i) for i in range(accounts)))
     async with httpx.AsyncClient(base_url=stack.sim_url, timeout=60) as sim:
-        while len((await sim.get("/api/v1/accounts", headers=CMMS)).json()) < accounts:
+        while len(await cmms_records(sim)) < accounts:
             if stack.processes["worker"].returncode is not None:
                 raise RuntimeError("the worker exited (BENCH_KEEP=1 keeps its log)")
             await asyncio.sleep(1)

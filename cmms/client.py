@@ -10,19 +10,20 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import Any, Self
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import httpx
 from pydantic import ValidationError
 
 from cmms.pacing import Pacer
-from contracts.cmms import CmmsAccount, CmmsRecord
+from contracts.cmms import CmmsAccount, CmmsPage, CmmsRecord
 
 # Sized for about 100 provisioning calls in flight from one worker.
 _LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100)
 _REASON_MAX = 300
 # 408 and 429 are 4xx by number but say "try again later".
 _RETRYABLE_4XX = frozenset({408, 429})
+_LIST_PATH = "/api/v1/accounts"
 
 
 class CmmsError(Exception):
@@ -107,6 +108,18 @@ class CmmsClient:
         if response.status_code == 404:
             return False
         raise self._error(response, "DELETE")
+
+    async def list_accounts(self, after: str | None, limit: int) -> CmmsPage:
+        """One page of the CMMS's records in account id order: those after `after` (from the start when
+        None), at most `limit`; the page's `next` is the `after` of the following one."""
+        query = urlencode({"limit": limit} | ({"after": after} if after is not None else {}))
+        response = await self._send("GET", f"{_LIST_PATH}?{query}")
+        if response.status_code == 200:
+            try:
+                return CmmsPage.model_validate_json(response.content)
+            except ValidationError:
+                raise CmmsUnavailable(f"CMMS GET {_LIST_PATH}: 200 with an unreadable page", status=200) from None
+        raise self._error(response, "GET")
 
     async def _send(self, method: str, path: str, *, json: Any = None, secrets: tuple[str, ...] = ()) -> httpx.Response:
         if self._pacer is not None:

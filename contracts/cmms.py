@@ -1,5 +1,6 @@
 """The CMMS provisioning wire format, shared by the worker's client and the simulator."""
 
+import hashlib
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
@@ -21,8 +22,18 @@ class CmmsAccount(BaseModel):
     blocked: bool = False
 
 
+# The most records one `GET /api/v1/accounts` page carries.
+CMMS_PAGE_MAX = 1000
+
+
+def password_digest(account_id: str, password: str) -> str:
+    """How a record shows its password without giving it away: SHA-256 over the account id and the
+    password, so that billing can tell whether the CMMS holds the password it should (reconciliation)."""
+    return "sha256:" + hashlib.sha256(f"{account_id}\0{password}".encode()).hexdigest()
+
+
 class CmmsRecord(BaseModel):
-    """What the CMMS holds for one account (the password is never echoed back)."""
+    """What the CMMS holds for one account (the password is never echoed back, only its digest)."""
 
     account_id: str
     imei: str | None
@@ -32,6 +43,14 @@ class CmmsRecord(BaseModel):
     blocked: bool = False
     version: int
     updated_at: datetime | None = None  # when the record last changed
+    password_digest: str | None = None  # `password_digest(account_id, password)`
+
+
+class CmmsPage(BaseModel):
+    """`GET /api/v1/accounts?after=<account_id>&limit=<n>`: records in account id order."""
+
+    accounts: list[CmmsRecord]
+    next: str | None  # the `after` of the next page; None on the last one
 
 
 class DeviceCredentials(BaseModel):

@@ -9,6 +9,7 @@ Temporal server.
 
 from collections.abc import Sequence
 from enum import StrEnum
+from typing import Any
 
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 
@@ -17,7 +18,19 @@ CUSTOMER_ID = SearchAttributeKey.for_keyword("CustomerId")
 ACCOUNT_ID = SearchAttributeKey.for_keyword("AccountId")
 PROVISIONING_STATE = SearchAttributeKey.for_keyword("ProvisioningState")
 
-ALL_KEYS: Sequence[SearchAttributeKey[str]] = (ORDER_ID, CUSTOMER_ID, ACCOUNT_ID, PROVISIONING_STATE)
+# A reconciliation's findings: accounts whose CMMS record was missing, different or orphaned, and
+# repairs that failed (Int, so `DriftFound > 0` finds the runs that found something).
+DRIFT_FOUND = SearchAttributeKey.for_int("DriftFound")
+REPAIRS_FAILED = SearchAttributeKey.for_int("RepairsFailed")
+
+ALL_KEYS: Sequence[SearchAttributeKey[Any]] = (
+    ORDER_ID,
+    CUSTOMER_ID,
+    ACCOUNT_ID,
+    PROVISIONING_STATE,
+    DRIFT_FOUND,
+    REPAIRS_FAILED,
+)
 
 
 class OpsState(StrEnum):
@@ -34,6 +47,7 @@ class OpsState(StrEnum):
     verified = "verified"  # a signup whose account exists
     expired = "expired"  # a signup whose code expired unused
     rolling_out = "rolling_out"  # a rollout walking its accounts
+    reconciling = "reconciling"  # a reconciliation comparing billing with the CMMS and repairing drift
 
 
 def search_attributes(

@@ -15,7 +15,7 @@ from core.temporal import connect, run_client_script
 
 
 async def register_search_attributes(client: Client) -> list[str]:
-    """Add those of `ALL_KEYS` the client's namespace lacks (as Keyword); returns the names added."""
+    """Add those of `ALL_KEYS` the client's namespace lacks; returns the names added."""
     namespace = client.namespace
     try:
         listed = await client.operator_service.list_search_attributes(ListSearchAttributesRequest(namespace=namespace))
@@ -24,13 +24,14 @@ async def register_search_attributes(client: Client) -> list[str]:
         if err.status != RPCStatusCode.UNIMPLEMENTED:
             raise
         known = set()  # the time-skipping test server only adds
-    missing = [key.name for key in ALL_KEYS if key.name not in known]
+    missing = {
+        key.name: IndexedValueType.ValueType(key.indexed_value_type) for key in ALL_KEYS if key.name not in known
+    }
     if missing:
-        keyword = IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
         await client.operator_service.add_search_attributes(
-            AddSearchAttributesRequest(namespace=namespace, search_attributes=dict.fromkeys(missing, keyword))
+            AddSearchAttributesRequest(namespace=namespace, search_attributes=missing)
         )
-    return missing
+    return list(missing)
 
 
 async def main() -> None:

@@ -1,10 +1,12 @@
 """Typed settings, read from the environment and an optional `.env` (never at import time)."""
 
+import re
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.crypto import KeyRing
@@ -93,6 +95,13 @@ class Settings(BaseSettings):
     rollout_page_size: int = 200
     rollout_window: int = 50
 
+    # Reconciliation (billing against the CMMS): how often the worker's Temporal Schedule runs it
+    # (`90s`, `15m`, `1h`, `1d`, plain seconds or ISO 8601; `0` or `off`: no schedule, on demand only),
+    # records compared per page, and repairs in flight at once.
+    reconcile_every: timedelta | None = timedelta(hours=1)
+    reconcile_page_size: int = Field(default=200, ge=1, le=1000)
+    reconcile_window: int = Field(default=20, ge=1, le=500)
+
     log_level: str = "INFO"
 
     # Secrets and observability (issue 6). Key rings are `kid:base64url-32-bytes,...`: the first
@@ -109,6 +118,30 @@ class Settings(BaseSettings):
     worker_metrics_host: str = "127.0.0.1"
     worker_metrics_port: int = 9464
     log_format: Literal["logfmt", "json"] = "logfmt"
+
+    @field_validator("reconcile_every", mode="before")
+    @classmethod
+    def _parse_every(cls, value: object) -> object:
+        """`off`, `0` → None; `90s`, `15m`, `1h`, `1d` → a timedelta; anything else as pydantic reads it."""
+        if isinstance(value, str):
+            text = value.strip().lower()
+            if text in ("off", "0", ""):
+                return None
+            match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhd]?)", text)
+            if match:
+                unit = {"": "seconds", "s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match[2]]
+                every = timedelta(**{unit: float(match[1])})
+                return every or None
+        if isinstance(value, int | float) and value == 0:
+            return None
+        return value
+
+    @field_validator("reconcile_every")
+    @classmethod
+    def _positive_every(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value <= timedelta(0):
+            raise ValueError("must be positive, or 0/off to turn the schedule off")
+        return value
 
     @model_validator(mode="after")
     def _refuse_dev_secrets_in_production(self) -> "Settings":

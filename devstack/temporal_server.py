@@ -32,7 +32,7 @@ def dev_server_args(
         args += ["--db-filename", str(db_file), "--sqlite-pragma", "journal_mode=wal"]
         args += ["--sqlite-pragma", "synchronous=normal"]
     for key in ALL_KEYS:  # the ops search attributes, registered as the server starts
-        args += ["--search-attribute", f"{key.name}=Keyword"]
+        args += ["--search-attribute", f"{key.name}={key.indexed_value_type.name.title()}"]
     return args
 
 

@@ -2,9 +2,9 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, status
 
-from contracts.cmms import CmmsAccount, CmmsRecord
+from contracts.cmms import CMMS_PAGE_MAX, CmmsAccount, CmmsPage, CmmsRecord
 from simulator.deps import SimDep, provisioning_gate, require_token
 from simulator.store import ImeiConflict, UpsertOutcome
 
@@ -46,9 +46,14 @@ def get_account(account_id: AccountId, sim: SimDep) -> CmmsRecord:
 
 
 @router.get("/accounts")
-def list_accounts(sim: SimDep) -> list[CmmsRecord]:
-    """Every account (for tests and ops)."""
-    return [stored.record() for stored in sim.store.list_accounts()]
+def list_accounts(
+    sim: SimDep,
+    after: Annotated[str | None, Query(max_length=128)] = None,
+    limit: Annotated[int, Query(ge=1, le=CMMS_PAGE_MAX)] = 100,
+) -> CmmsPage:
+    """A page of records in account id order, those after `after`; `next` is the following page's `after`."""
+    accounts, following = sim.store.page_accounts(after, limit)
+    return CmmsPage(accounts=[stored.record() for stored in accounts], next=following)
 
 
 @router.delete("/accounts/{account_id}", status_code=status.HTTP_204_NO_CONTENT, responses={404: {}})

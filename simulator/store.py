@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from contracts.cmms import CmmsAccount, CmmsRecord
+from contracts.cmms import CmmsAccount, CmmsRecord, password_digest
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS accounts (
@@ -43,7 +43,7 @@ CREATE INDEX IF NOT EXISTS sms_outbox_by_recipient ON sms_outbox (recipient_key,
 # Literal queries (no string building), so nothing user-supplied can ever reach the SQL text.
 _SELECT_BY_ID = "SELECT * FROM accounts WHERE account_id = ?"
 _SELECT_BY_IMEI = "SELECT * FROM accounts WHERE imei = ?"
-_SELECT_ALL = "SELECT * FROM accounts ORDER BY account_id"
+_SELECT_PAGE = "SELECT * FROM accounts WHERE account_id > ? ORDER BY account_id LIMIT ?"
 # An upsert rather than INSERT OR REPLACE: REPLACE would silently delete a row holding the same IMEI.
 _UPSERT = """
 INSERT INTO accounts (account_id, password, imei, profile, domain, messaging_enabled, blocked, version, updated_at)
@@ -92,6 +92,7 @@ class StoredAccount:
             blocked=self.blocked,
             version=self.version,
             updated_at=self.updated_at,
+            password_digest=password_digest(self.account_id, self.password),
         )
 
 
@@ -189,20 +190,7 @@ class Store:
                 return current, UpsertOutcome.UNCHANGED
             version = current.version + 1 if current else 1
             wanted = replace(wanted, version=version, updated_at=datetime.now(UTC))
-            conn.execute(
-                _UPSERT,
-                (
-                    wanted.account_id,
-                    wanted.password,
-                    wanted.imei,
-                    wanted.profile,
-                    wanted.domain,
-                    int(wanted.messaging_enabled),
-                    int(wanted.blocked),
-                    wanted.version,
-                    wanted.updated_at.isoformat() if wanted.updated_at else None,
-                ),
-            )
+            self._write(conn, wanted)
             return wanted, UpsertOutcome.CREATED if current is None else UpsertOutcome.UPDATED
 
     def get_account(self, account_id: str) -> StoredAccount | None:
@@ -216,16 +204,42 @@ class Store:
             row = self._conn.execute(_SELECT_BY_IMEI, (imei,)).fetchone()
         return _to_account(row) if row else None
 
-    def list_accounts(self) -> list[StoredAccount]:
-        """Every account, by account ID."""
+    def page_accounts(self, after: str | None, limit: int) -> tuple[list[StoredAccount], str | None]:
+        """Up to `limit` accounts with an id above `after`, by account ID, and the `after` of the next page."""
         with self._lock:
-            rows = self._conn.execute(_SELECT_ALL).fetchall()
-        return [_to_account(row) for row in rows]
+            rows = self._conn.execute(_SELECT_PAGE, (after or "", limit + 1)).fetchall()
+        accounts = [_to_account(row) for row in rows[:limit]]
+        return accounts, accounts[-1].account_id if len(rows) > limit else None
+
+    def put_raw(self, account: StoredAccount) -> None:
+        """Store exactly this record, version included (the control API's CMMS-side mistakes)."""
+        try:
+            with self._transaction() as conn:
+                self._write(conn, account)
+        except sqlite3.IntegrityError:  # the only constraint a full record can break: the IMEI's
+            raise ImeiConflict(f"IMEI {account.imei} is already assigned to another account") from None
 
     def delete_account(self, account_id: str) -> bool:
         """Delete the account; False when there was none."""
         with self._transaction() as conn:
             return conn.execute("DELETE FROM accounts WHERE account_id = ?", (account_id,)).rowcount > 0
+
+    @staticmethod
+    def _write(conn: sqlite3.Connection, account: StoredAccount) -> None:
+        conn.execute(
+            _UPSERT,
+            (
+                account.account_id,
+                account.password,
+                account.imei,
+                account.profile,
+                account.domain,
+                int(account.messaging_enabled),
+                int(account.blocked),
+                account.version,
+                account.updated_at.isoformat() if account.updated_at else None,
+            ),
+        )
 
     @staticmethod
     def _get(conn: sqlite3.Connection, account_id: str) -> StoredAccount | None:

@@ -11,7 +11,7 @@ import pytest
 from pydantic import SecretStr
 
 from cmms.client import CmmsClient, CmmsError, CmmsRejected, CmmsUnavailable
-from contracts.cmms import CmmsAccount
+from contracts.cmms import CmmsAccount, password_digest
 from tests.support.net import free_port
 from tests.support.simulator import SimulatorProcess, running_simulator
 
@@ -164,6 +164,37 @@ async def test_a_slow_cmms_times_out_as_unavailable(sim: SimulatorProcess) -> No
     assert_no_secrets(caught.value, PASSWORD, sim.token)
 
 
+async def test_list_accounts_pages_through_the_records(client: CmmsClient, sim: SimulatorProcess) -> None:
+    ids = [f"list-{n}" for n in range(3)]  # sort after the other tests' numeric ids
+    for account_id in ids:
+        await client.upsert_account(account_id, account(None))
+    first = await client.list_accounts("list-", 2)
+    assert [r.account_id for r in first.accounts] == ids[:2] and first.next == ids[1]
+    assert first.accounts[0].password_digest == password_digest(ids[0], PASSWORD)
+    rest = await client.list_accounts(first.next, 1000)
+    assert [r.account_id for r in rest.accounts] == ids[2:] and rest.next is None
+    everything = await client.list_accounts(None, 1000)
+    assert set(ids) <= {r.account_id for r in everything.accounts}
+
+
+async def test_list_accounts_errors_are_classified_as_the_other_calls(sim: SimulatorProcess) -> None:
+    async with CmmsClient(sim.base_url, "tok-wrong-Yy7-secret") as wrong:
+        with pytest.raises(CmmsError) as listing:
+            await wrong.list_accounts(None, 10)
+        with pytest.raises(CmmsError) as reading:
+            await wrong.get_account("4917600999999")
+    assert type(listing.value) is type(reading.value) and listing.value.status == 401  # type: ignore[attr-defined]
+    assert_no_secrets(listing.value, "tok-wrong-Yy7-secret", sim.token)
+    async with sim.client() as cmms:
+        with pytest.raises(CmmsRejected) as bad_limit:
+            await cmms.list_accounts(None, 5000)
+        assert bad_limit.value.status == 422 and "limit" in bad_limit.value.reason
+        await sim.set_faults(outage_seconds=30)
+        with pytest.raises(CmmsUnavailable) as outage:
+            await cmms.list_accounts(None, 10)
+    assert outage.value.status == 503 and outage.value.retry_after is not None
+
+
 # --- odd answers, from a mock transport ---
 
 
@@ -212,6 +243,21 @@ async def test_a_garbled_success_is_unavailable() -> None:
     async with mock_client(httpx.MockTransport(garbled)) as cmms:
         with pytest.raises(CmmsUnavailable):
             await cmms.get_account("4917600999992")
+        with pytest.raises(CmmsUnavailable):
+            await cmms.list_accounts(None, 10)
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 408, 429, 500, 503])
+async def test_list_accounts_classifies_every_status_as_a_read_does(status: int) -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, json={"detail": "no"})
+
+    async with mock_client(httpx.MockTransport(refuse)) as cmms:
+        with pytest.raises(CmmsError) as listing:
+            await cmms.list_accounts("a", 10)
+        with pytest.raises(CmmsError) as reading:
+            await cmms.upsert_account("4917600999991", account(None))
+    assert type(listing.value) is type(reading.value)
 
 
 def test_every_error_is_a_cmms_error() -> None:

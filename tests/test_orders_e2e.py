@@ -76,8 +76,8 @@ async def test_a_repeated_order_provisions_once(stack: Stack) -> None:
     assert [a.account_id for a in accounts] == [order["account_id"]]
     record = await stack.sim.get_record(order["account_id"])
     assert record is not None and record.version == 1
-    listing = (await stack.sim.http.get("/api/v1/accounts", headers=stack.sim.auth)).json()
-    assert [r["account_id"] for r in listing if r["imei"] == body["account"]["imei"]] == [order["account_id"]]
+    listing = await stack.sim.records()
+    assert [r.account_id for r in listing if r.imei == body["account"]["imei"]] == [order["account_id"]]
 
 
 async def test_the_same_order_id_with_another_body_is_a_conflict(stack: Stack) -> None:

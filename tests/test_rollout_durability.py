@@ -46,10 +46,8 @@ async def _customer_with_accounts(stack: Stack, count: int) -> tuple[Catalog, li
 
 
 async def _records(sim: SimulatorProcess, account_ids: list[str]) -> list[CmmsRecord]:
-    response = await sim.http.get("/api/v1/accounts", headers=sim.auth)
-    response.raise_for_status()
     wanted = set(account_ids)
-    return [r for r in (CmmsRecord.model_validate(item) for item in response.json()) if r.account_id in wanted]
+    return [r for r in await sim.records() if r.account_id in wanted]
 
 
 async def test_a_rollout_survives_a_worker_restart_and_continues_as_new(rig: Stack) -> None:

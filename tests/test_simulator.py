@@ -13,7 +13,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from contracts.cmms import CmmsAccount
+from contracts.cmms import CmmsAccount, password_digest
 from simulator.store import Store
 from tests.support.simulator import SimulatorProcess, running_simulator
 
@@ -67,8 +67,9 @@ async def test_upsert_creates_then_raises_the_version_only_on_change(sim: Simula
         "blocked": False,
         "version": 1,
         "updated_at": None,
+        "password_digest": password_digest(account_id, "sip-secret-1"),
     }
-    assert "password" not in created.text and "sip-secret-1" not in created.text
+    assert "sip-secret-1" not in created.text
 
     same = await put(sim, account_id, account_body(imei))
     assert (same.status_code, same.json()["version"]) == (200, 1)
@@ -118,11 +119,92 @@ async def test_read_list_and_delete(sim: SimulatorProcess) -> None:
     account_id, imei = new_ids()
     assert (await sim.http.get(f"/api/v1/accounts/{account_id}", headers=sim.auth)).status_code == 404
     await put(sim, account_id, account_body(imei))
-    listed = await sim.http.get("/api/v1/accounts", headers=sim.auth)
-    assert account_id in [r["account_id"] for r in listed.json()]
+    assert account_id in [r.account_id for r in await sim.records()]
     assert (await sim.http.delete(f"/api/v1/accounts/{account_id}", headers=sim.auth)).status_code == 204
     assert (await sim.http.delete(f"/api/v1/accounts/{account_id}", headers=sim.auth)).status_code == 404
     assert await sim.get_record(account_id) is None
+
+
+async def test_the_list_pages_in_account_id_order(tmp_path: Path) -> None:
+    async with running_simulator(tmp_path) as own:  # a simulator of its own: the page boundaries are exact
+        ids = [f"page-{n:02d}" for n in range(5)]
+        for account_id in reversed(ids):
+            assert (await put(own, account_id, account_body(None))).status_code == 201
+        first = await own.http.get("/api/v1/accounts", params={"limit": 2}, headers=own.auth)
+        assert first.status_code == 200
+        assert [r["account_id"] for r in first.json()["accounts"]] == ids[:2] and first.json()["next"] == ids[1]
+        assert first.json()["accounts"][0]["password_digest"] == password_digest(ids[0], "sip-secret-1")
+        second = await own.http.get("/api/v1/accounts", params={"after": ids[1], "limit": 2}, headers=own.auth)
+        assert [r["account_id"] for r in second.json()["accounts"]] == ids[2:4] and second.json()["next"] == ids[3]
+        last = await own.http.get("/api/v1/accounts", params={"after": ids[3], "limit": 2}, headers=own.auth)
+        assert last.json() == {"accounts": [last.json()["accounts"][0]], "next": None}
+        # a page that ends exactly at the last record says so
+        exact = await own.http.get("/api/v1/accounts", params={"after": ids[2], "limit": 2}, headers=own.auth)
+        assert exact.json()["next"] is None
+        # `after` need not be an existing id; past the end is an empty last page
+        between = await own.http.get("/api/v1/accounts", params={"after": "page-00x"}, headers=own.auth)
+        assert [r["account_id"] for r in between.json()["accounts"]] == ids[1:]
+        past = await own.http.get("/api/v1/accounts", params={"after": "zzz"}, headers=own.auth)
+        assert past.json() == {"accounts": [], "next": None}
+        assert [r.account_id for r in await own.records()] == ids
+
+
+@pytest.mark.parametrize("limit", [0, -1, 1001, "ten"])
+async def test_the_list_limit_is_bounded(sim: SimulatorProcess, limit: int | str) -> None:
+    response = await sim.http.get("/api/v1/accounts", params={"limit": limit}, headers=sim.auth)
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["query", "limit"]
+
+
+async def test_the_list_is_subject_to_faults(sim: SimulatorProcess) -> None:
+    await sim.set_faults(outage_seconds=5)
+    assert (await sim.http.get("/api/v1/accounts", headers=sim.auth)).status_code == 503
+
+
+# --- control API: drift behind billing's back ---
+
+
+async def test_a_raw_record_is_written_as_given(sim: SimulatorProcess) -> None:
+    account_id, imei = new_ids()
+    await put(sim, account_id, account_body(imei))
+    calls = (await sim.stats())["provisioning_calls"]
+    # no profile check, no version rise: a CMMS-side mistake
+    raw = {"password": "other", "imei": imei, "profile": "Gold", "domain": "x.example", "messaging_enabled": False}
+    written = await sim.http.put(f"/_sim/accounts/{account_id}", json=raw)
+    assert written.status_code == 200
+    assert written.json()["version"] == 1 and written.json()["profile"] == "Gold"
+    record = await sim.get_record(account_id)
+    assert record is not None
+    assert (record.profile, record.domain, record.messaging_enabled, record.version) == ("Gold", "x.example", False, 1)
+    assert record.password_digest == password_digest(account_id, "other")
+    # an explicit version is taken as it is, even a lower one
+    assert (await sim.put_raw(account_id, **raw | {"version": 0})).version == 0
+    # a record for an account billing never had
+    orphan, _ = new_ids()
+    assert (await sim.put_raw(orphan, password="p", profile="Residential", domain="d.example")).version == 1
+    assert (await sim.stats())["provisioning_calls"] == calls + 1  # the control API is not the CMMS's traffic
+    assert "other" not in written.text
+
+
+async def test_a_raw_record_is_refused_for_a_taken_imei_or_a_bad_body(sim: SimulatorProcess) -> None:
+    holder, imei = new_ids()
+    other, _ = new_ids()
+    await put(sim, holder, account_body(imei))
+    taken = await sim.http.put(
+        f"/_sim/accounts/{other}", json={"password": "p", "imei": imei, "profile": "B", "domain": "d"}
+    )
+    assert taken.status_code == 409
+    for bad in ({"imei": imei}, {"password": "p", "profile": "B", "domain": "d", "nonsense": 1}):
+        assert (await sim.http.put(f"/_sim/accounts/{other}", json=bad)).status_code == 422
+    assert await sim.get_record(other) is None
+
+
+async def test_a_record_is_lost_behind_billings_back(sim: SimulatorProcess) -> None:
+    account_id, imei = new_ids()
+    await put(sim, account_id, account_body(imei))
+    assert (await sim.http.delete(f"/_sim/accounts/{account_id}")).status_code == 204
+    assert await sim.get_record(account_id) is None
+    assert (await sim.http.delete(f"/_sim/accounts/{account_id}")).status_code == 404
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ from typing import IO, Any
 import httpx
 
 from cmms.client import CmmsClient
-from contracts.cmms import CmmsRecord
+from contracts.cmms import CMMS_PAGE_MAX, CmmsPage, CmmsRecord
 from tests.support.net import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -164,6 +164,30 @@ class SimulatorProcess:
             return None
         response.raise_for_status()
         return CmmsRecord.model_validate_json(response.content)
+
+    async def records(self) -> list[CmmsRecord]:
+        """Every record the simulator holds, in account id order (paging through `GET /api/v1/accounts`)."""
+        records: list[CmmsRecord] = []
+        after: str | None = None
+        while True:
+            params = {"limit": CMMS_PAGE_MAX} | ({"after": after} if after is not None else {})
+            response = await self.http.get("/api/v1/accounts", params=params, headers=self.auth)
+            response.raise_for_status()
+            page = CmmsPage.model_validate_json(response.content)
+            records += page.accounts
+            if page.next is None:
+                return records
+            after = page.next
+
+    async def put_raw(self, account_id: str, **record: Any) -> CmmsRecord:
+        """`PUT /_sim/accounts/{id}`: write a record behind billing's back (no checks, no version rules)."""
+        response = await self.http.put(f"/_sim/accounts/{account_id}", json=record)
+        response.raise_for_status()
+        return CmmsRecord.model_validate_json(response.content)
+
+    async def drop(self, account_id: str) -> None:
+        """`DELETE /_sim/accounts/{id}`: lose a record behind billing's back."""
+        (await self.http.delete(f"/_sim/accounts/{account_id}")).raise_for_status()
 
     async def outbox(self, to: str | None = None) -> list[dict[str, Any]]:
         """The SMS sent (to `to`, `+` optional), newest last."""

@@ -1,0 +1,232 @@
+"""The steps of a reconciliation: read a page of each side as keyed digests, and repair what differs.
+
+Both sides are read in account id order by byte value (SQLite's and the CMMS's binary order; PostgreSQL
+is told `COLLATE "C"`), so the workflow can merge them. A page entry carries the account id, a keyed
+digest of the record and the messaging state: the password is compared as the CMMS's digest of it,
+inside the digest, so neither it nor anything it could be guessed from reaches the workflow's history.
+"""
+
+import asyncio
+import hashlib
+import hmac
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+
+from pydantic import BaseModel
+from sqlalchemy import ColumnElement
+from sqlmodel import col, select
+from temporalio import activity
+from temporalio.client import Client, WorkflowUpdateRPCTimeoutOrCancelledError
+from temporalio.exceptions import ApplicationError
+
+from billing.db import SessionMaker, snapshot
+from billing.models import Account, AccountStatus, ProvisioningState, utcnow
+from billing.provisioning import desired_state
+from cmms.client import CmmsClient, CmmsRejected, CmmsUnavailable
+from contracts.cmms import CmmsAccount, CmmsRecord, password_digest
+from contracts.provisioning import CMMS_MAX_RETRY_INTERVAL
+from contracts.reconciliation import (
+    BillingEntry,
+    BillingPage,
+    CmmsEntry,
+    CmmsPage,
+    OrphansResult,
+    PageInput,
+    RepairInput,
+    RepairResult,
+)
+from core.account_sync import sync_account
+from core.settings import Settings
+
+# Accounts whose CMMS record billing vouches for. A pending account's record is its order's business
+# (created, or rolled back, by it); a terminated account has no record.
+LIVE = (AccountStatus.active, AccountStatus.blocked)
+COMPARED = (AccountStatus.pending, *LIVE)
+# How long to wait for one account's sync before asking again (an update can be lost to an account
+# workflow that is just ending); asking again is harmless.
+SYNC_PATIENCE_SECONDS = 60.0
+# Heartbeat at least this often, so a repair waiting out a CMMS outage is not taken for a dead worker.
+HEARTBEAT_EVERY_SECONDS = 2.0
+_DIGEST_LABEL = b"reconciliation-digest"
+
+
+class _Done(BaseModel):
+    """Heartbeat details: the accounts of the batch already dealt with, so a retry skips them."""
+
+    account_ids: list[str]
+
+
+class ReconciliationActivities:
+    def __init__(self, sessions: SessionMaker, cmms: CmmsClient, client: Client, settings: Settings) -> None:
+        self._sessions = sessions
+        self._cmms = cmms
+        self._client = client
+        self._settings = settings
+        # A key of its own, derived from SECRET_KEY: digests in a history say nothing without it.
+        self._key = hmac.new(settings.secret_key.get_secret_value().encode(), _DIGEST_LABEL, hashlib.sha256).digest()
+
+    @activity.defn(name="read_billing_page")
+    async def read_billing_page(self, request: PageInput) -> BillingPage:
+        """A page of billing's accounts (pending, active, blocked) after `request.after`, as digests of
+        what the CMMS should hold for each (the provisioning step's own desired state)."""
+        now = utcnow()
+        async with snapshot(self._sessions) as session:
+            dialect = (await session.connection()).dialect.name
+            key = _account_id_by_bytes(dialect)
+            query = select(Account).where(col(Account.status).in_([s.value for s in COMPARED]))
+            if request.after is not None:
+                query = query.where(key > request.after)
+            accounts = list(await session.exec(query.order_by(key).limit(request.limit)))
+            entries = []
+            for account in accounts:
+                if account.status == AccountStatus.pending:
+                    entries.append(BillingEntry(account_id=account.account_id, digest=None, messaging=None))
+                    continue
+                record = (await desired_state(session, account, self._settings, now=now)).record
+                entries.append(
+                    BillingEntry(
+                        account_id=account.account_id,
+                        digest=self._desired_digest(account.account_id, record),
+                        messaging=record.messaging_enabled,
+                    )
+                )
+        next_after = accounts[-1].account_id if len(accounts) == request.limit else None
+        return BillingPage(entries=entries, next_after=next_after)
+
+    @activity.defn(name="read_cmms_page")
+    async def read_cmms_page(self, request: PageInput) -> CmmsPage:
+        """A page of the CMMS's records after `request.after`, as the same digests."""
+        try:
+            page = await self._cmms.list_accounts(request.after, request.limit)
+        except CmmsUnavailable as err:
+            raise _retry(err) from err
+        except CmmsRejected as err:
+            # Without its records there is nothing to compare: the run fails and says why.
+            raise ApplicationError(f"CMMS refused the record list: {err}", non_retryable=True) from err
+        entries = [
+            CmmsEntry(account_id=r.account_id, digest=self._held_digest(r), messaging=r.messaging_enabled)
+            for r in page.accounts
+        ]
+        return CmmsPage(entries=entries, next_after=page.next)
+
+    @activity.defn(name="repair_accounts")
+    async def repair_accounts(self, request: RepairInput) -> RepairResult:
+        """Have each account's own workflow push billing's current state (so the repair queues behind,
+        and never overtakes, a change being made meanwhile), `RECONCILE_WINDOW` at a time, and wait until
+        the CMMS holds it. Heartbeats the accounts done, so a retry carries on where it was."""
+        done = set(_previously_done())
+        window = asyncio.Semaphore(self._settings.reconcile_window)
+
+        async def repair(account_id: str) -> None:
+            async with window:
+                while not await self._synced_once(account_id):
+                    pass
+            done.add(account_id)
+
+        with _heartbeating(done):
+            async with asyncio.TaskGroup() as group:
+                for account_id in request.account_ids:
+                    if account_id not in done:
+                        group.create_task(repair(account_id))
+        async with snapshot(self._sessions) as session:
+            refused = await session.exec(
+                select(Account.account_id).where(
+                    col(Account.account_id).in_(request.account_ids),
+                    col(Account.provisioning_state) == ProvisioningState.failed.value,
+                )
+            )
+            failed = len(list(refused))
+        return RepairResult(repaired=len(request.account_ids) - failed, failed=failed)
+
+    @activity.defn(name="remove_orphans")
+    async def remove_orphans(self, request: RepairInput) -> OrphansResult:
+        """Delete CMMS records that have no live account, once billing has been asked again: a record
+        whose account appeared since its page was read is left alone."""
+        async with snapshot(self._sessions) as session:
+            found = await session.exec(
+                select(Account.account_id).where(
+                    col(Account.account_id).in_(request.account_ids),
+                    col(Account.status).in_([s.value for s in COMPARED]),
+                )
+            )
+            not_orphaned = set(found)
+        window = asyncio.Semaphore(self._settings.reconcile_window)
+
+        async def remove(account_id: str) -> bool:
+            async with window:
+                try:
+                    await self._cmms.delete_account(account_id)  # already gone counts as removed
+                except CmmsRejected as err:
+                    activity.logger.warning("CMMS refused to remove the orphaned record of %s: %s", account_id, err)
+                    return False
+            return True
+
+        orphans = [account_id for account_id in request.account_ids if account_id not in not_orphaned]
+        with _heartbeating():
+            outcomes = await asyncio.gather(*(remove(account_id) for account_id in orphans), return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, CmmsUnavailable):
+                raise _retry(outcome) from None  # deleting is idempotent: the retry does the batch again
+            if isinstance(outcome, BaseException):
+                raise outcome
+        removed = sum(1 for outcome in outcomes if outcome is True)
+        return OrphansResult(removed=removed, not_orphaned=len(not_orphaned), failed=len(orphans) - removed)
+
+    async def _synced_once(self, account_id: str) -> bool:
+        """Ask the account's workflow to sync; False when no answer came in time and it should be asked again."""
+        patience = asyncio.timeout(SYNC_PATIENCE_SECONDS)
+        try:
+            async with patience:
+                await sync_account(self._client, self._settings, account_id)
+        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as err:
+            if not patience.expired():  # the activity itself is cancelled (worker shutting down, say)
+                raise asyncio.CancelledError from err
+            return False
+        return True
+
+    def _desired_digest(self, account_id: str, record: CmmsAccount) -> str:
+        secret = password_digest(account_id, record.password.get_secret_value())
+        return self._digest(account_id, secret, record.imei, record.profile, record.domain, record.blocked)
+
+    def _held_digest(self, record: CmmsRecord) -> str:
+        return self._digest(
+            record.account_id, record.password_digest, record.imei, record.profile, record.domain, record.blocked
+        )
+
+    def _digest(self, *fields: str | bool | None) -> str:
+        material = json.dumps(fields, separators=(",", ":")).encode()
+        return hmac.new(self._key, material, hashlib.sha256).hexdigest()[:32]
+
+
+def _account_id_by_bytes(dialect: str) -> ColumnElement[str]:
+    """The account id, ordered and compared by byte value, as the CMMS orders its records."""
+    column: ColumnElement[str] = Account.__table__.c.account_id  # type: ignore[attr-defined]
+    return column.collate("C") if dialect == "postgresql" else column
+
+
+def _retry(err: CmmsUnavailable) -> ApplicationError:
+    delay = min(timedelta(seconds=err.retry_after), CMMS_MAX_RETRY_INTERVAL) if err.retry_after else None
+    return ApplicationError(str(err), type="CmmsUnavailable", next_retry_delay=delay)
+
+
+def _previously_done() -> list[str]:
+    details = activity.info().heartbeat_details
+    return _Done.model_validate(details[0]).account_ids if details else []
+
+
+@contextmanager
+def _heartbeating(done: set[str] | None = None) -> Iterator[None]:
+    """Heartbeat while the block runs, with the accounts `done` so far when given."""
+
+    async def beat() -> None:
+        while True:
+            activity.heartbeat(*([_Done(account_ids=sorted(done))] if done is not None else []))
+            await asyncio.sleep(HEARTBEAT_EVERY_SECONDS)
+
+    task = asyncio.get_running_loop().create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()

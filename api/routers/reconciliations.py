@@ -1,0 +1,45 @@
+"""Reconciliations: compare billing with the CMMS and repair the drift, on demand (the worker's
+Temporal Schedule runs them every `RECONCILE_EVERY` as well)."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, status
+from pydantic import BaseModel
+
+from api.auth import Role
+from api.deps import SettingsDep, TemporalDep, require
+from api.problems import Problem
+from contracts.reconciliation import ReconciliationProgress
+from core.reconciliation import new_reconciliation_id, reconciliation_progress, start_reconciliation
+
+router = APIRouter(prefix="/v1/reconciliations", tags=["reconciliations"], dependencies=[Depends(require(Role.admin))])
+
+# An on-demand id (`20261202T130000Z-1a2b3c`) or a scheduled run's (`scheduled-2026-12-02T13:00:00Z`).
+ReconciliationId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")]
+
+
+class ReconciliationAccepted(BaseModel):
+    reconciliation_id: str
+    workflow_id: str
+    progress_url: str
+
+
+@router.post("", status_code=status.HTTP_202_ACCEPTED)
+async def start(temporal: TemporalDep, settings: SettingsDep) -> ReconciliationAccepted:
+    """Start a reconciliation now; its progress and result are at `progress_url`."""
+    reconciliation_id = new_reconciliation_id()
+    workflow_id = await start_reconciliation(temporal, settings, reconciliation_id)
+    return ReconciliationAccepted(
+        reconciliation_id=reconciliation_id,
+        workflow_id=workflow_id,
+        progress_url=f"/v1/reconciliations/{reconciliation_id}",
+    )
+
+
+@router.get("/{reconciliation_id}")
+async def get(reconciliation_id: ReconciliationId, temporal: TemporalDep) -> ReconciliationProgress:
+    """`{status: running|completed, checked, missing, different, orphaned, repaired, failed}`."""
+    progress = await reconciliation_progress(temporal, reconciliation_id)
+    if progress is None:
+        raise Problem(404, f"reconciliation {reconciliation_id!r} does not exist")
+    return progress
