@@ -37,8 +37,8 @@ from contracts.reconciliation import (
     RepairInput,
     RepairResult,
 )
-from core.account_sync import sync_account
 from core.settings import Settings
+from services.delivery import sync_account
 
 # Accounts whose CMMS record billing vouches for. A pending account's record is its order's business
 # (created, or rolled back, by it); a terminated account has no record.

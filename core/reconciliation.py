@@ -1,4 +1,5 @@
-"""Start a reconciliation, read its progress, and keep its Temporal Schedule as the settings say."""
+"""A reconciliation's id and progress, and its Temporal Schedule kept as the settings say (a run on
+demand is started by services.delivery)."""
 
 import dataclasses
 import logging
@@ -37,19 +38,6 @@ log = logging.getLogger("reconciliation")
 def new_reconciliation_id() -> str:
     """Sortable by when it was asked for, unique beyond that."""
     return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
-
-
-async def start_reconciliation(client: Client, settings: Settings, reconciliation_id: str) -> str:
-    """Start a reconciliation now; returns its workflow id."""
-    workflow_id = reconciliation_workflow_id(reconciliation_id)
-    await client.start_workflow(
-        ReconciliationWorkflow.run,
-        ReconciliationInput(page_size=settings.reconcile_page_size),
-        id=workflow_id,
-        task_queue=settings.temporal_task_queue,
-        search_attributes=search_attributes(state=OpsState.reconciling),
-    )
-    return workflow_id
 
 
 async def reconciliation_progress(client: Client, reconciliation_id: str) -> ReconciliationProgress | None:

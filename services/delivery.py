@@ -22,6 +22,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from billing.models import Order
 from contracts.orders import MvnoOrderInput
 from contracts.provisioning import AccountSyncResult, AccountWorkflowInput, account_workflow_id
+from contracts.reconciliation import ReconciliationInput, reconciliation_workflow_id
 from contracts.rollouts import CustomerRolloutInput, RolloutChange, rollout_workflow_id
 from contracts.search_attributes import OpsState, search_attributes
 from contracts.wallets import MessagingRolloutInput, messaging_rollout_workflow_id
@@ -34,6 +35,7 @@ ORDER_WORKFLOW = "MvnoOrderWorkflow"
 ACCOUNT_WORKFLOW = "AccountWorkflow"
 ROLLOUT_WORKFLOW = "CustomerRolloutWorkflow"
 MESSAGING_ROLLOUT_WORKFLOW = "MessagingRolloutWorkflow"
+RECONCILIATION_WORKFLOW = "ReconciliationWorkflow"
 SYNC_UPDATE = "sync"
 
 # One call to Temporal may take this long before it counts as failed (and is tried again later): a
@@ -127,6 +129,21 @@ async def product_policy_changed(client: Client, settings: Settings, product_id:
         search_attributes=search_attributes(state=OpsState.rolling_out),
         # A newer change starts again from the first account rather than racing the older rollout.
         id_conflict_policy=WorkflowIDConflictPolicy.TERMINATE_EXISTING,
+        rpc_timeout=RPC_TIMEOUT,
+    )
+    return workflow_id
+
+
+async def start_reconciliation(client: Client, settings: Settings, reconciliation_id: str) -> str:
+    """Start a reconciliation now (an operator's request, answered only once Temporal has it); returns
+    its workflow id."""
+    workflow_id = reconciliation_workflow_id(reconciliation_id)
+    await client.start_workflow(
+        RECONCILIATION_WORKFLOW,
+        ReconciliationInput(page_size=settings.reconcile_page_size),
+        id=workflow_id,
+        task_queue=settings.temporal_task_queue,
+        search_attributes=search_attributes(state=OpsState.reconciling),
         rpc_timeout=RPC_TIMEOUT,
     )
     return workflow_id

@@ -8,6 +8,7 @@ from workflows.account import AccountWorkflow
 from workflows.customer_rollout import CustomerRolloutWorkflow
 from workflows.messaging_rollout import MessagingRolloutWorkflow
 from workflows.mvno_order import MvnoOrderWorkflow
+from workflows.reconciliation import ReconciliationWorkflow
 
 
 def test_the_delivered_names_are_the_registered_ones() -> None:
@@ -16,6 +17,7 @@ def test_the_delivered_names_are_the_registered_ones() -> None:
         (delivery.ACCOUNT_WORKFLOW, AccountWorkflow),
         (delivery.ROLLOUT_WORKFLOW, CustomerRolloutWorkflow),
         (delivery.MESSAGING_ROLLOUT_WORKFLOW, MessagingRolloutWorkflow),
+        (delivery.RECONCILIATION_WORKFLOW, ReconciliationWorkflow),
     ]
     for name, cls in pairs:
         definition = workflow._Definition.must_from_class(cls)

@@ -32,7 +32,8 @@ from contracts.reconciliation import (
     reconciliation_workflow_id,
 )
 from contracts.search_attributes import DRIFT_FOUND, PROVISIONING_STATE, REPAIRS_FAILED
-from core.reconciliation import ensure_reconciliation_schedule, new_reconciliation_id, start_reconciliation
+from core.reconciliation import ensure_reconciliation_schedule, new_reconciliation_id
+from services.delivery import start_reconciliation
 from tests.support.catalog import Catalog, new_id, order_body, random_imei, seed_catalog
 from tests.support.history import all_histories_text
 from tests.support.messaging import open_wallet, ordered_account, wait_for_record
