@@ -14,6 +14,7 @@ from contracts.orders import (
     FailOrderInput,
     OrderAccount,
     OrderRef,
+    order_origin,
 )
 
 # The ApplicationError type when an order's account id or IMEI is taken by another account.
@@ -27,7 +28,7 @@ class OrderActivities:
     @activity.defn(name="create_order_account")
     async def create_order_account(self, ref: OrderRef) -> OrderAccount:
         """Create the order's billing account (pending until the CMMS has it); safe to repeat."""
-        origin = f"order:{ref.order_id}"
+        origin = order_origin(ref.order_id)
         # The order and both checks in one query: the fewer statements, the shorter SQLite's write lock is held.
         account_creator = select(Account.created_by).where(Account.account_id == Order.account_id)
         imei_holder = select(Account.account_id).where(
@@ -92,7 +93,7 @@ class OrderActivities:
     @activity.defn(name="fail_order")
     async def fail_order(self, failure: FailOrderInput) -> None:
         """Roll back: the account never went live, so it is deleted; the order keeps the reason."""
-        origin = f"order:{failure.order_id}"
+        origin = order_origin(failure.order_id)
         async with transaction(self._sessions) as session:
             order = await session.get_one(Order, failure.order_id, with_for_update=True)
             account = await session.get(Account, order.account_id, with_for_update=True)

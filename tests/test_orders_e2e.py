@@ -133,6 +133,26 @@ async def test_a_cmms_rejection_fails_the_order_and_leaves_no_account(stack: Sta
     assert await stack.sim.get_record(order["account_id"]) is None
 
 
+async def test_a_failed_order_still_reads_failed_once_a_corrected_order_reuses_its_account_id(stack: Stack) -> None:
+    catalog = await seed_catalog(stack)
+    account_id = f"reuse-{time.time_ns()}"
+    refused = order_body(catalog, account_id=account_id)
+    squatter = {"password": "Squatter-Secret-2", "imei": refused["account"]["imei"], "profile": "Residential"}
+    squatter |= {"domain": "x.example"}
+    put = await stack.sim.http.put(f"/api/v1/accounts/squat-{time.time_ns()}", json=squatter, headers=stack.sim.auth)
+    assert put.status_code == 201
+    await submit(stack, refused)
+    failed = await finished(stack, refused["order_id"])
+    assert failed["status"] == "failed" and failed["provisioning_state"] == "failed"
+
+    corrected = order_body(catalog, account_id=account_id)  # the account id the failed order freed
+    await submit(stack, corrected)
+    assert (await finished(stack, corrected["order_id"]))["provisioning_state"] == "ok"
+    again = (await stack.api.get(f"/v1/orders/{refused['order_id']}", headers=stack.website)).json()
+    assert again["status"] == "failed" and again["provisioning_state"] == "failed"
+    assert again["error"] == failed["error"] and "imei" in again["error"].lower()
+
+
 async def test_a_customer_change_during_provisioning_still_reaches_the_new_account(
     stack: Stack, faulty_sim: SimulatorProcess
 ) -> None:

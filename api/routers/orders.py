@@ -24,7 +24,7 @@ from api.problems import Problem
 from billing.credentials import new_account_id
 from billing.db import snapshot
 from billing.models import Account, AccountStatus, Customer, Order, OrderStatus, Product, ProvisioningState
-from contracts.orders import order_workflow_id
+from contracts.orders import order_origin, order_workflow_id
 from core.settings import Settings
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"], dependencies=[Depends(require(Role.website))])
@@ -178,11 +178,17 @@ def _fingerprint(settings: Settings, body: OrderCreate) -> str:
 
 
 async def _view(session: AsyncSession, order: Order) -> OrderPublic:
+    """The order with its own outcome: the account's provisioning state only while the account is the
+    one this order created (a failed order's account id is free for a corrected order to reuse)."""
     account = await session.get(Account, order.account_id)
+    if account is not None and account.created_by != order_origin(order.order_id):
+        account = None
     error = order.error
-    if error is None and account is not None and account.provisioning_state == ProvisioningState.retry:
-        error = account.last_error
+    if order.status == OrderStatus.failed:
+        state: ProvisioningState | None = ProvisioningState.failed
+    else:
+        state = account.provisioning_state if account else None
+        if error is None and account is not None and state == ProvisioningState.retry:
+            error = account.last_error
     view = OrderPublic.model_validate(order, from_attributes=True)
-    return view.model_copy(
-        update={"provisioning_state": account.provisioning_state if account else None, "error": error}
-    )
+    return view.model_copy(update={"provisioning_state": state, "error": error})
