@@ -1,15 +1,24 @@
 """RFC 9457 problem details: every error the API answers, in one shape and one place."""
 
+import logging
 from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.service import RPCError
 
 PROBLEM_JSON = "application/problem+json"
+# How long a client is asked to wait before repeating a request that met an unavailable dependency.
+RETRY_AFTER_SECONDS = "5"
+# SQLAlchemy's errors that say the billing database could not be reached or used just now (refused,
+# dropped, locked, out of pooled connections), as opposed to a statement it refused.
+_DATABASE_UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)
+
+log = logging.getLogger(__name__)
 
 
 class Problem(Exception):
@@ -65,11 +74,21 @@ async def _on_http(_: Request, exc: Exception) -> JSONResponse:
 async def _on_temporal_unavailable(_: Request, exc: Exception) -> JSONResponse:
     # The request was valid and what it stored is kept: repeating it later completes it.
     detail = "the provisioning engine (Temporal) is unavailable; repeat the request shortly"
-    return problem_response(503, "Service Unavailable", detail, {"Retry-After": "5"})
+    return problem_response(503, "Service Unavailable", detail, {"Retry-After": RETRY_AFTER_SECONDS})
+
+
+async def _on_database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    # The driver's class only: its message can name the host, and never helps the caller.
+    cause = getattr(exc, "orig", None) or exc
+    log.warning("%s %s: billing database unavailable (%s)", request.method, request.url.path, type(cause).__name__)
+    detail = "the billing database is unavailable; repeat the request shortly"
+    return problem_response(503, "Service Unavailable", detail, {"Retry-After": RETRY_AFTER_SECONDS})
 
 
 def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Problem, _on_problem)
     app.add_exception_handler(RPCError, _on_temporal_unavailable)
+    for error in _DATABASE_UNAVAILABLE:
+        app.add_exception_handler(error, _on_database_unavailable)
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(StarletteHTTPException, _on_http)
