@@ -24,6 +24,7 @@ from billing.models import Order, OrderStatus, utcnow
 from contracts.orders import MvnoOrderInput
 from contracts.search_attributes import ORDER_ID, OpsState, search_attributes
 from core.settings import Settings
+from core.temporal import is_transient
 from workflows.mvno_order import MvnoOrderWorkflow
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,15 @@ async def start_order_workflow(temporal: Client, settings: Settings, order: Orde
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             )
     except RPCError as err:
-        log.warning("order %s stored, its workflow not started yet (Temporal: %s)", order.order_id, err.status.name)
+        if is_transient(err):
+            log.warning("order %s stored, its workflow not started yet (Temporal: %s)", order.order_id, err.status.name)
+        else:  # the same on every round until an operator fixes what Temporal refuses
+            log.error(
+                "order %s stored, Temporal refuses to start its workflow (%s: %s)",
+                order.order_id,
+                err.status.name,
+                err.message,
+            )
         return False
     return True
 

@@ -1,6 +1,7 @@
 """RFC 9457 problem details: every error the API answers, in one shape and one place."""
 
 import logging
+import uuid
 from http import HTTPStatus
 from typing import Any
 
@@ -10,6 +11,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.service import RPCError
+
+from core.temporal import is_transient
 
 PROBLEM_JSON = "application/problem+json"
 # How long a client is asked to wait before repeating a request that met an unavailable dependency.
@@ -71,10 +74,24 @@ async def _on_http(_: Request, exc: Exception) -> JSONResponse:
     return problem_response(status, HTTPStatus(status).phrase, detail, dict(exc.headers or {}) or None)
 
 
-async def _on_temporal_unavailable(_: Request, exc: Exception) -> JSONResponse:
-    # The request was valid and what it stored is kept: repeating it later completes it.
-    detail = "the provisioning engine (Temporal) is unavailable; repeat the request shortly"
-    return problem_response(503, "Service Unavailable", detail, {"Retry-After": RETRY_AFTER_SECONDS})
+async def _on_temporal_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RPCError)
+    if is_transient(exc):
+        # The request was valid and what it stored is kept: repeating it later completes it.
+        detail = "the provisioning engine (Temporal) is unavailable; repeat the request shortly"
+        return problem_response(503, "Service Unavailable", detail, {"Retry-After": RETRY_AFTER_SECONDS})
+    # Repeating would fail the same way: an operator must look, and the id finds the log line.
+    error_id = uuid.uuid4().hex
+    log.error(
+        "%s %s: Temporal refused the call (%s: %s) error_id=%s",
+        request.method,
+        request.url.path,
+        exc.status.name,
+        exc.message,
+        error_id,
+    )
+    detail = f"the provisioning engine (Temporal) refused the request; quote error id {error_id} to support"
+    return problem_response(500, "Internal Server Error", detail, error_id=error_id)
 
 
 async def _on_database_unavailable(request: Request, exc: Exception) -> JSONResponse:
@@ -87,7 +104,7 @@ async def _on_database_unavailable(request: Request, exc: Exception) -> JSONResp
 
 def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Problem, _on_problem)
-    app.add_exception_handler(RPCError, _on_temporal_unavailable)
+    app.add_exception_handler(RPCError, _on_temporal_error)
     for error in _DATABASE_UNAVAILABLE:
         app.add_exception_handler(error, _on_database_unavailable)
     app.add_exception_handler(RequestValidationError, _on_validation)

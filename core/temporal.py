@@ -19,6 +19,22 @@ from core.settings import Settings
 
 T = TypeVar("T")
 
+# Temporal's answers that pass by themselves (server down, overloaded, slow): repeat the call later.
+# Any other status (an invalid argument, a namespace or permission missing) is a fault to fix.
+_TRANSIENT = frozenset(
+    {
+        RPCStatusCode.UNAVAILABLE,
+        RPCStatusCode.DEADLINE_EXCEEDED,
+        RPCStatusCode.RESOURCE_EXHAUSTED,
+        RPCStatusCode.ABORTED,
+    }
+)
+
+
+def is_transient(err: RPCError) -> bool:
+    """Whether repeating the call later can succeed without anyone changing anything."""
+    return err.status in _TRANSIENT
+
 
 def data_converter(settings: Settings) -> DataConverter:
     """Pydantic models as JSON, then encrypted (`core.codec`); failures' messages and stack traces

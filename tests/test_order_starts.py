@@ -12,13 +12,12 @@ import pytest
 from api.order_starts import start_order_workflow, start_unstarted_orders
 from billing.models import Order, OrderStatus, utcnow
 from contracts.search_attributes import ORDER_ID
-from devstack.temporal_server import cli_path, dev_server_args, wait_until_listening
 from tests.conftest import sqlite_database
 from tests.support.catalog import order_body, seed_catalog
-from tests.support.net import free_port
 from tests.support.orders import finished, store_order, submit
 from tests.support.simulator import SimulatorProcess
 from tests.support.stack import Stack, running_stack, stack_settings
+from tests.support.temporal_server import OwnTemporalServer
 
 
 @pytest.fixture(scope="module")
@@ -63,27 +62,6 @@ async def test_an_accepted_order_whose_workflow_exists_is_left_alone(quick_stack
             assert (await session.get_one(Order, order.order_id)).status == OrderStatus.accepted
     finally:
         await handle.terminate("test over")
-
-
-class OwnTemporalServer:
-    """A dev server of its own, its state in a file: stopped and started again, it remembers it all."""
-
-    def __init__(self, db_file: Path) -> None:
-        self.port = free_port()
-        self.address = f"127.0.0.1:{self.port}"
-        self._args = dev_server_args(host="127.0.0.1", port=self.port, ui_port=None, db_file=db_file)
-        self._process: asyncio.subprocess.Process | None = None
-
-    async def start(self) -> None:
-        self._process = await asyncio.create_subprocess_exec(
-            str(cli_path()), *self._args, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
-        )
-        await wait_until_listening(self.port, seconds=30)
-
-    async def stop(self) -> None:
-        if self._process is not None and self._process.returncode is None:
-            self._process.terminate()
-            await self._process.wait()
 
 
 async def test_an_order_that_comes_while_temporal_is_down_starts_when_it_returns(

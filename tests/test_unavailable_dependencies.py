@@ -2,15 +2,19 @@
 for what passes (the billing database or Temporal unreachable), 500 with an error id for what does not."""
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.conftest import sqlite_database
 from tests.support.catalog import Catalog, order_body
 from tests.support.net import free_port
 from tests.support.simulator import SimulatorProcess
 from tests.support.stack import ADMIN_KEY, WEBSITE_KEY, serving_api, stack_settings
+from tests.support.temporal_server import OwnTemporalServer
 
 WEBSITE = {"Authorization": f"Bearer {WEBSITE_KEY}"}
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
@@ -40,3 +44,51 @@ async def test_an_unreachable_billing_database_is_a_503_problem(
         assert_unavailable(await api.get("/v1/accounts/acct-1", headers=ADMIN))
     lines = [r.getMessage() for r in caplog.records if r.name == "api.problems"]
     assert any("billing database unavailable" in line and "/v1/orders/ord-1" in line for line in lines)
+
+
+@asynccontextmanager
+async def api_on(
+    temporal: OwnTemporalServer, sim: SimulatorProcess, tmp_path: Path
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The API alone (no worker) on `temporal`, with a product of its own created: `/v1/products/p`."""
+    settings = stack_settings(temporal.address, sqlite_database(tmp_path), sim)
+    async with serving_api(settings) as url, httpx.AsyncClient(base_url=url, timeout=60.0) as api:
+        created = await api.post("/v1/products", json={"product_id": "p", "name": "P"}, headers=ADMIN)
+        assert created.status_code == 201, created.text
+        yield api
+
+
+# Turning messaging's push_events on starts a rollout workflow, in the request.
+PUSH_EVENTS = {"service_policies": {"messaging": {"push_events": True}}}
+
+
+async def test_an_unreachable_temporal_is_a_503_problem(sim: SimulatorProcess, tmp_path: Path) -> None:
+    temporal = OwnTemporalServer(tmp_path / "temporal.db")
+    await temporal.start()
+    try:
+        async with api_on(temporal, sim, tmp_path) as api:
+            await temporal.stop()
+            assert_unavailable(await api.patch("/v1/products/p", json=PUSH_EVENTS, headers=ADMIN))
+    finally:
+        await temporal.stop()
+
+
+async def test_a_call_temporal_refuses_for_good_is_a_500_problem_with_an_error_id_in_the_log(
+    sim: SimulatorProcess, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="api.problems")
+    # A server without the service's search attributes: every start naming them is an invalid argument.
+    temporal = OwnTemporalServer(tmp_path / "temporal.db", search_attributes=False)
+    await temporal.start()
+    try:
+        async with api_on(temporal, sim, tmp_path) as api:
+            response = await api.patch("/v1/products/p", json=PUSH_EVENTS, headers=ADMIN)
+    finally:
+        await temporal.stop()
+    assert response.status_code == 500, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert "retry-after" not in response.headers
+    error_id = response.json()["error_id"]
+    assert error_id in response.json()["detail"]
+    lines = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert any(error_id in line and "INVALID_ARGUMENT" in line and "/v1/products/p" in line for line in lines), lines
