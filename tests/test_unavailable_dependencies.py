@@ -32,10 +32,13 @@ async def test_an_unreachable_billing_database_is_a_503_problem(
     where: str, dev_server: str, sim: SimulatorProcess, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="api.problems")
-    database = {  # a port where nothing listens; a directory that does not exist
-        "postgresql": f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/test",
-        "sqlite": f"sqlite:///{tmp_path / 'missing' / 'billing.sqlite3'}",
-    }[where]
+    if where == "postgresql":  # a server where nothing listens
+        database = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/test"
+    else:  # a migrated file, then a directory where it was: SQLite cannot open it
+        database = sqlite_database(tmp_path)
+        path = tmp_path / "billing.sqlite3"
+        path.unlink()
+        path.mkdir()
     settings = stack_settings(dev_server, database, sim)
     async with serving_api(settings) as url, httpx.AsyncClient(base_url=url, timeout=30.0) as api:
         assert_unavailable(await api.get("/v1/orders/ord-1", headers=WEBSITE))
