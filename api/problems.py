@@ -12,6 +12,7 @@ from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.service import RPCError
 
+from billing.uniqueness import broken_rule, imei_taken
 from core.temporal import is_transient
 
 PROBLEM_JSON = "application/problem+json"
@@ -94,6 +95,18 @@ async def _on_temporal_error(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(500, "Internal Server Error", detail, error_id=error_id)
 
 
+async def _on_integrity_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, sa_exc.IntegrityError)
+    if imei_taken(exc):  # lost a race to another request for the same IMEI
+        return problem_response(409, "Conflict", "the IMEI is already in use")
+    error_id = uuid.uuid4().hex
+    # The rule's name only: the statement's parameters are the caller's data.
+    rule = broken_rule(exc)
+    log.error("%s %s: a write broke a database rule (%s) error_id=%s", request.method, request.url.path, rule, error_id)
+    detail = f"the request could not be stored; quote error id {error_id} to support"
+    return problem_response(500, "Internal Server Error", detail, error_id=error_id)
+
+
 async def _on_database_unavailable(request: Request, exc: Exception) -> JSONResponse:
     # The driver's class only: its message can name the host, and never helps the caller.
     cause = getattr(exc, "orig", None) or exc
@@ -105,6 +118,7 @@ async def _on_database_unavailable(request: Request, exc: Exception) -> JSONResp
 def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Problem, _on_problem)
     app.add_exception_handler(RPCError, _on_temporal_error)
+    app.add_exception_handler(sa_exc.IntegrityError, _on_integrity_error)
     for error in _DATABASE_UNAVAILABLE:
         app.add_exception_handler(error, _on_database_unavailable)
     app.add_exception_handler(RequestValidationError, _on_validation)

@@ -24,6 +24,7 @@ from api.problems import Problem
 from billing.credentials import new_account_id
 from billing.db import snapshot
 from billing.models import Account, AccountStatus, Customer, Order, OrderStatus, Product, ProvisioningState
+from billing.uniqueness import imei_taken
 from contracts.orders import order_origin, order_workflow_id
 from core.settings import Settings
 
@@ -110,9 +111,14 @@ async def _accept(session: AsyncSession, body: OrderCreate, fingerprint: str) ->
     session.add(order)
     try:
         await session.commit()
-    except IntegrityError:  # the same order_id, submitted concurrently
+    except IntegrityError as err:
         await session.rollback()
-        return await session.get_one(Order, body.order_id), False
+        existing = await session.get(Order, body.order_id)
+        if existing is not None:  # the same order_id, submitted concurrently
+            return existing, False
+        if imei_taken(err):  # another order for the IMEI, admitted since the lookup: the database decides
+            raise Problem(409, f"IMEI {body.account.imei} is already in use") from None
+        raise
     return order, True
 
 
