@@ -4,6 +4,7 @@ import asyncio
 import json
 import time
 
+import httpx
 from sqlmodel import select
 
 from billing.models import Account, Order
@@ -174,3 +175,27 @@ async def test_a_customer_change_during_provisioning_still_reaches_the_new_accou
             break
         await asyncio.sleep(0.1)
     assert record is not None and record.profile == "Business" and record.version == 2
+
+
+async def test_concurrent_orders_for_one_imei_admit_exactly_one(stack: Stack) -> None:
+    catalog = await seed_catalog(stack)
+    pairs = [(order_body(catalog), order_body(catalog)) for _ in range(20)]
+    for first, second in pairs:
+        second["account"] = dict(first["account"])  # another order, the same IMEI
+
+    async def post(body: dict[str, object]) -> httpx.Response:
+        return await stack.api.post("/v1/orders", json=body, headers=stack.website)
+
+    answers = await asyncio.gather(*(post(body) for pair in pairs for body in pair))
+    for i in range(0, len(answers), 2):
+        pair = answers[i : i + 2]
+        assert sorted(a.status_code for a in pair) == [202, 409], [a.text for a in pair]
+        refused = next(a for a in pair if a.status_code == 409)
+        assert refused.headers["content-type"].startswith("application/problem+json")
+    async with stack.sessions() as session:
+        for first, _ in pairs:
+            imei = first["account"]["imei"]
+            assert len((await session.exec(select(Order).where(Order.imei == imei))).all()) == 1
+    for answer in answers:
+        if answer.status_code == 202:
+            assert (await finished(stack, answer.json()["order_id"]))["status"] == "completed"
