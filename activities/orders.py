@@ -1,5 +1,6 @@
 """Billing-side steps of the MVNO order: create the account, then complete or roll back the order."""
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select, update
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -7,6 +8,7 @@ from temporalio.exceptions import ApplicationError
 from billing.credentials import new_sip_password
 from billing.db import SessionMaker, transaction
 from billing.models import Account, AccountStatus, Customer, Order, OrderStatus, utcnow
+from billing.uniqueness import imei_taken
 from contracts.orders import (
     ORDER_NOT_FOUND,
     CompletedOrder,
@@ -14,6 +16,7 @@ from contracts.orders import (
     FailOrderInput,
     OrderAccount,
     OrderRef,
+    order_origin,
 )
 
 # The ApplicationError type when an order's account id or IMEI is taken by another account.
@@ -27,7 +30,16 @@ class OrderActivities:
     @activity.defn(name="create_order_account")
     async def create_order_account(self, ref: OrderRef) -> OrderAccount:
         """Create the order's billing account (pending until the CMMS has it); safe to repeat."""
-        origin = f"order:{ref.order_id}"
+        try:
+            return await self._create_order_account(ref)
+        except IntegrityError as err:
+            if not imei_taken(err):
+                raise
+            # A live account took the IMEI after the check above (the database holds the rule).
+            raise ApplicationError("the IMEI is already in use", type=ACCOUNT_CONFLICT, non_retryable=True) from None
+
+    async def _create_order_account(self, ref: OrderRef) -> OrderAccount:
+        origin = order_origin(ref.order_id)
         # The order and both checks in one query: the fewer statements, the shorter SQLite's write lock is held.
         account_creator = select(Account.created_by).where(Account.account_id == Order.account_id)
         imei_holder = select(Account.account_id).where(
@@ -92,7 +104,7 @@ class OrderActivities:
     @activity.defn(name="fail_order")
     async def fail_order(self, failure: FailOrderInput) -> None:
         """Roll back: the account never went live, so it is deleted; the order keeps the reason."""
-        origin = f"order:{failure.order_id}"
+        origin = order_origin(failure.order_id)
         async with transaction(self._sessions) as session:
             order = await session.get_one(Order, failure.order_id, with_for_update=True)
             account = await session.get(Account, order.account_id, with_for_update=True)

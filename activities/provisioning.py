@@ -1,17 +1,18 @@
 """The CMMS step every use case shares: make the CMMS hold what billing says, and record the outcome."""
 
+import logging
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlmodel import col, update
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from billing.db import SessionMaker, snapshot, transaction
 from billing.messaging import MESSAGING, messaging_state
 from billing.models import Account, AccountStatus, ProvisioningState, Wallet, utcnow
 from billing.provisioning import desired_state
-from cmms.client import CmmsClient, CmmsRejected, CmmsUnavailable
+from cmms.client import CmmsClient, CmmsMisconfigured, CmmsRejected, CmmsUnavailable
 from contracts.provisioning import (
     ACCOUNT_NOT_FOUND,
     CMMS_MAX_RETRY_INTERVAL,
@@ -51,9 +52,16 @@ class ProvisioningActivities:
                 return ProvisionAccountResult(account_id=request.account_id, cmms_version=None, removed=True)
             record = await self._cmms.upsert_account(request.account_id, desired.record)
         except CmmsUnavailable as err:
-            await self._record(request.account_id, ProvisioningState.retry, f"CMMS unavailable, retrying: {err}")
+            reason = _unavailable(err)
+            await self._record(request.account_id, ProvisioningState.retry, reason)
             delay = min(timedelta(seconds=err.retry_after), CMMS_MAX_RETRY_INTERVAL) if err.retry_after else None
-            raise ApplicationError(str(err), type="CmmsUnavailable", next_retry_delay=delay) from err
+            # Benign: the SDK then logs the failure at debug, so the line above is the one per retry.
+            raise ApplicationError(
+                reason,
+                type=type(err).__name__,
+                next_retry_delay=delay,
+                category=ApplicationErrorCategory.BENIGN,
+            ) from err
         except CmmsRejected as err:
             await self._record(request.account_id, ProvisioningState.failed, f"CMMS rejected the account: {err}")
             raise ApplicationError(f"CMMS rejected the account: {err}", type=CMMS_REJECTED, non_retryable=True) from err
@@ -91,6 +99,26 @@ class ProvisioningActivities:
             if messaging is not None:  # what the CMMS confirmed, shown on the wallet (use case 4)
                 wallet = (col(Wallet.account_id) == account_id) & (col(Wallet.service) == MESSAGING)
                 await session.exec(update(Wallet).where(wallet).values(messaging_state=messaging_state(messaging)))
+
+
+def _unavailable(err: CmmsUnavailable) -> str:
+    """Log and count one failed try at an unavailable CMMS; returns the reason, in words.
+
+    One line a try, without a traceback. A CMMS that refuses us (a rotated token, a wrong URL) is an
+    error: it will not pass by itself, so it is what operations alert on (the log line, and the
+    `cmms_unavailable` counter with `kind="misconfigured"`); a passing outage is a warning."""
+    misconfigured = isinstance(err, CmmsMisconfigured)
+    if misconfigured:
+        reason = f"CMMS refuses our requests (check CMMS_TOKEN and CMMS_URL), retrying: {err}"
+    else:
+        reason = f"CMMS unavailable, retrying: {err}"
+    activity.logger.log(logging.ERROR if misconfigured else logging.WARNING, "%s", reason)
+    counter = activity.metric_meter().create_counter(
+        "cmms_unavailable", "Failed tries at the CMMS that will be retried, by kind and HTTP status"
+    )
+    kind = "misconfigured" if misconfigured else "outage"
+    counter.add(1, {"kind": kind, "status": str(err.status) if err.status is not None else "none"})
+    return reason
 
 
 def _as_of(requested: datetime | None) -> datetime:

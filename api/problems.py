@@ -1,17 +1,29 @@
 """RFC 9457 problem details: every error the API answers, in one shape and one place."""
 
+import logging
+import uuid
 from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.service import RPCError
 
+from billing.uniqueness import broken_rule, imei_taken
+from core.temporal import is_transient
 from services.errors import Conflict, Invalid, NotFound, ServiceError
 
 PROBLEM_JSON = "application/problem+json"
+# How long a client is asked to wait before repeating a request that met an unavailable dependency.
+RETRY_AFTER_SECONDS = "5"
+# SQLAlchemy's errors that say the billing database could not be reached or used just now (refused,
+# dropped, locked, out of pooled connections), as opposed to a statement it refused.
+_DATABASE_UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)
+
+log = logging.getLogger(__name__)
 
 
 class Problem(Exception):
@@ -73,15 +85,57 @@ async def _on_http(_: Request, exc: Exception) -> JSONResponse:
     return problem_response(status, HTTPStatus(status).phrase, detail, dict(exc.headers or {}) or None)
 
 
-async def _on_temporal_unavailable(_: Request, exc: Exception) -> JSONResponse:
-    # The request was valid and what it stored is kept: repeating it later completes it.
-    detail = "the provisioning engine (Temporal) is unavailable; repeat the request shortly"
-    return problem_response(503, "Service Unavailable", detail, {"Retry-After": "5"})
+async def _on_temporal_error(request: Request, exc: Exception) -> JSONResponse:
+    if is_transient(exc):
+        # The request was valid and what it stored is kept: repeating it later completes it.
+        detail = "the provisioning engine (Temporal) is unavailable; repeat the request shortly"
+        return problem_response(503, "Service Unavailable", detail, {"Retry-After": RETRY_AFTER_SECONDS})
+    # Repeating would fail the same way: an operator must look, and the id finds the log line.
+    error_id = uuid.uuid4().hex
+    if isinstance(exc, RPCError):
+        log.error(
+            "%s %s: Temporal refused the call (%s: %s) error_id=%s",
+            request.method,
+            request.url.path,
+            exc.status.name,
+            exc.message,
+            error_id,
+        )
+        detail = f"the provisioning engine (Temporal) refused the request; quote error id {error_id} to support"
+    else:
+        log.exception("%s %s: failed error_id=%s", request.method, request.url.path, error_id)
+        detail = f"the request failed; quote error id {error_id} to support"
+    return problem_response(500, "Internal Server Error", detail, error_id=error_id)
+
+
+async def _on_integrity_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, sa_exc.IntegrityError)
+    if imei_taken(exc):  # lost a race to another request for the same IMEI
+        return problem_response(409, "Conflict", "the IMEI is already in use")
+    error_id = uuid.uuid4().hex
+    # The rule's name only: the statement's parameters are the caller's data.
+    rule = broken_rule(exc)
+    log.error("%s %s: a write broke a database rule (%s) error_id=%s", request.method, request.url.path, rule, error_id)
+    detail = f"the request could not be stored; quote error id {error_id} to support"
+    return problem_response(500, "Internal Server Error", detail, error_id=error_id)
+
+
+async def _on_database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    # The driver's class only: its message can name the host, and never helps the caller.
+    cause = getattr(exc, "orig", None) or exc
+    log.warning("%s %s: billing database unavailable (%s)", request.method, request.url.path, type(cause).__name__)
+    detail = "the billing database is unavailable; repeat the request shortly"
+    return problem_response(503, "Service Unavailable", detail, {"Retry-After": RETRY_AFTER_SECONDS})
 
 
 def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Problem, _on_problem)
     app.add_exception_handler(ServiceError, _on_refusal)
-    app.add_exception_handler(RPCError, _on_temporal_unavailable)
+    app.add_exception_handler(RPCError, _on_temporal_error)
+    # A lazily connected client that cannot reach Temporal for its first call raises a RuntimeError.
+    app.add_exception_handler(RuntimeError, _on_temporal_error)
+    app.add_exception_handler(sa_exc.IntegrityError, _on_integrity_error)
+    for error in _DATABASE_UNAVAILABLE:
+        app.add_exception_handler(error, _on_database_unavailable)
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(StarletteHTTPException, _on_http)

@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from sqlalchemy import JSON, Column, DateTime, Dialect, Index, String, TypeDecorator, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Dialect, Index, String, TypeDecorator, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from billing.encrypted import EncryptedString
@@ -141,7 +141,22 @@ class Product(SQLModel, table=True):
     created_at: datetime = _created()
 
 
+# Two live accounts never share an IMEI, and two orders in flight never provision one: the database
+# holds it, whatever requests race (a terminated account's IMEI stays on record, free for another).
+LIVE_ACCOUNT_IMEI = "ix_account_live_imei"
+LIVE_ACCOUNT = "status <> 'terminated'"
+OPEN_ORDER_IMEI = "ix_orders_open_imei"
+OPEN_ORDER = "status IN ('accepted', 'provisioning')"
+
+
+def _unique_where(name: str, column: str, condition: str) -> Index:
+    """A partial unique index, the same on PostgreSQL and SQLite."""
+    return Index(name, column, unique=True, postgresql_where=text(condition), sqlite_where=text(condition))
+
+
 class Account(SQLModel, table=True):
+    __table_args__ = (_unique_where(LIVE_ACCOUNT_IMEI, "imei", LIVE_ACCOUNT),)
+
     account_id: str = Field(primary_key=True, max_length=64)
     customer_id: str = Field(foreign_key="customer.customer_id", index=True)
     product_id: str = Field(foreign_key="product.product_id", index=True)
@@ -162,7 +177,7 @@ class Account(SQLModel, table=True):
 
 class Order(SQLModel, table=True):
     __tablename__ = "orders"
-    __table_args__ = (Index("ix_orders_status", "status"),)
+    __table_args__ = (Index("ix_orders_status", "status"), _unique_where(OPEN_ORDER_IMEI, "imei", OPEN_ORDER))
 
     order_id: str = Field(primary_key=True, max_length=64)
     customer_id: str = Field(foreign_key="customer.customer_id", index=True)

@@ -1,8 +1,11 @@
 """An async client for the CMMS provisioning API (`/api/v1/accounts`).
 
 Errors come in two kinds, so a caller (a Temporal activity) knows whether to retry:
-`CmmsUnavailable` (5xx, 408, 429, timeouts, connection errors) and `CmmsRejected` (any other 4xx).
-Neither ever carries the account's password or the bearer token.
+`CmmsRejected` is a business refusal (400, 409, 422: an IMEI the CMMS gives to another account, a
+profile it does not know), final; `CmmsUnavailable` is everything else, retried: an outage (5xx, 408,
+429, timeouts, connection errors) or, as its `CmmsMisconfigured` kind, a CMMS that answers but will
+not serve us (401/403: a rotated token; a 404 on a write: a wrong URL), which an operator must fix.
+None ever carries the account's password or the bearer token.
 """
 
 import math
@@ -21,6 +24,8 @@ from contracts.cmms import CmmsAccount, CmmsPage, CmmsRecord
 # Sized for about 100 provisioning calls in flight from one worker.
 _LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100)
 _REASON_MAX = 300
+# The CMMS understood the request and refuses it for a reason of its own: the order cannot succeed.
+_REFUSALS = frozenset({400, 409, 422})
 # 408 and 429 are 4xx by number but say "try again later".
 _RETRYABLE_4XX = frozenset({408, 429})
 _LIST_PATH = "/api/v1/accounts"
@@ -39,8 +44,14 @@ class CmmsUnavailable(CmmsError):
         self.retry_after = retry_after
 
 
+class CmmsMisconfigured(CmmsUnavailable):
+    """Retryable, but no passing outage: the CMMS answers and will not serve us (a rotated token, a
+    wrong URL, an API it does not have). Nothing about the account is wrong, so nothing is given up;
+    an operator must act."""
+
+
 class CmmsRejected(CmmsError):
-    """Permanent: the CMMS refused the request (bad profile, IMEI taken, bad token, ...)."""
+    """Permanent: the CMMS refused the request for a business reason (unknown profile, IMEI taken)."""
 
     def __init__(self, message: str, *, status: int, reason: str) -> None:
         super().__init__(message)
@@ -137,9 +148,11 @@ class CmmsClient:
         status = response.status_code
         reason = self._scrub(_reason(response), secrets)
         message = f"CMMS {method} {response.request.url.path}: {status} {reason}"
+        if status in _REFUSALS:
+            return CmmsRejected(message, status=status, reason=reason)
         if status >= 500 or status in _RETRYABLE_4XX:
             return CmmsUnavailable(message, status=status, retry_after=_retry_after(response))
-        return CmmsRejected(message, status=status, reason=reason)
+        return CmmsMisconfigured(message, status=status, retry_after=_retry_after(response))
 
     def _scrub(self, text: str, secrets: tuple[str, ...]) -> str:
         """Remove the token and the password from a text that came from outside."""

@@ -11,6 +11,11 @@ def order_workflow_id(order_id: str) -> str:
     return f"order-{order_id}"
 
 
+def order_origin(order_id: str) -> str:
+    """What an account created by the order records in `created_by`."""
+    return f"order:{order_id}"
+
+
 class MvnoOrderInput(BaseModel):
     order_id: str
 

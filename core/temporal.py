@@ -19,6 +19,29 @@ from core.settings import Settings
 
 T = TypeVar("T")
 
+# Temporal's answers that pass by themselves (server down, overloaded, slow): repeat the call later.
+# Any other status (an invalid argument, a namespace or permission missing) is a fault to fix.
+_TRANSIENT = frozenset(
+    {
+        RPCStatusCode.UNAVAILABLE,
+        RPCStatusCode.DEADLINE_EXCEEDED,
+        RPCStatusCode.RESOURCE_EXHAUSTED,
+        RPCStatusCode.ABORTED,
+    }
+)
+
+
+# What a client made with `lazy=True` raises when it cannot reach the server for its first call.
+_CONNECT_FAILED = "Failed client connect"
+
+
+def is_transient(err: BaseException) -> bool:
+    """Whether repeating the call later can succeed without anyone changing anything: Temporal could
+    not be reached, was overloaded or did not answer in time (as opposed to refusing the call)."""
+    if isinstance(err, RPCError):
+        return err.status in _TRANSIENT
+    return isinstance(err, RuntimeError) and str(err).startswith(_CONNECT_FAILED)
+
 
 def data_converter(settings: Settings) -> DataConverter:
     """Pydantic models as JSON, then encrypted (`core.codec`); failures' messages and stack traces
@@ -54,19 +77,6 @@ async def connect(
         runtime=runtime,
         lazy=lazy,
     )
-
-
-# What a client made with `lazy=True` raises when it cannot reach the server for its first call.
-_CONNECT_FAILED = "Failed client connect"
-_AWAY = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED}
-
-
-def unreachable(err: BaseException) -> bool:
-    """Whether `err` says Temporal could not be reached (or did not answer in time), as opposed to a
-    refusal of the call itself."""
-    if isinstance(err, RPCError):
-        return err.status in _AWAY
-    return isinstance(err, RuntimeError) and str(err).startswith(_CONNECT_FAILED)
 
 
 async def result_once_started(client: Client, workflow_id: str, result_type: type[T]) -> T:

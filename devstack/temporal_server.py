@@ -19,10 +19,17 @@ def test_server_path() -> Path:
 
 
 def dev_server_args(
-    *, host: str, port: int, ui_port: int | None, db_file: Path | None, codec_endpoint: str | None = None
+    *,
+    host: str,
+    port: int,
+    ui_port: int | None,
+    db_file: Path | None,
+    codec_endpoint: str | None = None,
+    search_attributes: bool = True,
 ) -> list[str]:
     """Arguments to `temporal server start-dev`: file-backed SQLite with WAL when `db_file` is given;
-    the UI decodes payloads through the codec server at `codec_endpoint` when given."""
+    the UI decodes payloads through the codec server at `codec_endpoint` when given; without the
+    service's search attributes when `search_attributes` is False (a misconfigured server)."""
     args = ["server", "start-dev", "--ip", host, "--port", str(port), "--log-level", "error"]
     args += ["--ui-port", str(ui_port)] if ui_port else ["--headless"]
     if ui_port and codec_endpoint:
@@ -31,7 +38,7 @@ def dev_server_args(
         # WAL and synchronous=normal more than double the server's throughput on SQLite (anchors.md).
         args += ["--db-filename", str(db_file), "--sqlite-pragma", "journal_mode=wal"]
         args += ["--sqlite-pragma", "synchronous=normal"]
-    for key in ALL_KEYS:  # the ops search attributes, registered as the server starts
+    for key in ALL_KEYS if search_attributes else ():  # the ops search attributes, registered at start
         args += ["--search-attribute", f"{key.name}={key.indexed_value_type.name.title()}"]
     return args
 

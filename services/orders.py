@@ -20,7 +20,8 @@ from sqlmodel.sql.expression import SelectOfScalar
 from billing.credentials import new_account_id
 from billing.db import snapshot
 from billing.models import Account, AccountStatus, Customer, Order, OrderStatus, OutboxKind, Product, ProvisioningState
-from contracts.orders import order_workflow_id
+from billing.uniqueness import imei_taken
+from contracts.orders import order_origin, order_workflow_id
 from core.settings import Settings
 from services.errors import Conflict, unknown_reference
 from services.outbox import Outbox
@@ -69,8 +70,12 @@ async def submit_order(outbox: Outbox, settings: Settings, request: OrderRequest
                 tx.session.add(order)
                 tx.tell(OutboxKind.order, order.order_id)
                 created = True
-    except IntegrityError:  # the same order_id, submitted concurrently: answered as a repeat below
-        created = False
+    except IntegrityError as err:
+        if not await _exists(outbox, request.order_id):
+            if imei_taken(err):  # another order for the IMEI, admitted since the lookup: the database decides
+                raise Conflict(f"IMEI {request.imei} is already in use") from None
+            raise
+        created = False  # the same order_id, submitted concurrently: answered as a repeat below
     if created:  # as just written: its account does not exist yet
         return OrderView(order, None, None), True
     view = await get_order(outbox, request.order_id)
@@ -80,13 +85,25 @@ async def submit_order(outbox: Outbox, settings: Settings, request: OrderRequest
 
 
 async def get_order(outbox: Outbox, order_id: str) -> OrderView:
+    """The order with its own outcome: the account's provisioning state only while the account is the one
+    this order created (a failed order's account id is free for a corrected order to reuse)."""
     async with snapshot(outbox.sessions) as session:
         order = await get(session, Order, order_id, "order")
         account = await session.get(Account, order.account_id)
+    if account is not None and account.created_by != order_origin(order.order_id):
+        account = None
     error = order.error
-    if error is None and account is not None and account.provisioning_state == ProvisioningState.retry:
+    if order.status == OrderStatus.failed:
+        return OrderView(order, ProvisioningState.failed, error)
+    state = account.provisioning_state if account else None
+    if error is None and account is not None and state == ProvisioningState.retry:
         error = account.last_error
-    return OrderView(order, account.provisioning_state if account else None, error)
+    return OrderView(order, state, error)
+
+
+async def _exists(outbox: Outbox, order_id: str) -> bool:
+    async with snapshot(outbox.sessions) as session:
+        return await session.get(Order, order_id) is not None
 
 
 class _Lookup(NamedTuple):

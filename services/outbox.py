@@ -31,7 +31,7 @@ from temporalio.service import RPCError
 from billing.db import SessionMaker, snapshot, transaction
 from billing.models import Order, OrderStatus, OutboxKind, OutboxRecord, utcnow
 from core.settings import Settings
-from core.temporal import unreachable
+from core.temporal import is_transient
 from services import delivery
 
 log = logging.getLogger(__name__)
@@ -189,7 +189,7 @@ class Outbox:
         try:
             await self._tell(record)
         except Exception as err:
-            if unreachable(err):
+            if is_transient(err):
                 return AWAY
             if isinstance(err, RPCError):
                 log.error(

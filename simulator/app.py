@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from simulator import app_side, control, device, provisioning, sms
-from simulator.deps import SimState
+from simulator.deps import BearerToken, SimState
 from simulator.faults import Faults
 from simulator.settings import SimulatorSettings
 from simulator.stats import Stats
@@ -28,7 +28,8 @@ def create_app(settings: SimulatorSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = Store(settings.cmms_sim_state)
-        app.state.sim = SimState(settings=settings, store=store, faults=Faults(), stats=Stats())
+        token = BearerToken(settings.cmms_token.get_secret_value())
+        app.state.sim = SimState(settings=settings, store=store, faults=Faults(), stats=Stats(), token=token)
         try:
             yield
         finally:

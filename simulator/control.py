@@ -1,4 +1,5 @@
-"""The test tool: `/_sim/faults`, `/_sim/stats` and `/_sim/accounts` (no auth; the simulator listens on loopback)."""
+"""The test tool: `/_sim/faults`, `/_sim/stats`, `/_sim/accounts` and `/_sim/token` (no auth; the
+simulator listens on loopback)."""
 
 from datetime import UTC, datetime
 from typing import Annotated
@@ -30,6 +31,14 @@ class RawAccount(BaseModel):
     messaging_enabled: bool = True
     blocked: bool = False
     version: int | None = Field(default=None, ge=0)
+
+
+class TokenRotation(BaseModel):
+    """`PUT /_sim/token`: the provisioning API's new bearer token."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    token: str = Field(min_length=1, max_length=512)
 
 
 @router.put("/faults")
@@ -93,4 +102,11 @@ async def get_stats(sim: SimDep) -> StatsView:
 async def reset_stats(sim: SimDep) -> Response:
     """Start counting afresh."""
     sim.stats.reset()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.put("/token", status_code=status.HTTP_204_NO_CONTENT)
+async def rotate_token(rotation: TokenRotation, sim: SimDep) -> Response:
+    """Rotate the bearer token, as the CMMS's operators would: the old one is refused (401) from now on."""
+    sim.token.value = rotation.token
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -14,6 +14,14 @@ from simulator.stats import Stats
 from simulator.store import Store
 
 
+class BearerToken:
+    """The token the provisioning API accepts: CMMS_TOKEN at start, replaced by `PUT /_sim/token`
+    (the CMMS's operators rotating it)."""
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+
 @dataclass(frozen=True)
 class SimState:
     """Everything one simulator process holds, kept on `app.state.sim`."""
@@ -22,6 +30,7 @@ class SimState:
     store: Store
     faults: Faults
     stats: Stats
+    token: BearerToken
 
 
 def get_sim(request: Request) -> SimState:
@@ -36,8 +45,8 @@ _bearer = HTTPBearer(auto_error=False)
 
 
 def require_token(sim: SimDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
-    """401 unless the request carries `Authorization: Bearer <CMMS_TOKEN>`."""
-    expected = sim.settings.cmms_token.get_secret_value().encode()
+    """401 unless the request carries `Authorization: Bearer <the current token>`."""
+    expected = sim.token.value.encode()
     given = credentials.credentials.encode() if credentials else b""
     # Constant-time, so the token cannot be guessed byte by byte from response times.
     if not hmac.compare_digest(given, expected):

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from cmms.client import CmmsClient, CmmsError, CmmsRejected, CmmsUnavailable
+from cmms.client import CmmsClient, CmmsError, CmmsMisconfigured, CmmsRejected, CmmsUnavailable
 from contracts.cmms import CmmsAccount, password_digest
 from tests.support.net import free_port
 from tests.support.simulator import SimulatorProcess, running_simulator
@@ -107,13 +107,52 @@ async def test_a_validation_error_names_the_field_not_the_input(client: CmmsClie
     assert_no_secrets(caught.value, PASSWORD, sim.token)
 
 
-async def test_a_wrong_token_is_rejected_without_showing_it(sim: SimulatorProcess) -> None:
+async def test_a_wrong_token_is_misconfigured_not_refused_and_not_shown(sim: SimulatorProcess) -> None:
     wrong = "tok-wrong-Yy7-secret"
     async with CmmsClient(sim.base_url, wrong) as cmms:
-        with pytest.raises(CmmsRejected) as caught:
+        with pytest.raises(CmmsMisconfigured) as caught:
             await cmms.get_account("4917600999999")
     assert caught.value.status == 401
+    assert isinstance(caught.value, CmmsUnavailable)  # retried, never a reason to give an order up
     assert_no_secrets(caught.value, wrong, sim.token)
+
+
+async def test_a_rotated_token_is_misconfigured_until_the_client_has_the_new_one(sim: SimulatorProcess) -> None:
+    account_id, imei = new_ids()
+    old, new = sim.token, "tok-rotated-Qq3-secret"
+    await sim.rotate_token(new)
+    try:
+        async with CmmsClient(sim.base_url, old) as stale:
+            with pytest.raises(CmmsMisconfigured) as caught:
+                await stale.upsert_account(account_id, account(imei))
+        assert caught.value.status == 401
+        assert_no_secrets(caught.value, PASSWORD, old, new)
+        async with CmmsClient(sim.base_url, new) as current:
+            assert (await current.upsert_account(account_id, account(imei))).version == 1
+    finally:
+        await sim.rotate_token(old)
+
+
+async def test_a_404_on_a_write_is_misconfigured_but_on_a_read_means_absent(sim: SimulatorProcess) -> None:
+    account_id, imei = new_ids()
+    # A wrong CMMS_URL (one path segment too many): every call lands on a route the CMMS does not have.
+    async with CmmsClient(f"{sim.base_url}/wrong-prefix", sim.token) as misplaced:
+        with pytest.raises(CmmsMisconfigured) as caught:
+            await misplaced.upsert_account(account_id, account(imei))
+    assert caught.value.status == 404
+    async with sim.client() as cmms:
+        assert await cmms.get_account(account_id) is None
+        assert await cmms.delete_account(account_id) is False
+
+
+async def test_a_forbidden_answer_is_misconfigured() -> None:
+    def forbidden(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(403, json={"detail": "token lacks the provisioning scope"})
+
+    async with mock_client(httpx.MockTransport(forbidden)) as cmms:
+        with pytest.raises(CmmsMisconfigured) as caught:
+            await cmms.upsert_account("4917600999990", account(None))
+    assert caught.value.status == 403 and "provisioning scope" in str(caught.value)
 
 
 async def test_an_outage_is_unavailable_with_retry_after(client: CmmsClient, sim: SimulatorProcess) -> None:
@@ -262,6 +301,7 @@ async def test_list_accounts_classifies_every_status_as_a_read_does(status: int)
 
 def test_every_error_is_a_cmms_error() -> None:
     assert issubclass(CmmsUnavailable, CmmsError) and issubclass(CmmsRejected, CmmsError)
+    assert issubclass(CmmsMisconfigured, CmmsUnavailable)
 
 
 async def test_a_rate_limit_holds_in_every_second(tmp_path: Path) -> None:

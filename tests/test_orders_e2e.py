@@ -4,6 +4,7 @@ import asyncio
 import json
 import time
 
+import httpx
 from sqlmodel import select
 
 from billing.models import Account, Order
@@ -133,6 +134,26 @@ async def test_a_cmms_rejection_fails_the_order_and_leaves_no_account(stack: Sta
     assert await stack.sim.get_record(order["account_id"]) is None
 
 
+async def test_a_failed_order_still_reads_failed_once_a_corrected_order_reuses_its_account_id(stack: Stack) -> None:
+    catalog = await seed_catalog(stack)
+    account_id = f"reuse-{time.time_ns()}"
+    refused = order_body(catalog, account_id=account_id)
+    squatter = {"password": "Squatter-Secret-2", "imei": refused["account"]["imei"], "profile": "Residential"}
+    squatter |= {"domain": "x.example"}
+    put = await stack.sim.http.put(f"/api/v1/accounts/squat-{time.time_ns()}", json=squatter, headers=stack.sim.auth)
+    assert put.status_code == 201
+    await submit(stack, refused)
+    failed = await finished(stack, refused["order_id"])
+    assert failed["status"] == "failed" and failed["provisioning_state"] == "failed"
+
+    corrected = order_body(catalog, account_id=account_id)  # the account id the failed order freed
+    await submit(stack, corrected)
+    assert (await finished(stack, corrected["order_id"]))["provisioning_state"] == "ok"
+    again = (await stack.api.get(f"/v1/orders/{refused['order_id']}", headers=stack.website)).json()
+    assert again["status"] == "failed" and again["provisioning_state"] == "failed"
+    assert again["error"] == failed["error"] and "imei" in again["error"].lower()
+
+
 async def test_a_customer_change_during_provisioning_still_reaches_the_new_account(
     stack: Stack, faulty_sim: SimulatorProcess
 ) -> None:
@@ -154,3 +175,27 @@ async def test_a_customer_change_during_provisioning_still_reaches_the_new_accou
             break
         await asyncio.sleep(0.1)
     assert record is not None and record.profile == "Business" and record.version == 2
+
+
+async def test_concurrent_orders_for_one_imei_admit_exactly_one(stack: Stack) -> None:
+    catalog = await seed_catalog(stack)
+    pairs = [(order_body(catalog), order_body(catalog)) for _ in range(20)]
+    for first, second in pairs:
+        second["account"] = dict(first["account"])  # another order, the same IMEI
+
+    async def post(body: dict[str, object]) -> httpx.Response:
+        return await stack.api.post("/v1/orders", json=body, headers=stack.website)
+
+    answers = await asyncio.gather(*(post(body) for pair in pairs for body in pair))
+    for i in range(0, len(answers), 2):
+        pair = answers[i : i + 2]
+        assert sorted(a.status_code for a in pair) == [202, 409], [a.text for a in pair]
+        refused = next(a for a in pair if a.status_code == 409)
+        assert refused.headers["content-type"].startswith("application/problem+json")
+    async with stack.sessions() as session:
+        for first, _ in pairs:
+            imei = first["account"]["imei"]
+            assert len((await session.exec(select(Order).where(Order.imei == imei))).all()) == 1
+    for answer in answers:
+        if answer.status_code == 202:
+            assert (await finished(stack, answer.json()["order_id"]))["status"] == "completed"

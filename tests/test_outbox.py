@@ -18,7 +18,6 @@ from billing.models import Account, AccountStatus, OutboxKind, OutboxRecord, utc
 from contracts.provisioning import account_workflow_id
 from contracts.search_attributes import ORDER_ID
 from core.temporal import connect
-from devstack.temporal_server import cli_path, dev_server_args, wait_until_listening
 from services.outbox import AWAY, Outbox
 from tests.conftest import sqlite_database
 from tests.support.catalog import new_id, order_body, seed_catalog
@@ -28,6 +27,7 @@ from tests.support.net import free_port
 from tests.support.orders import finished, store_order, submit
 from tests.support.simulator import SimulatorProcess
 from tests.support.stack import ADMIN_KEY, Stack, running_stack, serving_api, stack_settings
+from tests.support.temporal_server import OwnTemporalServer
 
 
 @pytest.fixture(scope="module")
@@ -104,27 +104,6 @@ async def _two_relays(dev_server: str, sim: SimulatorProcess, database: str) -> 
             await client.get_workflow_handle(account_workflow_id(target)).terminate("test over")
         for engine in engines:
             await engine.dispose()
-
-
-class OwnTemporalServer:
-    """A dev server of its own, its state in a file: stopped and started again, it remembers it all."""
-
-    def __init__(self, db_file: Path) -> None:
-        self.port = free_port()
-        self.address = f"127.0.0.1:{self.port}"
-        self._args = dev_server_args(host="127.0.0.1", port=self.port, ui_port=None, db_file=db_file)
-        self._process: asyncio.subprocess.Process | None = None
-
-    async def start(self) -> None:
-        self._process = await asyncio.create_subprocess_exec(
-            str(cli_path()), *self._args, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
-        )
-        await wait_until_listening(self.port, seconds=30)
-
-    async def stop(self) -> None:
-        if self._process is not None and self._process.returncode is None:
-            self._process.terminate()
-            await self._process.wait()
 
 
 async def test_the_api_starts_and_takes_changes_while_temporal_is_unreachable(

@@ -146,6 +146,13 @@ class SimulatorProcess:
         """`DELETE /_sim/faults`."""
         (await self.http.delete("/_sim/faults")).raise_for_status()
 
+    async def rotate_token(self, token: str) -> None:
+        """`PUT /_sim/token`: from now on the provisioning API accepts `token` only (kept on a restart
+        of this process too)."""
+        (await self.http.put("/_sim/token", json={"token": token})).raise_for_status()
+        self.token = token
+        self._env["CMMS_TOKEN"] = token
+
     async def stats(self) -> dict[str, Any]:
         """`GET /_sim/stats`."""
         response = await self.http.get("/_sim/stats")

@@ -17,7 +17,7 @@ from api.app import create_app
 from billing.db import SessionMaker, make_engine, make_sessionmaker
 from cmms.client import CmmsClient
 from core.settings import Settings
-from core.temporal import connect
+from core.temporal import connect, metrics_runtime
 from tests.support.net import free_port
 from tests.support.simulator import SimulatorProcess
 from worker import build_workers
@@ -40,6 +40,7 @@ def stack_settings(temporal_address: str, database_url: str, sim: SimulatorProce
         "cmms_url": sim.base_url,
         "cmms_token": sim.token,
         "cmms_timeout_seconds": 5.0,
+        "worker_metrics_port": 0,  # a test that reads the worker's metrics picks a free port
     }
     return Settings(_env_file=None, **(values | overrides))
 
@@ -91,8 +92,9 @@ def serving_api(settings: Settings) -> AbstractAsyncContextManager[str]:
 
 @asynccontextmanager
 async def running_worker(settings: Settings) -> AsyncIterator[None]:
+    """The worker, exporting its metrics on the settings' `worker_metrics_port` when it is not 0."""
     engine = make_engine(settings.database_url)
-    client = await connect(settings)
+    client = await connect(settings, runtime=metrics_runtime(settings))
     async with (
         CmmsClient(
             settings.cmms_url,
