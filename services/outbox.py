@@ -192,8 +192,14 @@ class Outbox:
             if is_transient(err):
                 return AWAY
             if isinstance(err, RPCError):
+                # Tried again all the same (the change must not be lost) until an operator fixes the cause.
                 log.error(
-                    "outbox record %s (%s %s) refused by Temporal: %s", record.id, record.kind, record.target, err
+                    "%s %s: Temporal refuses it (%s: %s); outbox record %s kept",
+                    record.kind.value,
+                    record.target,
+                    err.status.name,
+                    err.message,
+                    record.id,
                 )
                 return err.status.name
             log.exception("outbox record %s (%s %s) could not be delivered", record.id, record.kind, record.target)

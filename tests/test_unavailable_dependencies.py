@@ -1,6 +1,7 @@
 """What the API answers when what it depends on fails: a problem document, 503 with `Retry-After`
 for what passes (the billing database or Temporal unreachable), 500 with an error id for what does not."""
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -78,13 +79,27 @@ async def test_an_unreachable_temporal_is_a_503_problem(sim: SimulatorProcess, t
 async def test_a_call_temporal_refuses_for_good_is_a_500_problem_with_an_error_id_in_the_log(
     sim: SimulatorProcess, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.ERROR, logger="api.problems")
+    caplog.set_level(logging.ERROR)
     # A server without the service's search attributes: every start naming them is an invalid argument.
     temporal = OwnTemporalServer(tmp_path / "temporal.db", search_attributes=False)
     await temporal.start()
     try:
         async with api_on(temporal, sim, tmp_path) as api:
             response = await api.post(RECONCILE, headers=ADMIN)
+            # An order is stored all the same (202), and the refusal to start it is logged as an error.
+            await api.post("/v1/products", json={"product_id": "p", "name": "P"}, headers=ADMIN)
+            await api.post("/v1/customer-classes", json={"customer_class_id": "c", "name": "C"}, headers=ADMIN)
+            customer = {"customer_id": "cu", "name": "Ada", "customer_class_id": "c"}
+            await api.post("/v1/customers", json=customer, headers=ADMIN)
+            order = order_body(Catalog(customer_id="cu", product_id="p"))
+            assert (await api.post("/v1/orders", json=order, headers=WEBSITE)).status_code == 202
+            refusal = f"order {order['order_id']}: Temporal refuses it (INVALID_ARGUMENT"
+            for _ in range(100):
+                if any(refusal in r.getMessage() and r.levelno == logging.ERROR for r in caplog.records):
+                    break
+                await asyncio.sleep(0.1)
+            else:
+                pytest.fail("the order's refused start was not logged as an error")
     finally:
         await temporal.stop()
     assert response.status_code == 500, response.text
