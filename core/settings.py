@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     api_keys: SecretStr = SecretStr(DEV_API_KEYS)
+    # The largest request body the API reads; larger ones are refused (413) before the key is checked.
+    api_max_body_bytes: int = Field(default=64 * 1024, gt=0)
 
     # CMMS (the simulator by default)
     cmms_url: str = "http://127.0.0.1:8100"
