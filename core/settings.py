@@ -52,6 +52,16 @@ class Settings(BaseSettings):
     temporal_namespace: str = "default"
     temporal_task_queue: str = "provisioning"
     temporal_ui_port: int = 8233
+    # A TLS cluster or Temporal Cloud. TLS is on when asked for, or when any of the files or the API
+    # key is given: the CA file to trust (the system's roots when unset), a client certificate and
+    # its key for mTLS (both or neither), the name the server's certificate carries when it is not
+    # the address's host, and a Temporal Cloud API key (sent as a bearer token, over TLS only).
+    temporal_tls: bool = False
+    temporal_tls_server_ca_cert_path: Path | None = None
+    temporal_tls_client_cert_path: Path | None = None
+    temporal_tls_client_key_path: Path | None = None
+    temporal_tls_server_name: str | None = None
+    temporal_api_key: SecretStr | None = None
 
     # Billing database: SQLite under var/ unless DATABASE_URL names another (postgresql+psycopg://…).
     database_url: str = f"sqlite:///{VAR_DIR}/billing.sqlite3"
@@ -163,6 +173,26 @@ class Settings(BaseSettings):
             except ValueError as err:
                 raise ValueError(f"{name}: {err}") from None
         return self
+
+    @model_validator(mode="after")
+    def _client_certificate_comes_with_its_key(self) -> "Settings":
+        if (self.temporal_tls_client_cert_path is None) != (self.temporal_tls_client_key_path is None):
+            raise ValueError("TEMPORAL_TLS_CLIENT_CERT_PATH and TEMPORAL_TLS_CLIENT_KEY_PATH go together")
+        return self
+
+    @property
+    def temporal_uses_tls(self) -> bool:
+        return (
+            self.temporal_tls
+            or self.temporal_api_key is not None
+            or any(
+                (
+                    self.temporal_tls_server_ca_cert_path,
+                    self.temporal_tls_client_cert_path,
+                    self.temporal_tls_server_name,
+                )
+            )
+        )
 
     @property
     def codec_server_origins(self) -> list[str]:
