@@ -1,7 +1,8 @@
 # One image for the API, the worker, the migrations and the CMMS simulator (see docker-compose.yml).
 FROM python:3.11-slim
 WORKDIR /app
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+# The image runs production: the development secrets are refused, the CMMS and SMS gateway must be named.
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 ENVIRONMENT=production
 COPY pyproject.toml README.md ./
 COPY core core
 COPY contracts contracts

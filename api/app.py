@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.auth import KeyRing
+from api.body_limit import install_body_limit
 from api.deps import AppState
 from api.metrics import install_metrics
 from api.problems import install_problem_handlers
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_problem_handlers(app)
+    install_body_limit(app, settings.api_max_body_bytes)
     install_metrics(app)  # Prometheus at /metrics (issue 6)
 
     @app.get("/healthz", tags=["health"])

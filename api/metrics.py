@@ -10,7 +10,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUESTS = Counter("api_requests_total", "HTTP requests answered", ["method", "route", "status"])
 LATENCY = Histogram("api_request_duration_seconds", "Time to answer an HTTP request", ["method", "route"])
-UNMATCHED = "<unmatched>"  # every path no route matched shares one label: no unbounded label values
+# Label values come from fixed sets only, so no request can create a new time series: a path no
+# route matched, and a method HTTP does not define, are counted under OTHER.
+OTHER = "other"
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def method_label(method: str) -> str:
+    return method if method in METHODS else OTHER
 
 
 class MetricsMiddleware:
@@ -36,9 +43,10 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_and_record)
         finally:
             route = scope.get("route")  # set by the router on the scope it was given
-            template = getattr(route, "path", UNMATCHED)
-            LATENCY.labels(scope["method"], template).observe(time.perf_counter() - started)
-            REQUESTS.labels(scope["method"], template, str(status)).inc()
+            template = getattr(route, "path", OTHER)
+            method = method_label(scope["method"])
+            LATENCY.labels(method, template).observe(time.perf_counter() - started)
+            REQUESTS.labels(method, template, str(status)).inc()
 
 
 def install_metrics(app: FastAPI) -> None:

@@ -28,6 +28,8 @@ class DecryptionError(ValueError):
 
 
 def _decode_key(kid: str, text: str) -> bytes:
+    # Whitespace is dropped and padding restored, as base64 readers do: one key, however it is spelt.
+    text = "".join(text.split())
     try:
         key = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError) as err:
@@ -35,6 +37,23 @@ def _decode_key(kid: str, text: str) -> bytes:
     if len(key) != 32:
         raise ValueError(f"key {kid!r} must be 32 bytes (AES-256), not {len(key)}")
     return key
+
+
+def key_material(spec: str) -> list[tuple[str, bytes]]:
+    """The `(kid, key bytes)` of a key ring `kid:key,kid:key`, in order; errors name the key id, never the key."""
+    keys: dict[str, bytes] = {}
+    for entry in (e.strip() for e in spec.split(",")):
+        if not entry:
+            continue
+        kid, sep, text = entry.partition(":")
+        if not sep or not _KID.match(kid):
+            raise ValueError("each key must be written `kid:base64-key`, kid of letters, digits, `_.-`")
+        if kid in keys:
+            raise ValueError(f"key id {kid!r} is listed twice")
+        keys[kid] = _decode_key(kid, text.strip())
+    if not keys:
+        raise ValueError("the key ring is empty")
+    return list(keys.items())
 
 
 @dataclass(frozen=True)
@@ -47,18 +66,7 @@ class KeyRing:
     @classmethod
     def parse(cls, spec: str) -> "KeyRing":
         """From `kid:key,kid:key`: the first key encrypts. Errors name the key id, never the key."""
-        keys: dict[str, AESGCM] = {}
-        for entry in (e.strip() for e in spec.split(",")):
-            if not entry:
-                continue
-            kid, sep, text = entry.partition(":")
-            if not sep or not _KID.match(kid):
-                raise ValueError("each key must be written `kid:base64-key`, kid of letters, digits, `_.-`")
-            if kid in keys:
-                raise ValueError(f"key id {kid!r} is listed twice")
-            keys[kid] = AESGCM(_decode_key(kid, text.strip()))
-        if not keys:
-            raise ValueError("the key ring is empty")
+        keys = {kid: AESGCM(key) for kid, key in key_material(spec)}
         return cls(current_kid=next(iter(keys)), keys=keys)
 
     def encrypt(self, plaintext: bytes, associated_data: bytes | None = None) -> tuple[str, bytes]:

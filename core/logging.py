@@ -31,12 +31,37 @@ CONTEXT_FIELDS = (
 )
 # Workflow id prefix → the business id it carries.
 _ID_PREFIXES = (("order-", "order_id"), ("account-", "account_id"), ("rollout-", "customer_id"))
-_SECRET = re.compile(r"(?i)\b(password|pass|pwd|text|token|code)=[^&\s\"]*")
+# A secret's name (alone or as a suffix: `sip_password`, `cmms_token`, `X-Api-Key`), quoted or not,
+# then `=` or `:`, then its value: a double- or single-quoted string with backslash escapes (JSON, a
+# dict's repr, a quoted logfmt value), or a bare word up to `&`, whitespace or a delimiter (a query
+# string, logfmt). The value goes whatever it holds; a quoted one keeps its quotes. An HTTP status
+# code is not a secret.
+_NAMES = r"(?:password|passwd|pwd|pass|secret|token|code|text|api[_-]?key|authorization)"
+_SECRET = re.compile(
+    rf"""(?ix)
+    (?P<key>(?<![\w-])(?<!status\s)(?!status[_-])(?:\w+[_-])?{_NAMES}(?![\w-])["']?\s*[=:]\s*)
+    (?:
+        "(?:[^"\\]|\\.)*"(?P<dq>)
+      | '(?:[^'\\]|\\.)*'(?P<sq>)
+      | (?:Bearer\s+)?[^&\s,;}}\])"']+
+    )
+    """
+)
+_BEARER = re.compile(r"(?i)\b(Bearer\s+)[^\s\"',;&]+")
+
+
+def _mask(match: re.Match[str]) -> str:
+    if match.group("dq") is not None:
+        return f'{match["key"]}"***"'
+    if match.group("sq") is not None:
+        return f"{match['key']}'***'"
+    return f"{match['key']}***"
 
 
 def redact(text: str) -> str:
-    """`password=...`, `text=...` (the SMS, with its code), `token=...`, `code=...` masked as `***`."""
-    return _SECRET.sub(r"\1=***", text)
+    """Mask the values of secrets (passwords, tokens, API keys, SMS texts and codes) as `***`, in query
+    strings, logfmt, JSON and Python reprs alike, and any `Bearer` credential."""
+    return _BEARER.sub(r"\1***", _SECRET.sub(_mask, text))
 
 
 def record_context(record: logging.LogRecord) -> dict[str, Any]:

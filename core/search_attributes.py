@@ -10,7 +10,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from contracts.search_attributes import ALL_KEYS
-from core.settings import Settings
+from core.settings import get_settings
 from core.temporal import connect, run_client_script
 
 
@@ -35,7 +35,7 @@ async def register_search_attributes(client: Client) -> list[str]:
 
 
 async def main() -> None:
-    settings = Settings()
+    settings = get_settings()
     added = await register_search_attributes(await connect(settings))
     print(f"search attributes added: {', '.join(added)}" if added else "search attributes: all registered")
 

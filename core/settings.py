@@ -6,25 +6,46 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.crypto import KeyRing
+from core.dev_secrets import (
+    DEV_API_KEYS,
+    DEV_CMMS_TOKEN,
+    DEV_CODEC_SERVER_TOKEN,
+    DEV_DATABASE_ENCRYPTION_KEYS,
+    DEV_PAYLOAD_KEYS,
+    DEV_SECRET_KEY,
+    DEV_SMS_PASSWORD,
+    DEV_SMS_USERNAME,
+    production_problems,
+)
+
+__all__ = [
+    "DEV_API_KEYS",
+    "DEV_CMMS_TOKEN",
+    "DEV_CODEC_SERVER_TOKEN",
+    "DEV_DATABASE_ENCRYPTION_KEYS",
+    "DEV_PAYLOAD_KEYS",
+    "DEV_SECRET_KEY",
+    "EXPLICIT_IN_PRODUCTION",
+    "VAR_DIR",
+    "Settings",
+    "get_settings",
+    "settings_error_line",
+]
 
 VAR_DIR = Path("var")
-DEV_SECRET_KEY = "dev-secret-key-change-me"
-# Development-only keys (issue 6): fixed so `make run` and the tests work out of the box, refused in production.
-DEV_PAYLOAD_KEYS = "dev:ZGV2LXBheWxvYWQta2V5LW5ldmVyLWluLXByb2QhISE="
-DEV_DATABASE_ENCRYPTION_KEYS = "dev:ZGV2LWRhdGFiYXNlLWtleS1uZXZlci1pbi1wcm9kISE="
-DEV_CODEC_SERVER_TOKEN = "dev-codec-token"
-DEV_API_KEYS = "dev-website-key:website,dev-cmms-key:cmms,dev-admin-key:admin"
-DEV_CMMS_TOKEN = "dev-cmms-token"
+# The settings production needs given on purpose: their defaults point at the local simulator.
+EXPLICIT_IN_PRODUCTION = ("cmms_url", "sms_gateway_url")
 
 
 class Settings(BaseSettings):
     """Everything the API, the worker and the scripts can be told; secrets are `SecretStr`."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    # Errors never show the input: it holds every secret.
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", hide_input_in_errors=True)
 
     environment: Literal["development", "test", "production"] = "development"
 
@@ -33,6 +54,16 @@ class Settings(BaseSettings):
     temporal_namespace: str = "default"
     temporal_task_queue: str = "provisioning"
     temporal_ui_port: int = 8233
+    # A TLS cluster or Temporal Cloud. TLS is on when asked for, or when any of the files or the API
+    # key is given: the CA file to trust (the system's roots when unset), a client certificate and
+    # its key for mTLS (both or neither), the name the server's certificate carries when it is not
+    # the address's host, and a Temporal Cloud API key (sent as a bearer token, over TLS only).
+    temporal_tls: bool = False
+    temporal_tls_server_ca_cert_path: Path | None = None
+    temporal_tls_client_cert_path: Path | None = None
+    temporal_tls_client_key_path: Path | None = None
+    temporal_tls_server_name: str | None = None
+    temporal_api_key: SecretStr | None = None
 
     # Billing database: SQLite under var/ unless DATABASE_URL names another (postgresql+psycopg://…).
     database_url: str = f"sqlite:///{VAR_DIR}/billing.sqlite3"
@@ -41,6 +72,8 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     api_keys: SecretStr = SecretStr(DEV_API_KEYS)
+    # The largest request body the API reads; larger ones are refused (413) before the key is checked.
+    api_max_body_bytes: int = Field(default=64 * 1024, gt=0)
 
     # CMMS (the simulator by default)
     cmms_url: str = "http://127.0.0.1:8100"
@@ -85,8 +118,8 @@ class Settings(BaseSettings):
     sms_template: str = "Your security code is {code}. It expires in {minutes} minutes."
     # Kannel's sendsms interface (the simulator's sink by default).
     sms_gateway_url: str = "http://127.0.0.1:8100/cgi-bin/sendsms"
-    sms_username: str = "kannel"
-    sms_password: SecretStr = SecretStr("kannel-dev")
+    sms_username: str = DEV_SMS_USERNAME
+    sms_password: SecretStr = SecretStr(DEV_SMS_PASSWORD)
     sms_timeout_seconds: float = 5.0
 
     # Customized provisioning (use case 3): the profiles the CMMS knows, checked at the API (empty: any),
@@ -147,18 +180,22 @@ class Settings(BaseSettings):
     def _refuse_dev_secrets_in_production(self) -> "Settings":
         if self.environment != "production":
             return self
-        defaults = {
-            "SECRET_KEY": (self.secret_key, DEV_SECRET_KEY),
-            "API_KEYS": (self.api_keys, DEV_API_KEYS),
-            "CMMS_TOKEN": (self.cmms_token, DEV_CMMS_TOKEN),
-            "PAYLOAD_KEYS": (self.payload_keys, DEV_PAYLOAD_KEYS),
-            "DATABASE_ENCRYPTION_KEYS": (self.database_encryption_keys, DEV_DATABASE_ENCRYPTION_KEYS),
-            "CODEC_SERVER_TOKEN": (self.codec_server_token, DEV_CODEC_SERVER_TOKEN),
-        }
-        for name, (value, default) in defaults.items():
-            # A development key anywhere in a key ring is refused, not only in first place.
-            if value.get_secret_value() == default or (name.endswith("KEYS") and default in value.get_secret_value()):
-                raise ValueError(f"{name} must be set outside development")
+        problems = production_problems(
+            rings={
+                "PAYLOAD_KEYS": self.payload_keys.get_secret_value(),
+                "DATABASE_ENCRYPTION_KEYS": self.database_encryption_keys.get_secret_value(),
+            },
+            tokens={
+                "CMMS_TOKEN": self.cmms_token.get_secret_value(),
+                "CODEC_SERVER_TOKEN": self.codec_server_token.get_secret_value(),
+                "SMS_PASSWORD": self.sms_password.get_secret_value(),
+            },
+            api_keys=self.api_keys.get_secret_value(),
+            secret_key=self.secret_key.get_secret_value(),
+            explicit={name.upper(): name in self.model_fields_set for name in EXPLICIT_IN_PRODUCTION},
+        )
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     @model_validator(mode="after")
@@ -173,6 +210,26 @@ class Settings(BaseSettings):
             except ValueError as err:
                 raise ValueError(f"{name}: {err}") from None
         return self
+
+    @model_validator(mode="after")
+    def _client_certificate_comes_with_its_key(self) -> "Settings":
+        if (self.temporal_tls_client_cert_path is None) != (self.temporal_tls_client_key_path is None):
+            raise ValueError("TEMPORAL_TLS_CLIENT_CERT_PATH and TEMPORAL_TLS_CLIENT_KEY_PATH go together")
+        return self
+
+    @property
+    def temporal_uses_tls(self) -> bool:
+        return (
+            self.temporal_tls
+            or self.temporal_api_key is not None
+            or any(
+                (
+                    self.temporal_tls_server_ca_cert_path,
+                    self.temporal_tls_client_cert_path,
+                    self.temporal_tls_server_name,
+                )
+            )
+        )
 
     @property
     def codec_server_origins(self) -> list[str]:
@@ -191,5 +248,19 @@ class Settings(BaseSettings):
 
 @lru_cache
 def get_settings() -> Settings:
-    """The process's settings, read once on first use."""
-    return Settings()
+    """The process's settings, read once on first use. Settings that cannot be used end the process
+    with one line naming them (no traceback, and no value echoed: pydantic's message would show the input)."""
+    try:
+        return Settings()
+    except ValidationError as err:
+        raise SystemExit(f"refusing to start: {settings_error_line(err)}") from None
+
+
+def settings_error_line(err: ValidationError) -> str:
+    """One line naming what is wrong with the settings, without their values."""
+    parts = []
+    for error in err.errors(include_input=False, include_url=False):
+        where = ".".join(str(part).upper() for part in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        parts.append(f"{where}: {message}" if where else message)
+    return "; ".join(parts)

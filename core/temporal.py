@@ -5,13 +5,14 @@ import dataclasses
 import os
 import sys
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
 from core.codec import EncryptionCodec
 from core.crypto import KeyRing
@@ -63,18 +64,38 @@ def metrics_runtime(settings: Settings) -> Runtime | None:
     return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=bind)))
 
 
+def tls_config(settings: Settings) -> TLSConfig | bool:
+    """The TLS the settings ask for (files read now, so a missing one fails at start-up), or False."""
+    if not settings.temporal_uses_tls:
+        return False
+
+    def read(path: Path | None) -> bytes | None:
+        return path.read_bytes() if path is not None else None
+
+    return TLSConfig(
+        server_root_ca_cert=read(settings.temporal_tls_server_ca_cert_path),
+        domain=settings.temporal_tls_server_name,
+        client_cert=read(settings.temporal_tls_client_cert_path),
+        client_private_key=read(settings.temporal_tls_client_key_path),
+    )
+
+
 async def connect(
     settings: Settings, *, address: str | None = None, runtime: Runtime | None = None, lazy: bool = False
 ) -> Client:
-    """Connect to the settings' Temporal server (or `address`) with the project's data converter;
-    `runtime` carries telemetry (the worker passes `metrics_runtime`), the default one otherwise.
-    `lazy`: connect at the first call instead (and again after a lost connection), so a process that
-    can serve without Temporal starts while Temporal is unreachable."""
+    """Connect to the settings' Temporal server (or `address`) with the project's data converter, over
+    TLS or mTLS and with an API key when the settings say so; `runtime` carries telemetry (the worker
+    passes `metrics_runtime`), the default one otherwise. `lazy`: connect at the first call instead (and
+    again after a lost connection), so a process that can serve without Temporal starts while Temporal
+    is unreachable."""
+    api_key = settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None
     return await Client.connect(
         address or settings.temporal_address,
         namespace=settings.temporal_namespace,
         data_converter=data_converter(settings),
         runtime=runtime,
+        tls=tls_config(settings),
+        api_key=api_key,
         lazy=lazy,
     )
 

@@ -4,22 +4,28 @@ import asyncio
 import os
 import socket
 import sys
+from pathlib import Path
 
 import httpx
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import Client
 
-from core.settings import VAR_DIR, get_settings
+from core.settings import VAR_DIR, Settings, get_settings
+from core.temporal import connect
+from devstack.ports import Port, taken
 from devstack.supervisor import Child, Supervisor
 from devstack.temporal_server import cli_path, dev_server_args
+from workflows.policies import cmms_task_queue
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 async def _port_open(host: str, port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
         return sock.connect_ex((host, port)) == 0
-
-
-async def _started() -> bool:
-    return True
 
 
 async def _http_ok(url: str) -> bool:
@@ -30,11 +36,54 @@ async def _http_ok(url: str) -> bool:
         return False
 
 
+async def _polled_by(client: Client, settings: Settings, pid: int) -> bool:
+    """Whether the worker process `pid` polls both its task queues (its pollers carry `pid@host`)."""
+    queues = (
+        (settings.temporal_task_queue, TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW),
+        (cmms_task_queue(settings.temporal_task_queue), TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY),
+    )
+    for name, kind in queues:
+        described = await client.workflow_service.describe_task_queue(
+            DescribeTaskQueueRequest(
+                namespace=settings.temporal_namespace, task_queue=TaskQueue(name=name), task_queue_type=kind
+            )
+        )
+        if not any(poller.identity.startswith(f"{pid}@") for poller in described.pollers):
+            return False
+    return True
+
+
+def _ports(settings: Settings, sim_port: int) -> list[Port]:
+    temporal_host, _, temporal_port = settings.temporal_address.rpartition(":")
+    return [
+        Port("Temporal", temporal_host, int(temporal_port), "TEMPORAL_ADDRESS"),
+        Port("Temporal UI", temporal_host, settings.temporal_ui_port, "TEMPORAL_UI_PORT"),
+        Port("CMMS simulator", "127.0.0.1", sim_port, "CMMS_SIM_PORT (and CMMS_URL, SMS_GATEWAY_URL)"),
+        Port("codec server", settings.codec_server_host, settings.codec_server_port, "CODEC_SERVER_PORT"),
+        Port("worker metrics", settings.worker_metrics_host, settings.worker_metrics_port, "WORKER_METRICS_PORT"),
+        Port("API", settings.api_host, settings.api_port, "API_PORT"),
+    ]
+
+
 async def main() -> int:
     settings = get_settings()
-    VAR_DIR.mkdir(exist_ok=True)
+    print(
+        f"[devstack] ENVIRONMENT={settings.environment}"
+        + (
+            ": development keys and tokens (see README), never for production"
+            if settings.environment == "development"
+            else ""
+        ),
+        flush=True,
+    )
     temporal_host, _, temporal_port = settings.temporal_address.rpartition(":")
     sim_port = int(os.environ.get("CMMS_SIM_PORT", "8100"))
+    problems = taken(_ports(settings, sim_port))
+    if problems:
+        for line in problems:
+            print(f"[devstack] could not start: {line}", flush=True)
+        return 1
+    VAR_DIR.mkdir(exist_ok=True)
     python = sys.executable
     supervisor = Supervisor()
     supervisor.handle_signals()
@@ -52,7 +101,9 @@ async def main() -> int:
             lambda: _port_open(temporal_host, int(temporal_port)),
         )
         print("[devstack] applying billing database migrations", flush=True)
-        migrate = await asyncio.create_subprocess_exec(python, "-m", "alembic", "upgrade", "head")
+        migrate = await asyncio.create_subprocess_exec(
+            python, "-m", "alembic", "-c", str(ROOT / "alembic.ini"), "upgrade", "head"
+        )
         if await migrate.wait() != 0:
             raise RuntimeError("the billing database migrations failed")
         await supervisor.start(
@@ -61,9 +112,13 @@ async def main() -> int:
         await supervisor.start(
             Child("codec-server", [python, "-m", "codec_server"]), lambda: _http_ok(f"{codec}/healthz")
         )
-        await supervisor.start(Child("worker", [python, "worker.py"]), _started)
+        temporal = await connect(settings)
+        worker = Child("worker", [python, str(ROOT / "worker.py")])
+        await supervisor.start(worker, lambda: _polled_by(temporal, settings, worker.pid))
         api = f"http://{settings.api_host}:{settings.api_port}"
         await supervisor.start(Child("api", [python, "-m", "api"]), lambda: _http_ok(f"{api}/healthz"))
+        # Every process answered; one that died since must not leave a "running" banner behind.
+        supervisor.check_all_running()
     except RuntimeError as err:
         print(f"[devstack] could not start: {err}", flush=True)
         await supervisor.stop_all()

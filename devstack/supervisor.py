@@ -17,6 +17,11 @@ class Child:
     process: asyncio.subprocess.Process | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
+    @property
+    def pid(self) -> int:
+        assert self.process is not None, "not started"
+        return self.process.pid
+
 
 class Supervisor:
     def __init__(self) -> None:
@@ -36,12 +41,29 @@ class Supervisor:
         self.children.append(child)
         child.tasks += [asyncio.create_task(self._pump(child)), asyncio.create_task(self._watch(child))]
         deadline = asyncio.get_running_loop().time() + ready_within
-        while not await ready():
+        while not await self._ready(ready):
             if child.process.returncode is not None:
                 raise RuntimeError(f"{child.name} exited with code {child.process.returncode} while starting")
             if asyncio.get_running_loop().time() > deadline:
                 raise RuntimeError(f"{child.name} was not ready after {ready_within:.0f} s")
             await asyncio.sleep(0.2)
+
+    @staticmethod
+    async def _ready(ready: Callable[[], Awaitable[bool]]) -> bool:
+        # A readiness probe that fails (the process is not up yet, a refused connection) means "not yet".
+        try:
+            return await ready()
+        except Exception:
+            return False
+
+    def check_all_running(self) -> None:
+        """Raise if a child has exited (or failed) since it was started."""
+        if self.failed:
+            raise RuntimeError(self.failed)
+        for child in self.children:
+            if child.process is None or child.process.returncode is not None:
+                code = child.process.returncode if child.process else None
+                raise RuntimeError(f"{child.name} exited with code {code}")
 
     async def _pump(self, child: Child) -> None:
         assert child.process is not None and child.process.stdout is not None

@@ -40,11 +40,14 @@ def test_production_refuses_the_development_secret() -> None:
         Settings(_env_file=None, environment="production")
     # Every development secret must be replaced in production (issue 6 added the keys and tokens after SECRET_KEY).
     real_secrets: dict[str, Any] = {
-        "secret_key": "a-real-secret",
+        "secret_key": "a-real-secret-of-at-least-32-bytes",
         "api_keys": "a-real-key:admin",
         "cmms_token": "a-real-token",
         "payload_keys": "k1:" + "A" * 43,
         "database_encryption_keys": "k1:" + "B" * 43,
         "codec_server_token": "a-real-codec-token",
+        "sms_password": "a-real-sms-password",
+        "cmms_url": "https://cmms.example.net",
+        "sms_gateway_url": "https://kannel.example.net/cgi-bin/sendsms",
     }
     assert Settings(_env_file=None, environment="production", **real_secrets).environment == "production"

@@ -1,22 +1,27 @@
-"""docker-compose.yml is valid Compose, and every setting it passes is one the service reads."""
+"""docker-compose.yml is valid Compose, passes every setting the service reads and nothing else, and
+runs production on Temporal's current images."""
 
 import importlib.util
 import json
+import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 from jsonschema import Draft7Validator
 
 from core.settings import Settings
+from devstack.temporal_server import cli_path
 from simulator.settings import SimulatorSettings
 
 ROOT = Path(__file__).resolve().parents[1]
-# The Compose specification's schema, from the shared folder beside the project (never copied in).
-SCHEMA = ROOT.parent / "shared" / "schemas" / "compose-spec.json"
-# Variables read by the images the file uses, not by this project.
-THIRD_PARTY = {"postgres", "temporal", "temporal-ui"}
+# The Compose specification's JSON schema, carried by the project (see tests/data/README.md).
+SCHEMA = ROOT / "tests" / "data" / "compose-spec.json"
+# Services running images of others: their variables are read by those images, not by this project.
+THIRD_PARTY = {"postgres", "temporal-schema", "temporal", "temporal-namespace", "temporal-ui"}
+# The services that run the provisioning service itself (every one reads `core.settings.Settings`).
+SERVICE = {"api", "worker", "migrate", "codec-server"}
 
 
 def _compose() -> dict[str, Any]:
@@ -24,7 +29,6 @@ def _compose() -> dict[str, Any]:
     return loaded
 
 
-@pytest.mark.skipif(not SCHEMA.exists(), reason="the shared Compose schema is not beside this checkout")
 def test_the_compose_file_follows_the_compose_specification() -> None:
     schema = json.loads(SCHEMA.read_text())
     errors = [f"{'/'.join(map(str, e.path))}: {e.message}" for e in Draft7Validator(schema).iter_errors(_compose())]
@@ -62,3 +66,43 @@ def test_every_service_of_ours_runs_a_module_of_this_project() -> None:
         assert importlib.util.find_spec(module) is not None, module
     scripts = [word for word in words if word.endswith(".py")]
     assert scripts and all((ROOT / script).is_file() for script in scripts)
+
+
+def _setting_names(settings: type[Settings] | type[SimulatorSettings]) -> set[str]:
+    return {name.upper() for name in settings.model_fields}
+
+
+def test_every_setting_reaches_every_process_of_the_service() -> None:
+    services = _compose()["services"]
+    assert set(services) >= SERVICE
+    for name in sorted(SERVICE):
+        missing = _setting_names(Settings) - set(services[name]["environment"])
+        assert not missing, f"{name} is never given {sorted(missing)}"
+    missing = _setting_names(SimulatorSettings) - set(services["cmms-sim"]["environment"])
+    assert not missing, f"cmms-sim is never given {sorted(missing)}"
+
+
+def test_production_is_given_on_purpose() -> None:
+    environment = _compose()["services"]["api"]["environment"]
+    assert environment["ENVIRONMENT"] == "production"
+    # Required: no fallback to the simulator, and no development secret can slip through.
+    for name in ("CMMS_URL", "SMS_GATEWAY_URL", "SMS_PASSWORD", "API_KEYS", "SECRET_KEY", "PAYLOAD_KEYS"):
+        assert str(environment[name]).startswith(f"${{{name}:?"), name
+
+
+def test_temporal_runs_on_its_current_images_with_a_schema_job() -> None:
+    services = _compose()["services"]
+    images = {name: str(service.get("image", "")) for name, service in services.items()}
+    assert not [image for image in images.values() if "auto-setup" in image]  # deprecated all-in-one image
+    assert images["temporal"].startswith("temporalio/server:")
+    assert images["temporal-schema"].startswith("temporalio/admin-tools:")
+    # Versions are named, and the server's is the one the tests run against (the pinned CLI's dev server).
+    assert all(":" in image and not image.endswith(":latest") for name, image in images.items() if name in THIRD_PARTY)
+    cli = subprocess.run([str(cli_path()), "--version"], capture_output=True, text=True, check=True).stdout
+    server_version = re.search(r"Server (\S+?)[,)]", cli)
+    assert server_version is not None, cli
+    assert images["temporal"].partition(":")[2] == images["temporal-schema"].partition(":")[2] == server_version[1]
+    schema_job = " ".join(services["temporal-schema"]["command"])
+    assert "setup-schema" in schema_job and "update-schema" in schema_job
+    depends = services["temporal"]["depends_on"]["temporal-schema"]["condition"]
+    assert depends == "service_completed_successfully"

@@ -1,0 +1,35 @@
+"""The ports `make run` listens on, checked before anything starts: a port taken by another program
+is named with the setting that moves it, instead of a child failing half-way through the start."""
+
+import errno
+import socket
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Port:
+    what: str  # the process, as the banner names it
+    host: str
+    port: int
+    setting: str  # the setting that moves it
+
+
+def is_taken(host: str, port: int) -> bool:
+    """Whether something listens on `host:port` already (binding as the servers do, SO_REUSEADDR).
+    Only "in use" counts: another error (an address this host does not have) is left to the process."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as err:
+            return err.errno == errno.EADDRINUSE
+    return False
+
+
+def taken(ports: list[Port]) -> list[str]:
+    """One line for each port that is taken, naming it and the setting that moves it."""
+    return [
+        f"port {p.port} on {p.host} ({p.what}) is taken by another program: stop it, or set {p.setting} to a free port"
+        for p in ports
+        if p.port and is_taken(p.host, p.port)
+    ]

@@ -1,0 +1,124 @@
+"""Production refuses the development secrets however they are spelt, and settings it needs given on purpose."""
+
+import base64
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from core.dev_secrets import (
+    DEV_API_KEYS,
+    DEV_CMMS_TOKEN,
+    DEV_CODEC_SERVER_TOKEN,
+    DEV_DATABASE_ENCRYPTION_KEYS,
+    DEV_PAYLOAD_KEYS,
+    DEV_SECRET_KEY,
+    DEV_SMS_PASSWORD,
+)
+from core.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+PAYLOAD_KEY = DEV_PAYLOAD_KEYS.partition(":")[2]
+DATABASE_KEY = DEV_DATABASE_ENCRYPTION_KEYS.partition(":")[2]
+
+
+def _real_key() -> str:
+    return base64.urlsafe_b64encode(os.urandom(32)).decode()
+
+
+REAL: dict[str, Any] = {
+    "environment": "production",
+    "secret_key": "s" * 32,
+    "api_keys": "a-real-website-key:website,a-real-admin-key:admin",
+    "cmms_url": "https://cmms.example.net",
+    "cmms_token": "a-real-cmms-token",
+    "sms_gateway_url": "https://kannel.example.net/cgi-bin/sendsms",
+    "sms_password": "a-real-sms-password",
+    "payload_keys": f"p1:{_real_key()}",
+    "database_encryption_keys": f"d1:{_real_key()}",
+    "codec_server_token": "a-real-codec-token",
+}
+
+
+def _refusal(**changes: Any) -> str:
+    values = {k: v for k, v in (REAL | changes).items() if v is not None}
+    with pytest.raises(ValidationError) as raised:
+        Settings(_env_file=None, **values)
+    return str(raised.value)
+
+
+def test_real_values_are_accepted() -> None:
+    assert Settings(_env_file=None, **REAL).environment == "production"
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        # The development key rings' keys, under another key id, unpadded, with spaces, beside a real key.
+        ("payload_keys", f"prod:{PAYLOAD_KEY}"),
+        ("payload_keys", f"p1:{PAYLOAD_KEY.rstrip('=')}"),
+        ("payload_keys", f"p1: {PAYLOAD_KEY} "),
+        ("payload_keys", f"p1:{PAYLOAD_KEY[:20]} {PAYLOAD_KEY[20:]}"),
+        ("payload_keys", f"p2:{_real_key()},p1:{PAYLOAD_KEY}"),
+        ("payload_keys", f"p1:{DATABASE_KEY}"),  # the other development key is no better
+        ("database_encryption_keys", f"prod:{DATABASE_KEY.rstrip('=')}"),
+        ("database_encryption_keys", f"d2:{_real_key()}, d1:{DATABASE_KEY}"),
+        # The development API keys in another order, or one of them beside a real key.
+        ("api_keys", ",".join(reversed(DEV_API_KEYS.split(",")))),
+        ("api_keys", "a-real-admin-key:admin, dev-website-key:website"),
+        ("api_keys", "a-real-admin-key:admin,dev-admin-key:admin+website"),
+        # SECRET_KEY: the development value, or anything shorter than 32 bytes.
+        ("secret_key", DEV_SECRET_KEY),
+        ("secret_key", "x" * 31),
+        ("secret_key", None),
+        # The development tokens and passwords, the SMS gateway's and the codec server's included.
+        ("cmms_token", DEV_CMMS_TOKEN),
+        ("cmms_token", f" {DEV_CMMS_TOKEN} "),
+        ("codec_server_token", DEV_CODEC_SERVER_TOKEN),
+        ("codec_server_token", None),
+        ("sms_password", DEV_SMS_PASSWORD),
+        ("sms_password", None),
+        # No fallback to the simulator: the CMMS and the SMS gateway are named on purpose.
+        ("cmms_url", None),
+        ("sms_gateway_url", None),
+    ],
+)
+def test_development_values_are_refused_however_spelt(setting: str, value: str | None) -> None:
+    message = _refusal(**{setting: value})
+    assert setting.upper() in message
+    secret = value.strip() if value else ""
+    assert not secret or secret not in message  # the value itself is never echoed
+
+
+def test_every_problem_is_named_on_one_line() -> None:
+    message = _refusal(secret_key="short", cmms_url=None)
+    line = next(line for line in message.splitlines() if "SECRET_KEY" in line)
+    assert "CMMS_URL" in line
+
+
+def test_development_keeps_its_defaults() -> None:
+    assert Settings(_env_file=None).environment == "development"
+    assert Settings(_env_file=None, environment="test").secret_key.get_secret_value() == DEV_SECRET_KEY
+
+
+def test_a_process_started_with_a_development_secret_stops_with_one_line_naming_it(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k.upper() not in {n.upper() for n in Settings.model_fields}}
+    env |= {k.upper(): v for k, v in REAL.items()} | {"PAYLOAD_KEYS": f"prod:{PAYLOAD_KEY.rstrip('=')}"}
+    env["PYTHONPATH"] = str(ROOT)  # run from an empty directory: no `.env` of the checkout is read
+    for module in (["-m", "api"], [str(ROOT / "worker.py")], ["-m", "codec_server"]):
+        done = subprocess.run(
+            [sys.executable, *module], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 1, done.stderr
+        assert done.stderr.strip().splitlines() == ["refusing to start: PAYLOAD_KEYS holds a development key"]
+        assert PAYLOAD_KEY.rstrip("=") not in done.stdout + done.stderr
+
+
+def test_the_image_runs_production() -> None:
+    lines = [line.split() for line in (ROOT / "Dockerfile").read_text().splitlines()]
+    env = [word for line in lines if line[:1] == ["ENV"] for word in line[1:]]
+    assert "ENVIRONMENT=production" in env
