@@ -46,5 +46,6 @@ def test_production_refuses_the_development_secret() -> None:
         "payload_keys": "k1:" + "A" * 43,
         "database_encryption_keys": "k1:" + "B" * 43,
         "codec_server_token": "a-real-codec-token",
+        "signup_allowed_countries": "*",
     }
     assert Settings(_env_file=None, environment="production", **real_secrets).environment == "production"
