@@ -82,20 +82,6 @@ async def test_a_second_signup_for_the_number_continues_the_pending_one(stack: S
     assert verified.status_code == 200, verified.text
 
 
-async def test_a_number_with_an_account_gets_its_current_credentials(stack: Stack) -> None:
-    number = random_mobile()
-    first = await start_signup(stack, number)
-    original = (await verify(stack, first["signup_id"], await last_code(stack.sim, number))).json()
-
-    # The app is reinstalled (or the phone replaced): the number signs up again.
-    second = await start_signup(stack, number)
-    assert second["signup_id"] != first["signup_id"]
-    again = await verify(stack, second["signup_id"], await last_code(stack.sim, number))
-    assert again.status_code == 200, again.text
-    assert again.json()["credentials"] == original["credentials"]
-    assert again.json()["account_id"] == number.lstrip("+")
-
-
 async def test_wrong_codes_count_and_the_sixth_try_fails_even_when_right(stack: Stack) -> None:
     number = random_mobile()
     signup_id = (await start_signup(stack, number))["signup_id"]

@@ -203,15 +203,15 @@ async def verify_code(
     if not is_well_formed(body.code, settings.signup_code_digits):
         raise _invalid("code", f"the code is {settings.signup_code_digits} digits", "code_format")
     signup = await _signup(session, signup_id)
+    # End the read transaction before anything else: on SQLite it holds the process's one connection
+    # (the limiter's needs it) and the write lock (the workflow's activities need it).
+    await session.commit()
     await _limit_verify(limiter, settings, caller, signup.phone_number)
     typed = code_hmac(settings, signup_id, body.code)
     if signup.status == SignupStatus.verified:
         return await _verified_again(session, settings, signup, typed)
     if signup.status != SignupStatus.pending:
         raise _closed_problem(signup.status)
-    # End the read transaction before waiting on the workflow: on SQLite it holds the write lock,
-    # which the workflow's activities need.
-    await session.commit()
     place = await _hold_wrong_code_place(limiter, settings, signup.phone_number)
     handle = temporal.get_workflow_handle_for(OttSignupWorkflow.run, signup_workflow_id(signup.phone_number))
     try:
@@ -261,13 +261,15 @@ async def confirm_signup(
     if settings.signup_verification != Verification.cmms:
         raise Problem(409, "billing verifies the code in this deployment: use verify", title="Billing verifies")
     signup = await _signup(session, signup_id)
+    # End the read transaction before anything else: on SQLite it holds the process's one connection
+    # (the limiter's needs it) and the write lock (the workflow's activities need it).
+    await session.commit()
     await _limit_verify(limiter, settings, caller, signup.phone_number)
     issued = password_hmac(settings, signup_id, body.password.get_secret_value())
     if signup.status == SignupStatus.verified:
         return _confirmed_again(signup, issued)
     if signup.status != SignupStatus.pending:
         raise _closed_problem(signup.status)
-    await session.commit()
     await _hold_password(session, signup_id, issued, body.password.get_secret_value())
     handle = temporal.get_workflow_handle_for(OttSignupWorkflow.run, signup_workflow_id(signup.phone_number))
     try:

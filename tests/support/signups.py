@@ -7,6 +7,9 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
+
+from simulator.store import Store
 from tests.support.net import free_port
 from tests.support.simulator import SimulatorProcess, running_simulator
 from tests.support.stack import CMMS_KEY, Stack, running_stack, stack_settings
@@ -68,3 +71,32 @@ async def start_signup(stack: Stack, e164: str, headers: dict[str, str] | None =
 
 async def verify(stack: Stack, signup_id: str, code: str) -> Any:
     return await stack.api.post(f"/v1/signups/{signup_id}/verify", json={"code": code}, headers=stack.cmms)
+
+
+def wrong_code(code: str) -> str:
+    """A well-formed code that is not `code`."""
+    return f"{(int(code) + 1) % 1_000_000:06d}"
+
+
+async def verified_credentials(stack: Stack, e164: str, api: httpx.AsyncClient | None = None) -> dict[str, Any]:
+    """A signup of the number through the API, verified with the code texted to it: the answer's credentials."""
+    started = await start_signup(stack, e164)
+    answer = await (api or stack.api).post(
+        f"/v1/signups/{started['signup_id']}/verify",
+        json={"code": await last_code(stack.sim, e164)},
+        headers=stack.cmms,
+    )
+    assert answer.status_code == 200, answer.text
+    credentials: dict[str, Any] = answer.json()["credentials"]
+    return credentials
+
+
+def cmms_password(sim: SimulatorProcess, account_id: str) -> str | None:
+    """The password the CMMS holds for the account (read from the simulator's own store, as its
+    device side would hand it out)."""
+    store = Store(sim.state_path)
+    try:
+        stored = store.get_account(account_id)
+    finally:
+        store.close()
+    return stored.password if stored else None
