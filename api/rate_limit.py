@@ -82,7 +82,7 @@ class DatabaseRateLimiter:
 
     async def take_back(self, key: str, token: str) -> None:
         async with transaction(self._sessions) as session:
-            await session.execute(
+            await session.exec(
                 delete(RateLimitHit).where((col(RateLimitHit.id) == int(token)) & (col(RateLimitHit.key) == key))
             )
 

@@ -24,13 +24,16 @@ def random_mobile(prefix: str = "+49151", digits: int = 8) -> str:
 
 @asynccontextmanager
 async def signup_stack(
-    temporal_address: str, database_url: str, state_dir: Path, **overrides: Any
+    temporal_address: str, database_url: str, state_dir: Path, *, verification: str = "billing", **overrides: Any
 ) -> AsyncIterator[Stack]:
     """The real API, worker and a simulator of its own whose app side relays to this API (and whose
-    SMS sink the worker sends to)."""
+    SMS sink the worker sends to); `verification` (SIGNUP_VERIFICATION) for both."""
     api_port = free_port()
     async with running_simulator(
-        state_dir, BILLING_API_URL=f"http://127.0.0.1:{api_port}", BILLING_API_KEY=CMMS_KEY
+        state_dir,
+        BILLING_API_URL=f"http://127.0.0.1:{api_port}",
+        BILLING_API_KEY=CMMS_KEY,
+        SIGNUP_VERIFICATION=verification,
     ) as sim:
         settings = stack_settings(
             temporal_address,
@@ -40,6 +43,7 @@ async def signup_stack(
             sms_gateway_url=f"{sim.base_url}/cgi-bin/sendsms",
             sms_username=sim.sms_username,
             sms_password=sim.sms_password,
+            signup_verification=verification,
             **overrides,
         )
         async with running_stack(settings, sim) as stack:
