@@ -9,12 +9,16 @@ from typing import Any
 import httpx
 import pytest
 from pydantic import SecretStr
+from sqlalchemy import func
+from sqlmodel import col, select
 
+from billing.models import RateLimitHit
 from tests.support.catalog import order_body, seed_catalog
 from tests.support.messaging import wait_for_record
 from tests.support.net import free_port
 from tests.support.orders import finished, submit
 from tests.support.signups import (
+    REDIS_URL,
     cmms_password,
     last_code,
     random_mobile,
@@ -209,3 +213,27 @@ async def test_a_repeated_verify_answers_the_same_credentials_and_sends_nothing(
     await verified_credentials(stack, number)
     stale = await verify(stack, signup_id, code)
     assert stale.status_code == 409 and "password" not in stale.text
+
+
+async def test_with_redis_two_api_processes_share_the_count_of_wrong_codes(stack: Stack) -> None:
+    """REDIS_URL set: the limits live in Redis, not in the billing database, and are still shared."""
+    settings = stack.settings.model_copy(update={"redis_url": SecretStr(REDIS_URL), "signup_wrong_code_limit": 3})
+    first = settings.model_copy(update={"api_port": free_port()})
+    second = settings.model_copy(update={"api_port": free_port()})
+    number = random_mobile()
+    signup_id = (await start_signup(stack, number))["signup_id"]
+    guess = {"code": wrong_code(await last_code(stack.sim, number))}
+    async with (
+        serving_api(first) as one,
+        serving_api(second) as two,
+        httpx.AsyncClient(base_url=one) as api_one,
+        httpx.AsyncClient(base_url=two) as api_two,
+    ):
+        answers = [
+            (await api.post(f"/v1/signups/{signup_id}/verify", json=guess, headers=stack.cmms)).status_code
+            for api in (api_one, api_two, api_one, api_two)
+        ]
+    assert answers == [422, 422, 422, 429]
+    async with stack.sessions() as session:
+        kept = select(func.count()).where(col(RateLimitHit.key) == f"wrong-code:{number}")
+        assert (await session.exec(kept)).one() == 0  # nothing of it in the billing database

@@ -11,8 +11,7 @@ from pydantic import ValidationError
 from api.rate_limit import DatabaseRateLimiter, RateLimiter, RedisRateLimiter
 from billing.db import make_engine, make_sessionmaker
 from core.settings import Settings
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
+from tests.support.signups import REDIS_URL
 
 
 class Clock:

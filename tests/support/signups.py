@@ -1,5 +1,6 @@
 """OTT signup helpers: a stack whose simulator relays the app's calls to it, numbers, codes from the outbox."""
 
+import os
 import re
 import secrets
 from collections.abc import AsyncIterator
@@ -15,6 +16,8 @@ from tests.support.simulator import SimulatorProcess, running_simulator
 from tests.support.stack import CMMS_KEY, Stack, running_stack, stack_settings
 
 _CODE = re.compile(r"\b(\d{6})\b")
+# The machine's Redis, for the limits kept there (TEST_REDIS_URL overrides); tests use keys of their own.
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 def random_mobile(prefix: str = "+49151", digits: int = 8) -> str:
