@@ -147,6 +147,8 @@ class SignupActivities:
             row.expires_at = record.expires_at
             row.account_id = record.account_id
             row.updated_at = utcnow()
+            if record.status != SignupState.pending:
+                row.requested_password = None  # a CMMS password no account took is not kept
             session.add(row)
             if record.status == SignupState.verified and record.account_id:
                 account = await session.get_one(Account, record.account_id, with_for_update=FOR_CHANGE)

@@ -7,9 +7,12 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from billing.models import Signup, SignupStatus
 from contracts.search_attributes import ACCOUNT_ID, PROVISIONING_STATE
 from contracts.signups import signup_workflow_id
+from tests.support.catalog import order_body, seed_catalog
 from tests.support.history import dump_histories
+from tests.support.orders import finished, submit
 from tests.support.signups import (
     cmms_password,
     last_code,
@@ -110,3 +113,21 @@ async def test_no_code_or_password_in_any_history_search_attribute_memo_or_log(
     for secret in (code, wrong_code(code), password):
         assert secret not in dump.decoded and secret not in dump.raw
         assert secret not in logged and secret not in stack.sim.log_text()
+
+
+async def test_a_password_no_account_took_is_not_kept(stack: Stack) -> None:
+    """The number belongs to an account a signup cannot claim: 409, and the CMMS's password is dropped."""
+    number = random_mobile()
+    digits = number.lstrip("+")
+    body = order_body(await seed_catalog(stack), account_id=digits)
+    await submit(stack, body)
+    assert (await finished(stack, body["order_id"]))["status"] == "completed"
+    signup_id = (await start_signup(stack, number))["signup_id"]
+    answer = await stack.api.post(
+        f"/v1/signups/{signup_id}/confirm", json={"password": "Issued-by-the-CMMS-9"}, headers=stack.cmms
+    )
+    assert answer.status_code == 409 and "cannot claim" in answer.json()["detail"], answer.text
+    async with stack.sessions() as session:
+        row = await session.get_one(Signup, signup_id)
+        assert row.status == SignupStatus.failed and row.requested_password is None
+    assert cmms_password(stack.sim, digits) != "Issued-by-the-CMMS-9"
