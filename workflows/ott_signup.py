@@ -185,9 +185,9 @@ class OttSignupWorkflow:
     @send_code.validator
     def _validate_send_code(self, request: SendCodeRequest) -> None:
         self._check_open(request.signup_id)
-        if request.signup_id is not None and self._verification == Verification.cmms:
-            raise ApplicationError("the CMMS sends the codes", type=WRONG_VERIFICATION, non_retryable=True)
         if self._verification == Verification.cmms:
+            if request.signup_id is not None:  # a resend: the CMMS sends its own codes
+                raise ApplicationError("the CMMS sends the codes", type=WRONG_VERIFICATION, non_retryable=True)
             return
         if request.signup_id is not None and not self._sending:
             refusal = self._send_refusal()
