@@ -237,3 +237,25 @@ async def test_with_redis_two_api_processes_share_the_count_of_wrong_codes(stack
     async with stack.sessions() as session:
         kept = select(func.count()).where(col(RateLimitHit.key) == f"wrong-code:{number}")
         assert (await session.exec(kept)).one() == 0  # nothing of it in the billing database
+
+
+async def test_concurrent_guesses_through_two_api_processes_get_no_extra_tries(stack: Stack) -> None:
+    """Five wrong codes at once, through two API processes, against a limit of three a day: three are judged."""
+    settings = stack.settings.model_copy(update={"signup_wrong_code_limit": 3})
+    number = random_mobile()
+    signup_id = (await start_signup(stack, number))["signup_id"]
+    guess = {"code": wrong_code(await last_code(stack.sim, number))}
+    async with (
+        serving_api(settings.model_copy(update={"api_port": free_port()})) as one,
+        serving_api(settings.model_copy(update={"api_port": free_port()})) as two,
+        httpx.AsyncClient(base_url=one, timeout=30) as api_one,
+        httpx.AsyncClient(base_url=two, timeout=30) as api_two,
+    ):
+        answers = await asyncio.gather(
+            *(
+                api.post(f"/v1/signups/{signup_id}/verify", json=guess, headers=stack.cmms)
+                for api in (api_one, api_two, api_one, api_two, api_one)
+            )
+        )
+    statuses = sorted(answer.status_code for answer in answers)
+    assert statuses == [422, 422, 422, 429, 429], [answer.text for answer in answers]
