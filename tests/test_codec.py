@@ -158,6 +158,7 @@ def test_development_keys_and_tokens_are_refused_in_production() -> None:
         "payload_keys": NEW,
         "database_encryption_keys": OLD,
         "codec_server_token": "c" * 32,
+        "signup_allowed_countries": "*",
     }
     Settings(_env_file=None, environment="production", **real)  # all set: accepted
     for name, dev in (("payload_keys", f"{NEW},{DEV_PAYLOAD_KEYS}"), ("codec_server_token", None)):
