@@ -63,13 +63,15 @@ def messaging_activities(client: Client, sessions: SessionMaker, settings: Setti
     return [rollout.signal_product_accounts]
 
 
-def signup_activities(sessions: SessionMaker, settings: Settings) -> list[Callable[..., Any]]:
-    """OTT signups (use case 2): send the code by SMS, record the signup, create the number's account."""
-    signups = SignupActivities(sessions, settings)
+def signup_activities(client: Client, sessions: SessionMaker, settings: Settings) -> list[Callable[..., Any]]:
+    """OTT signups (use case 2): send the code by SMS, record the signup, create the number's account
+    (a live one's new password is pushed through its account workflow, via `client`)."""
+    signups = SignupActivities(sessions, settings, client)
     return [
         signups.send_signup_code,
         signups.record_signup,
         signups.create_signup_account,
+        signups.push_signup_account,
         signups.discard_signup_account,
     ]
 
@@ -93,7 +95,7 @@ def build_workers(client: Client, settings: Settings, sessions: SessionMaker, cm
         activities=billing_activities(sessions, settings)
         + rollout_activities(client, sessions, settings)
         + messaging_activities(client, sessions, settings)
-        + signup_activities(sessions, settings)
+        + signup_activities(client, sessions, settings)
         + billing_side,
         max_concurrent_activities=100,
     )

@@ -1,14 +1,36 @@
 """Steps of the OTT signup: send a code by SMS, record the signup, create (or find) the number's account."""
 
+import logging
+
+from sqlalchemy import delete, func
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
+from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
 from billing.credentials import new_sip_password
 from billing.db import FOR_CHANGE, SessionMaker, transaction
-from billing.models import Account, AccountStatus, Customer, CustomerClass, Product, Signup, SignupStatus, utcnow
+from billing.models import (
+    Account,
+    AccountStatus,
+    Customer,
+    CustomerClass,
+    Product,
+    ProvisioningState,
+    Signup,
+    SignupSend,
+    SignupStatus,
+    Wallet,
+    WalletMovement,
+    utcnow,
+)
 from billing.otp import code_hmac, new_code
 from billing.provisioning import DOMAIN_FIELD, PROFILE_FIELD
 from contracts.signups import (
+    ACCOUNT_NOT_CLAIMABLE,
+    PROVISIONING_FAILED,
+    SEND_LIMIT,
     SMS_REJECTED,
     SMS_UNAVAILABLE,
     RecordSignupInput,
@@ -19,7 +41,21 @@ from contracts.signups import (
     SignupState,
 )
 from core.settings import Settings
+from services.delivery import sync_account
 from sms.kannel import KannelClient, SmsRejected, SmsUnavailable
+
+log = logging.getLogger(__name__)
+
+# A code SMS's claim (SignupSend.state).
+_SENDING, _SENT, _FAILED = "sending", "sent", "failed"
+
+
+def _surely_not_sent(err: SmsUnavailable) -> bool:
+    """The gateway answered that it did not take the message (5xx, 429), or was never reached.
+
+    A timeout, or a connection lost after the request went out, may have delivered it."""
+    reason = str(err)
+    return reason.startswith("SMS gateway answered") or reason.endswith(("ConnectError", "ConnectTimeout"))
 
 
 def signup_account_id(e164: str) -> str:
@@ -28,15 +64,25 @@ def signup_account_id(e164: str) -> str:
 
 
 class SignupActivities:
-    def __init__(self, sessions: SessionMaker, settings: Settings) -> None:
+    def __init__(self, sessions: SessionMaker, settings: Settings, client: Client) -> None:
         self._sessions = sessions
         self._settings = settings
+        self._client = client
 
     @activity.defn(name="send_signup_code")
     async def send_signup_code(self, request: SendCodeInput) -> SendCodeResult:
-        """Generate a fresh code, send it by SMS, and return only its HMAC: the code never leaves here."""
+        """Text a fresh code and return only its HMAC: the code never leaves here.
+
+        At most one SMS per send, however often this is retried: the send is claimed in billing before
+        the message goes out, and a retry that finds the claim texts nothing and answers the claimed
+        code's HMAC (the message already sent, or perhaps sent: a worker that died, a gateway that timed
+        out, must not text a second code). Only a send that surely did not go out is tried again.
+        """
         settings = self._settings
         code = new_code(settings.signup_code_digits)
+        claimed = await self._claim_send(request, code_hmac(settings, request.signup_id, code))
+        if claimed is not None:
+            return SendCodeResult(code_hmac=claimed)
         text = settings.sms_template.format(code=code, minutes=max(1, settings.signup_code_ttl_seconds // 60))
         try:
             # A connection per message: signups are few, and the worker holds no pool to close.
@@ -47,11 +93,43 @@ class SignupActivities:
                 timeout=settings.sms_timeout_seconds,
             ) as sms:
                 await sms.send(request.phone_number, text)
-        except SmsUnavailable as err:
-            raise ApplicationError(str(err), type=SMS_UNAVAILABLE) from None
         except SmsRejected as err:
+            await self._mark_send(request, _FAILED)
             raise ApplicationError(str(err), type=SMS_REJECTED, non_retryable=True) from None
+        except SmsUnavailable as err:
+            if not _surely_not_sent(err):
+                # The gateway may have taken it: counted as sent, never sent again (the user can resend).
+                log.warning(
+                    "signup %s: SMS gateway did not answer (%s); the code is not sent again", request.signup_id, err
+                )
+                await self._mark_send(request, _SENT)
+                return SendCodeResult(code_hmac=code_hmac(settings, request.signup_id, code))
+            await self._mark_send(request, _FAILED)
+            raise ApplicationError(str(err), type=SMS_UNAVAILABLE) from None
+        await self._mark_send(request, _SENT)
         return SendCodeResult(code_hmac=code_hmac(settings, request.signup_id, code))
+
+    async def _claim_send(self, request: SendCodeInput, hmac: str) -> str | None:
+        """Claim send `seq` for this code; the HMAC of an earlier claim of it (text nothing), or None."""
+        async with transaction(self._sessions) as session:
+            row = await session.get(SignupSend, (request.signup_id, request.seq), with_for_update=True)
+            if row is not None and row.state != _FAILED:
+                return row.code_hmac
+            claims = select(func.count()).where(
+                (col(SignupSend.signup_id) == request.signup_id) & (col(SignupSend.state) != _FAILED)
+            )
+            if (await session.exec(claims)).one() >= request.max_sends:
+                raise ApplicationError("no more codes may be sent for this signup", type=SEND_LIMIT, non_retryable=True)
+            row = row or SignupSend(signup_id=request.signup_id, seq=request.seq, code_hmac=hmac, state=_SENDING)
+            row.code_hmac, row.state, row.updated_at = hmac, _SENDING, utcnow()
+            session.add(row)
+        return None
+
+    async def _mark_send(self, request: SendCodeInput, state: str) -> None:
+        async with transaction(self._sessions) as session:
+            row = await session.get_one(SignupSend, (request.signup_id, request.seq), with_for_update=True)
+            row.state, row.updated_at = state, utcnow()
+            session.add(row)
 
     @activity.defn(name="record_signup")
     async def record_signup(self, record: RecordSignupInput) -> None:
@@ -69,6 +147,8 @@ class SignupActivities:
             row.expires_at = record.expires_at
             row.account_id = record.account_id
             row.updated_at = utcnow()
+            if record.status != SignupState.pending:
+                row.requested_password = None  # a CMMS password no account took is not kept
             session.add(row)
             if record.status == SignupState.verified and record.account_id:
                 account = await session.get_one(Account, record.account_id, with_for_update=FOR_CHANGE)
@@ -79,36 +159,83 @@ class SignupActivities:
 
     @activity.defn(name="create_signup_account")
     async def create_signup_account(self, request: SignupAccountInput) -> SignupAccount:
-        """The number's account: created (pending until the CMMS has it), or the one it already has.
+        """The number's account with a password no one has had: created, a terminated one's new life,
+        or the live one's password replaced (the old device's stops working). Only accounts of the OTT
+        customer are reachable: any other account whose id is the number is refused.
 
-        Safe to repeat: a retry finds the account this signup created.
+        Safe to repeat: a retry finds the change this signup made (the signup's row holds its revision).
         """
         await self._ensure_ott_catalog()
         account_id = signup_account_id(request.phone_number)
         origin = f"signup:{request.signup_id}"
         async with transaction(self._sessions) as session:
+            signup = await session.get(Signup, request.signup_id, with_for_update=FOR_CHANGE)
+            if signup is None:  # the first send writes it alongside the SMS: not there yet
+                raise ApplicationError(f"signup {request.signup_id} is not recorded yet")
             account = await session.get(Account, account_id, with_for_update=FOR_CHANGE)
-            if account is None:
-                session.add(
-                    Account(
-                        account_id=account_id,
-                        customer_id=self._settings.ott_customer_id,
-                        product_id=self._settings.ott_product_id,
-                        sip_password=new_sip_password(),
-                        created_by=origin,
-                    )
+            if account is not None and signup.account_revision is not None and signup.account_id == account_id:
+                created = account.created_by == origin
+                return SignupAccount(account_id=account_id, created=created, password_changed=not created)
+            if account is not None and account.customer_id != self._settings.ott_customer_id:
+                log.warning(
+                    "signup %s refused: account %s belongs to customer %s, which signups cannot reach",
+                    request.signup_id,
+                    account_id,
+                    account.customer_id,
                 )
-                return SignupAccount(account_id=account_id, created=True)
-            if account.status == AccountStatus.terminated:
-                # The number comes back: the account lives again with fresh credentials.
-                account.status = AccountStatus.pending
-                account.sip_password = new_sip_password()
-                account.created_by = origin
+                raise ApplicationError(
+                    "the number belongs to an account that a signup cannot claim",
+                    type=ACCOUNT_NOT_CLAIMABLE,
+                    non_retryable=True,
+                )
+            password = signup.requested_password if request.password_from_signup else new_sip_password()
+            if password is None:
+                raise ApplicationError("the signup holds no password", type=PROVISIONING_FAILED, non_retryable=True)
+            created = account is None or account.status == AccountStatus.terminated
+            if account is None:
+                account = Account(
+                    account_id=account_id,
+                    customer_id=self._settings.ott_customer_id,
+                    product_id=self._settings.ott_product_id,
+                    sip_password=password,
+                    created_by=origin,
+                )
+            elif created:
+                await self._new_life(session, account, password, origin)
+            else:
+                account.sip_password = password
                 account.revision += 1
                 account.updated_at = utcnow()
-                session.add(account)
-                return SignupAccount(account_id=account_id, created=True)
-            return SignupAccount(account_id=account_id, created=account.created_by == origin)
+            session.add(account)
+            signup.account_id = account_id
+            signup.account_revision = account.revision
+            signup.secret_hmac = request.secret_hmac or signup.secret_hmac
+            signup.requested_password = None  # the account holds it now
+            signup.updated_at = utcnow()
+            session.add(signup)
+            return SignupAccount(account_id=account_id, created=created, password_changed=not created)
+
+    @activity.defn(name="push_signup_account")
+    async def push_signup_account(self, request: SignupAccountInput) -> None:
+        """The live account's new password, pushed by its own workflow (the one writer of its CMMS
+        record); returns once the CMMS holds it."""
+        await sync_account(self._client, self._settings, signup_account_id(request.phone_number))
+
+    async def _new_life(self, session: AsyncSession, account: Account, password: str, origin: str) -> None:
+        """A terminated OTT account claimed again starts afresh: nothing of its old life comes back."""
+        await session.exec(delete(WalletMovement).where(col(WalletMovement.account_id) == account.account_id))
+        await session.exec(delete(Wallet).where(col(Wallet.account_id) == account.account_id))
+        account.status = AccountStatus.pending
+        account.sip_password = password
+        account.imei = None
+        account.service_policies = {}
+        account.product_id = self._settings.ott_product_id
+        account.provisioning_state = ProvisioningState.in_progress
+        account.last_error = None
+        account.cmms_version = None
+        account.created_by = origin
+        account.revision += 1
+        account.updated_at = utcnow()
 
     @activity.defn(name="discard_signup_account")
     async def discard_signup_account(self, request: SignupAccountInput) -> None:

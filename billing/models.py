@@ -233,6 +233,16 @@ class Signup(SQLModel, table=True):
     client_id: str | None = Field(default=None, max_length=200)
     account_id: str | None = Field(default=None, max_length=64)
     expires_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    # What verified the signup, as a keyed hash: the code's HMAC (billing verifies) or the password's
+    # (the CMMS confirms). A repeat of the same call is told from another by it.
+    secret_hmac: str | None = Field(default=None, max_length=64)
+    # The CMMS's password for the account (the CMMS confirms), held until the account takes it.
+    requested_password: str | None = Field(
+        default=None, sa_column=Column(EncryptedString("signup.requested_password", 512), nullable=True)
+    )
+    # The account's revision once this signup set its password: a repeated verify answers the
+    # credentials only while they are still the ones this signup issued.
+    account_revision: int | None = None
     created_at: datetime = _created()
     updated_at: datetime = _created()
 
@@ -264,3 +274,29 @@ class OutboxRecord(SQLModel, table=True):
     available_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))
     last_error: str | None = Field(default=None, max_length=200)
     created_at: datetime = _created()
+
+
+class SignupSend(SQLModel, table=True):
+    """One code SMS of a signup, claimed before it goes out: a retried send finds it and texts nothing."""
+
+    __tablename__ = "signup_send"
+
+    signup_id: str = Field(primary_key=True, max_length=64)
+    seq: int = Field(primary_key=True)  # the signup's send number, 1 for its first code
+    code_hmac: str = Field(max_length=64)
+    # sending: claimed, and perhaps gone out (never sent again); sent; failed: surely not sent.
+    state: str = Field(max_length=16)
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+
+
+class RateLimitHit(SQLModel, table=True):
+    """One counted request of a sliding-window rate limit shared by every API process (api.rate_limit)."""
+
+    __tablename__ = "rate_limit_hit"
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=200, index=True)
+    at: float  # seconds since the epoch: every process's clock, not one process's monotonic clock
+    # When this hit leaves its own window: the clean-up removes only hits past theirs.
+    expires_at: float = Field(index=True)

@@ -27,6 +27,13 @@ def code_hmac(settings: Settings, signup_id: str, code: str) -> str:
     return hmac.new(key, f"otp:{signup_id}:{code}".encode(), hashlib.sha256).hexdigest()
 
 
+def password_hmac(settings: Settings, signup_id: str, password: str) -> str:
+    """The keyed hash of the password the CMMS issued for one signup: a repeated confirmation is told
+    from another password by it, and the workflow carries it instead of the password."""
+    key = settings.secret_key.get_secret_value().encode()
+    return hmac.new(key, f"cmms-password:{signup_id}:{password}".encode(), hashlib.sha256).hexdigest()
+
+
 def same_hmac(expected: str, given: str) -> bool:
     """Constant-time comparison of two code hashes."""
     return hmac.compare_digest(expected.encode(), given.encode())

@@ -17,6 +17,17 @@ RESEND_COOLDOWN = "ResendCooldown"  # details: [seconds to wait]
 SMS_REJECTED = "SmsRejected"
 SMS_UNAVAILABLE = "SmsUnavailable"
 PROVISIONING_FAILED = "ProvisioningFailed"
+# The number's billing account is not one a signup created (an MVNO account, say): never handed out.
+ACCOUNT_NOT_CLAIMABLE = "AccountNotClaimable"
+# A call of the other verification mode: the CMMS verifies (`confirm`), or billing does (`verify`).
+WRONG_VERIFICATION = "WrongVerification"
+
+
+class Verification(StrEnum):
+    """Who generates, texts and checks the code (setting SIGNUP_VERIFICATION)."""
+
+    billing = "billing"
+    cmms = "cmms"
 
 
 def signup_workflow_id(e164: str) -> str:
@@ -45,6 +56,7 @@ class OttSignupInput(BaseModel):
     phone_number: str  # E.164 with '+'
     policy: SignupPolicy
     client_id: str | None = None
+    verification: Verification = Verification.billing
 
 
 class SendCodeRequest(BaseModel):
@@ -68,6 +80,15 @@ class VerifyRequest(BaseModel):
     code_hmac: str
 
 
+class ConfirmRequest(BaseModel):
+    """The `confirm` update (the CMMS verified the number): the HMAC of the password it issued.
+
+    The password itself waits on the signup's row, where the account takes it."""
+
+    signup_id: str
+    password_hmac: str
+
+
 class VerifyResult(BaseModel):
     verified: bool
     account_id: str | None = None
@@ -77,6 +98,8 @@ class VerifyResult(BaseModel):
 class SendCodeInput(BaseModel):
     signup_id: str
     phone_number: str
+    seq: int = 1  # the signup's send number: a retried send of it texts nothing
+    max_sends: int = 5  # the most code SMS the signup may ever send
 
 
 class SendCodeResult(BaseModel):
@@ -97,11 +120,15 @@ class RecordSignupInput(BaseModel):
 class SignupAccountInput(BaseModel):
     signup_id: str
     phone_number: str
+    secret_hmac: str | None = None  # what verified the signup (kept to tell a repeated call)
+    password_from_signup: bool = False  # the CMMS issued the password: take it from the signup's row
 
 
 class SignupAccount(BaseModel):
     account_id: str
-    created: bool  # False: the number already had an account, whose credentials are answered
+    created: bool  # True: a new account (or a terminated one's new life) that the CMMS has yet to hold
+    # The number's live account was given a new password: its workflow pushes it to the CMMS.
+    password_changed: bool = False
 
 
 class OttSignupResult(BaseModel):

@@ -97,8 +97,12 @@ class Settings(BaseSettings):
     default_profile: str = "Residential"
     default_domain: str = "sip.example.net"
 
-    # OTT signups
+    # OTT signups. Countries: ISO 3166 codes, comma-separated; `*` allows all. Empty allows all too,
+    # outside production only: an open list there invites SMS pumping, so production wants it said.
     signup_allowed_countries: str = ""
+    # Who generates, texts and checks the code: billing (the v1 contract), or the CMMS, which then
+    # confirms the number with the credentials it issued (the PortaBilling integration's way).
+    signup_verification: Literal["billing", "cmms"] = "billing"
     ott_customer_id: str = "ott"
     ott_product_id: str = "ott-standard"
     # OTT signups (use case 2): the code policy (anchors.md), the API's rate limits, the SMS gateway.
@@ -112,6 +116,17 @@ class Settings(BaseSettings):
     signup_number_window_seconds: int = 3600
     signup_client_limit: int = 600
     signup_client_window_seconds: int = 60
+    # Verify calls per phone number and per API client, and wrong codes per number across all its
+    # signups and resends: past any of them, 429 with Retry-After.
+    signup_verify_number_limit: int = 20
+    signup_verify_number_window_seconds: int = 3600
+    signup_verify_client_limit: int = 600
+    signup_verify_client_window_seconds: int = 60
+    signup_wrong_code_limit: int = 10
+    signup_wrong_code_window_seconds: int = 86400
+    # Where the API processes keep those limits together: Redis when set (`redis://host:6379/0`),
+    # else the billing database.
+    redis_url: SecretStr | None = None
     # How long a verify call waits for the account to be provisioned before answering 503.
     signup_verify_timeout_seconds: float = 20.0
     # `{code}` and `{minutes}` are filled in.
@@ -199,6 +214,12 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _refuse_an_open_signup_country_list_in_production(self) -> "Settings":
+        if self.environment == "production" and not self.signup_allowed_countries.replace(",", "").strip():
+            raise ValueError("SIGNUP_ALLOWED_COUNTRIES must name the countries signups serve (or `*` for all)")
+        return self
+
+    @model_validator(mode="after")
     def _key_rings_parse(self) -> "Settings":
         # Fail at start-up, naming the setting (KeyRing's errors name key ids, never keys).
         for name, ring in (
@@ -243,7 +264,9 @@ class Settings(BaseSettings):
 
     @property
     def allowed_countries(self) -> frozenset[str]:
-        return frozenset(c.strip().upper() for c in self.signup_allowed_countries.split(",") if c.strip())
+        """The countries signups serve; empty: all of them."""
+        countries = frozenset(c.strip().upper() for c in self.signup_allowed_countries.split(",") if c.strip())
+        return frozenset() if "*" in countries else countries
 
 
 @lru_cache

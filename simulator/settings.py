@@ -2,6 +2,7 @@
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -24,6 +25,10 @@ class SimulatorSettings(BaseSettings):
     # The app side of OTT signups: where the CMMS relays the app's calls, and the key it uses.
     billing_api_url: str = "http://127.0.0.1:8000"
     billing_api_key: SecretStr = SecretStr("dev-cmms-key")
+    # `cmms`: this CMMS generates, texts (through its own Kannel sink) and checks the signup codes and
+    # confirms the number to billing with the password it issues; `billing`: it relays the app's calls.
+    # The same variable as billing's SIGNUP_VERIFICATION, so one setting switches both.
+    signup_verification: Literal["billing", "cmms"] = "billing"
 
     @property
     def profiles(self) -> frozenset[str]:

@@ -49,5 +49,6 @@ def test_production_refuses_the_development_secret() -> None:
         "sms_password": "a-real-sms-password",
         "cmms_url": "https://cmms.example.net",
         "sms_gateway_url": "https://kannel.example.net/cgi-bin/sendsms",
+        "signup_allowed_countries": "*",
     }
     assert Settings(_env_file=None, environment="production", **real_secrets).environment == "production"

@@ -161,6 +161,7 @@ def test_development_keys_and_tokens_are_refused_in_production() -> None:
         "sms_password": "p" * 32,
         "cmms_url": "https://cmms.example.net",
         "sms_gateway_url": "https://kannel.example.net/cgi-bin/sendsms",
+        "signup_allowed_countries": "*",
     }
     Settings(_env_file=None, environment="production", **real)  # all set: accepted
     for name, dev in (("payload_keys", f"{NEW},{DEV_PAYLOAD_KEYS}"), ("codec_server_token", None)):

@@ -41,6 +41,7 @@ REAL: dict[str, Any] = {
     "payload_keys": f"p1:{_real_key()}",
     "database_encryption_keys": f"d1:{_real_key()}",
     "codec_server_token": "a-real-codec-token",
+    "signup_allowed_countries": "*",
 }
 
 

@@ -39,6 +39,7 @@ ACCESS: dict[tuple[str, str], tuple[Who, int]] = {
     ("GET", "/v1/signups/{signup_id}"): ("cmms", 404),
     ("POST", "/v1/signups/{signup_id}/resend"): ("cmms", 404),
     ("POST", "/v1/signups/{signup_id}/verify"): ("cmms", 422),
+    ("POST", "/v1/signups/{signup_id}/confirm"): ("cmms", 422),
     ("POST", "/v1/accounts/{account_id}/wallets/messaging/charges"): ("cmms", 422),
     ("POST", "/v1/resellers"): ("admin", 422),
     ("GET", "/v1/resellers/{reseller_id}"): ("admin", 404),

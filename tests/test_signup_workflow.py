@@ -14,15 +14,18 @@ from temporalio.testing import WorkflowEnvironment
 
 from billing.db import make_engine, make_sessionmaker
 from billing.models import Account, AccountStatus, Signup, SignupStatus
-from billing.otp import code_hmac
+from billing.otp import code_hmac, password_hmac
 from contracts.signups import (
     RESEND_COOLDOWN,
     SEND_LIMIT,
+    WRONG_VERIFICATION,
+    ConfirmRequest,
     OttSignupInput,
     OttSignupResult,
     SendCodeRequest,
     SignupPolicy,
     SignupState,
+    Verification,
     VerifyRequest,
     VerifyResult,
     signup_workflow_id,
@@ -151,3 +154,59 @@ async def test_five_wrong_codes_fail_the_signup_and_the_sixth_try_fails_even_whe
         await _verify(env, handle, signup_id, code)
     assert (await handle.result()).status == SignupState.failed
     assert (await _row(env, signup_id)).status == SignupStatus.failed
+
+
+async def _start_cmms(env: Env) -> tuple[WorkflowHandle[OttSignupWorkflow, OttSignupResult], str, str]:
+    number, signup_id = random_mobile(), f"su-{secrets.token_hex(8)}"
+    handle = await env.client.start_workflow(
+        OttSignupWorkflow.run,
+        OttSignupInput(signup_id=signup_id, phone_number=number, policy=POLICY, verification=Verification.cmms),
+        id=signup_workflow_id(number),
+        task_queue=env.settings.temporal_task_queue,
+    )
+    view = await handle.execute_update(OttSignupWorkflow.send_code, SendCodeRequest())
+    assert not view.sent and view.signup_id == signup_id
+    return handle, signup_id, number
+
+
+async def _hold_password(env: Env, signup_id: str, password: str) -> str:
+    """What the API does before `confirm`: the CMMS's password on the signup's row, its HMAC for the workflow."""
+    issued = password_hmac(env.settings, signup_id, password)
+    engine = make_engine(env.settings.database_url)
+    async with make_sessionmaker(engine)() as session, session.begin():
+        row = await session.get_one(Signup, signup_id)
+        row.secret_hmac, row.requested_password = issued, password
+        session.add(row)
+    await engine.dispose()
+    return issued
+
+
+async def test_a_signup_the_cmms_never_confirms_expires_and_billing_texts_nothing(env: Env) -> None:
+    handle, signup_id, number = await _start_cmms(env)
+    assert (await handle.result()).status == SignupState.expired
+    assert (await _row(env, signup_id)).status == SignupStatus.expired
+    assert await sent_codes(env.sim, number) == []
+
+
+async def test_the_cmms_reporting_the_number_again_keeps_the_signup_open_for_its_confirmation(env: Env) -> None:
+    handle, signup_id, number = await _start_cmms(env)
+    await env.env.sleep(POLICY.code_ttl_seconds - 60)
+    again = await handle.execute_update(OttSignupWorkflow.send_code, SendCodeRequest())  # the CMMS sent a new code
+    assert again.signup_id == signup_id and not again.sent
+    await env.env.sleep(120)  # past the first report's lifetime, inside the second's
+    issued = await _hold_password(env, signup_id, "Issued-by-the-CMMS-7")
+    with pytest.raises(WorkflowUpdateFailedError) as wrong_mode:  # billing's own verify is refused
+        await _verify(env, handle, signup_id, "123456")
+    assert _refusal(wrong_mode).type == WRONG_VERIFICATION
+    confirmed = await handle.execute_update(
+        OttSignupWorkflow.confirm, ConfirmRequest(signup_id=signup_id, password_hmac=issued)
+    )
+    assert confirmed.verified and confirmed.account_id == number.lstrip("+")
+    assert (await handle.result()).status == SignupState.verified
+    engine = make_engine(env.settings.database_url)
+    async with make_sessionmaker(engine)() as session:
+        account = await session.get_one(Account, number.lstrip("+"))
+        assert account.sip_password == "Issued-by-the-CMMS-7" and account.status == AccountStatus.active
+        assert (await session.get_one(Signup, signup_id)).requested_password is None  # the account took it
+    await engine.dispose()
+    assert await sent_codes(env.sim, number) == []

@@ -5,6 +5,11 @@ signup for the number continues this one. Requests arrive as updates, answered s
 `send_code` (a signup request or a resend) and `verify` (the HMAC of the typed code). Validators
 turn away what the policy forbids before anything is recorded. The code itself never enters the
 history: an activity generates and sends it and returns its HMAC; the API hashes the typed code.
+
+When the CMMS verifies (`Verification.cmms`), no code reaches billing: `send_code` only records the
+signup (and keeps it open for another code lifetime), and `confirm` carries the HMAC of the password
+the CMMS issued, which waits on the signup's row until the account takes it. States, search
+attributes and the signup's row are the same in both modes.
 """
 
 import asyncio
@@ -22,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from contracts.provisioning import ProvisionAccountInput
     from contracts.search_attributes import OpsState
     from contracts.signups import (
+        ACCOUNT_NOT_CLAIMABLE,
         PROVISIONING_FAILED,
         RESEND_COOLDOWN,
         SEND_LIMIT,
@@ -30,6 +36,8 @@ with workflow.unsafe.imports_passed_through():
         SMS_REJECTED,
         SMS_UNAVAILABLE,
         TOO_MANY_ATTEMPTS,
+        WRONG_VERIFICATION,
+        ConfirmRequest,
         OttSignupInput,
         OttSignupResult,
         RecordSignupInput,
@@ -38,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
         SignupAccountInput,
         SignupState,
         SignupView,
+        Verification,
         VerifyRequest,
         VerifyResult,
     )
@@ -52,6 +61,13 @@ SMS_STEP: StepOptions = {
         maximum_attempts=3,
         non_retryable_error_types=[SMS_REJECTED],
     ),
+}
+
+
+# A push through the account's workflow waits for the CMMS: retried without end, as every CMMS step.
+PUSH_STEP: StepOptions = {
+    "start_to_close_timeout": timedelta(seconds=60),
+    "retry_policy": RetryPolicy(initial_interval=timedelta(milliseconds=500), maximum_interval=timedelta(seconds=5)),
 }
 
 
@@ -72,6 +88,7 @@ class OttSignupWorkflow:
         self._sending = False
         self._verifying = False
         self._account_id: str | None = None
+        self._verification = start.verification
 
     @workflow.run
     async def run(self, start: OttSignupInput) -> OttSignupResult:
@@ -113,18 +130,25 @@ class OttSignupWorkflow:
         request inside the cooldown or past the send limit answers the pending signup unchanged."""
         await workflow.wait_condition(lambda: not self._sending)
         self._check_open(request.signup_id)
-        refusal = self._send_refusal()
+        refusal = self._send_refusal() if self._verification == Verification.billing else None
         if refusal is not None:
             if request.signup_id is not None:  # an explicit resend is told why not
                 raise refusal
             return self._view(sent=False)
+        if self._verification == Verification.cmms:
+            return await self._cmms_reported()
         self._sending = True
         try:
             # The code lives its full lifetime from the request; the SMS goes out meanwhile.
             expires_at = workflow.now() + timedelta(seconds=self._policy.code_ttl_seconds)
             send = workflow.execute_activity_method(
                 SignupActivities.send_signup_code,
-                SendCodeInput(signup_id=self._signup_id, phone_number=self._phone),
+                SendCodeInput(
+                    signup_id=self._signup_id,
+                    phone_number=self._phone,
+                    seq=self._sends + 1,
+                    max_sends=self._policy.max_sends,
+                ),
                 **SMS_STEP,
             )
             if self._sends == 0:
@@ -145,9 +169,26 @@ class OttSignupWorkflow:
             self._sending = False
         return self._view(sent=True)
 
+    async def _cmms_reported(self) -> SignupView:
+        """The CMMS reported the number (again): it texts its own code, so the signup stays open for
+        another code lifetime from now."""
+        self._sending = True
+        try:
+            expires_at = workflow.now() + timedelta(seconds=self._policy.code_ttl_seconds)
+            await self._record(expires_at=expires_at)
+            self._sends += 1
+            self._expires_at = expires_at
+        finally:
+            self._sending = False
+        return self._view(sent=False)
+
     @send_code.validator
     def _validate_send_code(self, request: SendCodeRequest) -> None:
         self._check_open(request.signup_id)
+        if self._verification == Verification.cmms:
+            if request.signup_id is not None:  # a resend: the CMMS sends its own codes
+                raise ApplicationError("the CMMS sends the codes", type=WRONG_VERIFICATION, non_retryable=True)
+            return
         if request.signup_id is not None and not self._sending:
             refusal = self._send_refusal()
             if refusal is not None:
@@ -158,6 +199,8 @@ class OttSignupWorkflow:
     @workflow.update
     async def verify(self, request: VerifyRequest) -> VerifyResult:
         """Check the code; on the right one create (or find) the number's account and provision it."""
+        if self._verification == Verification.cmms:
+            raise ApplicationError("the CMMS verifies the code", type=WRONG_VERIFICATION, non_retryable=True)
         correct = self._code_hmac is not None and same_hmac(self._code_hmac, request.code_hmac)
         if self._verifying:
             # A repeat of the right code (the caller retried) waits for the same outcome.
@@ -184,8 +227,43 @@ class OttSignupWorkflow:
 
     @verify.validator
     def _validate_verify(self, request: VerifyRequest) -> None:
+        if self._verification == Verification.cmms:
+            raise ApplicationError("the CMMS verifies the code", type=WRONG_VERIFICATION, non_retryable=True)
         if not self._verifying:
             self._check_verifiable(request.signup_id)
+
+    # --- confirm: the CMMS verified the number and issued the app's password ---
+
+    @workflow.update
+    async def confirm(self, request: ConfirmRequest) -> VerifyResult:
+        """Create (or renew) the number's account with the CMMS's password and provision it."""
+        self._check_confirmable(request)
+        if self._verifying:  # the same confirmation again: the same outcome
+            await workflow.wait_condition(lambda: not self._verifying)
+            if self._account_id is None:
+                raise ApplicationError("the account could not be provisioned", type=PROVISIONING_FAILED)
+            return self._verified()
+        self._code_hmac = request.password_hmac
+        self._verifying = True
+        try:
+            self._account_id = await self._create_account(password_from_signup=True)
+            self._status = SignupState.verified
+        finally:
+            self._verifying = False
+        return self._verified()
+
+    @confirm.validator
+    def _validate_confirm(self, request: ConfirmRequest) -> None:
+        self._check_confirmable(request)
+
+    def _check_confirmable(self, request: ConfirmRequest) -> None:
+        if self._verification != Verification.cmms:
+            raise ApplicationError("billing verifies the code", type=WRONG_VERIFICATION, non_retryable=True)
+        if self._verifying:
+            if self._code_hmac is None or not same_hmac(self._code_hmac, request.password_hmac):
+                raise ApplicationError("the signup is being confirmed", type=SIGNUP_CLOSED, non_retryable=True)
+            return
+        self._check_open(request.signup_id)
 
     # --- the rules ---
 
@@ -221,8 +299,13 @@ class OttSignupWorkflow:
 
     # --- steps ---
 
-    async def _create_account(self) -> str:
-        account_input = SignupAccountInput(signup_id=self._signup_id, phone_number=self._phone)
+    async def _create_account(self, *, password_from_signup: bool = False) -> str:
+        account_input = SignupAccountInput(
+            signup_id=self._signup_id,
+            phone_number=self._phone,
+            secret_hmac=self._code_hmac,
+            password_from_signup=password_from_signup,
+        )
         show(OpsState.provisioning)
         try:
             account = await workflow.execute_activity_method(
@@ -234,11 +317,16 @@ class OttSignupWorkflow:
                     ProvisionAccountInput(account_id=account.account_id),
                     **cmms_step(),
                 )
-            # An existing account keeps its credentials: its own workflow keeps the CMMS in line.
+            elif account.password_changed:
+                # The live account's new password: its own workflow, the one writer of its CMMS record.
+                await workflow.execute_activity_method(SignupActivities.push_signup_account, account_input, **PUSH_STEP)
             await self._record(SignupState.verified, account.account_id)
         except ActivityError as err:
             await workflow.execute_activity_method(SignupActivities.discard_signup_account, account_input, **DB_STEP)
             self._status = SignupState.failed
+            cause = err.cause
+            if isinstance(cause, ApplicationError) and cause.type == ACCOUNT_NOT_CLAIMABLE:
+                raise ApplicationError(cause.message, type=ACCOUNT_NOT_CLAIMABLE, non_retryable=True) from None
             raise ApplicationError(
                 f"the account could not be provisioned: {_reason(err)}", type=PROVISIONING_FAILED
             ) from None

@@ -1,5 +1,6 @@
 """OTT signup helpers: a stack whose simulator relays the app's calls to it, numbers, codes from the outbox."""
 
+import os
 import re
 import secrets
 from collections.abc import AsyncIterator
@@ -7,11 +8,16 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
+
+from simulator.store import Store
 from tests.support.net import free_port
 from tests.support.simulator import SimulatorProcess, running_simulator
 from tests.support.stack import CMMS_KEY, Stack, running_stack, stack_settings
 
 _CODE = re.compile(r"\b(\d{6})\b")
+# The machine's Redis, for the limits kept there (TEST_REDIS_URL overrides); tests use keys of their own.
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 def random_mobile(prefix: str = "+49151", digits: int = 8) -> str:
@@ -21,13 +27,16 @@ def random_mobile(prefix: str = "+49151", digits: int = 8) -> str:
 
 @asynccontextmanager
 async def signup_stack(
-    temporal_address: str, database_url: str, state_dir: Path, **overrides: Any
+    temporal_address: str, database_url: str, state_dir: Path, *, verification: str = "billing", **overrides: Any
 ) -> AsyncIterator[Stack]:
     """The real API, worker and a simulator of its own whose app side relays to this API (and whose
-    SMS sink the worker sends to)."""
+    SMS sink the worker sends to); `verification` (SIGNUP_VERIFICATION) for both."""
     api_port = free_port()
     async with running_simulator(
-        state_dir, BILLING_API_URL=f"http://127.0.0.1:{api_port}", BILLING_API_KEY=CMMS_KEY
+        state_dir,
+        BILLING_API_URL=f"http://127.0.0.1:{api_port}",
+        BILLING_API_KEY=CMMS_KEY,
+        SIGNUP_VERIFICATION=verification,
     ) as sim:
         settings = stack_settings(
             temporal_address,
@@ -37,6 +46,7 @@ async def signup_stack(
             sms_gateway_url=f"{sim.base_url}/cgi-bin/sendsms",
             sms_username=sim.sms_username,
             sms_password=sim.sms_password,
+            signup_verification=verification,
             **overrides,
         )
         async with running_stack(settings, sim) as stack:
@@ -68,3 +78,32 @@ async def start_signup(stack: Stack, e164: str, headers: dict[str, str] | None =
 
 async def verify(stack: Stack, signup_id: str, code: str) -> Any:
     return await stack.api.post(f"/v1/signups/{signup_id}/verify", json={"code": code}, headers=stack.cmms)
+
+
+def wrong_code(code: str) -> str:
+    """A well-formed code that is not `code`."""
+    return f"{(int(code) + 1) % 1_000_000:06d}"
+
+
+async def verified_credentials(stack: Stack, e164: str, api: httpx.AsyncClient | None = None) -> dict[str, Any]:
+    """A signup of the number through the API, verified with the code texted to it: the answer's credentials."""
+    started = await start_signup(stack, e164)
+    answer = await (api or stack.api).post(
+        f"/v1/signups/{started['signup_id']}/verify",
+        json={"code": await last_code(stack.sim, e164)},
+        headers=stack.cmms,
+    )
+    assert answer.status_code == 200, answer.text
+    credentials: dict[str, Any] = answer.json()["credentials"]
+    return credentials
+
+
+def cmms_password(sim: SimulatorProcess, account_id: str) -> str | None:
+    """The password the CMMS holds for the account (read from the simulator's own store, as its
+    device side would hand it out)."""
+    store = Store(sim.state_path)
+    try:
+        stored = store.get_account(account_id)
+    finally:
+        store.close()
+    return stored.password if stored else None

@@ -40,7 +40,10 @@ def stack_settings(temporal_address: str, database_url: str, sim: SimulatorProce
         "cmms_url": sim.base_url,
         "cmms_token": sim.token,
         "cmms_timeout_seconds": 5.0,
-        "worker_metrics_port": 0,  # a test that reads the worker's metrics picks a free port
+        "worker_metrics_port": 0,
+        # No scheduled reconciliation: the tests share one CMMS simulator, whose records of other tests'
+        # databases a reconciliation would take for orphans. A test that wants the schedule says so.
+        "reconcile_every": None,  # a test that reads the worker's metrics picks a free port
     }
     return Settings(_env_file=None, **(values | overrides))
 
