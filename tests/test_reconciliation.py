@@ -21,19 +21,25 @@ from temporalio.client import (
 from temporalio.exceptions import ActivityError
 from temporalio.service import RPCError, RPCStatusCode
 
-from billing.db import snapshot, transaction
-from billing.models import Account, AccountStatus, Customer, utcnow
+from activities.reconciliation import ReconciliationActivities
+from billing.db import make_engine, make_sessionmaker, snapshot, transaction
+from billing.models import Account, AccountStatus, Customer, CustomerClass, Product, utcnow
 from billing.provisioning import desired_state
+from cmms.client import CmmsClient
 from contracts.cmms import CMMS_PAGE_MAX
 from contracts.reconciliation import (
     SCHEDULE_ID,
+    PageInput,
     ReconciliationInput,
     ReconciliationProgress,
     reconciliation_workflow_id,
 )
 from contracts.search_attributes import DRIFT_FOUND, PROVISIONING_STATE, REPAIRS_FAILED
 from core.reconciliation import ensure_reconciliation_schedule, new_reconciliation_id, start_reconciliation
+from core.settings import Settings
+from core.temporal import connect
 from tests.support.catalog import Catalog, new_id, order_body, random_imei, seed_catalog
+from tests.support.database import migrate, postgres_database
 from tests.support.history import all_histories_text
 from tests.support.messaging import open_wallet, ordered_account, wait_for_record
 from tests.support.net import free_port
@@ -295,6 +301,45 @@ async def test_the_reconciliation_api_refuses_bad_calls(stack: Stack) -> None:
         stack.api.get("/v1/reconciliations/x", headers=stack.cmms),
     ):
         assert (await call).status_code == 403
+
+
+async def test_billing_pages_in_the_cmms_byte_order_whatever_the_database_collation(dev_server: str) -> None:
+    ids = ["case-B", "case-a", "case-b", "case_a"]  # byte order, as the CMMS (SQLite) lists them
+    with postgres_database(icu_locale="en-US") as url:
+        migrate(url)
+        engine = make_engine(url)
+        sessions = make_sessionmaker(engine)
+        async with transaction(sessions) as session:
+            session.add(CustomerClass(customer_class_id="cc", name="cc"))
+            await session.flush()
+            session.add(Customer(customer_id="c", name="c", customer_class_id="cc"))
+            session.add(Product(product_id="p", name="p"))
+            await session.flush()  # the accounts refer to them
+            for account_id in ids:
+                session.add(
+                    Account(
+                        account_id=account_id,
+                        customer_id="c",
+                        product_id="p",
+                        sip_password=f"pw-{account_id}",
+                        status=AccountStatus.active,
+                        created_by="test",
+                    )
+                )
+        async with snapshot(sessions) as session:  # the database's own order is another
+            assert list(await session.exec(select(Account.account_id).order_by(Account.account_id))) != ids
+        settings = Settings(_env_file=None, temporal_address=dev_server)
+        async with CmmsClient("http://127.0.0.1:9", "unused") as cmms:
+            activities = ReconciliationActivities(sessions, cmms, await connect(settings), settings)
+            paged: list[str] = []
+            after = None
+            while True:
+                page = await activities.read_billing_page(PageInput(after=after, limit=3))
+                paged += [entry.account_id for entry in page.entries]
+                if (after := page.next_after) is None:
+                    break
+        await engine.dispose()
+    assert paged == ids
 
 
 async def test_the_worker_keeps_the_schedule_and_its_runs_are_counted_in_metrics(stack: Stack) -> None:
