@@ -20,6 +20,7 @@ from temporalio.client import (
 )
 from temporalio.exceptions import ActivityError
 from temporalio.service import RPCError, RPCStatusCode
+from temporalio.testing import ActivityEnvironment
 
 from activities.reconciliation import ReconciliationActivities
 from billing.db import make_engine, make_sessionmaker, snapshot, transaction
@@ -32,6 +33,7 @@ from contracts.reconciliation import (
     PageInput,
     ReconciliationInput,
     ReconciliationProgress,
+    RepairInput,
     reconciliation_workflow_id,
 )
 from contracts.search_attributes import DRIFT_FOUND, PROVISIONING_STATE, REPAIRS_FAILED
@@ -301,6 +303,27 @@ async def test_the_reconciliation_api_refuses_bad_calls(stack: Stack) -> None:
         stack.api.get("/v1/reconciliations/x", headers=stack.cmms),
     ):
         assert (await call).status_code == 403
+
+
+async def test_an_orphan_whose_account_appeared_meanwhile_is_left_alone(stack: Stack) -> None:
+    catalog = await seed_catalog(stack)
+    # Both records had no account when the CMMS page was read; one account has come since (an order).
+    (arrived,) = await seed_accounts(
+        stack.sessions, catalog.customer_id, catalog.product_id, 1, status=AccountStatus.pending
+    )
+    stray = new_id("stray")
+    for account_id in (arrived, stray):
+        await stack.sim.put_raw(account_id, password="p", profile="Business", domain="d.example")
+    async with stack.sim.client() as cmms:
+        activities = ReconciliationActivities(stack.sessions, cmms, stack.temporal, stack.settings)
+        result = await ActivityEnvironment().run(activities.remove_orphans, RepairInput(account_ids=[arrived, stray]))
+    assert (result.removed, result.not_orphaned, result.failed) == (1, 1, 0)
+    assert await stack.sim.get_record(arrived) is not None and await stack.sim.get_record(stray) is None
+    async with transaction(stack.sessions) as session:  # leave the module converged
+        await session.exec(
+            update(Account).where(col(Account.account_id) == arrived).values(status=AccountStatus.terminated)
+        )
+    await stack.sim.drop(arrived)
 
 
 async def test_billing_pages_in_the_cmms_byte_order_whatever_the_database_collation(dev_server: str) -> None:
