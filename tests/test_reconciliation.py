@@ -394,6 +394,8 @@ async def test_the_worker_keeps_the_schedule_and_its_runs_are_counted_in_metrics
         assert action.workflow == "ReconciliationWorkflow" and action.task_queue == settings.temporal_task_queue
 
         # A scheduled run, now: it reconciles like any other, and the worker's metrics count it.
+        await stack.sim.put_raw(new_id("stray"), password="p", profile="Business", domain="d.example")
+        live = await live_count(stack)
         await schedule.trigger()
         run = None
         for _ in range(100):
@@ -406,7 +408,7 @@ async def test_the_worker_keeps_the_schedule_and_its_runs_are_counted_in_metrics
         assert run.workflow_id.startswith("reconciliation-scheduled-")
         handle = stack.temporal.get_workflow_handle_for(ReconciliationWorkflow.run, run.workflow_id)
         result = await asyncio.wait_for(handle.result(), 60)
-        assert result.status == "completed" and result.checked == await live_count(stack)
+        assert result.status == "completed" and counts(result) == found(live + 1, orphaned=1)
         view = await stack.api.get(
             f"/v1/reconciliations/{run.workflow_id.removeprefix('reconciliation-')}", headers=stack.admin
         )
@@ -419,12 +421,15 @@ async def test_the_worker_keeps_the_schedule_and_its_runs_are_counted_in_metrics
         stop.set()
         await worker
 
-    # Started again with other settings, the worker updates it; with RECONCILE_EVERY off, removes it.
+    # Started again with other settings, the worker updates it (an operator's pause stays);
+    # with RECONCILE_EVERY off, removes it.
+    await schedule.pause(note="maintenance")
     await ensure_reconciliation_schedule(
         stack.temporal, settings.model_copy(update={"reconcile_every": timedelta(hours=2)})
     )
     updated = await schedule.describe()
     assert [i.every for i in updated.schedule.spec.intervals] == [timedelta(hours=2)]
+    assert updated.schedule.state.paused
     await ensure_reconciliation_schedule(stack.temporal, settings.model_copy(update={"reconcile_every": None}))
     with pytest.raises(RPCError) as gone:
         await schedule.describe()
