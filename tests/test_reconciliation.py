@@ -27,7 +27,7 @@ from billing.db import make_engine, make_sessionmaker, snapshot, transaction
 from billing.models import Account, AccountStatus, Customer, CustomerClass, Product, utcnow
 from billing.provisioning import desired_state
 from cmms.client import CmmsClient
-from contracts.cmms import CMMS_PAGE_MAX
+from contracts.cmms import CMMS_PAGE_MAX, password_digest
 from contracts.reconciliation import (
     SCHEDULE_ID,
     PageInput,
@@ -102,8 +102,11 @@ async def assert_cmms_holds_billing(stack: Stack) -> None:
             shown = (held.imei, held.profile, held.domain, held.blocked)
             assert shown == (wanted.imei, wanted.profile, wanted.domain, wanted.blocked), account.account_id
             assert wanted.messaging_enabled in (None, held.messaging_enabled), account.account_id
-            device = await stack.sim.http.post("/device/v1/provision", json={"imei": held.imei})
-            assert device.json()["password"] == wanted.password.get_secret_value(), account.account_id
+            secret = wanted.password.get_secret_value()
+            assert held.password_digest == password_digest(account.account_id, secret), account.account_id
+            if not held.blocked:  # and the phone receives it
+                device = await stack.sim.http.post("/device/v1/provision", json={"imei": held.imei})
+                assert device.json()["password"] == secret, account.account_id
     assert records == {}, f"records with no account: {sorted(records)}"
 
 
@@ -117,20 +120,23 @@ async def ordered(stack: Stack, catalog: Catalog, count: int) -> list[str]:
     return [order["account_id"] for order in orders]
 
 
-async def changed(sim: SimulatorProcess, account_id: str, **fields: Any) -> None:
+async def changed(stack: Stack, account_id: str, **fields: Any) -> None:
     """The account's record with `fields` changed, behind billing's back (the version stays)."""
-    record = await sim.get_record(account_id)
+    record = await stack.sim.get_record(account_id)
     assert record is not None
     current = record.model_dump(include={"imei", "profile", "domain", "messaging_enabled", "blocked"})
-    # The password is not readable through the API; the device side hands it out.
-    device = await sim.http.post("/device/v1/provision", json={"imei": record.imei})
-    await sim.put_raw(account_id, **current | {"password": device.json()["password"]} | fields)
+    async with snapshot(stack.sessions) as session:  # the record's password is billing's, until changed
+        password = (await session.get_one(Account, account_id)).sip_password
+    await stack.sim.put_raw(account_id, **current | {"password": password} | fields)
 
 
 async def test_drift_is_found_repaired_and_gone_on_the_next_run(stack: Stack, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="temporalio.workflow")
     catalog = await seed_catalog(stack, custom_fields={"profileName": "Business", "domain": "acme.example"})
-    accounts = await ordered(stack, catalog, 4)
+    accounts = await ordered(stack, catalog, 5)
+    blocked = await stack.api.patch(f"/v1/accounts/{accounts[4]}", json={"blocked": True}, headers=stack.admin)
+    assert blocked.status_code == 202
+    await wait_for_record(stack.sim, accounts[4], lambda r: r.blocked)
     messaging = await ordered_account(stack, push_events=True)
     await open_wallet(stack, messaging, 5)
     await wait_for_record(stack.sim, messaging, lambda r: r.messaging_enabled)
@@ -141,10 +147,11 @@ async def test_drift_is_found_repaired_and_gone_on_the_next_run(stack: Stack, ca
     # Drift, as CMMS-side mistakes (and a billing account never pushed) would leave it:
     await stack.sim.drop(accounts[0])  # missing
     (never_pushed,) = await seed_accounts(stack.sessions, catalog.customer_id, catalog.product_id, 1)  # missing
-    await changed(stack.sim, accounts[1], password="not-what-billing-says")  # different: the password
-    await changed(stack.sim, accounts[2], profile="Residential")  # different: the profile
-    await changed(stack.sim, accounts[3], imei=random_imei(), domain="other.example")  # different: IMEI, domain
-    await changed(stack.sim, messaging, messaging_enabled=False)  # different: the messaging state
+    await changed(stack, accounts[1], password="not-what-billing-says")  # different: the password
+    await changed(stack, accounts[2], profile="Residential")  # different: the profile
+    await changed(stack, accounts[3], imei=random_imei(), domain="other.example")  # different: IMEI, domain
+    await changed(stack, accounts[4], blocked=False)  # different: unblocked
+    await changed(stack, messaging, messaging_enabled=False)  # different: the messaging state
     stray = new_id("stray")
     await stack.sim.put_raw(stray, password="p", profile="Business", domain="acme.example")  # orphaned
     (terminated,) = await seed_accounts(
@@ -158,7 +165,7 @@ async def test_drift_is_found_repaired_and_gone_on_the_next_run(stack: Stack, ca
     await stack.sim.put_raw(pending[0], password="p", profile="Business", domain="acme.example")
 
     workflow_id, repaired = await reconcile(stack)
-    assert counts(repaired) == found(live + 1 + 2, missing=2, different=4, orphaned=2)
+    assert counts(repaired) == found(live + 1 + 2, missing=2, different=5, orphaned=2)
     await assert_cmms_holds_billing(stack)
     assert await stack.sim.get_record(stray) is None and await stack.sim.get_record(terminated) is None
     assert await stack.sim.get_record(pending[0]) is not None
@@ -166,10 +173,10 @@ async def test_drift_is_found_repaired_and_gone_on_the_next_run(stack: Stack, ca
     # What it found is on the run: search attributes, and one log line with the counts.
     description = await stack.temporal.get_workflow_handle(workflow_id).describe()
     attributes = description.typed_search_attributes
-    assert attributes.get(DRIFT_FOUND) == 8 and attributes.get(REPAIRS_FAILED) == 0
+    assert attributes.get(DRIFT_FOUND) == 9 and attributes.get(REPAIRS_FAILED) == 0
     assert attributes.get(PROVISIONING_STATE) == "completed"
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("reconciliation completed")]
-    assert any(f"checked={live + 3} missing=2 different=4 orphaned=2 repaired=8 failed=0" in line for line in lines), (
+    assert any(f"checked={live + 3} missing=2 different=5 orphaned=2 repaired=9 failed=0" in line for line in lines), (
         lines
     )
 
