@@ -142,37 +142,38 @@ class ReconciliationActivities:
 
     @activity.defn(name="remove_orphans")
     async def remove_orphans(self, request: RepairInput) -> OrphansResult:
-        """Delete CMMS records that have no live account, once billing has been asked again: a record
-        whose account appeared since its page was read is left alone."""
-        async with snapshot(self._sessions) as session:
-            found = await session.exec(
-                select(Account.account_id).where(
-                    col(Account.account_id).in_(request.account_ids),
-                    col(Account.status).in_([s.value for s in COMPARED]),
-                )
-            )
-            not_orphaned = set(found)
+        """Delete CMMS records that have no live account, billing being asked again just before each
+        delete: a record whose account appeared since its page was read (an order) is left alone."""
         window = asyncio.Semaphore(self._settings.reconcile_window)
 
-        async def remove(account_id: str) -> bool:
+        async def remove(account_id: str) -> bool | None:
+            """True: removed (or already gone); False: the CMMS refused; None: not an orphan after all."""
             async with window:
+                if await self._has_account(account_id):
+                    return None
                 try:
-                    await self._cmms.delete_account(account_id)  # already gone counts as removed
+                    await self._cmms.delete_account(account_id)
                 except CmmsRejected as err:
                     activity.logger.warning("CMMS refused to remove the orphaned record of %s: %s", account_id, err)
                     return False
             return True
 
-        orphans = [account_id for account_id in request.account_ids if account_id not in not_orphaned]
         with _heartbeating():
-            outcomes = await asyncio.gather(*(remove(account_id) for account_id in orphans), return_exceptions=True)
+            outcomes = await asyncio.gather(*(remove(a) for a in request.account_ids), return_exceptions=True)
         for outcome in outcomes:
             if isinstance(outcome, CmmsUnavailable):
                 raise _retry(outcome) from None  # deleting is idempotent: the retry does the batch again
             if isinstance(outcome, BaseException):
                 raise outcome
-        removed = sum(1 for outcome in outcomes if outcome is True)
-        return OrphansResult(removed=removed, not_orphaned=len(not_orphaned), failed=len(orphans) - removed)
+        return OrphansResult(
+            removed=outcomes.count(True), not_orphaned=outcomes.count(None), failed=outcomes.count(False)
+        )
+
+    async def _has_account(self, account_id: str) -> bool:
+        """Whether billing has the account, pending or live (a terminated one has left the CMMS)."""
+        async with snapshot(self._sessions) as session:
+            account = await session.get(Account, account_id)
+        return account is not None and account.status in COMPARED
 
     async def _synced_once(self, account_id: str) -> bool:
         """Ask the account's workflow to sync; False when no answer came in time and it should be asked again."""

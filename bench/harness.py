@@ -122,6 +122,8 @@ async def bench_stack(**settings: str) -> AsyncIterator[BenchStack]:
                 "CMMS_SIM_STATE": str(var / "cmms-sim.sqlite3"),
                 "CMMS_URL": f"http://127.0.0.1:{sim_port}",
                 "LOG_LEVEL": "WARNING",
+                # A scheduled reconciliation (at the top of the hour) would run in the middle of a measurement.
+                "RECONCILE_EVERY": "off",
             }
             | settings
         )

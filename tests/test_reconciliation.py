@@ -20,21 +20,29 @@ from temporalio.client import (
 )
 from temporalio.exceptions import ActivityError
 from temporalio.service import RPCError, RPCStatusCode
+from temporalio.testing import ActivityEnvironment
 
-from billing.db import snapshot, transaction
-from billing.models import Account, AccountStatus, Customer, utcnow
+from activities.reconciliation import ReconciliationActivities
+from billing.db import make_engine, make_sessionmaker, snapshot, transaction
+from billing.models import Account, AccountStatus, Customer, CustomerClass, Product, utcnow
 from billing.provisioning import desired_state
-from contracts.cmms import CMMS_PAGE_MAX
+from cmms.client import CmmsClient
+from contracts.cmms import CMMS_PAGE_MAX, password_digest
 from contracts.reconciliation import (
     SCHEDULE_ID,
+    PageInput,
     ReconciliationInput,
     ReconciliationProgress,
+    RepairInput,
     reconciliation_workflow_id,
 )
 from contracts.search_attributes import DRIFT_FOUND, PROVISIONING_STATE, REPAIRS_FAILED
 from core.reconciliation import ensure_reconciliation_schedule, new_reconciliation_id
+from core.settings import Settings
+from core.temporal import connect
 from services.delivery import start_reconciliation
 from tests.support.catalog import Catalog, new_id, order_body, random_imei, seed_catalog
+from tests.support.database import migrate, postgres_database
 from tests.support.history import all_histories_text
 from tests.support.messaging import open_wallet, ordered_account, wait_for_record
 from tests.support.net import free_port
@@ -95,8 +103,11 @@ async def assert_cmms_holds_billing(stack: Stack) -> None:
             shown = (held.imei, held.profile, held.domain, held.blocked)
             assert shown == (wanted.imei, wanted.profile, wanted.domain, wanted.blocked), account.account_id
             assert wanted.messaging_enabled in (None, held.messaging_enabled), account.account_id
-            device = await stack.sim.http.post("/device/v1/provision", json={"imei": held.imei})
-            assert device.json()["password"] == wanted.password.get_secret_value(), account.account_id
+            secret = wanted.password.get_secret_value()
+            assert held.password_digest == password_digest(account.account_id, secret), account.account_id
+            if not held.blocked:  # and the phone receives it
+                device = await stack.sim.http.post("/device/v1/provision", json={"imei": held.imei})
+                assert device.json()["password"] == secret, account.account_id
     assert records == {}, f"records with no account: {sorted(records)}"
 
 
@@ -110,20 +121,23 @@ async def ordered(stack: Stack, catalog: Catalog, count: int) -> list[str]:
     return [order["account_id"] for order in orders]
 
 
-async def changed(sim: SimulatorProcess, account_id: str, **fields: Any) -> None:
+async def changed(stack: Stack, account_id: str, **fields: Any) -> None:
     """The account's record with `fields` changed, behind billing's back (the version stays)."""
-    record = await sim.get_record(account_id)
+    record = await stack.sim.get_record(account_id)
     assert record is not None
     current = record.model_dump(include={"imei", "profile", "domain", "messaging_enabled", "blocked"})
-    # The password is not readable through the API; the device side hands it out.
-    device = await sim.http.post("/device/v1/provision", json={"imei": record.imei})
-    await sim.put_raw(account_id, **current | {"password": device.json()["password"]} | fields)
+    async with snapshot(stack.sessions) as session:  # the record's password is billing's, until changed
+        password = (await session.get_one(Account, account_id)).sip_password
+    await stack.sim.put_raw(account_id, **current | {"password": password} | fields)
 
 
 async def test_drift_is_found_repaired_and_gone_on_the_next_run(stack: Stack, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="temporalio.workflow")
     catalog = await seed_catalog(stack, custom_fields={"profileName": "Business", "domain": "acme.example"})
-    accounts = await ordered(stack, catalog, 4)
+    accounts = await ordered(stack, catalog, 5)
+    blocked = await stack.api.patch(f"/v1/accounts/{accounts[4]}", json={"blocked": True}, headers=stack.admin)
+    assert blocked.status_code == 202
+    await wait_for_record(stack.sim, accounts[4], lambda r: r.blocked)
     messaging = await ordered_account(stack, push_events=True)
     await open_wallet(stack, messaging, 5)
     await wait_for_record(stack.sim, messaging, lambda r: r.messaging_enabled)
@@ -134,10 +148,11 @@ async def test_drift_is_found_repaired_and_gone_on_the_next_run(stack: Stack, ca
     # Drift, as CMMS-side mistakes (and a billing account never pushed) would leave it:
     await stack.sim.drop(accounts[0])  # missing
     (never_pushed,) = await seed_accounts(stack.sessions, catalog.customer_id, catalog.product_id, 1)  # missing
-    await changed(stack.sim, accounts[1], password="not-what-billing-says")  # different: the password
-    await changed(stack.sim, accounts[2], profile="Residential")  # different: the profile
-    await changed(stack.sim, accounts[3], imei=random_imei(), domain="other.example")  # different: IMEI, domain
-    await changed(stack.sim, messaging, messaging_enabled=False)  # different: the messaging state
+    await changed(stack, accounts[1], password="not-what-billing-says")  # different: the password
+    await changed(stack, accounts[2], profile="Residential")  # different: the profile
+    await changed(stack, accounts[3], imei=random_imei(), domain="other.example")  # different: IMEI, domain
+    await changed(stack, accounts[4], blocked=False)  # different: unblocked
+    await changed(stack, messaging, messaging_enabled=False)  # different: the messaging state
     stray = new_id("stray")
     await stack.sim.put_raw(stray, password="p", profile="Business", domain="acme.example")  # orphaned
     (terminated,) = await seed_accounts(
@@ -151,7 +166,7 @@ async def test_drift_is_found_repaired_and_gone_on_the_next_run(stack: Stack, ca
     await stack.sim.put_raw(pending[0], password="p", profile="Business", domain="acme.example")
 
     workflow_id, repaired = await reconcile(stack)
-    assert counts(repaired) == found(live + 1 + 2, missing=2, different=4, orphaned=2)
+    assert counts(repaired) == found(live + 1 + 2, missing=2, different=5, orphaned=2)
     await assert_cmms_holds_billing(stack)
     assert await stack.sim.get_record(stray) is None and await stack.sim.get_record(terminated) is None
     assert await stack.sim.get_record(pending[0]) is not None
@@ -159,10 +174,10 @@ async def test_drift_is_found_repaired_and_gone_on_the_next_run(stack: Stack, ca
     # What it found is on the run: search attributes, and one log line with the counts.
     description = await stack.temporal.get_workflow_handle(workflow_id).describe()
     attributes = description.typed_search_attributes
-    assert attributes.get(DRIFT_FOUND) == 8 and attributes.get(REPAIRS_FAILED) == 0
+    assert attributes.get(DRIFT_FOUND) == 9 and attributes.get(REPAIRS_FAILED) == 0
     assert attributes.get(PROVISIONING_STATE) == "completed"
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("reconciliation completed")]
-    assert any(f"checked={live + 3} missing=2 different=4 orphaned=2 repaired=8 failed=0" in line for line in lines), (
+    assert any(f"checked={live + 3} missing=2 different=5 orphaned=2 repaired=9 failed=0" in line for line in lines), (
         lines
     )
 
@@ -298,6 +313,66 @@ async def test_the_reconciliation_api_refuses_bad_calls(stack: Stack) -> None:
         assert (await call).status_code == 403
 
 
+async def test_an_orphan_whose_account_appeared_meanwhile_is_left_alone(stack: Stack) -> None:
+    catalog = await seed_catalog(stack)
+    # Both records had no account when the CMMS page was read; one account has come since (an order).
+    (arrived,) = await seed_accounts(
+        stack.sessions, catalog.customer_id, catalog.product_id, 1, status=AccountStatus.pending
+    )
+    stray = new_id("stray")
+    for account_id in (arrived, stray):
+        await stack.sim.put_raw(account_id, password="p", profile="Business", domain="d.example")
+    async with stack.sim.client() as cmms:
+        activities = ReconciliationActivities(stack.sessions, cmms, stack.temporal, stack.settings)
+        result = await ActivityEnvironment().run(activities.remove_orphans, RepairInput(account_ids=[arrived, stray]))
+    assert (result.removed, result.not_orphaned, result.failed) == (1, 1, 0)
+    assert await stack.sim.get_record(arrived) is not None and await stack.sim.get_record(stray) is None
+    async with transaction(stack.sessions) as session:  # leave the module converged
+        await session.exec(
+            update(Account).where(col(Account.account_id) == arrived).values(status=AccountStatus.terminated)
+        )
+    await stack.sim.drop(arrived)
+
+
+async def test_billing_pages_in_the_cmms_byte_order_whatever_the_database_collation(dev_server: str) -> None:
+    ids = ["case-B", "case-a", "case-b", "case_a"]  # byte order, as the CMMS (SQLite) lists them
+    with postgres_database(icu_locale="en-US") as url:
+        migrate(url)
+        engine = make_engine(url)
+        sessions = make_sessionmaker(engine)
+        async with transaction(sessions) as session:
+            session.add(CustomerClass(customer_class_id="cc", name="cc"))
+            await session.flush()
+            session.add(Customer(customer_id="c", name="c", customer_class_id="cc"))
+            session.add(Product(product_id="p", name="p"))
+            await session.flush()  # the accounts refer to them
+            for account_id in ids:
+                session.add(
+                    Account(
+                        account_id=account_id,
+                        customer_id="c",
+                        product_id="p",
+                        sip_password=f"pw-{account_id}",
+                        status=AccountStatus.active,
+                        created_by="test",
+                    )
+                )
+        async with snapshot(sessions) as session:  # the database's own order is another
+            assert list(await session.exec(select(Account.account_id).order_by(Account.account_id))) != ids
+        settings = Settings(_env_file=None, temporal_address=dev_server)
+        async with CmmsClient("http://127.0.0.1:9", "unused") as cmms:
+            activities = ReconciliationActivities(sessions, cmms, await connect(settings), settings)
+            paged: list[str] = []
+            after = None
+            while True:
+                page = await activities.read_billing_page(PageInput(after=after, limit=3))
+                paged += [entry.account_id for entry in page.entries]
+                if (after := page.next_after) is None:
+                    break
+        await engine.dispose()
+    assert paged == ids
+
+
 async def test_the_worker_keeps_the_schedule_and_its_runs_are_counted_in_metrics(stack: Stack) -> None:
     # A worker of its own (task queue, metrics port), as `python worker.py` runs it.
     settings = stack.settings.model_copy(
@@ -327,6 +402,8 @@ async def test_the_worker_keeps_the_schedule_and_its_runs_are_counted_in_metrics
         assert action.workflow == "ReconciliationWorkflow" and action.task_queue == settings.temporal_task_queue
 
         # A scheduled run, now: it reconciles like any other, and the worker's metrics count it.
+        await stack.sim.put_raw(new_id("stray"), password="p", profile="Business", domain="d.example")
+        live = await live_count(stack)
         await schedule.trigger()
         run = None
         for _ in range(100):
@@ -339,7 +416,7 @@ async def test_the_worker_keeps_the_schedule_and_its_runs_are_counted_in_metrics
         assert run.workflow_id.startswith("reconciliation-scheduled-")
         handle = stack.temporal.get_workflow_handle_for(ReconciliationWorkflow.run, run.workflow_id)
         result = await asyncio.wait_for(handle.result(), 60)
-        assert result.status == "completed" and result.checked == await live_count(stack)
+        assert result.status == "completed" and counts(result) == found(live + 1, orphaned=1)
         view = await stack.api.get(
             f"/v1/reconciliations/{run.workflow_id.removeprefix('reconciliation-')}", headers=stack.admin
         )
@@ -352,12 +429,15 @@ async def test_the_worker_keeps_the_schedule_and_its_runs_are_counted_in_metrics
         stop.set()
         await worker
 
-    # Started again with other settings, the worker updates it; with RECONCILE_EVERY off, removes it.
+    # Started again with other settings, the worker updates it (an operator's pause stays);
+    # with RECONCILE_EVERY off, removes it.
+    await schedule.pause(note="maintenance")
     await ensure_reconciliation_schedule(
         stack.temporal, settings.model_copy(update={"reconcile_every": timedelta(hours=2)})
     )
     updated = await schedule.describe()
     assert [i.every for i in updated.schedule.spec.intervals] == [timedelta(hours=2)]
+    assert updated.schedule.state.paused
     await ensure_reconciliation_schedule(stack.temporal, settings.model_copy(update={"reconcile_every": None}))
     with pytest.raises(RPCError) as gone:
         await schedule.describe()

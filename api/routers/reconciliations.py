@@ -26,7 +26,7 @@ class ReconciliationAccepted(BaseModel):
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED)
-async def start(temporal: TemporalDep, settings: SettingsDep) -> ReconciliationAccepted:
+async def post_reconciliation(temporal: TemporalDep, settings: SettingsDep) -> ReconciliationAccepted:
     """Start a reconciliation now; its progress and result are at `progress_url`."""
     reconciliation_id = new_reconciliation_id()
     workflow_id = await start_reconciliation(temporal, settings, reconciliation_id)
@@ -38,8 +38,8 @@ async def start(temporal: TemporalDep, settings: SettingsDep) -> ReconciliationA
 
 
 @router.get("/{reconciliation_id}")
-async def get(reconciliation_id: ReconciliationId, temporal: TemporalDep) -> ReconciliationProgress:
-    """`{status: running|completed, checked, missing, different, orphaned, repaired, failed}`."""
+async def get_reconciliation(reconciliation_id: ReconciliationId, temporal: TemporalDep) -> ReconciliationProgress:
+    """`{status: running|completed|failed, checked, missing, different, orphaned, repaired, failed}`."""
     progress = await reconciliation_progress(temporal, reconciliation_id)
     if progress is None:
         raise Problem(404, f"reconciliation {reconciliation_id!r} does not exist")

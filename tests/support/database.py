@@ -27,13 +27,15 @@ def migrate(database_url: str, revision: str = "head") -> None:
 
 
 @contextmanager
-def postgres_database() -> Iterator[str]:
-    """A new, empty PostgreSQL database; yields its SQLAlchemy URL and drops it afterwards."""
+def postgres_database(*, icu_locale: str | None = None) -> Iterator[str]:
+    """A new, empty PostgreSQL database (collating by `icu_locale` when given, e.g. `en-US`); yields its
+    SQLAlchemy URL and drops it afterwards."""
     admin = make_url(POSTGRES_ADMIN_URL)
     name = f"cmms_test_{secrets.token_hex(4)}"
     conninfo = admin.set(drivername="postgresql").render_as_string(hide_password=False)
+    collation = f" TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE '{icu_locale}'" if icu_locale else ""
     with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"{collation}')
     try:
         yield admin.set(database=name).render_as_string(hide_password=False)
     finally:
