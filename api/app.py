@@ -27,6 +27,8 @@ from billing.db import make_engine, make_sessionmaker
 from core.settings import Settings, get_settings
 from core.temporal import connect
 from services.outbox import Outbox
+from services.rate_limit import make_rate_limiter
+from services.signups import Signups
 
 ROUTERS = [
     resellers.router,
@@ -51,12 +53,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Lazy: the API starts, and takes changes, while Temporal is unreachable; the outbox tells it later.
         temporal = await connect(settings, lazy=True)
         outbox = Outbox(sessions, temporal, settings)
+        redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
+        limiter = make_rate_limiter(sessions, redis_url)
         state = AppState(
             settings=settings,
             sessions=sessions,
             temporal=temporal,
             keys=KeyRing(settings.api_keys.get_secret_value()),
             outbox=outbox,
+            signups=Signups(sessions, temporal, settings, limiter),
         )
         app.state.services = state
         relay = asyncio.create_task(outbox.relay_forever())
@@ -65,6 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         with contextlib.suppress(asyncio.CancelledError):
             await relay
         await outbox.close()
+        await limiter.aclose()
         await engine.dispose()
 
     app = FastAPI(

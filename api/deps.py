@@ -17,6 +17,7 @@ from api.problems import Problem
 from billing.db import SessionMaker, snapshot
 from core.settings import Settings
 from services.outbox import Outbox
+from services.signups import Signups
 
 
 @dataclass
@@ -28,6 +29,7 @@ class AppState:
     temporal: Client
     keys: KeyRing
     outbox: Outbox  # every change goes through it: billing's transaction, and what Temporal must learn
+    signups: Signups  # the signup calls, with the rate limits every API process shares
 
 
 async def get_state(request: Request) -> AppState:

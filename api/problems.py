@@ -14,7 +14,7 @@ from temporalio.service import RPCError
 
 from billing.uniqueness import broken_rule, imei_taken
 from core.temporal import is_transient
-from services.errors import Conflict, Invalid, NotFound, ServiceError
+from services.errors import Conflict, Gone, Invalid, NotFound, ServiceError, TooMany, Unavailable, Upstream
 
 PROBLEM_JSON = "application/problem+json"
 # How long a client is asked to wait before repeating a request that met an unavailable dependency.
@@ -61,13 +61,28 @@ async def _on_problem(_: Request, exc: Exception) -> JSONResponse:
     return problem_response(exc.status, exc.title, exc.detail, exc.headers or None, **exc.extra)
 
 
+# A service's refusal, by its kind (the first class of its MRO found here); any other: 500.
+_REFUSALS: dict[type[ServiceError], int] = {
+    NotFound: 404,
+    Conflict: 409,
+    Invalid: 422,
+    Gone: 410,
+    TooMany: 429,
+    Unavailable: 503,
+    Upstream: 502,
+}
+
+
 async def _on_refusal(_: Request, exc: Exception) -> JSONResponse:
-    """A service's business refusal: nothing was changed."""
+    """A service's refusal: nothing was changed."""
     assert isinstance(exc, ServiceError)
-    if isinstance(exc, Invalid):
-        return problem_response(422, "Validation failed", exc.detail, errors=exc.errors)
-    status = 404 if isinstance(exc, NotFound) else 409 if isinstance(exc, Conflict) else 400
-    return problem_response(status, HTTPStatus(status).phrase, exc.detail)
+    status = next((_REFUSALS[kind] for kind in type(exc).__mro__ if kind in _REFUSALS), 500)
+    extra = dict(exc.extra)
+    if isinstance(exc, Invalid) and (exc.errors or exc.title is None):
+        extra["errors"] = exc.errors
+    title = exc.title or ("Validation failed" if isinstance(exc, Invalid) else HTTPStatus(status).phrase)
+    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
+    return problem_response(status, title, exc.detail, headers, **extra)
 
 
 async def _on_validation(_: Request, exc: Exception) -> JSONResponse:

@@ -291,7 +291,7 @@ class SignupSend(SQLModel, table=True):
 
 
 class RateLimitHit(SQLModel, table=True):
-    """One counted request of a sliding-window rate limit shared by every API process (api.rate_limit)."""
+    """One counted request of a sliding-window rate limit shared by every API process (services.rate_limit)."""
 
     __tablename__ = "rate_limit_hit"
 

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from api.rate_limit import DatabaseRateLimiter, RateLimiter, RedisRateLimiter
 from billing.db import make_engine, make_sessionmaker
 from core.settings import Settings
+from services.rate_limit import DatabaseRateLimiter, RateLimiter, RedisRateLimiter
 from tests.support.signups import REDIS_URL
 from tests.test_production_settings import REAL
 

@@ -1,0 +1,393 @@
+"""OTT self-signup (use case 2): the rules around the number's signup workflow, called by the CMMS as
+it relays what the app user does.
+
+It applies the per-number and per-client rate limits (shared by every API process:
+services.rate_limit), hashes the typed code (the workflow never sees a code), and calls the number's
+signup workflow by update: the answer (the credentials) must wait for the workflow, so these calls
+meet Temporal within the request, unlike a billing change (services.outbox). Wrong codes are counted
+per number across all its signups: each verify holds a place in that count while the workflow judges
+the code, and gives it back unless the code was wrong, so concurrent guesses through any API process
+get no extra tries.
+
+With SIGNUP_VERIFICATION=cmms the CMMS texts and checks the code itself and confirms the number
+with the password it issued (`confirm`); `verify` and `resend` are then refused.
+"""
+
+import asyncio
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+    WorkflowUpdateStage,
+)
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from billing.db import FOR_CHANGE, SessionMaker, snapshot, transaction
+from billing.models import Account, Customer, Reseller, Signup, SignupStatus, utcnow
+from billing.otp import code_hmac, is_well_formed, password_hmac, same_hmac
+from billing.phone import BadPhoneNumber, normalise
+from billing.provisioning import effective_profile
+from contracts.search_attributes import OpsState, search_attributes
+from contracts.signups import (
+    ACCOUNT_NOT_CLAIMABLE,
+    PROVISIONING_FAILED,
+    RESEND_COOLDOWN,
+    SEND_LIMIT,
+    SIGNUP_CLOSED,
+    SIGNUP_EXPIRED,
+    SMS_REJECTED,
+    SMS_UNAVAILABLE,
+    TOO_MANY_ATTEMPTS,
+    WRONG_VERIFICATION,
+    ConfirmRequest,
+    OttSignupInput,
+    SendCodeRequest,
+    SignupPolicy,
+    SignupView,
+    Verification,
+    VerifyRequest,
+    VerifyResult,
+    signup_workflow_id,
+)
+from core.settings import Settings
+from services.errors import Conflict, Gone, Invalid, NotFound, ServiceError, TooMany, Unavailable, Upstream
+from services.rate_limit import RateLimiter, Verdict
+from workflows.ott_signup import OttSignupWorkflow
+
+# A signup request meeting the number's previous signup as it closes waits this many times 0.2 s.
+_START_ATTEMPTS = 10
+
+
+@dataclass(frozen=True)
+class Credentials:
+    account_id: str
+    password: str
+    domain: str
+
+
+class Signups:
+    """The signup calls of one API process: billing, Temporal, the settings and the shared limits."""
+
+    def __init__(self, sessions: SessionMaker, temporal: Client, settings: Settings, limiter: RateLimiter) -> None:
+        self._sessions = sessions
+        self._temporal = temporal
+        self._settings = settings
+        self.limiter = limiter
+
+    async def start(self, client_label: str, phone_number: str) -> SignupView:
+        """Send a code to the number; a signup already pending for it continues (no two live codes)."""
+        settings = self._settings
+        try:
+            e164 = normalise(phone_number, settings.allowed_countries)
+        except BadPhoneNumber as err:
+            raise _invalid("phone_number", str(err), "phone_number") from None
+        await self._limit(client_label, e164)
+        for attempt in range(_START_ATTEMPTS):
+            try:
+                view: SignupView = await self._temporal.execute_update_with_start_workflow(
+                    OttSignupWorkflow.send_code,
+                    SendCodeRequest(),
+                    start_workflow_operation=self._start_operation(client_label, e164),
+                )
+            except WorkflowUpdateFailedError as err:
+                cause = err.cause
+                closing = isinstance(cause, ApplicationError) and cause.type in (SIGNUP_CLOSED, SIGNUP_EXPIRED)
+                if not closing or attempt == _START_ATTEMPTS - 1:
+                    raise _update_refusal(err) from None
+                # The number's previous signup has just ended and its workflow is closing: a new one follows.
+                await asyncio.sleep(0.2)
+            else:
+                return view
+        raise AssertionError("unreachable")
+
+    async def resend(self, client_label: str, signup_id: str) -> SignupView:
+        """Send a new code (the previous one stops working): refused inside the cooldown or past the send limit."""
+        self._billing_verifies()
+        signup = await self._signup(signup_id)
+        if signup.status != SignupStatus.pending:
+            raise _closed(signup.status)
+        await self._limit(client_label, signup.phone_number)
+        try:
+            view: SignupView = await self._handle(signup).execute_update(
+                OttSignupWorkflow.send_code, SendCodeRequest(signup_id=signup_id)
+            )
+        except (WorkflowUpdateFailedError, RPCError) as err:
+            raise _closed((await self._after_refusal(signup_id, err)).status) from None
+        return view
+
+    async def verify(self, client_label: str, signup_id: str, code: str) -> tuple[str, Credentials]:
+        """Check the code the user typed; the right one answers the account's credentials for the app.
+
+        The same right code again, within its lifetime (the answer was lost on the way), answers the same
+        credentials and changes nothing."""
+        settings = self._settings
+        self._billing_verifies()
+        if not is_well_formed(code, settings.signup_code_digits):
+            raise _invalid("code", f"the code is {settings.signup_code_digits} digits", "code_format")
+        signup = await self._signup(signup_id)
+        await self._limit_verify(client_label, signup.phone_number)
+        typed = code_hmac(settings, signup_id, code)
+        if signup.status == SignupStatus.verified:
+            return await self._verified_again(signup, typed)
+        if signup.status != SignupStatus.pending:
+            raise _closed(signup.status)
+        place = await self._hold_wrong_code_place(signup.phone_number)
+        try:
+            update = await self._handle(signup).start_update(
+                OttSignupWorkflow.verify,
+                VerifyRequest(signup_id=signup_id, code_hmac=typed),
+                wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+            )
+            result: VerifyResult = await asyncio.wait_for(update.result(), settings.signup_verify_timeout_seconds)
+        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+            await self._give_back(signup.phone_number, place)
+            # The account is being provisioned (the CMMS may be slow): the same code again picks it up.
+            raise Unavailable("the account is still being provisioned; repeat the call with the same code") from None
+        except (WorkflowUpdateFailedError, RPCError) as err:
+            await self._give_back(signup.phone_number, place)
+            closed = await self._after_refusal(signup_id, err)
+            if closed.status == SignupStatus.verified:
+                return await self._verified_again(closed, typed)
+            raise _closed(closed.status) from None
+        if not result.verified or result.account_id is None:
+            raise WrongCode(result.attempts_left)
+        await self._give_back(signup.phone_number, place)
+        return result.account_id, await self._credentials(signup_id)
+
+    async def confirm(self, client_label: str, signup_id: str, password: str) -> str:
+        """The CMMS verified the number and issued the app's password: the account (ID = the number's
+        digits) is created with it, or the number's OTT account takes it, and reaches the CMMS; returns
+        the account id."""
+        settings = self._settings
+        if settings.signup_verification != Verification.cmms:
+            raise Conflict("billing verifies the code in this deployment: use verify", title="Billing verifies")
+        signup = await self._signup(signup_id)
+        await self._limit_verify(client_label, signup.phone_number)
+        issued = password_hmac(settings, signup_id, password)
+        if signup.status == SignupStatus.verified:
+            return _confirmed_again(signup, issued)
+        if signup.status != SignupStatus.pending:
+            raise _closed(signup.status)
+        await self._hold_password(signup_id, issued, password)
+        try:
+            update = await self._handle(signup).start_update(
+                OttSignupWorkflow.confirm,
+                ConfirmRequest(signup_id=signup_id, password_hmac=issued),
+                wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+            )
+            result: VerifyResult = await asyncio.wait_for(update.result(), settings.signup_verify_timeout_seconds)
+        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+            raise Unavailable(
+                "the account is still being provisioned; repeat the call with the same password"
+            ) from None
+        except (WorkflowUpdateFailedError, RPCError) as err:
+            closed = await self._after_refusal(signup_id, err)
+            if closed.status == SignupStatus.verified:
+                return _confirmed_again(closed, issued)
+            raise _closed(closed.status) from None
+        if result.account_id is None:
+            raise Upstream("the account could not be provisioned")
+        return result.account_id
+
+    async def get(self, signup_id: str) -> Signup:
+        return await self._signup(signup_id)
+
+    # --- helpers ---
+
+    def _handle(self, signup: Signup) -> Any:
+        return self._temporal.get_workflow_handle_for(OttSignupWorkflow.run, signup_workflow_id(signup.phone_number))
+
+    def _start_operation(self, client_label: str, e164: str) -> WithStartWorkflowOperation[Any, Any]:
+        """Start the number's signup workflow unless one is pending, whose answer then names its own signup id."""
+        settings = self._settings
+        return WithStartWorkflowOperation(
+            OttSignupWorkflow.run,
+            OttSignupInput(
+                signup_id=f"su-{secrets.token_urlsafe(16)}",
+                phone_number=e164,
+                policy=SignupPolicy(
+                    code_ttl_seconds=settings.signup_code_ttl_seconds,
+                    max_attempts=settings.signup_max_attempts,
+                    max_sends=settings.signup_max_sends,
+                    resend_cooldown_seconds=settings.signup_resend_cooldown_seconds,
+                ),
+                client_id=client_label,
+                verification=Verification(settings.signup_verification),
+            ),
+            id=signup_workflow_id(e164),
+            task_queue=settings.temporal_task_queue,
+            search_attributes=search_attributes(state=OpsState.pending),
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        )
+
+    async def _limit(self, client_label: str, e164: str) -> None:
+        """Per-client, then per-number: a request over either limit is refused and sends nothing."""
+        settings = self._settings
+        verdict = await self.limiter.hit(
+            f"signup:client:{client_label}", settings.signup_client_limit, settings.signup_client_window_seconds
+        )
+        if verdict.allowed:
+            verdict = await self.limiter.hit(
+                f"signup:number:{e164}", settings.signup_number_limit, settings.signup_number_window_seconds
+            )
+        if verdict.retry_after is not None:
+            raise TooMany("too many signup requests; try again later", retry_after=verdict.retry_after)
+
+    async def _limit_verify(self, client_label: str, e164: str) -> None:
+        """Verify (and confirm) calls per client, then per number: refused past either."""
+        settings = self._settings
+        verdict = await self.limiter.hit(
+            f"verify:client:{client_label}",
+            settings.signup_verify_client_limit,
+            settings.signup_verify_client_window_seconds,
+        )
+        if verdict.allowed:
+            verdict = await self.limiter.hit(
+                f"verify:number:{e164}",
+                settings.signup_verify_number_limit,
+                settings.signup_verify_number_window_seconds,
+            )
+        if verdict.retry_after is not None:
+            raise TooMany("too many verification requests; try again later", retry_after=verdict.retry_after)
+
+    async def _hold_wrong_code_place(self, e164: str) -> Verdict:
+        """A place in the number's count of wrong codes, held while the workflow judges this one."""
+        settings = self._settings
+        verdict = await self.limiter.hit(
+            f"wrong-code:{e164}", settings.signup_wrong_code_limit, settings.signup_wrong_code_window_seconds
+        )
+        if verdict.retry_after is not None:
+            raise TooMany("too many wrong codes for this number; try again later", retry_after=verdict.retry_after)
+        return verdict
+
+    async def _give_back(self, e164: str, place: Verdict) -> None:
+        """The code was not judged wrong: its place in the count of wrong codes is free again."""
+        if place.token is not None:
+            await self.limiter.take_back(f"wrong-code:{e164}", place.token)
+
+    def _billing_verifies(self) -> None:
+        if self._settings.signup_verification == Verification.cmms:
+            raise Conflict(
+                "the CMMS sends and verifies the codes in this deployment; it confirms the number with confirm",
+                title="The CMMS verifies",
+            )
+
+    async def _verified_again(self, signup: Signup, typed: str) -> tuple[str, Credentials]:
+        """A verify repeated after its answer was lost: the same right code, within its lifetime, answers
+        the same credentials; anything else learns only that the signup is verified."""
+        repeat = signup.secret_hmac is not None and same_hmac(signup.secret_hmac, typed)
+        if not repeat or utcnow() >= signup.expires_at or signup.account_id is None:
+            raise Conflict("the signup is already verified")
+        return signup.account_id, await self._credentials(signup.signup_id)
+
+    async def _hold_password(self, signup_id: str, issued: str, password: str) -> None:
+        """Keep the CMMS's password on the signup's row until the account takes it (never in a workflow):
+        the first password confirmed wins; another one for the signup is refused."""
+        async with transaction(self._sessions) as session:
+            signup = await session.get_one(Signup, signup_id, with_for_update=FOR_CHANGE)
+            if signup.secret_hmac is None:
+                signup.secret_hmac = issued
+                signup.requested_password = password
+                session.add(signup)
+            elif not same_hmac(signup.secret_hmac, issued):
+                raise Conflict("the signup is being confirmed with another password")
+
+    async def _signup(self, signup_id: str) -> Signup:
+        # A read of its own, ended before anything else: on SQLite an open transaction would hold the
+        # process's one connection (the limiter needs it) while the workflow's activities wait.
+        async with snapshot(self._sessions) as session:
+            return await _get_signup(session, signup_id)
+
+    async def _after_refusal(self, signup_id: str, err: Exception) -> Signup:
+        """An update the workflow refused, or a workflow already gone: the signup as it now stands, once it
+        has ended (the caller answers for its end state); the refusal to answer otherwise."""
+        if isinstance(err, WorkflowUpdateFailedError):
+            cause = err.cause
+            if not (isinstance(cause, ApplicationError) and cause.type == SIGNUP_CLOSED):
+                raise _update_refusal(err)
+        elif isinstance(err, RPCError) and err.status != RPCStatusCode.NOT_FOUND:
+            raise err  # Temporal unavailable: the API's 503 handler answers
+        signup = await self._signup(signup_id)
+        if signup.status == SignupStatus.pending:
+            raise Conflict("the signup is busy; repeat the request in a moment")
+        return signup
+
+    async def _credentials(self, signup_id: str) -> Credentials:
+        """Read from billing here, so the password never passes through the workflow; only the password
+        this signup set: once a later signup of the number has renewed it, this one answers nothing."""
+        async with snapshot(self._sessions) as session:
+            signup = await session.get_one(Signup, signup_id)
+            account = await session.get_one(Account, signup.account_id)
+            if signup.account_revision is not None and account.revision != signup.account_revision:
+                raise Conflict("the number's credentials have been renewed since; start a new signup")
+            customer = await session.get_one(Customer, account.customer_id)
+            reseller = await session.get(Reseller, customer.reseller_id) if customer.reseller_id else None
+        domain = effective_profile(customer, reseller, self._settings).domain
+        return Credentials(account_id=account.account_id, password=account.sip_password, domain=domain)
+
+
+class WrongCode(Invalid):
+    """The code typed is not the signup's; the caller learns how many attempts are left."""
+
+    def __init__(self, attempts_left: int) -> None:
+        detail = "the code is wrong" + ("" if attempts_left else "; no attempts are left")
+        super().__init__(detail, title="Wrong code", attempts_left=attempts_left)
+
+
+async def _get_signup(session: AsyncSession, signup_id: str) -> Signup:
+    signup = await session.get(Signup, signup_id) if len(signup_id) <= 64 else None
+    if signup is None:
+        raise NotFound(f"signup {signup_id!r} does not exist")
+    return signup
+
+
+def _confirmed_again(signup: Signup, issued: str) -> str:
+    if signup.secret_hmac is None or not same_hmac(signup.secret_hmac, issued) or signup.account_id is None:
+        raise Conflict("the signup is already verified with another password")
+    return signup.account_id
+
+
+def _closed(status: SignupStatus) -> ServiceError:
+    if status == SignupStatus.expired:
+        return Gone("the signup has expired; start a new one")
+    if status == SignupStatus.failed:
+        return TooMany("the signup failed after too many attempts; start a new one")
+    return Conflict("the signup is already verified")
+
+
+def _update_refusal(err: WorkflowUpdateFailedError) -> ServiceError:
+    """The workflow's refusal, by its ApplicationError type."""
+    cause = err.cause
+    kind = cause.type if isinstance(cause, ApplicationError) else None
+    message = cause.message if isinstance(cause, ApplicationError) else "the request could not be completed"
+    if kind == RESEND_COOLDOWN and isinstance(cause, ApplicationError):
+        return TooMany(message, retry_after=int(cause.details[0]) if cause.details else 30)
+    if kind in (TOO_MANY_ATTEMPTS, SEND_LIMIT):
+        return TooMany(message)
+    if kind == SIGNUP_EXPIRED:
+        return Gone(message)
+    if kind == SIGNUP_CLOSED:
+        return Conflict(message)
+    if kind == ACCOUNT_NOT_CLAIMABLE:
+        return Conflict(message, title="Account not claimable")
+    if kind == WRONG_VERIFICATION:
+        return Conflict(message, title="Another verification mode")
+    if kind == SMS_UNAVAILABLE:
+        return Unavailable("the SMS gateway is unavailable; repeat the request shortly")
+    if kind == SMS_REJECTED:
+        return Upstream("the SMS gateway refused the message")
+    if kind == PROVISIONING_FAILED:
+        return Upstream(message)
+    return ServiceError("the signup could not be completed")
+
+
+def _invalid(field: str, message: str, kind: str) -> Invalid:
+    return Invalid(message, [{"field": field, "message": message, "type": kind}])
