@@ -21,12 +21,15 @@ from billing.models import (
     Signup,
     SignupSend,
     SignupStatus,
+    SmsMessage,
+    SmsStatus,
     Wallet,
     WalletMovement,
     utcnow,
 )
 from billing.otp import code_hmac, new_code
 from billing.provisioning import DOMAIN_FIELD, PROFILE_FIELD
+from billing.sms_reports import new_report_token, token_hash
 from contracts.signups import (
     ACCOUNT_NOT_CLAIMABLE,
     PROVISIONING_FAILED,
@@ -50,14 +53,6 @@ log = logging.getLogger(__name__)
 _SENDING, _SENT, _FAILED = "sending", "sent", "failed"
 
 
-def _surely_not_sent(err: SmsUnavailable) -> bool:
-    """The gateway answered that it did not take the message (5xx, 429), or was never reached.
-
-    A timeout, or a connection lost after the request went out, may have delivered it."""
-    reason = str(err)
-    return reason.startswith("SMS gateway answered") or reason.endswith(("ConnectError", "ConnectTimeout"))
-
-
 def signup_account_id(e164: str) -> str:
     """An OTT account's id is its mobile number: E.164 digits, no `+`."""
     return e164.lstrip("+")
@@ -77,6 +72,8 @@ class SignupActivities:
         the message goes out, and a retry that finds the claim texts nothing and answers the claimed
         code's HMAC (the message already sent, or perhaps sent: a worker that died, a gateway that timed
         out, must not text a second code). Only a send that surely did not go out is tried again.
+        The message is recorded (`queued`) before it goes out, so a delivery report arriving at once
+        finds it; a send that did not happen is forgotten, one the gateway refused is `rejected`.
         """
         settings = self._settings
         code = new_code(settings.signup_code_digits)
@@ -84,20 +81,32 @@ class SignupActivities:
         if claimed is not None:
             return SendCodeResult(code_hmac=claimed)
         text = settings.sms_template.format(code=code, minutes=max(1, settings.signup_code_ttl_seconds // 60))
+        token = new_report_token()
+        message = SmsMessage(report_token_hash=token_hash(token), signup_id=request.signup_id)
+        async with transaction(self._sessions) as session:
+            session.add(message)
+        base = settings.sms_report_base_url.rstrip("/")
         try:
             # A connection per message: signups are few, and the worker holds no pool to close.
             async with KannelClient(
                 settings.sms_gateway_url,
                 settings.sms_username,
                 settings.sms_password.get_secret_value(),
+                sender=settings.sms_sender,
                 timeout=settings.sms_timeout_seconds,
             ) as sms:
-                await sms.send(request.phone_number, text)
+                await sms.send(
+                    request.phone_number,
+                    text,
+                    dlr_url=f"{base}/v1/sms/delivery-reports/{token}?type=%d" if base else None,
+                )
         except SmsRejected as err:
+            activity.logger.error("the SMS gateway refused the code SMS of signup %s: %s", request.signup_id, err)
             await self._mark_send(request, _FAILED)
+            await self._mark_sms(message.report_token_hash, SmsStatus.rejected, str(err))
             raise ApplicationError(str(err), type=SMS_REJECTED, non_retryable=True) from None
         except SmsUnavailable as err:
-            if not _surely_not_sent(err):
+            if err.maybe_sent:
                 # The gateway may have taken it: counted as sent, never sent again (the user can resend).
                 log.warning(
                     "signup %s: SMS gateway did not answer (%s); the code is not sent again", request.signup_id, err
@@ -105,6 +114,7 @@ class SignupActivities:
                 await self._mark_send(request, _SENT)
                 return SendCodeResult(code_hmac=code_hmac(settings, request.signup_id, code))
             await self._mark_send(request, _FAILED)
+            await self._forget_sms(message.report_token_hash)
             raise ApplicationError(str(err), type=SMS_UNAVAILABLE) from None
         await self._mark_send(request, _SENT)
         return SendCodeResult(code_hmac=code_hmac(settings, request.signup_id, code))
@@ -130,6 +140,21 @@ class SignupActivities:
             row = await session.get_one(SignupSend, (request.signup_id, request.seq), with_for_update=True)
             row.state, row.updated_at = state, utcnow()
             session.add(row)
+
+    async def _forget_sms(self, key: str) -> None:
+        async with transaction(self._sessions) as session:
+            row = await session.get(SmsMessage, key, with_for_update=True)
+            if row is not None:
+                await session.delete(row)
+
+    async def _mark_sms(self, key: str, status: SmsStatus, error: str) -> None:
+        async with transaction(self._sessions) as session:
+            row = await session.get(SmsMessage, key, with_for_update=True)
+            if row is not None:
+                row.status = status
+                row.error = error[:300]
+                row.updated_at = utcnow()
+                session.add(row)
 
     @activity.defn(name="record_signup")
     async def record_signup(self, record: RecordSignupInput) -> None:

@@ -21,6 +21,7 @@ from api.routers import (
     reconciliations,
     resellers,
     signups,
+    sms_reports,
     wallets,
 )
 from billing.db import make_engine, make_sessionmaker
@@ -40,6 +41,7 @@ ROUTERS = [
     wallets.router,
     signups.router,
     reconciliations.router,
+    sms_reports.router,
 ]
 
 

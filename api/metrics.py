@@ -56,3 +56,9 @@ def install_metrics(app: FastAPI) -> None:
     @app.get("/metrics", tags=["health"], include_in_schema=False)
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+# Delivery reports of code SMS by the status they report: five label values at most.
+SMS_DELIVERY_REPORTS = Counter(
+    "sms_delivery_reports_total", "SMS delivery reports received from the gateway, by reported status", ["status"]
+)

@@ -300,3 +300,26 @@ class RateLimitHit(SQLModel, table=True):
     at: float  # seconds since the epoch: every process's clock, not one process's monotonic clock
     # When this hit leaves its own window: the clean-up removes only hits past theirs.
     expires_at: float = Field(index=True)
+
+
+class SmsStatus(StrEnum):
+    """What became of one SMS, from the gateway's delivery reports."""
+
+    queued = "queued"  # handed to the gateway; no report yet
+    accepted = "accepted"  # the SMSC took it
+    rejected = "rejected"  # the gateway or the SMSC refused it
+    delivered = "delivered"  # the phone has it
+    undelivered = "undelivered"  # the SMSC gave up reaching the phone
+
+
+class SmsMessage(SQLModel, table=True):
+    """One code SMS of a signup. Its delivery reports name it by a per-message token, kept as a hash."""
+
+    __tablename__ = "sms_message"
+
+    report_token_hash: str = Field(primary_key=True, max_length=64)  # SHA-256 of the token, hex
+    signup_id: str = Field(max_length=64, index=True)
+    status: SmsStatus = _enum(SmsStatus.queued)
+    error: str | None = Field(default=None, max_length=300)  # why the gateway refused it, in its words
+    sent_at: datetime = _created()
+    updated_at: datetime = _created()

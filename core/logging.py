@@ -48,6 +48,8 @@ _SECRET = re.compile(
     """
 )
 _BEARER = re.compile(r"(?i)\b(Bearer\s+)[^\s\"',;&]+")
+# An SMS's delivery report URL carries its report token in the path.
+_REPORT_TOKEN = re.compile(r"(/delivery-reports/)[^/?\s\"]+")
 
 
 def _mask(match: re.Match[str]) -> str:
@@ -60,8 +62,9 @@ def _mask(match: re.Match[str]) -> str:
 
 def redact(text: str) -> str:
     """Mask the values of secrets (passwords, tokens, API keys, SMS texts and codes) as `***`, in query
-    strings, logfmt, JSON and Python reprs alike, and any `Bearer` credential."""
-    return _BEARER.sub(r"\1***", _SECRET.sub(_mask, text))
+    strings, logfmt, JSON and Python reprs alike, any `Bearer` credential, and the token of a delivery
+    report URL."""
+    return _REPORT_TOKEN.sub(r"\1***", _BEARER.sub(r"\1***", _SECRET.sub(_mask, text)))
 
 
 def record_context(record: logging.LogRecord) -> dict[str, Any]:

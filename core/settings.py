@@ -131,11 +131,19 @@ class Settings(BaseSettings):
     signup_verify_timeout_seconds: float = 20.0
     # `{code}` and `{minutes}` are filled in.
     sms_template: str = "Your security code is {code}. It expires in {minutes} minutes."
+    # What `make run` puts in front of the simulator's SMSC: "simulator" (its Kannel-compatible sink
+    # answers sendsms itself) or "kannel" (a real bearerbox and smsbox, Debian's `kannel` package).
+    sms_gateway: Literal["simulator", "kannel"] = "simulator"
     # Kannel's sendsms interface (the simulator's sink by default).
     sms_gateway_url: str = "http://127.0.0.1:8100/cgi-bin/sendsms"
     sms_username: str = DEV_SMS_USERNAME
     sms_password: SecretStr = SecretStr(DEV_SMS_PASSWORD)
     sms_timeout_seconds: float = 5.0
+    # The sender Kannel puts on the SMS (`X-Kannel-From`); empty: the smsbox's `global-sender`.
+    sms_sender: str = ""
+    # The API's address as the Kannel smsbox reaches it: each code SMS asks for delivery reports at
+    # `<this>/v1/sms/delivery-reports/<per-message token>`. Empty: no delivery reports are asked for.
+    sms_report_base_url: str = "http://127.0.0.1:8000"
 
     # Customized provisioning (use case 3): the profiles the CMMS knows, checked at the API (empty: any),
     # and how a customer's rollout walks its accounts: ids per page, CMMS syncs in flight at once.

@@ -1,6 +1,7 @@
 """`python -m devstack` (what `make run` does): the whole system on embedded defaults, stopped by Ctrl-C."""
 
 import asyncio
+import functools
 import os
 import socket
 import sys
@@ -14,6 +15,7 @@ from temporalio.client import Client
 
 from core.settings import VAR_DIR, Settings, get_settings
 from core.temporal import connect
+from devstack.kannel import busy_ports, devstack_config, kannel_binaries
 from devstack.ports import Port, taken
 from devstack.supervisor import Child, Supervisor
 from devstack.temporal_server import cli_path, dev_server_args
@@ -65,6 +67,25 @@ def _ports(settings: Settings, sim_port: int) -> list[Port]:
     ]
 
 
+async def _start_kannel(supervisor: Supervisor, sim_url: str) -> None:
+    """A real bearerbox and smsbox in front of the simulator's SMSC; the worker sends to this smsbox."""
+    binaries = kannel_binaries()
+    if binaries is None:
+        raise RuntimeError("SMS_GATEWAY=kannel needs Kannel: apt-get install kannel")
+    settings = get_settings()
+    config = devstack_config(
+        VAR_DIR / "kannel", sim_url, settings.sms_username, settings.sms_password.get_secret_value()
+    )
+    busy = busy_ports(config)
+    if busy:
+        raise RuntimeError(f"Kannel's ports {busy} are taken (a system Kannel? `service kannel stop`)")
+    config.write()
+    for box, port in (("bearerbox", config.smsbox_port), ("smsbox", config.sendsms_port)):
+        await supervisor.start(Child(box, config.argv(box, binaries)), functools.partial(_port_open, "127.0.0.1", port))
+    # The worker (started next, with this environment) sends to the smsbox.
+    os.environ["SMS_GATEWAY_URL"] = config.sendsms_url
+
+
 async def main() -> int:
     settings = get_settings()
     print(
@@ -109,6 +130,8 @@ async def main() -> int:
         await supervisor.start(
             Child("cmms-sim", [python, "-m", "simulator"]), lambda: _http_ok(f"http://127.0.0.1:{sim_port}/healthz")
         )
+        if settings.sms_gateway == "kannel":
+            await _start_kannel(supervisor, f"http://127.0.0.1:{sim_port}")
         await supervisor.start(
             Child("codec-server", [python, "-m", "codec_server"]), lambda: _http_ok(f"{codec}/healthz")
         )
@@ -129,6 +152,7 @@ async def main() -> int:
         f"  Temporal       {settings.temporal_address}  (UI: http://{temporal_host}:{settings.temporal_ui_port})\n"
         f"  codec server   {codec}  (sign in at {codec}/login, token CODEC_SERVER_TOKEN; see README)\n"
         f"  CMMS simulator http://127.0.0.1:{sim_port}\n"
+        f"  SMS gateway    {os.environ.get('SMS_GATEWAY_URL', settings.sms_gateway_url)}\n"
         f"  metrics        {api}/metrics, worker http://{settings.worker_metrics_host}:{settings.worker_metrics_port}/metrics\n"
         f"  billing DB     {settings.database_url}\n",
         flush=True,

@@ -15,6 +15,7 @@ with the password it issued (`confirm`); `verify` and `resend` are then refused.
 
 import asyncio
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,10 +32,11 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from billing.db import FOR_CHANGE, SessionMaker, snapshot, transaction
-from billing.models import Account, Customer, Reseller, Signup, SignupStatus, utcnow
+from billing.models import Account, Customer, Reseller, Signup, SignupStatus, SmsMessage, utcnow
 from billing.otp import code_hmac, is_well_formed, password_hmac, same_hmac
 from billing.phone import BadPhoneNumber, normalise
 from billing.provisioning import effective_profile
+from billing.sms_reports import sent_sms
 from contracts.search_attributes import OpsState, search_attributes
 from contracts.signups import (
     ACCOUNT_NOT_CLAIMABLE,
@@ -197,8 +199,10 @@ class Signups:
             raise Upstream("the account could not be provisioned")
         return result.account_id
 
-    async def get(self, signup_id: str) -> Signup:
-        return await self._signup(signup_id)
+    async def get(self, signup_id: str) -> tuple[Signup, Sequence[SmsMessage]]:
+        """The signup, and its code SMS (oldest first) as their delivery reports left them."""
+        async with snapshot(self._sessions) as session:
+            return await _get_signup(session, signup_id), await sent_sms(session, signup_id)
 
     # --- helpers ---
 
@@ -383,7 +387,7 @@ def _update_refusal(err: WorkflowUpdateFailedError) -> ServiceError:
     if kind == SMS_UNAVAILABLE:
         return Unavailable("the SMS gateway is unavailable; repeat the request shortly")
     if kind == SMS_REJECTED:
-        return Upstream("the SMS gateway refused the message")
+        return Upstream(message)  # the gateway's own reason
     if kind == PROVISIONING_FAILED:
         return Upstream(message)
     return ServiceError("the signup could not be completed")

@@ -8,10 +8,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from simulator import app_side, control, device, provisioning, sms
+from simulator import app_side, control, device, provisioning, sms, smsc
 from simulator.deps import BearerToken, SimState
 from simulator.faults import Faults
 from simulator.settings import SimulatorSettings
+from simulator.smsc_state import Smsc
 from simulator.stats import Stats
 from simulator.store import Store
 
@@ -29,7 +30,9 @@ def create_app(settings: SimulatorSettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = Store(settings.cmms_sim_state)
         token = BearerToken(settings.cmms_token.get_secret_value())
-        app.state.sim = SimState(settings=settings, store=store, faults=Faults(), stats=Stats(), token=token)
+        app.state.sim = SimState(
+            settings=settings, store=store, faults=Faults(), stats=Stats(), token=token, smsc=Smsc()
+        )
         try:
             yield
         finally:
@@ -39,6 +42,7 @@ def create_app(settings: SimulatorSettings) -> FastAPI:
     app.include_router(provisioning.router, tags=["provisioning"])
     app.include_router(device.router, tags=["device"])
     app.include_router(sms.router, tags=["sms"])
+    app.include_router(smsc.router, tags=["sms"])
     app.include_router(control.router, tags=["simulator"])
     app.include_router(app_side.router, tags=["app"])
 

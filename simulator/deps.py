@@ -10,6 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from simulator.faults import Faults
 from simulator.settings import SimulatorSettings
+from simulator.smsc_state import Smsc
 from simulator.stats import Stats
 from simulator.store import Store
 
@@ -31,6 +32,7 @@ class SimState:
     faults: Faults
     stats: Stats
     token: BearerToken
+    smsc: Smsc
 
 
 def get_sim(request: Request) -> SimState:

@@ -106,3 +106,11 @@ def test_temporal_runs_on_its_current_images_with_a_schema_job() -> None:
     assert "setup-schema" in schema_job and "update-schema" in schema_job
     depends = services["temporal"]["depends_on"]["temporal-schema"]["condition"]
     assert depends == "service_completed_successfully"
+
+
+def test_the_image_holds_every_package_of_the_project() -> None:
+    """The Dockerfile copies each top-level package the project installs: one left out imports nowhere."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    copied = set(re.findall(r"^COPY (\w+) \1$", dockerfile, flags=re.M))
+    packages = {path.parent.name for path in ROOT.glob("*/__init__.py")} - {"tests"}
+    assert packages - copied == set(), "the Dockerfile copies no such folder"

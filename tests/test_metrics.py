@@ -85,3 +85,13 @@ def test_log_lines_carry_the_ids_of_the_workflow_and_mask_secrets() -> None:
     leak.order_id = "ord-9"
     json_line = StructuredFormatter("json").format(leak)
     assert "kannel" not in json_line and "123456" not in json_line and '"order_id": "ord-9"' in json_line
+    report = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s"',
+        ("127.0.0.1", "GET /v1/sms/delivery-reports/tOk3n_x?type=8"),
+        None,
+    )
+    assert "tOk3n_x" not in StructuredFormatter().format(report)

@@ -59,6 +59,9 @@ ACCESS: dict[tuple[str, str], tuple[Who, int]] = {
     ("GET", "/v1/accounts/{account_id}/wallets/messaging"): ("admin", 404),
     ("POST", "/v1/accounts/{account_id}/wallets/messaging/top-ups"): ("admin", 422),
     ("PUT", "/v1/accounts/{account_id}/service-policies/messaging"): ("admin", 422),
+    # Kannel fetches a report's URL: its per-message token is the credential, not an API key.
+    ("GET", "/v1/sms/delivery-reports/{token}"): ("anyone", 422),
+    ("POST", "/v1/sms/delivery-reports/{token}"): ("anyone", 422),
     ("POST", "/v1/reconciliations"): ("admin", 202),  # it takes no body: a run is started
     ("GET", "/v1/reconciliations/{reconciliation_id}"): ("admin", 404),
 }

@@ -2,12 +2,14 @@
 
 import asyncio
 import itertools
+import re
 import sqlite3
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote_from_bytes
 
 import httpx
 import pytest
@@ -276,13 +278,20 @@ async def test_sendsms_accepts_like_kannel_and_keeps_an_outbox(sim: SimulatorPro
         "&to=+4915700000001&text=code+2&from=Acme"
     )
     assert (await sim.http.get(raw)).status_code == 202
-    # POST as a form, without the `+`, with Kannel's extra parameters
-    form = creds | {"to": "4915700000001", "text": "code 3", "from": "Acme", "charset": "UTF-8"}
-    assert (await sim.http.post("/cgi-bin/sendsms", data=form)).status_code == 202
+    # POST: the text is the body, every parameter an X-Kannel header (UTF-8 text kept as such)
+    headers = {
+        "Content-Type": "text/plain; charset=UTF-8",
+        "X-Kannel-Username": sim.sms_username,
+        "X-Kannel-Password": sim.sms_password,
+        "X-Kannel-To": "4915700000001",
+        "X-Kannel-Coding": "2",
+    }
+    post = await sim.http.post("/cgi-bin/sendsms", content="code 3 — ünïcode".encode(), headers=headers)
+    assert (post.status_code, post.text) == (202, "0: Accepted for delivery")
 
     for to in ("+4915700000001", "4915700000001"):
         messages = await sim.outbox(to)
-        assert [m["text"] for m in messages] == ["code 1", "code 2", "code 3"]
+        assert [m["text"] for m in messages] == ["code 1", "code 2", "code 3 — ünïcode"]
         assert {m["to"] for m in messages} == {"+4915700000001"}
     # an unencoded `+` in the outbox query works too
     unencoded = await sim.http.get("/sms/v1/outbox?to=+4915700000001")
@@ -295,16 +304,56 @@ async def test_sendsms_accepts_like_kannel_and_keeps_an_outbox(sim: SimulatorPro
     assert sim.sms_password not in log and "code+2" not in log and sim.token not in log
 
 
-async def test_sendsms_refuses_wrong_credentials_and_missing_fields(sim: SimulatorProcess) -> None:
+async def test_sendsms_refuses_what_kannel_refuses(sim: SimulatorProcess) -> None:
     wrong = await sim.http.get(
         "/cgi-bin/sendsms", params={"username": "kannel", "password": "nope", "to": "4915700000002", "text": "x"}
     )
     assert (wrong.status_code, wrong.text) == (403, "Authorization failed for sendsms")
     creds = {"username": sim.sms_username, "password": sim.sms_password}
-    assert (await sim.http.get("/cgi-bin/sendsms", params=creds | {"text": "x"})).status_code == 400
-    no_text = await sim.http.post("/cgi-bin/sendsms", data=creds | {"to": "4915700000002"})
-    assert no_text.status_code == 400
+    missing = await sim.http.get("/cgi-bin/sendsms", params=creds | {"text": "x"})
+    assert (missing.status_code, missing.text) == (400, "Missing receiver number, rejected")
+    # Kannel reads no form body: a form-encoded POST is refused whatever it holds
+    form = await sim.http.post("/cgi-bin/sendsms", data=creds | {"to": "4915700000002", "text": "x"})
+    assert (form.status_code, form.text) == (400, "Invalid content-type")
+    json_body = await sim.http.post("/cgi-bin/sendsms", json={"to": "4915700000002"})
+    assert (json_body.status_code, json_body.text) == (400, "Invalid content-type")
+    # a text/plain POST takes its parameters from the headers, not from the query string
+    query_creds = await sim.http.post(
+        "/cgi-bin/sendsms",
+        params=creds | {"to": "4915700000002"},
+        content=b"x",
+        headers={"Content-Type": "text/plain"},
+    )
+    assert (query_creds.status_code, query_creds.text) == (403, "Authorization failed for sendsms")
+    headers = {"Content-Type": "text/plain", "X-Kannel-Username": sim.sms_username}
+    headers["X-Kannel-Password"] = sim.sms_password
+    no_receiver = await sim.http.post("/cgi-bin/sendsms", content=b"x", headers=headers)
+    assert (no_receiver.status_code, no_receiver.text) == (400, "Missing receiver(s) number(s), rejected")
+    bad_mask = await sim.http.post(
+        "/cgi-bin/sendsms", content=b"x", headers=headers | {"X-Kannel-To": "4915700000002", "X-Kannel-DLR-Mask": "x"}
+    )
+    assert (bad_mask.status_code, bad_mask.text) == (400, "DLR-Mask field misformed, rejected")
     assert await sim.outbox("4915700000002") == []
+
+
+async def test_the_smsc_answers_kannels_generic_http_driver(sim: SimulatorProcess) -> None:
+    """What `devstack.kannel`'s smsc group expects: `Sent <id>`, `Rejected…`, `Retry…`."""
+    submit = {"to": "+4915700000004", "from": "CMMS", "text": "Code 1 — ü", "coding": "0", "dlr-mask": "27"}
+    try:
+        sent = await sim.http.get("/smsc/v1/submit", params=submit)
+        assert sent.status_code == 200 and re.fullmatch(r"Sent [0-9a-f]+", sent.text)
+        # UCS-2 (coding 2) arrives as UTF-16BE bytes
+        ucs2 = quote_from_bytes("Code 2 — ü".encode("utf-16-be"))
+        query = f"to=%2B4915700000004&from=CMMS&coding=2&dlr-mask=27&text={ucs2}"
+        assert (await sim.http.get(f"/smsc/v1/submit?{query}")).status_code == 200
+        assert [m["text"] for m in await sim.outbox("4915700000004")] == ["Code 1 — ü", "Code 2 — ü"]
+        for outcome, answer in (("rejected", "Rejected"), ("unavailable", "Retry"), ("undelivered", "Sent")):
+            await sim.http.put("/_sim/smsc", json={"outcome": outcome})
+            assert (await sim.http.get("/smsc/v1/submit", params=submit)).text.startswith(answer)
+        assert len(await sim.outbox("4915700000004")) == 2
+        assert (await sim.http.get("/_sim/smsc")).json()["submissions"] >= 5
+    finally:
+        await sim.http.put("/_sim/smsc", json={"outcome": "delivered"})
 
 
 # --- persistence ---

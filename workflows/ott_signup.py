@@ -53,12 +53,14 @@ with workflow.unsafe.imports_passed_through():
     from workflows.policies import DB_STEP, StepOptions, cmms_step
     from workflows.visibility import show
 
-# The user waits for the SMS: a few quick tries, then the caller hears the gateway is unavailable.
+# The user waits for the SMS: a few quick tries (about 6 s, long enough for a restarting Kannel to
+# come back), then the caller hears the gateway is unavailable.
 SMS_STEP: StepOptions = {
     "start_to_close_timeout": timedelta(seconds=10),
     "retry_policy": RetryPolicy(
         initial_interval=timedelta(milliseconds=500),
-        maximum_attempts=3,
+        maximum_interval=timedelta(seconds=2),
+        maximum_attempts=5,
         non_retryable_error_types=[SMS_REJECTED],
     ),
 }

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, StringConstraints
 from api.auth import Caller, Role
 from api.deps import StateDep, require
 from api.fields import SipPassword
-from billing.models import SignupStatus
+from billing.models import SignupStatus, SmsStatus
 from services.signups import Credentials as SignupCredentials
 from services.signups import Signups
 
@@ -60,6 +60,12 @@ class SignupConfirmed(BaseModel):
     account_id: str
 
 
+class SmsReport(BaseModel):
+    sent_at: datetime
+    status: SmsStatus
+    error: str | None = None  # the gateway's reason, when it refused the message
+
+
 class SignupPublic(BaseModel):
     """A signup as the CMMS sees it: never the number, the code or a password."""
 
@@ -67,6 +73,7 @@ class SignupPublic(BaseModel):
     status: SignupStatus
     expires_at: datetime
     account_id: str | None
+    sms: list[SmsReport] = []  # every code SMS, oldest first, as its delivery reports left it
 
 
 async def get_signups(state: StateDep) -> Signups:
@@ -112,7 +119,10 @@ async def confirm_signup(
 
 @router.get("/{signup_id}", responses={404: {}})
 async def get_signup(signup_id: str, _: CmmsCaller, signups: SignupsDep) -> SignupPublic:
-    return SignupPublic.model_validate(await signups.get(signup_id), from_attributes=True)
+    signup, messages = await signups.get(signup_id)
+    view = SignupPublic.model_validate(signup, from_attributes=True)
+    view.sms = [SmsReport.model_validate(message, from_attributes=True) for message in messages]
+    return view
 
 
 def _public(credentials: SignupCredentials) -> Credentials:

@@ -2,7 +2,7 @@
 a signup (the keyed hash of its code or password, the CMMS's password until the account takes it)
 
 Revision ID: 0006_signup_limits
-Revises: 0004_live_imei_unique
+Revises: 0005_sms_messages
 """
 
 from collections.abc import Sequence
@@ -13,7 +13,7 @@ from alembic import op
 import billing.models
 
 revision: str = "0006_signup_limits"
-down_revision: str | None = "0004_live_imei_unique"
+down_revision: str | None = "0005_sms_messages"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

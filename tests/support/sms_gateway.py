@@ -37,9 +37,9 @@ async def slow_gateway(sink_url: str) -> AsyncIterator[SlowGateway]:
     @app.post("/cgi-bin/sendsms")
     async def sendsms(request: Request) -> Response:
         async with httpx.AsyncClient() as sink:
-            answer = await sink.post(
-                sink_url, content=await request.body(), headers={"content-type": request.headers["content-type"]}
-            )
+            # Kannel's POST form: the text is the body, everything else is in X-Kannel-* headers.
+            passed = {k: v for k, v in request.headers.items() if k == "content-type" or k.startswith("x-kannel-")}
+            answer = await sink.post(sink_url, content=await request.body(), headers=passed)
         gateway.received += 1
         gateway.arrived.set()
         await asyncio.sleep(gateway.delay)

@@ -45,7 +45,10 @@ def stack_settings(temporal_address: str, database_url: str, sim: SimulatorProce
         # databases a reconciliation would take for orphans. A test that wants the schedule says so.
         "reconcile_every": None,  # a test that reads the worker's metrics picks a free port
     }
-    return Settings(_env_file=None, **(values | overrides))
+    values |= overrides
+    # Delivery reports come back to this test's API.
+    values.setdefault("sms_report_base_url", f"http://127.0.0.1:{values['api_port']}")
+    return Settings(_env_file=None, **values)
 
 
 @dataclass

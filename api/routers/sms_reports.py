@@ -1,0 +1,31 @@
+"""Delivery reports of code SMS, fetched by the SMS gateway (Kannel) at the `dlr-url` each SMS carries.
+
+No API key: Kannel cannot hold one per sender, and the URL is all it has. Each SMS's URL carries a
+token of its own, which can only report on that message; the database keeps the token's hash.
+"""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+
+from api.deps import OutboxDep
+from api.metrics import SMS_DELIVERY_REPORTS
+from billing.models import SmsStatus
+from services.sms_reports import record_report
+
+router = APIRouter(prefix="/v1/sms/delivery-reports", tags=["sms"])
+
+
+class DeliveryRecorded(BaseModel):
+    status: SmsStatus  # the message's status after this report
+
+
+@router.api_route("/{token}", methods=["GET", "POST"], responses={404: {}, 422: {}})
+async def delivery_report(
+    token: str, outbox: OutboxDep, report_type: Annotated[int, Query(alias="type", ge=0)]
+) -> DeliveryRecorded:
+    """Record what Kannel reports (`type` is its `%d`: 1, 2, 4, 8 or 16) for the message of `token`."""
+    reported, status = await record_report(outbox.sessions, token, report_type)
+    SMS_DELIVERY_REPORTS.labels(reported.value).inc()
+    return DeliveryRecorded(status=status)
