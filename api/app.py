@@ -11,7 +11,18 @@ from api.auth import KeyRing
 from api.deps import AppState
 from api.metrics import install_metrics
 from api.problems import install_problem_handlers
-from api.routers import accounts, customer_classes, customers, orders, products, resellers, signups, wallets
+from api.routers import (
+    accounts,
+    audit,
+    customer_classes,
+    customers,
+    orders,
+    products,
+    resellers,
+    signup_list,
+    signups,
+    wallets,
+)
 from billing.db import make_engine, make_sessionmaker
 from core.settings import Settings, get_settings
 from core.temporal import connect
@@ -26,6 +37,8 @@ ROUTERS = [
     accounts.router,
     wallets.router,
     signups.router,
+    signup_list.router,
+    audit.router,
 ]
 
 

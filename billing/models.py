@@ -132,6 +132,8 @@ class Customer(SQLModel, table=True):
     revision: int = 1  # raised on every change, so a rollout knows which values are newest
     created_at: datetime = _created()
     updated_at: datetime = _created()
+    # Set when the customer is deleted: kept (its orders and accounts refer to it), no longer listed or used.
+    deleted_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
 
 
 class Product(SQLModel, table=True):
@@ -248,4 +250,19 @@ class OutboxRecord(SQLModel, table=True):
     attempts: int = 0
     available_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))
     last_error: str | None = Field(default=None, max_length=200)
+    created_at: datetime = _created()
+
+
+class AuditEntry(SQLModel, table=True):
+    """One edit of an object: what changed, who made it (the API key's label) and when; never a secret."""
+
+    __tablename__ = "audit"
+    __table_args__ = (Index("ix_audit_object", "object_type", "object_id", "created_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    object_type: str = Field(max_length=32)  # "customer", "reseller", "product", "customer_class", "account"
+    object_id: str = Field(max_length=64)
+    action: str = Field(max_length=16)  # "create", "update", "delete"
+    actor: str = Field(max_length=100)
+    changes: dict[str, Any] = _json(dict)  # field -> {"from": old, "to": new}; a secret as "(changed)"
     created_at: datetime = _created()

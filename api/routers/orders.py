@@ -1,13 +1,15 @@
 """MVNO orders from the provider's website (use case 1)."""
 
 from datetime import datetime
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response
-from pydantic import BaseModel, ConfigDict
+from fastapi import APIRouter, Depends, Query, Response
+from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from api.auth import Role
 from api.deps import OutboxDep, SettingsDep, require
 from api.fields import Imei, ResourceId, SipPassword
+from api.pagination import Page, PageDep
 from billing.models import OrderStatus, ProvisioningState
 from services import orders
 
@@ -63,6 +65,21 @@ async def submit_order(body: OrderCreate, outbox: OutboxDep, settings: SettingsD
     if not created:
         response.status_code = 200
     return _public(view)
+
+
+@router.get("")
+async def list_orders(
+    outbox: OutboxDep,
+    page: PageDep,
+    customer_id: Annotated[str | None, Query(max_length=64)] = None,
+    status: OrderStatus | None = None,
+    created_since: Annotated[
+        AwareDatetime | None, Query(description="Orders created at or after this time (RFC 3339, with offset)")
+    ] = None,
+) -> Page[OrderPublic]:
+    """Orders oldest first, by customer, status and creation time."""
+    found = await orders.list_orders(outbox, orders.OrderFilter(customer_id, status, created_since), page)
+    return Page(items=[_public(view) for view in found.items], next=found.next)
 
 
 @router.get("/{order_id}")

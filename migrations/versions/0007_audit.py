@@ -1,0 +1,41 @@
+"""audit: every edit an operator makes, with who made it and when; customers can be deleted (kept, marked)
+
+Revision ID: 0007_audit
+Revises: 0003
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+import billing.models
+
+revision: str = "0007_audit"
+down_revision: str | None = "0003"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "audit",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("object_type", sa.String(length=32), nullable=False),
+        sa.Column("object_id", sa.String(length=64), nullable=False),
+        sa.Column("action", sa.String(length=16), nullable=False),
+        sa.Column("actor", sa.String(length=100), nullable=False),
+        sa.Column("changes", sa.JSON(), nullable=False),
+        sa.Column("created_at", billing.models.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_audit_object", "audit", ["object_type", "object_id", "created_at"], unique=False)
+    with op.batch_alter_table("customer", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("deleted_at", billing.models.UTCDateTime(timezone=True), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("customer", schema=None) as batch_op:
+        batch_op.drop_column("deleted_at")
+    op.drop_index("ix_audit_object", table_name="audit")
+    op.drop_table("audit")
