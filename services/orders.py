@@ -88,6 +88,7 @@ class OrderFilter:
     customer_id: str | None = None
     status: OrderStatus | None = None
     created_since: datetime | None = None  # created at or after
+    account_id: str | None = None
 
 
 async def get_order(outbox: Outbox, order_id: str) -> OrderView:
@@ -104,6 +105,8 @@ async def list_orders(outbox: Outbox, where: OrderFilter, request: PageRequest) 
         query = query.where(Order.customer_id == where.customer_id)
     if where.status is not None:
         query = query.where(Order.status == where.status)
+    if where.account_id is not None:
+        query = query.where(Order.account_id == where.account_id)
     if where.created_since is not None:
         query = query.where(col(Order.created_at) >= where.created_since)
     async with snapshot(outbox.sessions) as session:

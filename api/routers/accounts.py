@@ -2,17 +2,19 @@
 password. A change answers 202 once it is committed: the CMMS gets it within seconds."""
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict
 
 from api.auth import Role
-from api.deps import CallerDep, OutboxDep, require
+from api.deps import CallerDep, OutboxDep, TemporalDep, require
 from api.fields import Imei, SipPassword
 from api.pagination import Page, PageDep
-from billing.models import AccountStatus, ProvisioningState
-from services import accounts
+from api.routers.audit import AuditEntryPublic
+from api.routers.orders import OrderPublic, public_order
+from billing.models import AccountStatus, ProvisioningState, SignupStatus
+from services import account_history, accounts
 
 router = APIRouter(prefix="/v1/accounts", tags=["accounts"], dependencies=[Depends(require(Role.admin))])
 
@@ -71,6 +73,66 @@ async def list_accounts(
 async def get_account(account_id: str, outbox: OutboxDep) -> AccountPublic:
     row = await accounts.get_account(outbox, account_id)
     return AccountPublic.model_validate(row, from_attributes=True)
+
+
+class SignupSummary(BaseModel):
+    signup_id: str
+    phone_number: str
+    status: SignupStatus
+    created_at: datetime
+    updated_at: datetime
+
+
+class WorkflowRun(BaseModel):
+    """A workflow that names the account (its order, its signup, each run of its own workflow)."""
+
+    workflow_id: str
+    run_id: str
+    workflow_type: str
+    status: str
+    provisioning_state: str | None
+    started_at: datetime
+    closed_at: datetime | None
+
+
+class Push(BaseModel):
+    """One push of the account to the CMMS and how it ended (`in_progress`: still trying)."""
+
+    workflow_id: str
+    run_id: str
+    scheduled_at: datetime
+    outcome: Literal["ok", "failed", "timed_out", "canceled", "in_progress"]
+    finished_at: datetime | None
+    attempt: int | None
+    error: str | None
+
+
+class AccountHistory(BaseModel):
+    account: AccountPublic
+    orders: list[OrderPublic]
+    signups: list[SignupSummary]
+    changes: list[AuditEntryPublic]  # the edits operators made, with who and when
+    workflows: list[WorkflowRun]
+    pushes: list[Push]  # oldest first, the newest 100
+    last_error: str | None  # why the last push failed, if it did
+    temporal: Literal["ok", "unavailable"]  # "unavailable": Temporal could not be read; billing's part is shown
+
+
+@router.get("/{account_id}/history")
+async def get_history(account_id: str, outbox: OutboxDep, temporal: TemporalDep) -> AccountHistory:
+    """What happened to the account: its orders, signups and edits from billing; its workflows and every
+    push to the CMMS with its outcome and times from Temporal."""
+    found = await account_history.account_history(outbox, temporal, account_id)
+    return AccountHistory(
+        account=AccountPublic.model_validate(found.account, from_attributes=True),
+        orders=[public_order(view) for view in found.orders],
+        signups=[SignupSummary.model_validate(row, from_attributes=True) for row in found.signups],
+        changes=[AuditEntryPublic.model_validate(row, from_attributes=True) for row in found.changes],
+        workflows=[WorkflowRun.model_validate(run, from_attributes=True) for run in found.workflows],
+        pushes=[Push.model_validate(push, from_attributes=True) for push in found.pushes],
+        last_error=found.last_error,
+        temporal="unavailable" if found.temporal == "unavailable" else "ok",
+    )
 
 
 @router.patch("/{account_id}", status_code=202)

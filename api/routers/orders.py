@@ -64,7 +64,7 @@ async def submit_order(body: OrderCreate, outbox: OutboxDep, settings: SettingsD
     view, created = await orders.submit_order(outbox, settings, request)
     if not created:
         response.status_code = 200
-    return _public(view)
+    return public_order(view)
 
 
 @router.get("")
@@ -76,17 +76,20 @@ async def list_orders(
     created_since: Annotated[
         AwareDatetime | None, Query(description="Orders created at or after this time (RFC 3339, with offset)")
     ] = None,
+    account_id: Annotated[str | None, Query(max_length=64, description="The order that made this account")] = None,
 ) -> Page[OrderPublic]:
-    """Orders oldest first, by customer, status and creation time."""
-    found = await orders.list_orders(outbox, orders.OrderFilter(customer_id, status, created_since), page)
-    return Page(items=[_public(view) for view in found.items], next=found.next)
+    """Orders oldest first, by customer, status, creation time and account."""
+    where = orders.OrderFilter(customer_id, status, created_since, account_id)
+    found = await orders.list_orders(outbox, where, page)
+    return Page(items=[public_order(view) for view in found.items], next=found.next)
 
 
 @router.get("/{order_id}")
 async def get_order(order_id: str, outbox: OutboxDep) -> OrderPublic:
-    return _public(await orders.get_order(outbox, order_id))
+    return public_order(await orders.get_order(outbox, order_id))
 
 
-def _public(view: orders.OrderView) -> OrderPublic:
+def public_order(view: orders.OrderView) -> OrderPublic:
+    """An order as the API shows it, with where its provisioning stands."""
     public = OrderPublic.model_validate(view.order, from_attributes=True)
     return public.model_copy(update={"provisioning_state": view.provisioning_state, "error": view.error})
