@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from api.auth import KeyRing
 from api.deps import AppState
+from api.docs import install_docs
 from api.metrics import install_metrics
 from api.problems import install_problem_handlers
 from api.routers import (
@@ -73,9 +74,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1",
         summary="Billing-side provisioning of the AudioCodes CMMS-managed softphone app",
         lifespan=lifespan,
+        docs_url=None,  # served from the packaged Swagger UI instead of a CDN (api.docs)
+        redoc_url=None,
     )
     install_problem_handlers(app)
     install_metrics(app)  # Prometheus at /metrics (issue 6)
+    install_docs(app)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
