@@ -3,6 +3,7 @@
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.business_metrics import SignupOutcome, signup_finished, sms_sent
 from billing.credentials import new_sip_password
 from billing.db import FOR_CHANGE, SessionMaker, transaction
 from billing.models import Account, AccountStatus, Customer, CustomerClass, Product, Signup, SignupStatus, utcnow
@@ -20,6 +21,13 @@ from contracts.signups import (
 )
 from core.settings import Settings
 from sms.kannel import KannelClient, SmsRejected, SmsUnavailable
+
+# The states a signup ends in, as counted by outcome.
+_FINISHED: dict[SignupState, SignupOutcome] = {
+    SignupState.verified: "verified",
+    SignupState.expired: "expired",
+    SignupState.failed: "failed",
+}
 
 
 def signup_account_id(e164: str) -> str:
@@ -48,9 +56,12 @@ class SignupActivities:
             ) as sms:
                 await sms.send(request.phone_number, text)
         except SmsUnavailable as err:
+            sms_sent("unavailable")
             raise ApplicationError(str(err), type=SMS_UNAVAILABLE) from None
         except SmsRejected as err:
+            sms_sent("rejected")
             raise ApplicationError(str(err), type=SMS_REJECTED, non_retryable=True) from None
+        sms_sent("accepted")
         return SendCodeResult(code_hmac=code_hmac(settings, request.signup_id, code))
 
     @activity.defn(name="record_signup")
@@ -76,6 +87,8 @@ class SignupActivities:
                     account.status = AccountStatus.active
                     account.updated_at = utcnow()
                     session.add(account)
+        if record.status in _FINISHED:
+            signup_finished(_FINISHED[record.status])
 
     @activity.defn(name="create_signup_account")
     async def create_signup_account(self, request: SignupAccountInput) -> SignupAccount:

@@ -27,6 +27,7 @@ from api.routers import (
 from billing.db import make_engine, make_sessionmaker
 from core.settings import Settings, get_settings
 from core.temporal import connect
+from services import operations_gauges
 from services.outbox import Outbox
 
 ROUTERS = [
@@ -78,7 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     install_problem_handlers(app)
-    install_metrics(app)  # Prometheus at /metrics (issue 6)
+    install_metrics(app, lambda: operations_gauges.refresh(app.state.services.temporal))  # Prometheus at /metrics
     install_docs(app)
 
     @app.get("/healthz", tags=["health"])

@@ -21,7 +21,7 @@ def random_mobile(prefix: str = "+49151", digits: int = 8) -> str:
 
 @asynccontextmanager
 async def signup_stack(
-    temporal_address: str, database_url: str, state_dir: Path, **overrides: Any
+    temporal_address: str, database_url: str, state_dir: Path, *, metrics: bool = False, **overrides: Any
 ) -> AsyncIterator[Stack]:
     """The real API, worker and a simulator of its own whose app side relays to this API (and whose
     SMS sink the worker sends to)."""
@@ -39,7 +39,7 @@ async def signup_stack(
             sms_password=sim.sms_password,
             **overrides,
         )
-        async with running_stack(settings, sim) as stack:
+        async with running_stack(settings, sim, metrics=metrics) as stack:
             yield stack
 
 

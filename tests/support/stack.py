@@ -17,7 +17,7 @@ from api.app import create_app
 from billing.db import SessionMaker, make_engine, make_sessionmaker
 from cmms.client import CmmsClient
 from core.settings import Settings
-from core.temporal import connect
+from core.temporal import connect, metrics_runtime
 from tests.support.net import free_port
 from tests.support.simulator import SimulatorProcess
 from worker import build_workers
@@ -90,9 +90,10 @@ def serving_api(settings: Settings) -> AbstractAsyncContextManager[str]:
 
 
 @asynccontextmanager
-async def running_worker(settings: Settings) -> AsyncIterator[None]:
+async def running_worker(settings: Settings, *, metrics: bool = False) -> AsyncIterator[None]:
+    """The workers of worker.py; with `metrics`, exporting on WORKER_METRICS_PORT as the worker process does."""
     engine = make_engine(settings.database_url)
-    client = await connect(settings)
+    client = await connect(settings, runtime=metrics_runtime(settings) if metrics else None)
     async with (
         CmmsClient(
             settings.cmms_url,
@@ -109,10 +110,10 @@ async def running_worker(settings: Settings) -> AsyncIterator[None]:
 
 
 @asynccontextmanager
-async def running_stack(settings: Settings, sim: SimulatorProcess) -> AsyncIterator[Stack]:
+async def running_stack(settings: Settings, sim: SimulatorProcess, *, metrics: bool = False) -> AsyncIterator[Stack]:
     engine = make_engine(settings.database_url)
     async with (
-        running_worker(settings),
+        running_worker(settings, metrics=metrics),
         serving_api(settings) as base_url,
         httpx.AsyncClient(base_url=base_url, timeout=30.0) as api,
     ):
