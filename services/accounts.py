@@ -128,13 +128,16 @@ async def terminate_account(outbox: Outbox, account_id: str, actor: str) -> Chan
         return _changed(tx, account)
 
 
-async def set_messaging_policy(outbox: Outbox, account_id: str, policy: dict[str, Any]) -> dict[str, Any]:
+async def set_messaging_policy(outbox: Outbox, account_id: str, policy: dict[str, Any], actor: str) -> dict[str, Any]:
     """Store the account's own messaging policy: shown, never used to decide the push (the product's is)."""
     async with outbox.transaction() as tx:
         account = await tx.session.get(Account, account_id, with_for_update=FOR_CHANGE)
         if account is None:
             raise NotFound(f"account {account_id!r} does not exist")
+        before = dict(account.service_policies)
         account.service_policies = account.service_policies | {MESSAGING: policy}
+        changes = audit.diff({"service_policies": before}, {"service_policies": account.service_policies})
+        audit.record(tx.session, actor, "account", account_id, "update", changes)
         account.updated_at = utcnow()
         tx.session.add(account)
         return account.service_policies

@@ -182,6 +182,12 @@ async def test_every_edit_is_in_the_audit_trail_with_who_and_when_and_no_secret(
     assert secret not in response.text
     [entry] = response.json()["items"]
     assert entry["changes"] == {"password": "(changed)", "status": {"from": "active", "to": "blocked"}}
+    policy = await stack.api.put(
+        f"/v1/accounts/{account_id}/service-policies/messaging", json={"push_events": True}, headers=stack.admin
+    )
+    assert policy.status_code == 200, policy.text
+    [_, entry] = await _trail(stack, f"account:{account_id}")
+    assert entry["changes"] == {"service_policies": {"from": {}, "to": {"messaging": {"push_events": True}}}}
 
     await _patch(stack, f"/v1/products/{other.product_id}", {"name": "Mobile M"}, 200)
     product_trail = await _trail(stack, f"product:{other.product_id}")
