@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import and_, or_
+from sqlalchemy import Integer, and_, or_
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
@@ -55,6 +55,8 @@ async def page(
     created, ident = getattr(model, "created_at"), getattr(model, key)  # noqa: B009  (columns, by name)
     if request.cursor is not None:
         after_created, after_key = _decode(request.cursor, listing)
+        if not isinstance(after_key, int if isinstance(ident.type, Integer) else str):  # made by hand
+            raise _bad_cursor()
         query = query.where(or_(created > after_created, and_(created == after_created, ident > after_key)))
     rows = list((await session.exec(query.order_by(created, ident).limit(request.limit + 1))).all())
     if len(rows) <= request.limit:

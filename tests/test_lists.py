@@ -1,6 +1,8 @@
 """Every list answers `{items, next}` in a stable order, pages by cursor without skipping or repeating a
 row (also among rows created at the same instant), filters as documented, and refuses bad paging."""
 
+import base64
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -160,10 +162,15 @@ async def test_roles_and_bad_paging_are_refused(stack: Stack) -> None:
         body = problem(await stack.api.get("/v1/orders", params=params, headers=stack.admin), 422)
         assert body["errors"], body
     # A cursor of one list is refused by another, and a naive time is refused.
-    await seed_catalog(stack)
+    for _ in range(2):
+        await seed_catalog(stack)
     page = (await stack.api.get("/v1/customers", params={"limit": 1}, headers=stack.admin)).json()
     assert page["next"]
     problem(await stack.api.get("/v1/products", params={"cursor": page["next"]}, headers=stack.admin), 422)
+    # Cursors made by hand: a key of the wrong type, a time without a zone, not a triple.
+    for forged in (["orders", "2026-01-01T00:00:00+00:00", 5], ["orders", "2026-01-01T00:00:00", "x"], {"a": 1}):
+        cursor = base64.urlsafe_b64encode(json.dumps(forged).encode()).decode()
+        problem(await stack.api.get("/v1/orders", params={"cursor": cursor}, headers=stack.admin), 422)
     naive = {"created_since": "2026-01-01T00:00:00"}
     problem(await stack.api.get("/v1/orders", params=naive, headers=stack.admin), 422)
     problem(await stack.api.get("/v1/accounts", params={"imei": "123"}, headers=stack.admin), 422)

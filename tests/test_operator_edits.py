@@ -170,6 +170,9 @@ async def test_every_edit_is_in_the_audit_trail_with_who_and_when_and_no_secret(
         "/v1/audit", params={"object": f"customer:{catalog.customer_id}", "limit": 1}, headers=stack.admin
     )
     assert [e["action"] for e in first.json()["items"]] == ["create"] and first.json()["next"]
+    params = {"object": f"customer:{catalog.customer_id}", "limit": 1, "cursor": first.json()["next"]}
+    second = await stack.api.get("/v1/audit", params=params, headers=stack.admin)
+    assert [e["action"] for e in second.json()["items"]] == ["update"]
 
     other = await seed_catalog(stack)
     [account_id] = await seed_accounts(stack.sessions, other.customer_id, other.product_id, 1)
