@@ -11,6 +11,7 @@ COPY sms sms
 COPY workflows workflows
 COPY activities activities
 COPY api api
+COPY services services
 COPY simulator simulator
 COPY codec_server codec_server
 COPY migrations migrations
