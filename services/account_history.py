@@ -80,17 +80,19 @@ async def account_history(outbox: Outbox, temporal: Client, account_id: str) -> 
         # An OTT account's id is its number's digits: its signups include those that never verified.
         number = f"+{account_id}" if account_id.isdigit() else None
         query = select(Signup).where(or_(col(Signup.account_id) == account_id, col(Signup.phone_number) == number))
-        signups = list((await session.exec(query.order_by(col(Signup.created_at)).limit(MAX_ROWS))).all())
-    placed = await orders.list_orders(outbox, orders.OrderFilter(account_id=account_id), PageRequest(MAX_ROWS))
-    changes = await audit.trail(outbox, "account", account_id, PageRequest(MAX_ROWS))
-    history = AccountHistory(account, placed.items, signups, changes.items, last_error=account.last_error)
+        newest_signups = query.order_by(col(Signup.created_at).desc()).limit(MAX_ROWS)
+        signups = list((await session.exec(newest_signups)).all())[::-1]
+    newest = PageRequest(MAX_ROWS, order="desc")
+    placed = (await orders.list_orders(outbox, orders.OrderFilter(account_id=account_id), newest)).items[::-1]
+    changes = (await audit.trail(outbox, "account", account_id, newest)).items[::-1]
+    history = AccountHistory(account, placed, signups, changes, last_error=account.last_error)
     try:
         return await _with_workflows(temporal, history)
     except Exception as err:
         if not unreachable(err):
             raise
         log.warning("account history of %s without the workflows: Temporal unreachable", account_id)
-        return AccountHistory(account, placed.items, signups, changes.items, temporal="unavailable")
+        return AccountHistory(account, placed, signups, changes, temporal="unavailable")
 
 
 async def _with_workflows(temporal: Client, history: AccountHistory) -> AccountHistory:

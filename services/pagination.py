@@ -11,7 +11,7 @@ import binascii
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from sqlalchemy import Integer, and_, or_
 from sqlmodel import SQLModel
@@ -29,10 +29,12 @@ Item = TypeVar("Item")
 
 @dataclass(frozen=True)
 class PageRequest:
-    """How many rows, and after which (the `next` of the previous page; None: from the first)."""
+    """How many rows, after which (the `next` of the previous page; None: from the first), and which
+    way: oldest first (`asc`) or newest first (`desc`)."""
 
     limit: int = DEFAULT_LIMIT
     cursor: str | None = None
+    order: Literal["asc", "desc"] = "asc"
 
     def __post_init__(self) -> None:
         if not 1 <= self.limit <= MAX_LIMIT:
@@ -51,14 +53,19 @@ class Page(Generic[Item]):
 async def page(
     session: AsyncSession, query: SelectOfScalar[Row], model: type[Row], key: str, listing: str, request: PageRequest
 ) -> Page[Row]:
-    """One page of `query`'s rows of `model`, ordered by (created_at, `key`)."""
+    """One page of `query`'s rows of `model`, ordered by (created_at, `key`) either way."""
     created, ident = getattr(model, "created_at"), getattr(model, key)  # noqa: B009  (columns, by name)
+    listing = f"{listing}:{request.order}"  # a cursor continues in the direction it was made for
     if request.cursor is not None:
         after_created, after_key = _decode(request.cursor, listing)
         if not isinstance(after_key, int if isinstance(ident.type, Integer) else str):  # made by hand
             raise _bad_cursor()
-        query = query.where(or_(created > after_created, and_(created == after_created, ident > after_key)))
-    rows = list((await session.exec(query.order_by(created, ident).limit(request.limit + 1))).all())
+        if request.order == "asc":
+            query = query.where(or_(created > after_created, and_(created == after_created, ident > after_key)))
+        else:
+            query = query.where(or_(created < after_created, and_(created == after_created, ident < after_key)))
+    ordering = (created, ident) if request.order == "asc" else (created.desc(), ident.desc())
+    rows = list((await session.exec(query.order_by(*ordering).limit(request.limit + 1))).all())
     if len(rows) <= request.limit:
         return Page(rows, None)
     rows = rows[: request.limit]

@@ -44,6 +44,8 @@ async def test_orders_by_customer_status_and_time_page_in_creation_order(stack: 
 
     listed = await walk(stack, "/v1/orders", stack.website, 2, customer_id=catalog.customer_id)
     assert [o["order_id"] for o in listed] == [o.order_id for o in mine]
+    newest = await walk(stack, "/v1/orders", stack.website, 2, customer_id=catalog.customer_id, order="desc")
+    assert [o["order_id"] for o in newest] == [o.order_id for o in reversed(mine)]
     assert listed[4]["status"] == "failed" and listed[4]["error"] == "refused by the CMMS"
     assert {o["customer_id"] for o in listed} == {catalog.customer_id}
 
@@ -66,6 +68,8 @@ async def test_paging_is_exact_among_rows_created_at_the_same_instant(stack: Sta
     for limit in (1, 2, 3, 7, 500):
         listed = await walk(stack, "/v1/accounts", stack.admin, limit, customer_id=catalog.customer_id)
         assert [a["account_id"] for a in listed] == ids  # seed_accounts answers them sorted: the tie-break
+        newest = await walk(stack, "/v1/accounts", stack.admin, limit, customer_id=catalog.customer_id, order="desc")
+        assert [a["account_id"] for a in newest] == ids[::-1]
 
 
 async def test_accounts_are_found_by_imei_phone_number_product_and_status(stack: Stack) -> None:
@@ -167,6 +171,9 @@ async def test_roles_and_bad_paging_are_refused(stack: Stack) -> None:
     page = (await stack.api.get("/v1/customers", params={"limit": 1}, headers=stack.admin)).json()
     assert page["next"]
     problem(await stack.api.get("/v1/products", params={"cursor": page["next"]}, headers=stack.admin), 422)
+    backwards = {"cursor": page["next"], "order": "desc"}  # a cursor keeps the direction it was made for
+    problem(await stack.api.get("/v1/customers", params=backwards, headers=stack.admin), 422)
+    problem(await stack.api.get("/v1/customers", params={"order": "sideways"}, headers=stack.admin), 422)
     # Cursors made by hand: a key of the wrong type, a time without a zone, not a triple.
     for forged in (["orders", "2026-01-01T00:00:00+00:00", 5], ["orders", "2026-01-01T00:00:00", "x"], {"a": 1}):
         cursor = base64.urlsafe_b64encode(json.dumps(forged).encode()).decode()
