@@ -144,6 +144,9 @@ class Product(SQLModel, table=True):
 
 
 class Account(SQLModel, table=True):
+    # The lists' order (services.pagination): a page is read off the index, not sorted from the table.
+    __table_args__ = (Index("ix_account_created", "created_at", "account_id"),)
+
     account_id: str = Field(primary_key=True, max_length=64)
     customer_id: str = Field(foreign_key="customer.customer_id", index=True)
     product_id: str = Field(foreign_key="product.product_id", index=True)
@@ -164,7 +167,10 @@ class Account(SQLModel, table=True):
 
 class Order(SQLModel, table=True):
     __tablename__ = "orders"
-    __table_args__ = (Index("ix_orders_status", "status"),)
+    __table_args__ = (
+        Index("ix_orders_status", "status"),
+        Index("ix_orders_created", "created_at", "order_id"),  # the lists' order
+    )
 
     order_id: str = Field(primary_key=True, max_length=64)
     customer_id: str = Field(foreign_key="customer.customer_id", index=True)
@@ -214,6 +220,8 @@ class WalletMovement(SQLModel, table=True):
 
 
 class Signup(SQLModel, table=True):
+    __table_args__ = (Index("ix_signup_created", "created_at", "signup_id"),)  # the lists' order
+
     signup_id: str = Field(primary_key=True, max_length=64)
     phone_number: str = Field(max_length=16, index=True)  # E.164 with '+'
     status: SignupStatus = _enum(SignupStatus.pending)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
 
-from sqlalchemy import Integer, and_, or_
+from sqlalchemy import Integer, literal, tuple_
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
@@ -60,10 +60,11 @@ async def page(
         after_created, after_key = _decode(request.cursor, listing)
         if not isinstance(after_key, int if isinstance(ident.type, Integer) else str):  # made by hand
             raise _bad_cursor()
-        if request.order == "asc":
-            query = query.where(or_(created > after_created, and_(created == after_created, ident > after_key)))
-        else:
-            query = query.where(or_(created < after_created, and_(created == after_created, ident < after_key)))
+        # A row-value comparison: both databases seek the (created_at, key) index to it (an OR of the
+        # two columns' conditions scans the index from its start instead).
+        position = tuple_(created, ident)
+        after = tuple_(literal(after_created, created.type), literal(after_key, ident.type))  # bound as the columns
+        query = query.where(position > after if request.order == "asc" else position < after)
     ordering = (created, ident) if request.order == "asc" else (created.desc(), ident.desc())
     rows = list((await session.exec(query.order_by(*ordering).limit(request.limit + 1))).all())
     if len(rows) <= request.limit:
