@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
 from api.auth import Role
-from api.deps import OutboxDep, require
+from api.deps import CallerDep, OutboxDep, require
 from api.pagination import Page, PageDep
 from billing.models import SignupStatus
 from services import signup_list
@@ -16,10 +16,11 @@ router = APIRouter(prefix="/v1/signups", tags=["signups"], dependencies=[Depends
 
 
 class SignupListed(BaseModel):
-    """A signup in a list: never its code."""
+    """A signup in a list: never its code; its number for support (admin) only, as the CMMS's own view
+    of a signup carries none."""
 
     signup_id: str
-    phone_number: str
+    phone_number: str | None
     status: SignupStatus
     account_id: str | None
     expires_at: datetime
@@ -30,6 +31,7 @@ class SignupListed(BaseModel):
 @router.get("")
 async def list_signups(
     outbox: OutboxDep,
+    caller: CallerDep,
     page: PageDep,
     phone_number: Annotated[str | None, Query(max_length=32, description="In any international format")] = None,
     status: SignupStatus | None = None,
@@ -37,4 +39,6 @@ async def list_signups(
     """Signups oldest first, by the number that signed up and by state."""
     found = await signup_list.list_signups(outbox, signup_list.SignupFilter(phone_number, status), page)
     items = [SignupListed.model_validate(row, from_attributes=True) for row in found.items]
+    if not caller.may(Role.admin):
+        items = [item.model_copy(update={"phone_number": None}) for item in items]
     return Page(items=items, next=found.next)
