@@ -5,6 +5,7 @@ from sqlmodel import col, select, update
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.business_metrics import order_finished
 from billing.credentials import new_sip_password
 from billing.db import SessionMaker, transaction
 from billing.models import Account, AccountStatus, Customer, Order, OrderStatus, utcnow
@@ -98,6 +99,7 @@ class OrderActivities:
             await session.exec(update(Order).where(col(Order.order_id) == request.order_id).values(completed))
             live = (col(Account.account_id) == account_id) & (col(Account.status) == AccountStatus.pending)
             await session.exec(update(Account).where(live).values(status=AccountStatus.active, updated_at=now))
+        order_finished("completed")
         changed = request.pushed_customer_revision not in (None, revision)
         return CompletedOrder(account_id=account_id, customer_changed=changed)
 
@@ -115,3 +117,4 @@ class OrderActivities:
             order.error = failure.reason[:1000]
             order.updated_at = utcnow()
             session.add(order)
+        order_finished("failed")

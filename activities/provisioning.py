@@ -1,6 +1,7 @@
 """The CMMS step every use case shares: make the CMMS hold what billing says, and record the outcome."""
 
 import logging
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -8,6 +9,7 @@ from sqlmodel import col, update
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
+from activities.business_metrics import CmmsOperation, cmms_called
 from billing.db import SessionMaker, snapshot, transaction
 from billing.messaging import MESSAGING, messaging_state
 from billing.models import Account, AccountStatus, ProvisioningState, Wallet, utcnow
@@ -45,13 +47,18 @@ class ProvisioningActivities:
             terminated = account.status == AccountStatus.terminated
             now = _as_of(request.as_of)
             desired = None if terminated else await desired_state(session, account, self._settings, now=now)
+        operation: CmmsOperation = "delete" if desired is None else "upsert"
+        started = time.monotonic()
         try:
             if desired is None:
                 await self._cmms.delete_account(request.account_id)
+                cmms_called(operation, "ok", time.monotonic() - started)
                 await self._record(request.account_id, ProvisioningState.ok, None)
                 return ProvisionAccountResult(account_id=request.account_id, cmms_version=None, removed=True)
             record = await self._cmms.upsert_account(request.account_id, desired.record)
+            cmms_called(operation, "ok", time.monotonic() - started)
         except CmmsUnavailable as err:
+            cmms_called(operation, "unavailable", time.monotonic() - started)
             reason = _unavailable(err)
             await self._record(request.account_id, ProvisioningState.retry, reason)
             delay = min(timedelta(seconds=err.retry_after), CMMS_MAX_RETRY_INTERVAL) if err.retry_after else None
@@ -63,6 +70,7 @@ class ProvisioningActivities:
                 category=ApplicationErrorCategory.BENIGN,
             ) from err
         except CmmsRejected as err:
+            cmms_called(operation, "rejected", time.monotonic() - started)
             await self._record(request.account_id, ProvisioningState.failed, f"CMMS rejected the account: {err}")
             raise ApplicationError(f"CMMS rejected the account: {err}", type=CMMS_REJECTED, non_retryable=True) from err
         confirmed = record.messaging_enabled if desired.record.messaging_enabled is not None else None

@@ -9,6 +9,7 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
+from activities.business_metrics import SignupOutcome, signup_finished, sms_sent
 from billing.credentials import new_sip_password
 from billing.db import FOR_CHANGE, SessionMaker, transaction
 from billing.models import (
@@ -51,6 +52,13 @@ log = logging.getLogger(__name__)
 
 # A code SMS's claim (SignupSend.state).
 _SENDING, _SENT, _FAILED = "sending", "sent", "failed"
+
+# The states a signup ends in, as counted by outcome.
+_FINISHED: dict[SignupState, SignupOutcome] = {
+    SignupState.verified: "verified",
+    SignupState.expired: "expired",
+    SignupState.failed: "failed",
+}
 
 
 def signup_account_id(e164: str) -> str:
@@ -104,6 +112,7 @@ class SignupActivities:
             activity.logger.error("the SMS gateway refused the code SMS of signup %s: %s", request.signup_id, err)
             await self._mark_send(request, _FAILED)
             await self._mark_sms(message.report_token_hash, SmsStatus.rejected, str(err))
+            sms_sent("rejected")
             raise ApplicationError(str(err), type=SMS_REJECTED, non_retryable=True) from None
         except SmsUnavailable as err:
             if err.maybe_sent:
@@ -112,11 +121,14 @@ class SignupActivities:
                     "signup %s: SMS gateway did not answer (%s); the code is not sent again", request.signup_id, err
                 )
                 await self._mark_send(request, _SENT)
+                sms_sent("unanswered")
                 return SendCodeResult(code_hmac=code_hmac(settings, request.signup_id, code))
             await self._mark_send(request, _FAILED)
             await self._forget_sms(message.report_token_hash)
+            sms_sent("unavailable")
             raise ApplicationError(str(err), type=SMS_UNAVAILABLE) from None
         await self._mark_send(request, _SENT)
+        sms_sent("accepted")
         return SendCodeResult(code_hmac=code_hmac(settings, request.signup_id, code))
 
     async def _claim_send(self, request: SendCodeInput, hmac: str) -> str | None:
@@ -181,6 +193,8 @@ class SignupActivities:
                     account.status = AccountStatus.active
                     account.updated_at = utcnow()
                     session.add(account)
+        if record.status in _FINISHED:
+            signup_finished(_FINISHED[record.status])
 
     @activity.defn(name="create_signup_account")
     async def create_signup_account(self, request: SignupAccountInput) -> SignupAccount:

@@ -10,16 +10,19 @@ from fastapi import FastAPI
 from api.auth import KeyRing
 from api.body_limit import install_body_limit
 from api.deps import AppState
+from api.docs import install_docs
 from api.metrics import install_metrics
 from api.problems import install_problem_handlers
 from api.routers import (
     accounts,
+    audit,
     customer_classes,
     customers,
     orders,
     products,
     reconciliations,
     resellers,
+    signup_list,
     signups,
     sms_reports,
     wallets,
@@ -27,6 +30,7 @@ from api.routers import (
 from billing.db import make_engine, make_sessionmaker
 from core.settings import Settings, get_settings
 from core.temporal import connect
+from services import operations_gauges
 from services.outbox import Outbox
 from services.rate_limit import make_rate_limiter
 from services.signups import Signups
@@ -42,6 +46,8 @@ ROUTERS = [
     signups.router,
     reconciliations.router,
     sms_reports.router,
+    signup_list.router,
+    audit.router,
 ]
 
 
@@ -80,10 +86,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1",
         summary="Billing-side provisioning of the AudioCodes CMMS-managed softphone app",
         lifespan=lifespan,
+        docs_url=None,  # served from the packaged Swagger UI instead of a CDN (api.docs)
+        redoc_url=None,
     )
     install_problem_handlers(app)
     install_body_limit(app, settings.api_max_body_bytes)
-    install_metrics(app)  # Prometheus at /metrics (issue 6)
+    install_metrics(app, lambda: operations_gauges.refresh(app.state.services.temporal))  # Prometheus at /metrics
+    install_docs(app)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

@@ -2,6 +2,7 @@
 served at `GET /metrics` (no key: it is bound where the API is, and carries no business data)."""
 
 import time
+from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
@@ -49,12 +50,15 @@ class MetricsMiddleware:
             REQUESTS.labels(method, template, str(status)).inc()
 
 
-def install_metrics(app: FastAPI) -> None:
-    """Add the middleware and `GET /metrics` to `app`."""
+def install_metrics(app: FastAPI, before_scrape: Callable[[], Awaitable[None]] | None = None) -> None:
+    """Add the middleware and `GET /metrics` to `app`; `before_scrape` brings figures counted elsewhere
+    up to date before each answer."""
     app.add_middleware(MetricsMiddleware)
 
     @app.get("/metrics", tags=["health"], include_in_schema=False)
     async def metrics() -> Response:
+        if before_scrape is not None:
+            await before_scrape()
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -132,6 +132,8 @@ class Customer(SQLModel, table=True):
     revision: int = 1  # raised on every change, so a rollout knows which values are newest
     created_at: datetime = _created()
     updated_at: datetime = _created()
+    # Set when the customer is deleted: kept (its orders and accounts refer to it), no longer listed or used.
+    deleted_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
 
 
 class Product(SQLModel, table=True):
@@ -155,7 +157,11 @@ def _unique_where(name: str, column: str, condition: str) -> Index:
 
 
 class Account(SQLModel, table=True):
-    __table_args__ = (_unique_where(LIVE_ACCOUNT_IMEI, "imei", LIVE_ACCOUNT),)
+    # The lists' order (services.pagination): a page is read off the index, not sorted from the table.
+    __table_args__ = (
+        _unique_where(LIVE_ACCOUNT_IMEI, "imei", LIVE_ACCOUNT),
+        Index("ix_account_created", "created_at", "account_id"),
+    )
 
     account_id: str = Field(primary_key=True, max_length=64)
     customer_id: str = Field(foreign_key="customer.customer_id", index=True)
@@ -177,7 +183,11 @@ class Account(SQLModel, table=True):
 
 class Order(SQLModel, table=True):
     __tablename__ = "orders"
-    __table_args__ = (Index("ix_orders_status", "status"), _unique_where(OPEN_ORDER_IMEI, "imei", OPEN_ORDER))
+    __table_args__ = (
+        Index("ix_orders_status", "status"),
+        Index("ix_orders_created", "created_at", "order_id"),  # the lists' order
+        _unique_where(OPEN_ORDER_IMEI, "imei", OPEN_ORDER),
+    )
 
     order_id: str = Field(primary_key=True, max_length=64)
     customer_id: str = Field(foreign_key="customer.customer_id", index=True)
@@ -227,6 +237,8 @@ class WalletMovement(SQLModel, table=True):
 
 
 class Signup(SQLModel, table=True):
+    __table_args__ = (Index("ix_signup_created", "created_at", "signup_id"),)  # the lists' order
+
     signup_id: str = Field(primary_key=True, max_length=64)
     phone_number: str = Field(max_length=16, index=True)  # E.164 with '+'
     status: SignupStatus = _enum(SignupStatus.pending)
@@ -323,3 +335,18 @@ class SmsMessage(SQLModel, table=True):
     error: str | None = Field(default=None, max_length=300)  # why the gateway refused it, in its words
     sent_at: datetime = _created()
     updated_at: datetime = _created()
+
+
+class AuditEntry(SQLModel, table=True):
+    """One edit of an object: what changed, who made it (the API key's label) and when; never a secret."""
+
+    __tablename__ = "audit"
+    __table_args__ = (Index("ix_audit_object", "object_type", "object_id", "created_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    object_type: str = Field(max_length=32)  # "customer", "reseller", "product", "customer_class", "account"
+    object_id: str = Field(max_length=64)
+    action: str = Field(max_length=16)  # "create", "update", "delete"
+    actor: str = Field(max_length=100)
+    changes: dict[str, Any] = _json(dict)  # field -> {"from": old, "to": new}; a secret as "(changed)"
+    created_at: datetime = _created()

@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from typing import NamedTuple
 
 import sqlalchemy as sa
@@ -25,6 +26,7 @@ from contracts.orders import order_origin, order_workflow_id
 from core.settings import Settings
 from services.errors import Conflict, unknown_reference
 from services.outbox import Outbox
+from services.pagination import Page, PageRequest, page
 from services.rows import get
 
 
@@ -84,12 +86,45 @@ async def submit_order(outbox: Outbox, settings: Settings, request: OrderRequest
     return view, False
 
 
+@dataclass(frozen=True)
+class OrderFilter:
+    """What a list of orders is narrowed to; None: any."""
+
+    customer_id: str | None = None
+    status: OrderStatus | None = None
+    created_since: datetime | None = None  # created at or after
+    account_id: str | None = None
+
+
 async def get_order(outbox: Outbox, order_id: str) -> OrderView:
-    """The order with its own outcome: the account's provisioning state only while the account is the one
-    this order created (a failed order's account id is free for a corrected order to reuse)."""
     async with snapshot(outbox.sessions) as session:
         order = await get(session, Order, order_id, "order")
         account = await session.get(Account, order.account_id)
+    return _view(order, account)
+
+
+async def list_orders(outbox: Outbox, where: OrderFilter, request: PageRequest) -> Page[OrderView]:
+    """Orders oldest first, each with where its provisioning stands."""
+    query = select(Order)
+    if where.customer_id is not None:
+        query = query.where(Order.customer_id == where.customer_id)
+    if where.status is not None:
+        query = query.where(Order.status == where.status)
+    if where.account_id is not None:
+        query = query.where(Order.account_id == where.account_id)
+    if where.created_since is not None:
+        query = query.where(col(Order.created_at) >= where.created_since)
+    async with snapshot(outbox.sessions) as session:
+        found = await page(session, query, Order, "order_id", "orders", request)
+        ids = [order.account_id for order in found.items]
+        rows = await session.exec(select(Account).where(col(Account.account_id).in_(ids)))
+        accounts = {account.account_id: account for account in rows.all()}
+    return Page([_view(order, accounts.get(order.account_id)) for order in found.items], found.next)
+
+
+def _view(order: Order, account: Account | None) -> OrderView:
+    """The order with its own outcome: the account's provisioning state only while the account is the one
+    this order created (a failed order's account id is free for a corrected order to reuse)."""
     if account is not None and account.created_by != order_origin(order.order_id):
         account = None
     error = order.error
@@ -126,7 +161,11 @@ async def _lookup(session: AsyncSession, request: OrderRequest) -> _Lookup:
     imei = request.imei
     query = sa.select(  # sqlmodel's `select` takes at most four columns
         first(select(Order.order_id).where(Order.order_id == request.order_id)),
-        first(select(Customer.customer_id).where(Customer.customer_id == request.customer_id)),
+        first(
+            select(Customer.customer_id).where(
+                Customer.customer_id == request.customer_id, col(Customer.deleted_at).is_(None)
+            )
+        ),
         first(select(Product.product_id).where(Product.product_id == request.product_id)),
         first(select(Account.account_id).where(Account.account_id == request.account_id)),
         first(select(Account.account_id).where(Account.imei == imei, col(Account.status) != AccountStatus.terminated)),

@@ -7,12 +7,17 @@ product's messaging rollout, which brings every account of the product into line
 from dataclasses import dataclass
 from typing import Any
 
+from sqlmodel import select
+
+from billing.db import snapshot
 from billing.messaging import MESSAGING, push_events
 from billing.models import OutboxKind, Product
 from contracts.wallets import messaging_rollout_workflow_id
+from services import audit
 from services.errors import NotFound
 from services.outbox import Outbox
-from services.rows import insert, read
+from services.pagination import Page, PageRequest, page
+from services.rows import adding, read
 
 
 @dataclass(frozen=True)
@@ -21,16 +26,24 @@ class ProductChanged:
     workflow_id: str | None  # the messaging rollout, when the change started one
 
 
-async def create_product(outbox: Outbox, product: Product) -> Product:
-    return await insert(outbox.sessions, product, "product", product.product_id)
+async def create_product(outbox: Outbox, product: Product, actor: str) -> Product:
+    async with adding(outbox.sessions, "product", product.product_id) as session:
+        session.add(product)
+        audit.record(session, actor, "product", product.product_id, "create", audit.created(_audited(product)))
+    return product
 
 
 async def get_product(outbox: Outbox, product_id: str) -> Product:
     return await read(outbox.sessions, Product, product_id, "product")
 
 
+async def list_products(outbox: Outbox, request: PageRequest) -> Page[Product]:
+    async with snapshot(outbox.sessions) as session:
+        return await page(session, select(Product), Product, "product_id", "products", request)
+
+
 async def change_product(
-    outbox: Outbox, product_id: str, name: str | None, policies: dict[str, Any] | None
+    outbox: Outbox, product_id: str, name: str | None, policies: dict[str, Any] | None, actor: str
 ) -> ProductChanged:
     """Rename a product and/or merge `policies` into its service policies (a service set to None loses its
     policy)."""
@@ -38,12 +51,14 @@ async def change_product(
         product = await tx.session.get(Product, product_id, with_for_update=True)
         if product is None:
             raise NotFound(f"product {product_id!r} does not exist")
+        before = _audited(product)
         if name is not None:
             product.name = name
         if policies:
             merged = product.service_policies | policies
             product.service_policies = {service: policy for service, policy in merged.items() if policy is not None}
         tx.session.add(product)
+        audit.record(tx.session, actor, "product", product_id, "update", audit.diff(before, _audited(product)))
         workflow_id = None
         # Whenever the request turns push_events on, even where it already was: asking again brings the
         # accounts into line again (an extra push changes nothing in the CMMS). Turned off, billing stops
@@ -52,3 +67,7 @@ async def change_product(
             tx.tell(OutboxKind.product, product_id)
             workflow_id = messaging_rollout_workflow_id(product_id)
     return ProductChanged(product, workflow_id)
+
+
+def _audited(product: Product) -> dict[str, Any]:
+    return {"name": product.name, "service_policies": dict(product.service_policies)}

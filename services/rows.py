@@ -1,4 +1,4 @@
-"""Small row helpers the services share: insert-or-conflict, load-or-not-found."""
+"""Small row helpers the services share: add-or-conflict, load-or-not-found."""
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,13 +22,6 @@ async def adding(sessions: SessionMaker, what: str, key: str) -> AsyncIterator[A
             yield session
     except IntegrityError:
         raise Conflict(f"{what} {key!r} already exists") from None
-
-
-async def insert(sessions: SessionMaker, row: Row, what: str, key: str) -> Row:
-    """Insert and commit `row`; a duplicate key is a conflict and changes nothing."""
-    async with adding(sessions, what, key) as session:
-        session.add(row)
-    return row
 
 
 async def get(session: AsyncSession, model: type[Row], key: str, what: str) -> Row:

@@ -7,20 +7,13 @@ import pytest
 from billing.models import OrderStatus
 from tests.support.catalog import Catalog, new_id, order_body, seed_catalog
 from tests.support.orders import finished, store_order, submit
+from tests.support.problems import problem as _problem
 from tests.support.stack import Stack
 
 
 @pytest.fixture(scope="module")
 async def catalog(stack: Stack) -> Catalog:
     return await seed_catalog(stack)
-
-
-def _problem(response: Any, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status and body["title"] and body["detail"] and body["type"]
-    return body
 
 
 async def _order_absent(stack: Stack, order_id: str) -> None:

@@ -134,7 +134,7 @@ async def test_bad_custom_fields_are_refused_and_change_nothing(stack: Stack) ->
     )
     assert created.status_code == 422
 
-    for body in ({}, {"custom_fields": {"domain": ""}}, {"custom_fields": {}, "name": "x"}, {"custom_fields": "x"}):
+    for body in ({}, {"custom_fields": {"domain": ""}}, {"custom_fields": {}, "colour": "x"}, {"custom_fields": "x"}):
         response = await stack.api.patch(url, json=body, headers=stack.admin)
         assert response.status_code == 422, (body, response.text)
     missing = await stack.api.patch("/v1/customers/nobody", json={"custom_fields": {}}, headers=stack.admin)

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import Role
-from api.deps import OutboxDep, require
+from api.deps import CallerDep, OutboxDep, require
 from api.fields import Name, ResourceId
 from billing.models import CustomerClass
 from services import customers
@@ -32,9 +32,11 @@ class CustomerClassPublic(BaseModel):
 
 
 @router.post("", status_code=201)
-async def create_customer_class(body: CustomerClassCreate, outbox: OutboxDep) -> CustomerClassPublic:
+async def create_customer_class(body: CustomerClassCreate, outbox: OutboxDep, caller: CallerDep) -> CustomerClassPublic:
     row = CustomerClass(customer_class_id=body.customer_class_id, name=body.name, custom_fields=body.custom_fields)
-    return CustomerClassPublic.model_validate(await customers.create_customer_class(outbox, row), from_attributes=True)
+    return CustomerClassPublic.model_validate(
+        await customers.create_customer_class(outbox, row, caller.label), from_attributes=True
+    )
 
 
 @router.get("/{customer_class_id}")

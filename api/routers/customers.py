@@ -1,18 +1,20 @@
 """Customers: who buys accounts, with the custom fields their class enables.
 
-Changing a customer's custom fields re-provisions all of its accounts (use case 3): the change is
-committed with the outbox record that starts (or redirects) the customer's rollout (services.customers).
+A change that alters what the customer's accounts are provisioned with re-provisions all of them
+(use case 3): the change is committed with the outbox record that starts (or redirects) the
+customer's rollout (services.customers).
 """
 
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from fastapi import APIRouter, Depends, Query, Response
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from api.auth import Role
-from api.deps import OutboxDep, SettingsDep, TemporalDep, require
+from api.deps import CallerDep, OutboxDep, SettingsDep, TemporalDep, require
 from api.fields import Name, ResourceId
+from api.pagination import Page, PageDep
 from billing.models import Customer
 from contracts.rollouts import RolloutProgress
 from services import customers
@@ -33,18 +35,23 @@ class CustomerCreate(BaseModel):
 
 
 class CustomerUpdate(BaseModel):
-    """A JSON merge patch of the custom fields: a value sets a field, null removes it."""
+    """What changes; each field left out stays as it is. `custom_fields` is a JSON merge patch (a value
+    sets a field, null removes it); `reseller_id: null` takes the customer from its reseller."""
 
     model_config = ConfigDict(extra="forbid")
 
-    custom_fields: dict[str, CustomFieldValue | None] = Field(max_length=50)
+    name: Name | None = None
+    customer_class_id: ResourceId | None = None
+    reseller_id: ResourceId | None = None
+    custom_fields: dict[str, CustomFieldValue | None] | None = Field(default=None, max_length=50)
 
-
-class RolloutAccepted(BaseModel):
-    workflow_id: str
-    customer_id: str
-    revision: int
-    progress_url: str
+    @model_validator(mode="after")
+    def _something(self) -> "CustomerUpdate":
+        if not self.model_fields_set:
+            raise ValueError("name, customer_class_id, reseller_id or custom_fields is required")
+        if "customer_class_id" in self.model_fields_set and self.customer_class_id is None:
+            raise ValueError("customer_class_id cannot be null")
+        return self
 
 
 class CustomerPublic(BaseModel):
@@ -58,10 +65,32 @@ class CustomerPublic(BaseModel):
     updated_at: datetime
 
 
+class CustomerChangeAccepted(CustomerPublic):
+    """The customer as changed, and the rollout re-provisioning its accounts (null when none is needed)."""
+
+    workflow_id: str | None
+    progress_url: str | None
+
+
 @router.post("", status_code=201)
-async def create_customer(body: CustomerCreate, outbox: OutboxDep, settings: SettingsDep) -> CustomerPublic:
-    row = await customers.create_customer(outbox, settings, Customer(**body.model_dump()))
+async def create_customer(
+    body: CustomerCreate, outbox: OutboxDep, settings: SettingsDep, caller: CallerDep
+) -> CustomerPublic:
+    row = await customers.create_customer(outbox, settings, Customer(**body.model_dump()), caller.label)
     return CustomerPublic.model_validate(row, from_attributes=True)
+
+
+@router.get("")
+async def list_customers(
+    outbox: OutboxDep,
+    page: PageDep,
+    customer_class_id: Annotated[str | None, Query(max_length=64)] = None,
+    reseller_id: Annotated[str | None, Query(max_length=64)] = None,
+) -> Page[CustomerPublic]:
+    """Customers oldest first, by class and by reseller."""
+    found = await customers.list_customers(outbox, customers.CustomerFilter(customer_class_id, reseller_id), page)
+    items = [CustomerPublic.model_validate(row, from_attributes=True) for row in found.items]
+    return Page(items=items, next=found.next)
 
 
 @router.get("/{customer_id}")
@@ -70,19 +99,45 @@ async def get_customer(customer_id: str, outbox: OutboxDep) -> CustomerPublic:
     return CustomerPublic.model_validate(row, from_attributes=True)
 
 
-@router.patch("/{customer_id}", status_code=202)
+@router.patch(
+    "/{customer_id}",
+    status_code=202,
+    responses={200: {"description": "Changed; the accounts are provisioned with the same values as before"}},
+)
 async def update_customer(
-    customer_id: str, body: CustomerUpdate, outbox: OutboxDep, settings: SettingsDep
-) -> RolloutAccepted:
-    """Change custom fields, then re-provision every account of the customer (also when nothing changed:
-    a way to re-run a rollout)."""
-    changed = await customers.change_custom_fields(outbox, settings, customer_id, body.custom_fields)
-    return RolloutAccepted(
-        workflow_id=changed.workflow_id,
-        customer_id=customer_id,
-        revision=changed.revision,
+    customer_id: str,
+    body: CustomerUpdate,
+    outbox: OutboxDep,
+    settings: SettingsDep,
+    caller: CallerDep,
+    response: Response,
+) -> CustomerChangeAccepted:
+    """Change the name, class, reseller or custom fields. Every account of the customer is re-provisioned
+    (`202`) when the custom fields are patched (also when nothing changed: a way to re-run a rollout) or
+    the effective profile or domain changes; the custom fields must be enabled on the (new) class."""
+    patch = customers.CustomerPatch(
+        name=body.name,
+        customer_class_id=body.customer_class_id,
+        reseller_id=body.reseller_id,
+        reseller_set="reseller_id" in body.model_fields_set,
+        custom_fields=body.custom_fields,
+    )
+    changed = await customers.change_customer(outbox, settings, customer_id, patch, caller.label)
+    view = CustomerPublic.model_validate(changed.customer, from_attributes=True)
+    if changed.rollout is None:
+        response.status_code = 200
+        return CustomerChangeAccepted(**view.model_dump(), workflow_id=None, progress_url=None)
+    return CustomerChangeAccepted(
+        **view.model_dump(),
+        workflow_id=changed.rollout.workflow_id,
         progress_url=f"/v1/customers/{customer_id}/rollout",
     )
+
+
+@router.delete("/{customer_id}", status_code=204, responses={409: {"description": "It has live accounts"}})
+async def delete_customer(customer_id: str, outbox: OutboxDep, settings: SettingsDep, caller: CallerDep) -> None:
+    """Delete a customer with no live account (terminate them first) and no order in progress."""
+    await customers.delete_customer(outbox, settings, customer_id, caller.label)
 
 
 @router.get("/{customer_id}/rollout")

@@ -1,13 +1,15 @@
 """MVNO orders from the provider's website (use case 1)."""
 
 from datetime import datetime
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response
-from pydantic import BaseModel, ConfigDict
+from fastapi import APIRouter, Depends, Query, Response
+from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from api.auth import Role
 from api.deps import OutboxDep, SettingsDep, require
 from api.fields import Imei, ResourceId, SipPassword
+from api.pagination import Page, PageDep
 from billing.models import OrderStatus, ProvisioningState
 from services import orders
 
@@ -62,14 +64,32 @@ async def submit_order(body: OrderCreate, outbox: OutboxDep, settings: SettingsD
     view, created = await orders.submit_order(outbox, settings, request)
     if not created:
         response.status_code = 200
-    return _public(view)
+    return public_order(view)
+
+
+@router.get("")
+async def list_orders(
+    outbox: OutboxDep,
+    page: PageDep,
+    customer_id: Annotated[str | None, Query(max_length=64)] = None,
+    status: OrderStatus | None = None,
+    created_since: Annotated[
+        AwareDatetime | None, Query(description="Orders created at or after this time (RFC 3339, with offset)")
+    ] = None,
+    account_id: Annotated[str | None, Query(max_length=64, description="The order that made this account")] = None,
+) -> Page[OrderPublic]:
+    """Orders oldest first, by customer, status, creation time and account."""
+    where = orders.OrderFilter(customer_id, status, created_since, account_id)
+    found = await orders.list_orders(outbox, where, page)
+    return Page(items=[public_order(view) for view in found.items], next=found.next)
 
 
 @router.get("/{order_id}")
 async def get_order(order_id: str, outbox: OutboxDep) -> OrderPublic:
-    return _public(await orders.get_order(outbox, order_id))
+    return public_order(await orders.get_order(outbox, order_id))
 
 
-def _public(view: orders.OrderView) -> OrderPublic:
+def public_order(view: orders.OrderView) -> OrderPublic:
+    """An order as the API shows it, with where its provisioning stands."""
     public = OrderPublic.model_validate(view.order, from_attributes=True)
     return public.model_copy(update={"provisioning_state": view.provisioning_state, "error": view.error})

@@ -6,8 +6,9 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict
 
 from api.auth import Role
-from api.deps import OutboxDep, require
+from api.deps import CallerDep, OutboxDep, require
 from api.fields import Name, ResourceId
+from api.pagination import Page, PageDep
 from billing.models import Product
 from services import products
 
@@ -51,13 +52,22 @@ class ProductPublic(BaseModel):
 
 
 @router.post("", status_code=201)
-async def create_product(body: ProductCreate, outbox: OutboxDep) -> ProductPublic:
+async def create_product(body: ProductCreate, outbox: OutboxDep, caller: CallerDep) -> ProductPublic:
     product = Product(
         product_id=body.product_id,
         name=body.name,
         service_policies=body.service_policies.model_dump(exclude_none=True),
     )
-    return ProductPublic.model_validate(await products.create_product(outbox, product), from_attributes=True)
+    return ProductPublic.model_validate(
+        await products.create_product(outbox, product, caller.label), from_attributes=True
+    )
+
+
+@router.get("")
+async def list_products(outbox: OutboxDep, page: PageDep) -> Page[ProductPublic]:
+    """Products oldest first."""
+    found = await products.list_products(outbox, page)
+    return Page(items=[ProductPublic.model_validate(row, from_attributes=True) for row in found.items], next=found.next)
 
 
 @router.get("/{product_id}")
@@ -71,10 +81,10 @@ class ProductUpdated(ProductPublic):
 
 
 @router.patch("/{product_id}")
-async def update_product(product_id: str, body: ProductUpdate, outbox: OutboxDep) -> ProductUpdated:
+async def update_product(product_id: str, body: ProductUpdate, outbox: OutboxDep, caller: CallerDep) -> ProductUpdated:
     """Rename a product or change its service policies; turning messaging's `push_events` on brings every
     account of the product into line in the CMMS (suspended unless its wallet is usable)."""
     policies = body.service_policies.model_dump(exclude_unset=True) if body.service_policies else None
-    changed = await products.change_product(outbox, product_id, body.name, policies)
+    changed = await products.change_product(outbox, product_id, body.name, policies, caller.label)
     view = ProductPublic.model_validate(changed.product, from_attributes=True)
     return ProductUpdated(**view.model_dump(), workflow_id=changed.workflow_id)

@@ -21,7 +21,9 @@ class DeliveryRecorded(BaseModel):
     status: SmsStatus  # the message's status after this report
 
 
-@router.api_route("/{token}", methods=["GET", "POST"], responses={404: {}, 422: {}})
+# Kannel fetches the URL with GET by default, and POSTs where `dlr-url` is configured so: both are served.
+@router.get("/{token}", responses={404: {}, 422: {}}, operation_id="record_delivery_report")
+@router.post("/{token}", responses={404: {}, 422: {}}, operation_id="post_delivery_report")
 async def delivery_report(
     token: str, outbox: OutboxDep, report_type: Annotated[int, Query(alias="type", ge=0)]
 ) -> DeliveryRecorded:

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Header
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt
 
 from api.auth import Role
-from api.deps import OutboxDep, require
+from api.deps import CallerDep, OutboxDep, require
 from api.problems import Problem
 from billing.messaging import MESSAGING
 from billing.models import MessagingState, utcnow
@@ -111,10 +111,10 @@ async def charge(
 
 @router.put("/{account_id}/service-policies/messaging", dependencies=_admin)
 async def put_account_messaging_policy(
-    account_id: str, body: MessagingPolicy, outbox: OutboxDep
+    account_id: str, body: MessagingPolicy, outbox: OutboxDep, caller: CallerDep
 ) -> AccountServicePolicies:
     """Store the account's own messaging policy: shown, but never used to decide the push (the product's is)."""
-    policies = await accounts.set_messaging_policy(outbox, account_id, body.model_dump())
+    policies = await accounts.set_messaging_policy(outbox, account_id, body.model_dump(), caller.label)
     return AccountServicePolicies(account_id=account_id, service_policies=policies)
 
 

@@ -63,10 +63,17 @@ async def rollout_when(
     revision: int | None = None,
     within: float = 60,
 ) -> dict[str, Any]:
-    """Poll the rollout's progress until it has `done` accounts (or, by default, has completed)."""
+    """Poll the rollout's progress until it has `done` accounts (or, by default, has completed); a rollout
+    not started yet (its start follows the change's answer) is waited for."""
     deadline = time.monotonic() + within
     while True:
-        progress = await rollout(api, customer_id)
+        response = await api.get(f"/v1/customers/{customer_id}/rollout", headers=ADMIN)
+        if response.status_code == 404:
+            assert time.monotonic() < deadline, f"no rollout started in {within}s"
+            await asyncio.sleep(0.1)
+            continue
+        assert response.status_code == 200, response.text
+        progress: dict[str, Any] = response.json()
         if revision is None or progress["revision"] >= revision:
             if done is None and progress["status"] == "completed":
                 return progress
