@@ -6,7 +6,7 @@ from temporalio.exceptions import ApplicationError
 
 from billing.credentials import new_sip_password
 from billing.db import SessionMaker, transaction
-from billing.models import Account, AccountStatus, Customer, Order, OrderStatus, utcnow
+from billing.models import Account, AccountStatus, Customer, Order, OrderStatus, Product, utcnow
 from contracts.orders import (
     ORDER_NOT_FOUND,
     CompletedOrder,
@@ -15,6 +15,7 @@ from contracts.orders import (
     OrderAccount,
     OrderRef,
 )
+from services.wallets import discard_wallets, open_initial_wallet
 
 # The ApplicationError type when an order's account id or IMEI is taken by another account.
 ACCOUNT_CONFLICT = "AccountConflict"
@@ -26,7 +27,8 @@ class OrderActivities:
 
     @activity.defn(name="create_order_account")
     async def create_order_account(self, ref: OrderRef) -> OrderAccount:
-        """Create the order's billing account (pending until the CMMS has it); safe to repeat."""
+        """Create the order's billing account (pending until the CMMS has it) with its messaging wallet (the one
+        held on the order, else the product's initial wallet); safe to repeat."""
         origin = f"order:{ref.order_id}"
         # The order and both checks in one query: the fewer statements, the shorter SQLite's write lock is held.
         account_creator = select(Account.created_by).where(Account.account_id == Order.account_id)
@@ -63,6 +65,9 @@ class OrderActivities:
                     created_by=origin,
                 )
             )
+            product = await session.get_one(Product, order.product_id)
+            await open_initial_wallet(session, order.account_id, product, utcnow(), order.held_wallet)
+            order.held_wallet = None  # the wallet holds it now
             order.requested_password = None  # the account holds it now; keep one copy only
             order.status = OrderStatus.provisioning
             order.updated_at = utcnow()
@@ -97,6 +102,7 @@ class OrderActivities:
             order = await session.get_one(Order, failure.order_id, with_for_update=True)
             account = await session.get(Account, order.account_id, with_for_update=True)
             if account is not None and account.created_by == origin and account.status == AccountStatus.pending:
+                await discard_wallets(session, account.account_id)
                 await session.delete(account)
             order.status = OrderStatus.failed
             order.requested_password = None

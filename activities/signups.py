@@ -19,6 +19,7 @@ from contracts.signups import (
     SignupState,
 )
 from core.settings import Settings
+from services.wallets import discard_wallets, open_product_wallet
 from sms.kannel import KannelClient, SmsRejected, SmsUnavailable
 
 
@@ -98,6 +99,7 @@ class SignupActivities:
                         created_by=origin,
                     )
                 )
+                await open_product_wallet(session, account_id, self._settings.ott_product_id)
                 return SignupAccount(account_id=account_id, created=True)
             if account.status == AccountStatus.terminated:
                 # The number comes back: the account lives again with fresh credentials.
@@ -117,6 +119,7 @@ class SignupActivities:
         async with transaction(self._sessions) as session:
             account = await session.get(Account, signup_account_id(request.phone_number), with_for_update=True)
             if account is not None and account.created_by == origin and account.status == AccountStatus.pending:
+                await discard_wallets(session, account.account_id)
                 await session.delete(account)
 
     async def _ensure_ott_catalog(self) -> None:

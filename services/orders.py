@@ -8,7 +8,7 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import ScalarSelect
@@ -19,12 +19,25 @@ from sqlmodel.sql.expression import SelectOfScalar
 
 from billing.credentials import new_account_id
 from billing.db import snapshot
-from billing.models import Account, AccountStatus, Customer, Order, OrderStatus, OutboxKind, Product, ProvisioningState
+from billing.messaging import starting_messaging
+from billing.models import (
+    Account,
+    AccountStatus,
+    Customer,
+    MessagingState,
+    Order,
+    OrderStatus,
+    OutboxKind,
+    Product,
+    ProvisioningState,
+)
 from contracts.orders import order_workflow_id
 from core.settings import Settings
 from services.errors import Conflict, unknown_reference
 from services.outbox import Outbox
 from services.rows import get
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -44,6 +57,9 @@ class OrderView:
     order: Order
     provisioning_state: ProvisioningState | None
     error: str | None
+    # How the account's messaging starts: active with the product's initial wallet, suspended without one
+    # (where the product lets billing drive messaging), None where the CMMS keeps it.
+    messaging: MessagingState | None
 
 
 async def submit_order(outbox: Outbox, settings: Settings, request: OrderRequest) -> tuple[OrderView, bool]:
@@ -72,7 +88,7 @@ async def submit_order(outbox: Outbox, settings: Settings, request: OrderRequest
     except IntegrityError:  # the same order_id, submitted concurrently: answered as a repeat below
         created = False
     if created:  # as just written: its account does not exist yet
-        return OrderView(order, None, None), True
+        return OrderView(order, None, None, starting_messaging(found.product or {})), True
     view = await get_order(outbox, request.order_id)
     if not hmac.compare_digest(view.order.fingerprint, fingerprint):
         raise Conflict(f"order {request.order_id!r} already exists with different content")
@@ -83,10 +99,12 @@ async def get_order(outbox: Outbox, order_id: str) -> OrderView:
     async with snapshot(outbox.sessions) as session:
         order = await get(session, Order, order_id, "order")
         account = await session.get(Account, order.account_id)
+        product = await session.get_one(Product, order.product_id)
     error = order.error
     if error is None and account is not None and account.provisioning_state == ProvisioningState.retry:
         error = account.last_error
-    return OrderView(order, account.provisioning_state if account else None, error)
+    messaging = starting_messaging(product.service_policies)
+    return OrderView(order, account.provisioning_state if account else None, error, messaging)
 
 
 class _Lookup(NamedTuple):
@@ -94,7 +112,7 @@ class _Lookup(NamedTuple):
 
     order: str | None  # this order, submitted before
     customer: str | None
-    product: str | None
+    product: dict[str, Any] | None  # the product's service policies
     account: str | None  # an account with the requested account id
     imei_account: str | None  # a live account with the IMEI
     imei_order: str | None  # another order provisioning the IMEI
@@ -103,14 +121,14 @@ class _Lookup(NamedTuple):
 async def _lookup(session: AsyncSession, request: OrderRequest) -> _Lookup:
     """Every check in one query, so SQLite's write lock is held for two statements and a commit."""
 
-    def first(query: SelectOfScalar[str]) -> ScalarSelect[str]:
+    def first(query: SelectOfScalar[T]) -> ScalarSelect[T]:
         return query.limit(1).scalar_subquery()
 
     imei = request.imei
     query = sa.select(  # sqlmodel's `select` takes at most four columns
         first(select(Order.order_id).where(Order.order_id == request.order_id)),
         first(select(Customer.customer_id).where(Customer.customer_id == request.customer_id)),
-        first(select(Product.product_id).where(Product.product_id == request.product_id)),
+        first(select(Product.service_policies).where(Product.product_id == request.product_id)),
         first(select(Account.account_id).where(Account.account_id == request.account_id)),
         first(select(Account.account_id).where(Account.imei == imei, col(Account.status) != AccountStatus.terminated)),
         first(
@@ -119,8 +137,10 @@ async def _lookup(session: AsyncSession, request: OrderRequest) -> _Lookup:
             )
         ),
     )
-    row = (await (await session.connection()).execute(query)).one()
-    return _Lookup(*row)
+    order, customer, policies, account, imei_account, imei_order = (
+        await (await session.connection()).execute(query)
+    ).one()
+    return _Lookup(order, customer, dict(policies) if policies is not None else None, account, imei_account, imei_order)
 
 
 def _refuse_conflicts(request: OrderRequest, found: _Lookup) -> None:

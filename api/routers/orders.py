@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict
 from api.auth import Role
 from api.deps import OutboxDep, SettingsDep, require
 from api.fields import Imei, ResourceId, SipPassword
-from billing.models import OrderStatus, ProvisioningState
+from billing.models import MessagingState, OrderStatus, ProvisioningState
 from services import orders
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"], dependencies=[Depends(require(Role.website))])
@@ -41,6 +41,10 @@ class OrderPublic(BaseModel):
     workflow_id: str
     provisioning_state: ProvisioningState | None = None
     error: str | None = None
+    # How the account's messaging starts: "active" (the product's initial wallet pays for it), "suspended"
+    # (the product drives messaging but gives no initial wallet: it waits for a top-up), or null (the CMMS
+    # keeps messaging as it is).
+    messaging: MessagingState | None = None
     created_at: datetime
     updated_at: datetime
 
@@ -72,4 +76,6 @@ async def get_order(order_id: str, outbox: OutboxDep) -> OrderPublic:
 
 def _public(view: orders.OrderView) -> OrderPublic:
     public = OrderPublic.model_validate(view.order, from_attributes=True)
-    return public.model_copy(update={"provisioning_state": view.provisioning_state, "error": view.error})
+    return public.model_copy(
+        update={"provisioning_state": view.provisioning_state, "error": view.error, "messaging": view.messaging}
+    )
