@@ -285,6 +285,9 @@ async def _apply(outbox: Outbox, account_id: str, service: str, movement: Moveme
             if prior is not None and prior.fingerprint != fingerprint:
                 raise IdempotencyKeyReused("this Idempotency-Key was already used for a different request")
         wallet = await session.get(Wallet, (account_id, service), with_for_update=prior is None)
+        if wallet is None and movement.kind == MovementKind.top_up:
+            # An account whose product gave it no wallet is topped up like any other: paying is enough.
+            wallet = await _create(session, account_id, service, 0, None, now)
         if wallet is None:
             raise WalletNotFound(f"account {account_id!r} has no {service} wallet")
         if prior is not None:

@@ -1,7 +1,7 @@
 """Products: what an account is sold as, with its service policies (use case 4)."""
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
@@ -60,7 +60,7 @@ class ProductUpdate(BaseModel):
 class ProductPublic(BaseModel):
     product_id: str
     name: str
-    service_policies: ServicePolicies
+    service_policies: dict[str, Any]  # as stored: the settings given, none of those left out
     created_at: datetime
 
 
