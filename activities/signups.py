@@ -99,7 +99,7 @@ class SignupActivities:
                         created_by=origin,
                     )
                 )
-                await open_product_wallet(session, account_id, self._settings.ott_product_id)
+                await open_product_wallet(session, account_id, self._settings.ott_product_id, self._settings)
                 return SignupAccount(account_id=account_id, created=True)
             if account.status == AccountStatus.terminated:
                 # The number comes back: the account lives again with fresh credentials.

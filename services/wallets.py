@@ -38,12 +38,14 @@ from billing.models import (
     Order,
     OrderStatus,
     OutboxKind,
+    OutboxRecord,
     Product,
     Wallet,
     WalletLot,
     WalletMovement,
     utcnow,
 )
+from core.settings import Settings
 from services.errors import Conflict, Invalid, NotFound, ServiceError
 from services.outbox import Outbox, Tx
 
@@ -180,26 +182,35 @@ async def open_wallet(
 
 async def open_initial_wallet(
     session: AsyncSession, account_id: str, product: Product, now: datetime, held: dict[str, Any] | None = None
-) -> None:
+) -> datetime | None:
     """Open a new account's messaging wallet, in the transaction that creates the account: the one `held` on
-    its order, else the one its product gives (`initial_wallet`), else none. Nothing if it has one."""
+    its order, else the one its product gives (`initial_wallet`), else none. Nothing if it has one.
+
+    Returns when the opened units expire (None: no wallet, or units that never expire): whoever creates the
+    account hands it to its workflow, which wakes then."""
     if await session.get(Wallet, (account_id, MESSAGING)) is not None:
-        return
+        return None
     if held is not None:
         expires_at = datetime.fromisoformat(held["expires_at"]) if held.get("expires_at") else None
         balance = int(held["balance"])
     else:
         given = initial_wallet(product.service_policies)
         if given is None:
-            return
+            return None
         balance, expires_at = given.amount, _valid_until(now, given.valid_days)
     await session.flush()  # the account first: nothing else orders the inserts by their foreign keys
     await _create(session, account_id, MESSAGING, balance, expires_at, now)
+    return expires_at if balance > 0 else None
 
 
-async def open_product_wallet(session: AsyncSession, account_id: str, product_id: str) -> None:
-    """`open_initial_wallet` for an account just added to `session` under `product_id` (a signup's)."""
-    await open_initial_wallet(session, account_id, await session.get_one(Product, product_id), utcnow())
+async def open_product_wallet(session: AsyncSession, account_id: str, product_id: str, settings: Settings) -> None:
+    """`open_initial_wallet` for an account just added to `session` under `product_id` (a signup's). Units that
+    expire are watched by the account's workflow: the outbox relay tells it a lease after the commit, by
+    when the account has normally gone live."""
+    now = utcnow()
+    if await open_initial_wallet(session, account_id, await session.get_one(Product, product_id), now) is not None:
+        later = now + timedelta(seconds=settings.outbox_lease_seconds)
+        session.add(OutboxRecord(kind=OutboxKind.account, target=account_id, available_at=later))
 
 
 async def discard_wallets(session: AsyncSession, account_id: str) -> None:

@@ -3,11 +3,15 @@ the SMS sink and the CMMS simulator, all real processes or sockets, on SQLite an
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from temporalio.client import WorkflowExecutionStatus
+from temporalio.service import RPCError
 
+from contracts.provisioning import account_workflow_id
 from contracts.signups import signup_workflow_id
 from tests.support.history import dump_histories
 from tests.support.net import free_port
@@ -238,3 +242,15 @@ async def test_the_ott_products_initial_wallet_opens_with_the_signups_account(st
     wallet = await stack.api.get(f"/v1/accounts/{account_id}/wallets/messaging", headers=stack.admin)
     assert wallet.status_code == 200 and wallet.json()["balance"] == 20, wallet.text
     assert configured.json()["messaging_enabled"] is True  # paid for from the start
+    # The account's own workflow is handed the account (by the outbox relay, a lease later) and waits for
+    # the 7-day expiry.
+    handle = stack.temporal.get_workflow_handle(account_workflow_id(account_id))
+    deadline = time.monotonic() + stack.settings.outbox_lease_seconds + 20
+    while True:
+        try:
+            if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+                break
+        except RPCError:
+            pass
+        assert time.monotonic() < deadline, "the account's workflow never started"
+        await asyncio.sleep(0.5)

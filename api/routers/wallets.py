@@ -99,7 +99,8 @@ class AccountServicePolicies(BaseModel):
 
 @router.post("/{account_id}/wallets", status_code=201, dependencies=_admin)
 async def open_wallet(account_id: str, body: WalletCreate, outbox: OutboxDep) -> WalletPublic:
-    """Open the account's wallet for a service, with an opening balance and an optional expiry."""
+    """Open the account's wallet for a service, with an opening balance and an optional expiry. The account an
+    accepted order names may not exist yet: the wallet is held on the order and opened with the account."""
     _check_future("expires_at", body.expires_at)
     return _view(await wallets.open_wallet(outbox, account_id, body.service, body.balance, body.expires_at))
 
