@@ -146,6 +146,10 @@ async def test_turning_a_product_policy_on_brings_its_accounts_into_line(stack: 
         {"service_policies": {"voice": {}}},
         {"name": ""},
         {"service_policies": {"messaging": {}}},
+        {"service_policies": {"messaging": {"push_events": True, "initial_wallet": {"amount": -1}}}},
+        {"service_policies": {"messaging": {"push_events": True, "initial_wallet": {"amount": "5"}}}},
+        {"service_policies": {"messaging": {"push_events": True, "initial_wallet": {"amount": 1, "valid_days": 0}}}},
+        {"service_policies": {"messaging": {"push_events": True, "initial_wallet": {"valid_days": 3}}}},
     ]
     for bad in bad_bodies:
         response = await stack.api.patch(f"/v1/products/{product_id}", json=bad, headers=stack.admin)

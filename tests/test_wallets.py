@@ -291,6 +291,10 @@ async def test_a_top_up_without_a_lifetime_takes_the_products_default(stack: Sta
     before = utcnow()
     topped = (await move(stack, account_id, "top-ups", 4)).json()
     assert before + timedelta(days=7) <= _at(topped["expires_at"]) <= utcnow() + timedelta(days=7)
+    # Changing one setting of the policy keeps the others: the default validity stays.
+    patch = {"service_policies": {"messaging": {"push_events": False}}}
+    changed = await stack.api.patch(f"/v1/products/{product_id}", json=patch, headers=stack.admin)
+    assert changed.json()["service_policies"] == policies and changed.json()["workflow_id"] is None
     own = (await move(stack, account_id, "top-ups", 1, valid_days=30)).json()
     assert _at(own["expires_at"]) >= before + timedelta(days=30)  # the latest live lot's
 
