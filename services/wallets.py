@@ -53,7 +53,7 @@ from services.outbox import Outbox, Tx
 MAX_BALANCE = 2**31 - 1
 # Taken by every wallet change on the account row: a termination (FOR NO KEY UPDATE) waits for the
 # changes under way, and a change after it sees the account terminated.
-_NOT_TERMINATED_UNDER_ME: dict[str, Any] = {"read": True}
+_ACCOUNT_SHARE: dict[str, Any] = {"read": True}
 
 
 class MovementKind(StrEnum):
@@ -159,11 +159,11 @@ async def open_wallet(
     try:
         async with outbox.transaction() as tx:
             session = tx.session
-            account = await session.get(Account, account_id, with_for_update=_NOT_TERMINATED_UNDER_ME)
+            account = await session.get(Account, account_id, with_for_update=_ACCOUNT_SHARE)
             if account is None:
                 order = await _awaiting_order(session, account_id)
                 # Its workflow may have created the account while this waited for the order's lock.
-                account = await session.get(Account, account_id, with_for_update=_NOT_TERMINATED_UNDER_ME)
+                account = await session.get(Account, account_id, with_for_update=_ACCOUNT_SHARE)
                 if account is None:
                     if order is None:
                         raise AccountNotFound(f"account {account_id!r} does not exist")
@@ -257,7 +257,7 @@ async def expire_due(sessions: SessionMaker, account_id: str, service: str, now:
         if (await session.exec(due)).one() == 0:
             return 0
     async with transaction(sessions) as session:
-        account = await session.get(Account, account_id, with_for_update=_NOT_TERMINATED_UNDER_ME)
+        account = await session.get(Account, account_id, with_for_update=_ACCOUNT_SHARE)
         wallet = await session.get(Wallet, (account_id, service), with_for_update=True)
         if account is None or account.status == AccountStatus.terminated or wallet is None:
             return 0
@@ -284,7 +284,7 @@ async def _apply(outbox: Outbox, account_id: str, service: str, movement: Moveme
         session = tx.session
         # Everything that needs no lock is read first, so the wallet row is locked for as short a time as can
         # be. A repeat racing its first request past the key check is stopped by the ledger's unique key.
-        account = await session.get(Account, account_id, with_for_update=_NOT_TERMINATED_UNDER_ME)
+        account = await session.get(Account, account_id, with_for_update=_ACCOUNT_SHARE)
         if account is None:
             raise WalletNotFound(f"account {account_id!r} has no {service} wallet")
         if account.status == AccountStatus.terminated:
