@@ -15,7 +15,7 @@ from contracts.orders import (
     OrderAccount,
     OrderRef,
 )
-from services.wallets import discard_wallets, open_initial_wallet
+from services.wallets import discard_account, open_initial_wallet
 
 # The ApplicationError type when an order's account id or IMEI is taken by another account.
 ACCOUNT_CONFLICT = "AccountConflict"
@@ -100,10 +100,7 @@ class OrderActivities:
         origin = f"order:{failure.order_id}"
         async with transaction(self._sessions) as session:
             order = await session.get_one(Order, failure.order_id, with_for_update=True)
-            account = await session.get(Account, order.account_id, with_for_update=True)
-            if account is not None and account.created_by == origin and account.status == AccountStatus.pending:
-                await discard_wallets(session, account.account_id)
-                await session.delete(account)
+            await discard_account(session, order.account_id, origin)
             order.status = OrderStatus.failed
             order.requested_password = None
             order.error = failure.reason[:1000]

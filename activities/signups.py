@@ -19,7 +19,7 @@ from contracts.signups import (
     SignupState,
 )
 from core.settings import Settings
-from services.wallets import discard_wallets, open_product_wallet
+from services.wallets import discard_account, open_product_wallet
 from sms.kannel import KannelClient, SmsRejected, SmsUnavailable
 
 
@@ -117,10 +117,7 @@ class SignupActivities:
         """Roll back: an account this signup created that never went live is deleted."""
         origin = f"signup:{request.signup_id}"
         async with transaction(self._sessions) as session:
-            account = await session.get(Account, signup_account_id(request.phone_number), with_for_update=True)
-            if account is not None and account.created_by == origin and account.status == AccountStatus.pending:
-                await discard_wallets(session, account.account_id)
-                await session.delete(account)
+            await discard_account(session, signup_account_id(request.phone_number), origin)
 
     async def _ensure_ott_catalog(self) -> None:
         """The customer (and its class) and the product OTT accounts belong to, created at first use.

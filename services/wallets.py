@@ -10,9 +10,9 @@ everything expired starts a new balance. So the ledger explains every balance: t
 (top-ups less charges and expiries) is the balance.
 
 Each operation is one transaction (with the outbox record that has the account's workflow push the new
-messaging state, where the product lets billing drive it) that locks the account against termination
-(`FOR SHARE` on PostgreSQL) and then the wallet row (`FOR UPDATE`; SQLite's `BEGIN IMMEDIATE`, see
-`billing.db`, serializes writers), so concurrent charges and top-ups leave the exact balance and a
+messaging state, where the product lets billing drive it) that locks the wallet row (`FOR UPDATE` on
+PostgreSQL; SQLite's `BEGIN IMMEDIATE`, see `billing.db`, serializes writers) and then the account
+against termination (`FOR SHARE`), so concurrent charges and top-ups leave the exact balance and a
 charge never takes it below zero. A movement carrying an idempotency key is applied once: the same key
 with the same request answers as the first time did, with another request it is refused. A terminated
 account's wallet never changes again.
@@ -51,8 +51,8 @@ from services.outbox import Outbox, Tx
 
 # Balances are stored as 32-bit integers on every database.
 MAX_BALANCE = 2**31 - 1
-# Taken by every wallet change on the account row: a termination (FOR NO KEY UPDATE) waits for the
-# changes under way, and a change after it sees the account terminated.
+# Taken on the account row by every wallet change (after the wallet's own lock): a termination (FOR NO
+# KEY UPDATE) waits for the change under way, and a change after it sees the account terminated.
 _ACCOUNT_SHARE: dict[str, Any] = {"read": True}
 
 
@@ -168,8 +168,7 @@ async def open_wallet(
                     if order is None:
                         raise AccountNotFound(f"account {account_id!r} does not exist")
                     return await _hold_on_order(session, order, service, balance, expires_at)
-            if account.status == AccountStatus.terminated:
-                raise AccountTerminated(f"account {account_id!r} is terminated: its wallets no longer change")
+            _check_open(account)
             if await session.get(Wallet, (account_id, service)) is not None:
                 raise WalletExists(f"account {account_id!r} already has a {service} wallet")
             wallet = await _create(session, account_id, service, balance, expires_at, now)
@@ -213,8 +212,19 @@ async def open_product_wallet(session: AsyncSession, account_id: str, product_id
         session.add(OutboxRecord(kind=OutboxKind.account, target=account_id, available_at=later))
 
 
-async def discard_wallets(session: AsyncSession, account_id: str) -> None:
-    """Delete the wallets of an account that never went live (its order or signup rolled back)."""
+async def discard_account(session: AsyncSession, account_id: str, origin: str) -> None:
+    """Roll back an account that never went live: deleted with its wallets if `origin` created it and it is
+    still pending. The wallets are locked before the account, in the order every wallet change takes them."""
+    await session.exec(select(Wallet.service).where(Wallet.account_id == account_id).with_for_update())
+    account = await session.get(Account, account_id, with_for_update=True)
+    if account is None or account.created_by != origin or account.status != AccountStatus.pending:
+        return
+    await forget_wallets(session, account_id)
+    await session.delete(account)
+
+
+async def forget_wallets(session: AsyncSession, account_id: str) -> None:
+    """Delete the account's wallets with their lots and ledgers: an account rolled back, or starting afresh."""
     for table in (WalletMovement, WalletLot, Wallet):
         await session.exec(delete(table).where(col(table.account_id) == account_id))
 
@@ -257,8 +267,8 @@ async def expire_due(sessions: SessionMaker, account_id: str, service: str, now:
         if (await session.exec(due)).one() == 0:
             return 0
     async with transaction(sessions) as session:
-        account = await session.get(Account, account_id, with_for_update=_ACCOUNT_SHARE)
         wallet = await session.get(Wallet, (account_id, service), with_for_update=True)
+        account = await session.get(Account, account_id, with_for_update=_ACCOUNT_SHARE)
         if account is None or account.status == AccountStatus.terminated or wallet is None:
             return 0
         _, expired = await _expire(session, wallet, await wallet_lots(session, account_id, service), now)
@@ -284,11 +294,10 @@ async def _apply(outbox: Outbox, account_id: str, service: str, movement: Moveme
         session = tx.session
         # Everything that needs no lock is read first, so the wallet row is locked for as short a time as can
         # be. A repeat racing its first request past the key check is stopped by the ledger's unique key.
-        account = await session.get(Account, account_id, with_for_update=_ACCOUNT_SHARE)
+        account = await session.get(Account, account_id)
         if account is None:
             raise WalletNotFound(f"account {account_id!r} has no {service} wallet")
-        if account.status == AccountStatus.terminated:
-            raise AccountTerminated(f"account {account_id!r} is terminated: its wallets no longer change")
+        _check_open(account)
         product = await session.get_one(Product, account.product_id)
         prior = None
         if movement.idempotency_key is not None:
@@ -301,6 +310,9 @@ async def _apply(outbox: Outbox, account_id: str, service: str, movement: Moveme
             wallet = await _create(session, account_id, service, 0, None, now)
         if wallet is None:
             raise WalletNotFound(f"account {account_id!r} has no {service} wallet")
+        # The account is share-locked after the wallet: changes queue on the wallet first, so a termination
+        # waits for the one change holding the wallet, not for a whole burst of them.
+        _check_open(await session.get_one(Account, account_id, with_for_update=_ACCOUNT_SHARE, populate_existing=True))
         if prior is not None:
             return replace(_snapshot(wallet, account, product), balance=prior.balance_after, replayed=True)
         lots, expired = await _expire(session, wallet, await wallet_lots(session, account_id, service), now)
@@ -320,6 +332,11 @@ async def _apply(outbox: Outbox, account_id: str, service: str, movement: Moveme
     if refusal is not None:
         raise refusal
     return applied
+
+
+def _check_open(account: Account) -> None:
+    if account.status == AccountStatus.terminated:
+        raise AccountTerminated(f"account {account.account_id!r} is terminated: its wallets no longer change")
 
 
 def _top_up_expiry(movement: Movement, product: Product, now: datetime) -> datetime | None:

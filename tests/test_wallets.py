@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import random
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
@@ -13,8 +14,10 @@ from sqlmodel import col, func, select
 from billing.db import SessionMaker, async_url, make_engine, make_sessionmaker, transaction
 from billing.messaging import MESSAGING
 from billing.models import Account, AccountStatus, WalletLot, WalletMovement, utcnow
+from services.accounts import terminate_account
 from services.outbox import Outbox
 from services.wallets import (
+    AccountTerminated,
     InsufficientBalance,
     LedgerEntry,
     Movement,
@@ -342,3 +345,32 @@ async def test_the_ledger_pages_and_refuses_bad_paging(stack: Stack) -> None:
     assert (
         await stack.api.get("/v1/accounts/nobody/wallets/messaging/movements", headers=stack.admin)
     ).status_code == 404
+
+
+async def test_no_movement_lands_after_the_account_is_terminated(stack: Stack) -> None:
+    account_id = await _account(stack)
+    async with _patient_sessions(stack.settings.database_url) as patient:
+        outbox = Outbox(patient, stack.temporal, stack.settings)
+        await open_wallet(outbox, account_id, MESSAGING, 1000, None)
+        terminated_at: list[float] = []
+        outcomes: list[tuple[float, bool]] = []
+
+        async def charge() -> None:
+            await asyncio.sleep(random.uniform(0, 0.3))
+            try:
+                await apply_movement(outbox, account_id, MESSAGING, Movement(MovementKind.charge, 1))
+                outcomes.append((time.monotonic(), True))
+            except AccountTerminated:
+                outcomes.append((time.monotonic(), False))
+
+        async def terminate() -> None:
+            await asyncio.sleep(0.15)
+            await terminate_account(outbox, account_id)
+            terminated_at.append(time.monotonic())
+
+        await asyncio.gather(terminate(), *(charge() for _ in range(150)))
+    charged = [at for at, applied in outcomes if applied]
+    assert charged and len(charged) < 150  # some before, some refused after
+    assert all(at <= terminated_at[0] for at in charged)  # none committed after the termination did
+    assert await _movements(stack, account_id) == 1 + len(charged)
+    assert (await wallet_view(stack, account_id))["balance"] == 1000 - len(charged)
