@@ -61,12 +61,16 @@ def initial_wallet(service_policies: dict[str, Any]) -> InitialWallet | None:
     return InitialWallet(amount=int(given.get("amount", 0)), valid_days=given.get("valid_days"))
 
 
-def starting_messaging(service_policies: dict[str, Any]) -> MessagingState | None:
-    """How messaging starts for a new account of the product: None where billing does not drive it."""
+def starting_messaging(
+    service_policies: dict[str, Any], held_wallet: dict[str, Any] | None = None
+) -> MessagingState | None:
+    """How messaging starts for a new account of the product, opened with `held_wallet` if one was given
+    before the account existed: None where billing does not drive it."""
     if not push_events(service_policies):
         return None
     wallet = initial_wallet(service_policies)
-    return MessagingState.active if wallet is not None and wallet.amount > 0 else MessagingState.suspended
+    units = held_wallet["balance"] if held_wallet is not None else wallet.amount if wallet is not None else 0
+    return MessagingState.active if units > 0 else MessagingState.suspended
 
 
 def messaging_state(enabled: bool) -> MessagingState:

@@ -57,8 +57,8 @@ class OrderView:
     order: Order
     provisioning_state: ProvisioningState | None
     error: str | None
-    # How the account's messaging starts: active with the product's initial wallet, suspended without one
-    # (where the product lets billing drive messaging), None where the CMMS keeps it.
+    # How the account's messaging starts (active with a wallet that holds units, suspended without one) or,
+    # once the CMMS confirmed it, stands; None where the product leaves messaging to the CMMS.
     messaging: MessagingState | None
 
 
@@ -103,7 +103,9 @@ async def get_order(outbox: Outbox, order_id: str) -> OrderView:
     error = order.error
     if error is None and account is not None and account.provisioning_state == ProvisioningState.retry:
         error = account.last_error
-    messaging = starting_messaging(product.service_policies)
+    messaging = starting_messaging(product.service_policies, order.held_wallet)
+    if account is not None and account.messaging_state is not None:
+        messaging = MessagingState(account.messaging_state)  # as the CMMS confirmed it since
     return OrderView(order, account.provisioning_state if account else None, error, messaging)
 
 

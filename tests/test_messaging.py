@@ -210,9 +210,12 @@ async def test_an_account_named_by_an_accepted_order_can_be_given_a_wallet_at_on
         f"/v1/accounts/{order.account_id}/wallets", json={"service": "messaging", "balance": 1}, headers=stack.admin
     )
     assert again.status_code == 409
+    waiting = await stack.api.get(f"/v1/orders/{order.order_id}", headers=stack.website)
+    assert waiting.json()["messaging"] == "active"  # the held wallet pays from the start
 
     await start_order(stack.temporal, stack.settings, order)
-    assert (await finished(stack, order.order_id))["status"] == "completed"
+    done = await finished(stack, order.order_id)
+    assert done["status"] == "completed" and done["messaging"] == "active"
     assert (await wait_for_record(stack.sim, order.account_id, lambda r: True)).messaging_enabled is True
     assert (await wait_for_wallet(stack, order.account_id, "active"))["balance"] == 7
 

@@ -43,7 +43,7 @@ class OrderPublic(BaseModel):
     error: str | None = None
     # How the account's messaging starts: "active" (the product's initial wallet pays for it), "suspended"
     # (the product drives messaging but gives no initial wallet: it waits for a top-up), or null (the CMMS
-    # keeps messaging as it is).
+    # keeps messaging as it is); once the CMMS has confirmed it, as confirmed.
     messaging: MessagingState | None = None
     created_at: datetime
     updated_at: datetime
