@@ -8,7 +8,7 @@ from temporalio.exceptions import ApplicationError
 from activities.business_metrics import order_finished
 from billing.credentials import new_sip_password
 from billing.db import SessionMaker, transaction
-from billing.models import Account, AccountStatus, Customer, Order, OrderStatus, utcnow
+from billing.models import Account, AccountStatus, Customer, Order, OrderStatus, Product, utcnow
 from billing.uniqueness import imei_taken
 from contracts.orders import (
     ORDER_NOT_FOUND,
@@ -19,6 +19,7 @@ from contracts.orders import (
     OrderRef,
     order_origin,
 )
+from services.wallets import discard_account, open_initial_wallet
 
 # The ApplicationError type when an order's account id or IMEI is taken by another account.
 ACCOUNT_CONFLICT = "AccountConflict"
@@ -30,7 +31,8 @@ class OrderActivities:
 
     @activity.defn(name="create_order_account")
     async def create_order_account(self, ref: OrderRef) -> OrderAccount:
-        """Create the order's billing account (pending until the CMMS has it); safe to repeat."""
+        """Create the order's billing account (pending until the CMMS has it) with its messaging wallet (the one
+        held on the order, else the product's initial wallet); safe to repeat."""
         try:
             return await self._create_order_account(ref)
         except IntegrityError as err:
@@ -76,6 +78,9 @@ class OrderActivities:
                     created_by=origin,
                 )
             )
+            product = await session.get_one(Product, order.product_id)
+            await open_initial_wallet(session, order.account_id, product, utcnow(), order.held_wallet)
+            order.held_wallet = None  # the wallet holds it now
             order.requested_password = None  # the account holds it now; keep one copy only
             order.status = OrderStatus.provisioning
             order.updated_at = utcnow()
@@ -109,9 +114,7 @@ class OrderActivities:
         origin = order_origin(failure.order_id)
         async with transaction(self._sessions) as session:
             order = await session.get_one(Order, failure.order_id, with_for_update=True)
-            account = await session.get(Account, order.account_id, with_for_update=True)
-            if account is not None and account.created_by == origin and account.status == AccountStatus.pending:
-                await session.delete(account)
+            await discard_account(session, order.account_id, origin)
             order.status = OrderStatus.failed
             order.requested_password = None
             order.error = failure.reason[:1000]

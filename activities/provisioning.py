@@ -3,7 +3,7 @@
 import logging
 import time
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from sqlmodel import col, update
 from temporalio import activity
@@ -12,7 +12,7 @@ from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 from activities.business_metrics import CmmsOperation, cmms_called
 from billing.db import SessionMaker, snapshot, transaction
 from billing.messaging import MESSAGING, messaging_state
-from billing.models import Account, AccountStatus, ProvisioningState, Wallet, utcnow
+from billing.models import Account, AccountStatus, MessagingState, ProvisioningState, utcnow
 from billing.provisioning import desired_state
 from cmms.client import CmmsClient, CmmsMisconfigured, CmmsRejected, CmmsUnavailable
 from contracts.provisioning import (
@@ -23,6 +23,7 @@ from contracts.provisioning import (
     ProvisionAccountResult,
 )
 from core.settings import Settings
+from services.wallets import expire_due
 
 
 class ProvisioningActivities:
@@ -38,6 +39,10 @@ class ProvisioningActivities:
         Idempotent in the CMMS, so safe to repeat. The password is read here and sent here: it never
         enters a workflow's history.
         """
+        now = _as_of(request.as_of)
+        # Units whose top-up expired are written off first (the ledger dates it at the expiry), so the push
+        # and the wallet agree; nothing on a terminated account.
+        await expire_due(self._sessions, request.account_id, MESSAGING, now)
         async with snapshot(self._sessions) as session:
             account = await session.get(Account, request.account_id)
             if account is None:
@@ -45,7 +50,6 @@ class ProvisioningActivities:
                     f"account {request.account_id} does not exist", type=ACCOUNT_NOT_FOUND, non_retryable=True
                 )
             terminated = account.status == AccountStatus.terminated
-            now = _as_of(request.as_of)
             desired = None if terminated else await desired_state(session, account, self._settings, now=now)
         operation: CmmsOperation = "delete" if desired is None else "upsert"
         started = time.monotonic()
@@ -73,9 +77,15 @@ class ProvisioningActivities:
             cmms_called(operation, "rejected", time.monotonic() - started)
             await self._record(request.account_id, ProvisioningState.failed, f"CMMS rejected the account: {err}")
             raise ApplicationError(f"CMMS rejected the account: {err}", type=CMMS_REJECTED, non_retryable=True) from err
-        confirmed = record.messaging_enabled if desired.record.messaging_enabled is not None else None
+        # What billing drives is recorded as the CMMS confirmed it; a hand-back records that billing no
+        # longer drives it, so the next pushes leave the CMMS's messaging alone.
+        messaging: MessagingState | Literal[False] | None = False
+        if desired.messaging_driven:
+            messaging = messaging_state(bool(record.messaging_enabled))
+        elif desired.record.messaging_enabled is not None:
+            messaging = None
         await self._record(
-            request.account_id, ProvisioningState.ok, None, cmms_version=record.version, messaging=confirmed
+            request.account_id, ProvisioningState.ok, None, cmms_version=record.version, messaging=messaging
         )
         return ProvisionAccountResult(
             account_id=request.account_id,
@@ -92,8 +102,10 @@ class ProvisioningActivities:
         error: str | None,
         *,
         cmms_version: int | None = None,
-        messaging: bool | None = None,
+        messaging: MessagingState | Literal[False] | None = False,
     ) -> None:
+        """`messaging`: the account's messaging state to record (None: billing no longer drives it; False:
+        leave it as it is)."""
         # Plain UPDATEs, no load first: the fewer statements, the shorter SQLite's write lock is held.
         outcome: dict[str, Any] = {
             "provisioning_state": state,
@@ -102,11 +114,10 @@ class ProvisioningActivities:
         }
         if cmms_version is not None:
             outcome["cmms_version"] = cmms_version
+        if messaging is not False:  # shown on the wallet (use case 4)
+            outcome["messaging_state"] = messaging
         async with transaction(self._sessions) as session:
             await session.exec(update(Account).where(col(Account.account_id) == account_id).values(outcome))
-            if messaging is not None:  # what the CMMS confirmed, shown on the wallet (use case 4)
-                wallet = (col(Wallet.account_id) == account_id) & (col(Wallet.service) == MESSAGING)
-                await session.exec(update(Wallet).where(wallet).values(messaging_state=messaging_state(messaging)))
 
 
 def _unavailable(err: CmmsUnavailable) -> str:

@@ -2,7 +2,7 @@
 
 import logging
 
-from sqlalchemy import delete, func
+from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
@@ -24,8 +24,6 @@ from billing.models import (
     SignupStatus,
     SmsMessage,
     SmsStatus,
-    Wallet,
-    WalletMovement,
     utcnow,
 )
 from billing.otp import code_hmac, new_code
@@ -46,6 +44,7 @@ from contracts.signups import (
 )
 from core.settings import Settings
 from services.delivery import sync_account
+from services.wallets import discard_account, forget_wallets, open_product_wallet
 from sms.kannel import KannelClient, SmsRejected, SmsUnavailable
 
 log = logging.getLogger(__name__)
@@ -246,6 +245,9 @@ class SignupActivities:
                 account.revision += 1
                 account.updated_at = utcnow()
             session.add(account)
+            if created:  # a new life starts with the product's initial wallet, if it gives one
+                await session.flush()
+                await open_product_wallet(session, account_id, self._settings.ott_product_id, self._settings)
             signup.account_id = account_id
             signup.account_revision = account.revision
             signup.secret_hmac = request.secret_hmac or signup.secret_hmac
@@ -262,8 +264,7 @@ class SignupActivities:
 
     async def _new_life(self, session: AsyncSession, account: Account, password: str, origin: str) -> None:
         """A terminated OTT account claimed again starts afresh: nothing of its old life comes back."""
-        await session.exec(delete(WalletMovement).where(col(WalletMovement.account_id) == account.account_id))
-        await session.exec(delete(Wallet).where(col(Wallet.account_id) == account.account_id))
+        await forget_wallets(session, account.account_id)
         account.status = AccountStatus.pending
         account.sip_password = password
         account.imei = None
@@ -281,9 +282,7 @@ class SignupActivities:
         """Roll back: an account this signup created that never went live is deleted."""
         origin = f"signup:{request.signup_id}"
         async with transaction(self._sessions) as session:
-            account = await session.get(Account, signup_account_id(request.phone_number), with_for_update=True)
-            if account is not None and account.created_by == origin and account.status == AccountStatus.pending:
-                await session.delete(account)
+            await discard_account(session, signup_account_id(request.phone_number), origin)
 
     async def _ensure_ott_catalog(self) -> None:
         """The customer (and its class) and the product OTT accounts belong to, created at first use.

@@ -13,5 +13,12 @@ def bulk_insert(database_url: str, rows: Rows) -> None:
     engine = create_engine(sync_url(database_url))
     with engine.begin() as conn:
         for table, models in rows:  # core inserts in bulk; the models fill in their defaults
-            conn.execute(insert(table), [model.model_dump() for model in models])
+            # An id left to the database (None) is left out, as PostgreSQL refuses NULL for a serial key.
+            conn.execute(
+                insert(table), [model.model_dump(exclude={"id"} if model_id_unset(model) else None) for model in models]
+            )
     engine.dispose()
+
+
+def model_id_unset(model: SQLModel) -> bool:
+    return getattr(model, "id", 0) is None

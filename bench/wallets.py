@@ -32,7 +32,7 @@ from bench.seed import Rows, bulk_insert
 from bench.stats import percentile, summary_ms
 from billing.db import sync_url
 from billing.messaging import MESSAGING
-from billing.models import Account, AccountStatus, Customer, CustomerClass, Product, Wallet
+from billing.models import Account, AccountStatus, Customer, CustomerClass, Product, Wallet, WalletLot
 from contracts.provisioning import account_workflow_id
 from core.settings import Settings
 from core.temporal import connect
@@ -89,6 +89,13 @@ def seed(database_url: str, accounts: int, suspended: int) -> None:
                 for i in range(accounts)
             ],
         ),
+        (
+            WalletLot,  # a funded wallet's units: one top-up
+            [
+                WalletLot(account_id=account_id(i), service=MESSAGING, remaining=100, expires_at=expires_at)
+                for i in range(suspended, accounts)
+            ],
+        ),
     ]
     bulk_insert(database_url, rows)
 
@@ -140,6 +147,9 @@ async def expiry_lateness(
         for account, expires_at in due.items():
             conn.execute(
                 update(Wallet).where(Wallet.account_id == account).values(expires_at=expires_at)  # type: ignore[arg-type]
+            )
+            conn.execute(
+                update(WalletLot).where(WalletLot.account_id == account).values(expires_at=expires_at)  # type: ignore[arg-type]
             )
     engine.dispose()
     client = await connect(settings)

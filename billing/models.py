@@ -139,7 +139,8 @@ class Customer(SQLModel, table=True):
 class Product(SQLModel, table=True):
     product_id: str = Field(primary_key=True, max_length=64)
     name: str = Field(max_length=200)
-    service_policies: dict[str, Any] = _json(dict)  # {"messaging": {"push_events": bool}}
+    # {"messaging": {"push_events": bool, "initial_wallet": {"amount": int, "valid_days": int | None}}}
+    service_policies: dict[str, Any] = _json(dict)
     created_at: datetime = _created()
 
 
@@ -173,6 +174,9 @@ class Account(SQLModel, table=True):
     provisioning_state: ProvisioningState = _enum(ProvisioningState.in_progress)
     last_error: str | None = Field(default=None, max_length=1000)
     cmms_version: int | None = None
+    # Messaging as the CMMS last confirmed it while billing drove it (the product's policy); None: billing
+    # does not drive it (never has, or handed it back to the CMMS when the policy was turned off).
+    messaging_state: str | None = Field(default=None, sa_column=Column(String(16), nullable=True))
     # Stored and shown, but never used for the messaging push decision (the product's policy is).
     service_policies: dict[str, Any] = _json(dict)
     created_by: str = Field(max_length=100)  # what created it: "order:<id>" or "signup:<id>"
@@ -199,6 +203,9 @@ class Order(SQLModel, table=True):
         default=None, sa_column=Column(EncryptedString("orders.requested_password", 512), nullable=True)
     )
     fingerprint: str = Field(max_length=64)  # keyed hash of the request, to tell a repeat from a conflict
+    # A messaging wallet opened by operations before the order created its account ({balance, expires_at}):
+    # held here and opened with the account.
+    held_wallet: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON(none_as_null=True), nullable=True))
     status: OrderStatus = _enum(OrderStatus.accepted)
     error: str | None = Field(default=None, max_length=1000)
     workflow_id: str = Field(max_length=200)
@@ -207,18 +214,39 @@ class Order(SQLModel, table=True):
 
 
 class Wallet(SQLModel, table=True):
+    """A service wallet: `balance` is the sum of its live lots' units, `expires_at` the latest of their
+    expiries (None: some live units never expire; after the last live lot is gone, the expiry it had)."""
+
     account_id: str = Field(foreign_key="account.account_id", primary_key=True)
     service: str = Field(primary_key=True, max_length=32)
     balance: int = 0
     expires_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
-    # As last confirmed by the CMMS (None: never pushed).
-    messaging_state: str | None = Field(default=None, sa_column=Column(String(16), nullable=True))
     created_at: datetime = _created()
     updated_at: datetime = _created()
 
 
+class WalletLot(SQLModel, table=True):
+    """The units of one top-up still unspent, with that top-up's own expiry (None: never).
+
+    Only live lots are kept: a lot is deleted when its last unit is charged or when it expires (the ledger
+    then says how many units expired)."""
+
+    __tablename__ = "wallet_lot"
+    __table_args__ = (Index("ix_wallet_lot_wallet", "account_id", "service"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: str = Field(foreign_key="account.account_id")
+    service: str = Field(max_length=32)
+    remaining: int
+    expires_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    created_at: datetime = _created()
+
+
 class WalletMovement(SQLModel, table=True):
-    """The ledger: every top-up and charge, applied once per idempotency key."""
+    """The ledger: every top-up, charge and expiry (top-ups and charges applied once per idempotency key).
+
+    `amount` is the units moved (positive); `created_at` is when it happened (for an expiry: the moment the
+    units expired); `expires_at` is the lifetime of a top-up's or an expiry's units."""
 
     __tablename__ = "wallet_movement"
     __table_args__ = (UniqueConstraint("account_id", "service", "idempotency_key"),)
@@ -226,7 +254,7 @@ class WalletMovement(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     account_id: str = Field(foreign_key="account.account_id", index=True)
     service: str = Field(max_length=32)
-    kind: str = Field(max_length=16)  # "open", "top_up", "charge"
+    kind: str = Field(max_length=16)  # "top_up", "charge", "expiry"
     amount: int
     balance_after: int
     expires_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))

@@ -33,7 +33,8 @@ class DesiredState:
 
     record: CmmsAccount
     customer_id: str
-    wake_at: datetime | None  # when it will change by itself (the messaging wallet expiring)
+    wake_at: datetime | None  # when it will change by itself (a messaging wallet's top-up expiring)
+    messaging_driven: bool  # billing drives messaging (else `record.messaging_enabled` True hands it back)
     customer_revision: int  # the revision of the customer values it carries
 
 
@@ -52,5 +53,9 @@ async def desired_state(session: AsyncSession, account: Account, settings: Setti
         messaging_enabled=messaging.enabled,
     )
     return DesiredState(
-        record=record, customer_id=customer.customer_id, wake_at=messaging.wake_at, customer_revision=customer.revision
+        record=record,
+        customer_id=customer.customer_id,
+        wake_at=messaging.wake_at,
+        messaging_driven=messaging.driven,
+        customer_revision=customer.revision,
     )

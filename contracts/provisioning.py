@@ -25,7 +25,8 @@ class ProvisionAccountResult(BaseModel):
     customer_id: str | None = None  # None once the account is removed
     cmms_version: int | None  # None once the account is removed from the CMMS
     removed: bool = False  # the account is terminated and no longer in the CMMS
-    # When the desired state will change by itself (a wallet expiring): the account's workflow wakes then.
+    # When the desired state or the wallet will change by itself (a top-up's units expiring): the account's
+    # workflow wakes then.
     wake_at: datetime | None = None
     # The revision of the customer values pushed: an order compares it when it completes.
     customer_revision: int | None = None

@@ -9,7 +9,7 @@ import hmac
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import ScalarSelect
@@ -20,7 +20,18 @@ from sqlmodel.sql.expression import SelectOfScalar
 
 from billing.credentials import new_account_id
 from billing.db import snapshot
-from billing.models import Account, AccountStatus, Customer, Order, OrderStatus, OutboxKind, Product, ProvisioningState
+from billing.messaging import starting_messaging
+from billing.models import (
+    Account,
+    AccountStatus,
+    Customer,
+    MessagingState,
+    Order,
+    OrderStatus,
+    OutboxKind,
+    Product,
+    ProvisioningState,
+)
 from billing.uniqueness import imei_taken
 from contracts.orders import order_origin, order_workflow_id
 from core.settings import Settings
@@ -28,6 +39,8 @@ from services.errors import Conflict, unknown_reference
 from services.outbox import Outbox
 from services.pagination import Page, PageRequest, page
 from services.rows import get
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -47,6 +60,9 @@ class OrderView:
     order: Order
     provisioning_state: ProvisioningState | None
     error: str | None
+    # How the account's messaging starts (active with a wallet that holds units, suspended without one) or,
+    # once the CMMS confirmed it, stands; None where the product leaves messaging to the CMMS.
+    messaging: MessagingState | None
 
 
 async def submit_order(outbox: Outbox, settings: Settings, request: OrderRequest) -> tuple[OrderView, bool]:
@@ -79,7 +95,7 @@ async def submit_order(outbox: Outbox, settings: Settings, request: OrderRequest
             raise
         created = False  # the same order_id, submitted concurrently: answered as a repeat below
     if created:  # as just written: its account does not exist yet
-        return OrderView(order, None, None), True
+        return OrderView(order, None, None, starting_messaging(found.product or {})), True
     view = await get_order(outbox, request.order_id)
     if not hmac.compare_digest(view.order.fingerprint, fingerprint):
         raise Conflict(f"order {request.order_id!r} already exists with different content")
@@ -100,7 +116,8 @@ async def get_order(outbox: Outbox, order_id: str) -> OrderView:
     async with snapshot(outbox.sessions) as session:
         order = await get(session, Order, order_id, "order")
         account = await session.get(Account, order.account_id)
-    return _view(order, account)
+        product = await session.get_one(Product, order.product_id)
+    return _view(order, account, product)
 
 
 async def list_orders(outbox: Outbox, where: OrderFilter, request: PageRequest) -> Page[OrderView]:
@@ -119,21 +136,30 @@ async def list_orders(outbox: Outbox, where: OrderFilter, request: PageRequest) 
         ids = [order.account_id for order in found.items]
         rows = await session.exec(select(Account).where(col(Account.account_id).in_(ids)))
         accounts = {account.account_id: account for account in rows.all()}
-    return Page([_view(order, accounts.get(order.account_id)) for order in found.items], found.next)
+        wanted = {order.product_id for order in found.items}
+        listed = await session.exec(select(Product).where(col(Product.product_id).in_(wanted)))
+        products = {product.product_id: product for product in listed.all()}
+    return Page(
+        [_view(order, accounts.get(order.account_id), products[order.product_id]) for order in found.items],
+        found.next,
+    )
 
 
-def _view(order: Order, account: Account | None) -> OrderView:
+def _view(order: Order, account: Account | None, product: Product) -> OrderView:
     """The order with its own outcome: the account's provisioning state only while the account is the one
     this order created (a failed order's account id is free for a corrected order to reuse)."""
     if account is not None and account.created_by != order_origin(order.order_id):
         account = None
     error = order.error
+    messaging = starting_messaging(product.service_policies, order.held_wallet)
+    if account is not None and account.messaging_state is not None:
+        messaging = MessagingState(account.messaging_state)  # as the CMMS confirmed it since
     if order.status == OrderStatus.failed:
-        return OrderView(order, ProvisioningState.failed, error)
+        return OrderView(order, ProvisioningState.failed, error, messaging)
     state = account.provisioning_state if account else None
     if error is None and account is not None and state == ProvisioningState.retry:
         error = account.last_error
-    return OrderView(order, state, error)
+    return OrderView(order, state, error, messaging)
 
 
 async def _exists(outbox: Outbox, order_id: str) -> bool:
@@ -146,7 +172,7 @@ class _Lookup(NamedTuple):
 
     order: str | None  # this order, submitted before
     customer: str | None
-    product: str | None
+    product: dict[str, Any] | None  # the product's service policies
     account: str | None  # an account with the requested account id
     imei_account: str | None  # a live account with the IMEI
     imei_order: str | None  # another order provisioning the IMEI
@@ -155,7 +181,7 @@ class _Lookup(NamedTuple):
 async def _lookup(session: AsyncSession, request: OrderRequest) -> _Lookup:
     """Every check in one query, so SQLite's write lock is held for two statements and a commit."""
 
-    def first(query: SelectOfScalar[str]) -> ScalarSelect[str]:
+    def first(query: SelectOfScalar[T]) -> ScalarSelect[T]:
         return query.limit(1).scalar_subquery()
 
     imei = request.imei
@@ -166,7 +192,7 @@ async def _lookup(session: AsyncSession, request: OrderRequest) -> _Lookup:
                 Customer.customer_id == request.customer_id, col(Customer.deleted_at).is_(None)
             )
         ),
-        first(select(Product.product_id).where(Product.product_id == request.product_id)),
+        first(select(Product.service_policies).where(Product.product_id == request.product_id)),
         first(select(Account.account_id).where(Account.account_id == request.account_id)),
         first(select(Account.account_id).where(Account.imei == imei, col(Account.status) != AccountStatus.terminated)),
         first(
@@ -175,8 +201,10 @@ async def _lookup(session: AsyncSession, request: OrderRequest) -> _Lookup:
             )
         ),
     )
-    row = (await (await session.connection()).execute(query)).one()
-    return _Lookup(*row)
+    order, customer, policies, account, imei_account, imei_order = (
+        await (await session.connection()).execute(query)
+    ).one()
+    return _Lookup(order, customer, dict(policies) if policies is not None else None, account, imei_account, imei_order)
 
 
 def _refuse_conflicts(request: OrderRequest, found: _Lookup) -> None:

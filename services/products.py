@@ -1,7 +1,8 @@
 """Products: what an account is sold as, with its service policies (use case 4).
 
-Turning a product's messaging `push_events` on is committed with the outbox record that starts the
-product's messaging rollout, which brings every account of the product into line in the CMMS.
+Turning a product's messaging `push_events` on or off is committed with the outbox record that starts the
+product's messaging rollout: every account of the product pushes its current state, which brings its
+messaging into line (on), or hands messaging back to the CMMS, enabled, once (off; see billing.messaging).
 """
 
 from dataclasses import dataclass
@@ -45,25 +46,27 @@ async def list_products(outbox: Outbox, request: PageRequest) -> Page[Product]:
 async def change_product(
     outbox: Outbox, product_id: str, name: str | None, policies: dict[str, Any] | None, actor: str
 ) -> ProductChanged:
-    """Rename a product and/or merge `policies` into its service policies (a service set to None loses its
-    policy)."""
+    """Rename a product and/or merge `policies` into its service policies (a service, or a setting of one, set
+    to None loses it; settings not named are kept)."""
     async with outbox.transaction() as tx:
         product = await tx.session.get(Product, product_id, with_for_update=True)
         if product is None:
             raise NotFound(f"product {product_id!r} does not exist")
         before = _audited(product)
+        was_driven = push_events(product.service_policies)
         if name is not None:
             product.name = name
         if policies:
-            merged = product.service_policies | policies
-            product.service_policies = {service: policy for service, policy in merged.items() if policy is not None}
+            product.service_policies = _merged(product.service_policies, policies)
         tx.session.add(product)
         audit.record(tx.session, actor, "product", product_id, "update", audit.diff(before, _audited(product)))
         workflow_id = None
         # Whenever the request turns push_events on, even where it already was: asking again brings the
-        # accounts into line again (an extra push changes nothing in the CMMS). Turned off, billing stops
-        # driving messaging and the CMMS keeps what it holds: nothing to push.
-        if policies and MESSAGING in policies and push_events(product.service_policies):
+        # accounts into line again (an extra push changes nothing in the CMMS). Turned off, the accounts
+        # billing suspended must not stay suspended for good: each is pushed once with messaging enabled,
+        # and from then on the CMMS keeps what it holds.
+        driven = push_events(product.service_policies)
+        if policies and MESSAGING in policies and (driven or was_driven):
             tx.tell(OutboxKind.product, product_id)
             workflow_id = messaging_rollout_workflow_id(product_id)
     return ProductChanged(product, workflow_id)
@@ -71,3 +74,15 @@ async def change_product(
 
 def _audited(product: Product) -> dict[str, Any]:
     return {"name": product.name, "service_policies": dict(product.service_policies)}
+
+
+def _merged(current: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(current)
+    for service, change in changes.items():
+        if change is None:
+            merged.pop(service, None)
+            continue
+        kept = merged.get(service)
+        combined = (kept if isinstance(kept, dict) else {}) | change
+        merged[service] = {name: value for name, value in combined.items() if value is not None}
+    return merged

@@ -13,7 +13,7 @@ from billing.messaging import MESSAGING
 from billing.models import Account, AccountStatus, Customer, CustomerClass, Product
 from core.settings import Settings
 from services.outbox import Outbox
-from services.wallets import Movement, MovementKind, apply_movement, get_wallet, open_wallet
+from services.wallets import Movement, MovementKind, apply_movement, get_wallet, ledger, open_wallet
 from tests.conftest import server_address, sqlite_database
 from tests.support.catalog import new_id
 from tests.support.messaging import wait_for_record
@@ -68,7 +68,7 @@ async def _account_with_wallet(outbox: Outbox, env: WorkflowEnvironment, expires
     return account_id
 
 
-async def test_an_expiry_30_days_out_suspends_messaging_and_a_top_up_that_extends_it_resumes(
+async def test_an_expiry_30_days_out_suspends_messaging_and_a_top_up_after_it_starts_a_new_balance(
     skipping: Skipping, sim: SimulatorProcess
 ) -> None:
     env, outbox = skipping.env, skipping.outbox
@@ -81,13 +81,19 @@ async def test_an_expiry_30_days_out_suspends_messaging_and_a_top_up_that_extend
     await env.sleep(timedelta(days=1, seconds=5))
     await wait_for_record(sim, account_id, lambda r: not r.messaging_enabled)
     wallet = await get_wallet(outbox, account_id, MESSAGING)
-    assert wallet.balance == 10 and wallet.messaging_state == "suspended"  # expired, not spent
+    assert wallet.balance == 0 and wallet.messaging_state == "suspended"  # the 10 units expired, for good
+    page = await ledger(outbox, account_id, MESSAGING, limit=10, after=None)
+    assert [(entry.kind, entry.amount) for entry in page.entries] == [
+        (MovementKind.top_up, 10),
+        (MovementKind.expiry, -10),
+    ]
 
-    extended = await env.get_current_time() + timedelta(days=30)
-    await apply_movement(outbox, account_id, MESSAGING, Movement(MovementKind.top_up, 1, extended))
+    now = await env.get_current_time()
+    await apply_movement(outbox, account_id, MESSAGING, Movement(MovementKind.top_up, 1, valid_days=30), now=now)
     await wait_for_record(sim, account_id, lambda r: r.messaging_enabled)
-    assert (await get_wallet(outbox, account_id, MESSAGING)).messaging_state == "active"
+    resumed = await get_wallet(outbox, account_id, MESSAGING)
+    assert resumed.balance == 1 and resumed.messaging_state == "active"  # a new balance: nothing came back
 
-    # The extended expiry fires too: the workflow re-armed its timer from the top-up's push.
+    # The new top-up's expiry fires too: the workflow re-armed its timer from the top-up's push.
     await env.sleep(timedelta(days=30, seconds=5))
     await wait_for_record(sim, account_id, lambda r: not r.messaging_enabled)

@@ -41,3 +41,47 @@ def test_postgresql_schema_matches_the_models() -> None:
         migrate(url)
         assert _differences(url) == []
         assert _seeded_fields(url) == {"profileName", "domain"}
+
+
+def _wallet_before_lots(url: str) -> None:
+    """A funded wallet, its CMMS-confirmed state and its opening movement, as the schema before lots held them."""
+    engine = create_engine(sync_url(url))
+    now = "2026-01-01 00:00:00+00:00"
+    statements = [
+        f"INSERT INTO customer_class VALUES ('c', 'C', '[]', '{now}')",
+        f"INSERT INTO customer (customer_id, name, customer_class_id, custom_fields, revision, created_at, updated_at)"
+        f" VALUES ('cu', 'Cu', 'c', '{{}}', 1, '{now}', '{now}')",
+        f"INSERT INTO product VALUES ('p', 'P', '{{}}', '{now}')",
+        "INSERT INTO account (account_id, customer_id, product_id, sip_password, status, provisioning_state,"
+        " service_policies, created_by, revision, created_at, updated_at)"
+        f" VALUES ('a', 'cu', 'p', 'x', 'active', 'ok', '{{}}', 'test', 1, '{now}', '{now}')",
+        "INSERT INTO wallet (account_id, service, balance, expires_at, messaging_state, created_at, updated_at)"
+        f" VALUES ('a', 'messaging', 7, '2030-01-01 00:00:00+00:00', 'active', '{now}', '{now}')",
+        "INSERT INTO wallet_movement (account_id, service, kind, amount, balance_after, created_at)"
+        f" VALUES ('a', 'messaging', 'open', 7, 7, '{now}')",
+    ]
+    with engine.begin() as connection:
+        for statement in statements:
+            connection.execute(text(statement))
+    engine.dispose()
+
+
+def _lots_after(url: str) -> tuple[list[tuple[object, ...]], object, list[str]]:
+    engine = create_engine(sync_url(url))
+    with engine.connect() as connection:
+        lots = [tuple(row) for row in connection.execute(text("SELECT account_id, remaining FROM wallet_lot"))]
+        state = connection.execute(text("SELECT messaging_state FROM account")).scalar_one()
+        kinds = [row[0] for row in connection.execute(text("SELECT kind FROM wallet_movement"))]
+    engine.dispose()
+    return lots, state, kinds
+
+
+def test_existing_wallets_become_one_lot_each_on_both_databases(tmp_path: Path) -> None:
+    sqlite_url = f"sqlite:///{tmp_path / 'billing.sqlite3'}"
+    with postgres_database() as postgres_url:
+        for url in (sqlite_url, postgres_url):
+            migrate(url, "0003")
+            _wallet_before_lots(url)
+            migrate(url)
+            assert _lots_after(url) == ([("a", 7)], "active", ["top_up"])
+            assert _differences(url) == []

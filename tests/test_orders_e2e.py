@@ -8,7 +8,7 @@ import httpx
 from sqlmodel import select
 
 from billing.models import Account, Order
-from tests.support.catalog import order_body, seed_catalog
+from tests.support.catalog import create, new_id, order_body, seed_catalog
 from tests.support.orders import finished, submit
 from tests.support.simulator import SimulatorProcess
 from tests.support.stack import Stack
@@ -116,6 +116,10 @@ async def test_an_order_waits_out_a_cmms_outage(stack: Stack, faulty_sim: Simula
 
 async def test_a_cmms_rejection_fails_the_order_and_leaves_no_account(stack: Stack) -> None:
     catalog = await seed_catalog(stack)
+    # Its product opens a messaging wallet with the account: the rollback takes the wallet with it.
+    starter = {"messaging": {"push_events": True, "initial_wallet": {"amount": 3, "valid_days": 1}}}
+    catalog.product_id = new_id("prod")
+    await create(stack, "/v1/products", {"product_id": catalog.product_id, "name": "S", "service_policies": starter})
     body = order_body(catalog, account_id=f"rej-{time.time_ns()}")
     # The CMMS already gives this IMEI to an account billing does not know: it refuses the new one (409).
     squatter = {
@@ -131,6 +135,8 @@ async def test_a_cmms_rejection_fails_the_order_and_leaves_no_account(stack: Sta
     assert order["status"] == "failed"
     assert "rejected" in order["error"].lower() and "imei" in order["error"].lower()
     assert (await stack.api.get(f"/v1/accounts/{order['account_id']}", headers=stack.admin)).status_code == 404
+    wallet = await stack.api.get(f"/v1/accounts/{order['account_id']}/wallets/messaging", headers=stack.admin)
+    assert wallet.status_code == 404
     assert await stack.sim.get_record(order["account_id"]) is None
 
 

@@ -65,6 +65,7 @@ ACCESS: dict[tuple[str, str], tuple[Who, int]] = {
     ("DELETE", "/v1/accounts/{account_id}"): ("admin", 404),
     ("POST", "/v1/accounts/{account_id}/wallets"): ("admin", 422),
     ("GET", "/v1/accounts/{account_id}/wallets/messaging"): ("admin", 404),
+    ("GET", "/v1/accounts/{account_id}/wallets/messaging/movements"): ("admin", 404),
     ("POST", "/v1/accounts/{account_id}/wallets/messaging/top-ups"): ("admin", 422),
     ("PUT", "/v1/accounts/{account_id}/service-policies/messaging"): ("admin", 422),
     # Kannel fetches a report's URL: its per-message token is the credential, not an API key.

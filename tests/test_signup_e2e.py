@@ -3,12 +3,16 @@ the SMS sink and the CMMS simulator, all real processes or sockets, on SQLite an
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 from pydantic import SecretStr
+from temporalio.client import WorkflowExecutionStatus
+from temporalio.service import RPCError
 
+from contracts.provisioning import account_workflow_id
 from contracts.signups import signup_workflow_id
 from tests.support.history import dump_histories
 from tests.support.net import free_port
@@ -213,3 +217,38 @@ async def test_the_code_and_the_password_are_in_no_history_search_attribute_or_l
         assert secret not in dump.decoded and secret not in dump.raw
         assert secret not in logged
         assert secret not in stack.sim.log_text()
+
+
+async def test_the_ott_products_initial_wallet_opens_with_the_signups_account(stack: Stack) -> None:
+    product_id = stack.settings.ott_product_id
+    starter = {"messaging": {"push_events": True, "initial_wallet": {"amount": 20, "valid_days": 7}}}
+    created = await stack.api.post(
+        "/v1/products", json={"product_id": product_id, "name": "OTT", "service_policies": starter}, headers=stack.admin
+    )
+    if created.status_code == 409:  # created at the first signup of this module
+        patched = await stack.api.patch(
+            f"/v1/products/{product_id}", json={"service_policies": starter}, headers=stack.admin
+        )
+        assert patched.status_code == 200, patched.text
+    number = random_mobile()
+    started = await stack.sim.http.post("/app/v1/signup", json={"phone_number": number})
+    signup_id = started.json()["signup_id"]
+    code = await last_code(stack.sim, number)
+    configured = await stack.sim.http.post("/app/v1/verify", json={"signup_id": signup_id, "code": code})
+    assert configured.status_code == 200, configured.text
+    account_id = number.lstrip("+")
+    wallet = await stack.api.get(f"/v1/accounts/{account_id}/wallets/messaging", headers=stack.admin)
+    assert wallet.status_code == 200 and wallet.json()["balance"] == 20, wallet.text
+    assert configured.json()["messaging_enabled"] is True  # paid for from the start
+    # The account's own workflow is handed the account (by the outbox relay, a lease later) and waits for
+    # the 7-day expiry.
+    handle = stack.temporal.get_workflow_handle(account_workflow_id(account_id))
+    deadline = time.monotonic() + stack.settings.outbox_lease_seconds + 20
+    while True:
+        try:
+            if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+                break
+        except RPCError:
+            pass
+        assert time.monotonic() < deadline, "the account's workflow never started"
+        await asyncio.sleep(0.5)

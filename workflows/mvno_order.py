@@ -1,5 +1,7 @@
 """Use case 1: an MVNO phone order, from the website's POST to an account the device can fetch."""
 
+from datetime import datetime
+
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
@@ -20,6 +22,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows.account import AccountWorkflow
     from workflows.policies import DB_STEP, cmms_step
     from workflows.visibility import show
+
+# The order hands the account to its own workflow when the account's wallet expires by itself.
+WAKE_AT_WALLET_EXPIRY = "wake-at-wallet-expiry"
 
 
 @workflow.defn
@@ -50,19 +55,24 @@ class MvnoOrderWorkflow:
             CompleteOrderInput(order_id=order.order_id, pushed_customer_revision=pushed.customer_revision),
             **DB_STEP,
         )
-        if completed.customer_changed:
-            await _hand_over_to_account_workflow(account.account_id)
+        hand_over, wake_at = completed.customer_changed, None
+        # A wallet that expires by itself (the product's initial one): the account's own workflow wakes then.
+        if pushed.wake_at is not None and workflow.patched(WAKE_AT_WALLET_EXPIRY):
+            hand_over, wake_at = True, pushed.wake_at
+        if hand_over:
+            await _hand_over_to_account_workflow(account.account_id, completed.customer_changed, wake_at)
         show(OpsState.completed)
         return MvnoOrderResult(order_id=order.order_id, account_id=account.account_id, status="completed")
 
 
-async def _hand_over_to_account_workflow(account_id: str) -> None:
-    """Have the account's own workflow push what changed while the order was provisioning."""
+async def _hand_over_to_account_workflow(account_id: str, changed: bool, wake_at: datetime | None) -> None:
+    """Have the account's own workflow push what changed while the order was provisioning, and wake when the
+    account's wallet expires."""
     workflow_id = account_workflow_id(account_id)
     try:
         await workflow.start_child_workflow(
             AccountWorkflow.run,
-            AccountWorkflowInput(account_id=account_id, pending_changes=1),
+            AccountWorkflowInput(account_id=account_id, pending_changes=1 if changed else 0, wake_at=wake_at),
             id=workflow_id,
             search_attributes=search_attributes(state=OpsState.pushing, account_id=account_id),
             parent_close_policy=ParentClosePolicy.ABANDON,  # it lives as long as the account

@@ -10,7 +10,7 @@ from api.auth import Role
 from api.deps import OutboxDep, SettingsDep, require
 from api.fields import Imei, ResourceId, SipPassword
 from api.pagination import Page, PageDep
-from billing.models import OrderStatus, ProvisioningState
+from billing.models import MessagingState, OrderStatus, ProvisioningState
 from services import orders
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"], dependencies=[Depends(require(Role.website))])
@@ -43,6 +43,10 @@ class OrderPublic(BaseModel):
     workflow_id: str
     provisioning_state: ProvisioningState | None = None
     error: str | None = None
+    # How the account's messaging starts: "active" (the product's initial wallet pays for it), "suspended"
+    # (the product drives messaging but gives no initial wallet: it waits for a top-up), or null (the CMMS
+    # keeps messaging as it is); once the CMMS has confirmed it, as confirmed.
+    messaging: MessagingState | None = None
     created_at: datetime
     updated_at: datetime
 
@@ -92,4 +96,6 @@ async def get_order(order_id: str, outbox: OutboxDep) -> OrderPublic:
 def public_order(view: orders.OrderView) -> OrderPublic:
     """An order as the API shows it, with where its provisioning stands."""
     public = OrderPublic.model_validate(view.order, from_attributes=True)
-    return public.model_copy(update={"provisioning_state": view.provisioning_state, "error": view.error})
+    return public.model_copy(
+        update={"provisioning_state": view.provisioning_state, "error": view.error, "messaging": view.messaging}
+    )

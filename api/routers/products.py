@@ -1,9 +1,10 @@
 """Products: what an account is sold as, with its service policies (use case 4)."""
 
 from datetime import datetime
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from api.auth import Role
 from api.deps import CallerDep, OutboxDep, require
@@ -11,14 +12,27 @@ from api.fields import Name, ResourceId
 from api.pagination import Page, PageDep
 from billing.models import Product
 from services import products
+from services.wallets import MAX_BALANCE
 
 router = APIRouter(prefix="/v1/products", tags=["products"], dependencies=[Depends(require(Role.admin))])
+
+
+class InitialWallet(BaseModel):
+    """The messaging wallet each new account of the product is opened with (by its order or signup)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    amount: Annotated[StrictInt, Field(ge=0, le=MAX_BALANCE)]
+    # How long the units last; also the validity of a top-up that names none. Absent: they never expire.
+    valid_days: Annotated[StrictInt, Field(ge=1, le=36500)] | None = None
 
 
 class MessagingPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     push_events: bool
+    # Without one, a new account has no wallet: suspended from the start where push_events is on.
+    initial_wallet: InitialWallet | None = None
 
 
 class ServicePolicies(BaseModel):
@@ -47,7 +61,7 @@ class ProductUpdate(BaseModel):
 class ProductPublic(BaseModel):
     product_id: str
     name: str
-    service_policies: ServicePolicies
+    service_policies: dict[str, Any]  # as stored: the settings given, none of those left out
     created_at: datetime
 
 
@@ -83,7 +97,8 @@ class ProductUpdated(ProductPublic):
 @router.patch("/{product_id}")
 async def update_product(product_id: str, body: ProductUpdate, outbox: OutboxDep, caller: CallerDep) -> ProductUpdated:
     """Rename a product or change its service policies; turning messaging's `push_events` on brings every
-    account of the product into line in the CMMS (suspended unless its wallet is usable)."""
+    account of the product into line in the CMMS (suspended unless its wallet is usable); turning it off
+    hands messaging back to the CMMS (each account pushed once with messaging enabled, then left alone)."""
     policies = body.service_policies.model_dump(exclude_unset=True) if body.service_policies else None
     changed = await products.change_product(outbox, product_id, body.name, policies, caller.label)
     view = ProductPublic.model_validate(changed.product, from_attributes=True)

@@ -1,14 +1,15 @@
 """Service wallets and account service policies (use case 4), under `/v1/accounts/{account_id}`.
 
-A wallet change (services.wallets) is committed with the outbox record that has the account's workflow
-push the *current* messaging state to the CMMS, where the account's product lets billing drive it.
+A wallet change (services.wallets: top-ups with a lifetime, charges taking the units expiring first,
+expiries) is committed with the outbox record that has the account's workflow push the *current*
+messaging state to the CMMS, where the account's product lets billing drive it.
 """
 
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt
+from fastapi import APIRouter, Depends, Header, Query
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, model_validator
 
 from api.auth import Role
 from api.deps import CallerDep, OutboxDep, require
@@ -38,10 +39,20 @@ class WalletCreate(BaseModel):
 
 
 class TopUp(BaseModel):
+    """Units with their own lifetime: `valid_days` from now, or until `expires_at`; with neither, the
+    product's default validity (its initial wallet's), else they never expire."""
+
     model_config = ConfigDict(extra="forbid")
 
     amount: Units
-    expires_at: AwareDatetime | None = Field(default=None, description="Extends the expiry; never shortens it")
+    valid_days: Annotated[StrictInt, Field(ge=1, le=36500)] | None = None
+    expires_at: AwareDatetime | None = Field(default=None, description="When these units expire")
+
+    @model_validator(mode="after")
+    def _one_lifetime(self) -> "TopUp":
+        if self.valid_days is not None and self.expires_at is not None:
+            raise ValueError("give valid_days or expires_at, not both")
+        return self
 
 
 class Charge(BaseModel):
@@ -61,6 +72,20 @@ class WalletPublic(BaseModel):
     push_events: bool  # the product's messaging policy: whether billing drives the CMMS's messaging
 
 
+class LedgerEntryPublic(BaseModel):
+    """A top-up (+), a charge (-) or an expiry (-, dated when the units expired); their sum is the balance."""
+
+    kind: wallets.MovementKind
+    amount: int
+    at: datetime
+    expires_at: datetime | None = None  # a top-up's (or expired units') lifetime
+
+
+class LedgerPage(BaseModel):
+    items: list[LedgerEntryPublic]
+    next: str | None  # the cursor of the next page; null on the last
+
+
 class MessagingPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -74,7 +99,8 @@ class AccountServicePolicies(BaseModel):
 
 @router.post("/{account_id}/wallets", status_code=201, dependencies=_admin)
 async def open_wallet(account_id: str, body: WalletCreate, outbox: OutboxDep) -> WalletPublic:
-    """Open the account's wallet for a service, with an opening balance and an optional expiry."""
+    """Open the account's wallet for a service, with an opening balance and an optional expiry. The account an
+    accepted order names may not exist yet: the wallet is held on the order and opened with the account."""
     _check_future("expires_at", body.expires_at)
     return _view(await wallets.open_wallet(outbox, account_id, body.service, body.balance, body.expires_at))
 
@@ -91,9 +117,12 @@ async def top_up(
     outbox: OutboxDep,
     idempotency_key: IdempotencyKey = None,
 ) -> WalletPublic:
-    """Add units (and perhaps extend the expiry); a top-up that makes the wallet usable resumes messaging."""
+    """Add units with their own lifetime; a top-up that makes the wallet usable resumes messaging (after
+    everything expired, it starts a new balance)."""
     _check_future("expires_at", body.expires_at)
-    movement = wallets.Movement(wallets.MovementKind.top_up, body.amount, body.expires_at, idempotency_key)
+    movement = wallets.Movement(
+        wallets.MovementKind.top_up, body.amount, body.expires_at, idempotency_key, valid_days=body.valid_days
+    )
     return _view(await wallets.apply_movement(outbox, account_id, MESSAGING, movement))
 
 
@@ -107,6 +136,22 @@ async def charge(
     """Take units; more than the balance is refused with 409 and nothing is charged."""
     movement = wallets.Movement(wallets.MovementKind.charge, body.amount, None, idempotency_key)
     return _view(await wallets.apply_movement(outbox, account_id, MESSAGING, movement))
+
+
+@router.get("/{account_id}/wallets/messaging/movements", dependencies=_admin)
+async def list_movements(
+    account_id: str,
+    outbox: OutboxDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,18}$", description="`next` of the previous page")] = None,
+) -> LedgerPage:
+    """The wallet's ledger, oldest first: top-ups, charges and expiries; their amounts sum to the balance."""
+    page = await wallets.ledger(outbox, account_id, MESSAGING, limit=limit, after=int(cursor) if cursor else None)
+    items = [
+        LedgerEntryPublic(kind=entry.kind, amount=entry.amount, at=entry.at, expires_at=entry.expires_at)
+        for entry in page.entries
+    ]
+    return LedgerPage(items=items, next=str(page.next_after) if page.next_after is not None else None)
 
 
 @router.put("/{account_id}/service-policies/messaging", dependencies=_admin)

@@ -105,3 +105,19 @@ async def wait_for_wallet(stack: Stack, account_id: str, messaging: str, within:
         view = await wallet_view(stack, account_id)
     assert view["messaging"] == messaging, view
     return view
+
+
+async def ledger(stack: Stack, account_id: str, *, limit: int = 500) -> list[dict[str, Any]]:
+    """Every entry of the messaging wallet's ledger, page after page."""
+    path = f"/v1/accounts/{account_id}/wallets/messaging/movements"
+    entries: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        params: dict[str, Any] = {"limit": limit} | ({"cursor": cursor} if cursor else {})
+        response = await stack.api.get(path, params=params, headers=stack.admin)
+        assert response.status_code == 200, response.text
+        page = response.json()
+        entries += page["items"]
+        cursor = page["next"]
+        if cursor is None:
+            return entries

@@ -28,11 +28,17 @@ async def finished(stack: Stack, order_id: str) -> dict[str, Any]:
 
 
 async def store_order(
-    stack: Stack, catalog: Catalog, *, imei: str | None = None, status: OrderStatus = OrderStatus.accepted
+    stack: Stack,
+    catalog: Catalog,
+    *,
+    imei: str | None = None,
+    status: OrderStatus = OrderStatus.accepted,
+    relayed: bool = True,
 ) -> Order:
     """An order written straight to billing, with no workflow: `accepted` with its outbox record due, as
-    the API commits one and dies before telling Temporal, or (`provisioning`, no record) one that stays in
-    flight while a test looks."""
+    the API commits one and dies before telling Temporal (without it, `relayed=False`: an order whose
+    workflow has not started yet, until the test starts it), or (`provisioning`, no record) one that stays
+    in flight while a test looks."""
     order_id = new_id("ord")
     order = Order(
         order_id=order_id,
@@ -46,7 +52,7 @@ async def store_order(
     )
     async with stack.sessions() as session:
         session.add(order)
-        if status == OrderStatus.accepted:
+        if status == OrderStatus.accepted and relayed:
             session.add(OutboxRecord(kind=OutboxKind.order, target=order_id, available_at=utcnow()))
         await session.commit()
     return order
