@@ -43,7 +43,7 @@ class SignupState(StrEnum):
 
 
 class SignupPolicy(BaseModel):
-    """The code policy one signup runs under (anchors.md), fixed when it starts."""
+    """The code policy one signup runs under (NIST SP 800-63B, OWASP), fixed when it starts."""
 
     code_ttl_seconds: int = 600
     max_attempts: int = 5

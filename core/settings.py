@@ -105,7 +105,7 @@ class Settings(BaseSettings):
     signup_verification: Literal["billing", "cmms"] = "billing"
     ott_customer_id: str = "ott"
     ott_product_id: str = "ott-standard"
-    # OTT signups (use case 2): the code policy (anchors.md), the API's rate limits, the SMS gateway.
+    # OTT signups (use case 2): the code policy, the API's rate limits, the SMS gateway.
     signup_code_digits: int = 6
     signup_code_ttl_seconds: int = 600
     signup_max_attempts: int = 5
@@ -160,7 +160,7 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
 
-    # Secrets and observability (issue 6). Key rings are `kid:base64url-32-bytes,...`: the first
+    # Secrets and observability. Key rings are `kid:base64url-32-bytes,...`: the first
     # encrypts, all decrypt, so a key is rotated by putting a new one first and keeping the old after it.
     payload_keys: SecretStr = SecretStr(DEV_PAYLOAD_KEYS)  # Temporal payloads (core.codec)
     database_encryption_keys: SecretStr = SecretStr(DEV_DATABASE_ENCRYPTION_KEYS)  # SIP passwords at rest

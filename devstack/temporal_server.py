@@ -35,7 +35,7 @@ def dev_server_args(
     if ui_port and codec_endpoint:
         args += ["--ui-codec-endpoint", codec_endpoint]
     if db_file is not None:
-        # WAL and synchronous=normal more than double the server's throughput on SQLite (anchors.md).
+        # WAL and synchronous=normal more than double the server's throughput on SQLite.
         args += ["--db-filename", str(db_file), "--sqlite-pragma", "journal_mode=wal"]
         args += ["--sqlite-pragma", "synchronous=normal"]
     for key in ALL_KEYS if search_attributes else ():  # the ops search attributes, registered at start

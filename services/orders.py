@@ -28,7 +28,6 @@ from billing.models import (
     MessagingState,
     Order,
     OrderStatus,
-    OutboxKind,
     Product,
     ProvisioningState,
 )
@@ -86,7 +85,7 @@ async def submit_order(outbox: Outbox, settings: Settings, request: OrderRequest
                     workflow_id=order_workflow_id(request.order_id),
                 )
                 tx.session.add(order)
-                tx.tell(OutboxKind.order, order.order_id)
+                tx.start_order(order)
                 created = True
     except IntegrityError as err:
         if not await _exists(outbox, request.order_id):

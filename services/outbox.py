@@ -17,6 +17,7 @@ deliver each record once while each is alive and trying.
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
@@ -54,12 +55,19 @@ class Tx:
         self.session = session
         self._lease_until = lease_until
         self.records: list[OutboxRecord] = []
+        self.orders: dict[str, Order] = {}  # the orders this transaction admitted, by id
 
     def tell(self, kind: OutboxKind, target: str, revision: int | None = None) -> None:
         """Record, in this transaction, that `target`'s workflow must learn of the change."""
         record = OutboxRecord(kind=kind, target=target, revision=revision, available_at=self._lease_until)
         self.session.add(record)
         self.records.append(record)
+
+    def start_order(self, order: Order) -> None:
+        """Record that the order's workflow must start; its delivery right after the commit uses `order`
+        as written here, with no read of it."""
+        self.tell(OutboxKind.order, order.order_id)
+        self.orders[order.order_id] = order
 
 
 class Outbox:
@@ -71,6 +79,13 @@ class Outbox:
         self._settings = settings
         self._lease = timedelta(seconds=settings.outbox_lease_seconds)
         self._in_flight: set[asyncio.Task[None]] = set()
+        # Records delivered and not yet deleted: deleted together by the relay, at most every half lease,
+        # so that a change costs billing one write transaction, not two (on SQLite every write waits for
+        # the one lock the worker also takes, holding the process's one connection meanwhile). Until
+        # then their lease keeps other relays off them; should this process die first, they are
+        # delivered again, which changes nothing.
+        self._delivered: list[int] = []
+        self._forgotten_at = 0.0  # time.monotonic() of the last such delete
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
@@ -80,7 +95,7 @@ class Outbox:
             tx = Tx(session, utcnow() + self._lease)
             yield tx
         if tx.records:
-            task = asyncio.create_task(self._deliver_each(tx.records))
+            task = asyncio.create_task(self._deliver_each(tx.records, tx.orders))
             self._in_flight.add(task)
             task.add_done_callback(self._in_flight.discard)
 
@@ -94,7 +109,10 @@ class Outbox:
                 log.warning("outbox relay round failed: %s", type(err).__name__)
 
     async def relay_once(self) -> int:
-        """Take the records that are due (their lease over) and deliver them; returns how many were delivered."""
+        """Delete what was delivered (at most every half lease), then take the records that are due (their
+        lease over) and deliver them; returns how many were delivered."""
+        if time.monotonic() - self._forgotten_at >= self._lease.total_seconds() / 2:
+            await self._forget_delivered()
         now = utcnow()
         async with snapshot(self.sessions) as session:
             due = select(OutboxRecord.id).where(col(OutboxRecord.available_at) <= now)
@@ -105,10 +123,13 @@ class Outbox:
         if not ids:
             return 0
         records = await self._claim(ids, now)
-        return await self._deliver_batch(records)
+        delivered = await self._deliver_batch(records, {})
+        await self._forget_delivered()
+        return delivered
 
     async def pending(self) -> int:
         """Records not delivered yet (due or leased)."""
+        await self._forget_delivered()
         async with snapshot(self.sessions) as session:
             return (await session.exec(select(func.count()).select_from(OutboxRecord))).one()
 
@@ -120,6 +141,20 @@ class Outbox:
                 task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.gather(*left, return_exceptions=True)
+        with contextlib.suppress(Exception):  # the database away: they are delivered again later
+            await self._forget_delivered()
+
+    async def _forget_delivered(self) -> None:
+        self._forgotten_at = time.monotonic()
+        if not self._delivered:
+            return
+        done, self._delivered = self._delivered, []
+        try:
+            async with transaction(self.sessions) as session:
+                await session.exec(delete(OutboxRecord).where(col(OutboxRecord.id).in_(done)))
+        except Exception:
+            self._delivered.extend(done)  # tried again at the next round
+            raise
 
     async def _claim(self, ids: list[int], now: datetime) -> list[OutboxRecord]:
         """Push the lease of those of `ids` still due; only the records this process won are returned."""
@@ -136,13 +171,13 @@ class Outbox:
             rows = await session.exec(select(OutboxRecord).where(col(OutboxRecord.id).in_(won_ids)))
             return sorted(rows.all(), key=lambda record: record.id or 0)
 
-    async def _deliver_each(self, records: list[OutboxRecord]) -> None:
+    async def _deliver_each(self, records: list[OutboxRecord], orders: dict[str, Order]) -> None:
         try:
-            await self._deliver_batch(records)
+            await self._deliver_batch(records, orders)
         except Exception as err:  # the database away after the commit: the relay delivers them later
             log.warning("outbox delivery after commit failed: %s", type(err).__name__)
 
-    async def _deliver_batch(self, records: list[OutboxRecord]) -> int:
+    async def _deliver_batch(self, records: list[OutboxRecord], orders: dict[str, Order]) -> int:
         gate = asyncio.Semaphore(CONCURRENCY)
         away = asyncio.Event()
         delivered: list[OutboxRecord] = []
@@ -153,7 +188,7 @@ class Outbox:
                 if away.is_set():
                     failed.append((record, AWAY))
                     return
-                reason = await self._send(record)
+                reason = await self._send(record, orders.get(record.target))
                 if reason is None:
                     delivered.append(record)
                     return
@@ -162,12 +197,12 @@ class Outbox:
                     away.set()
 
         await asyncio.gather(*(one(record) for record in records))
+        self._delivered.extend(_ids(delivered))
         wait = 0.0
-        async with transaction(self.sessions) as session:
-            if delivered:
-                await session.exec(delete(OutboxRecord).where(col(OutboxRecord.id).in_(_ids(delivered))))
-            for record, reason in failed:
-                wait = max(wait, await self._postpone(session, record, reason))
+        if failed:
+            async with transaction(self.sessions) as session:
+                for record, reason in failed:
+                    wait = max(wait, await self._postpone(session, record, reason))
         for record in delivered:
             DELIVERED.labels(record.kind.value).inc()
         if failed:
@@ -184,10 +219,10 @@ class Outbox:
             )
         return len(delivered)
 
-    async def _send(self, record: OutboxRecord) -> str | None:
+    async def _send(self, record: OutboxRecord, order: Order | None) -> str | None:
         """Deliver one record; None when done, else why not (a short reason, no secret in it)."""
         try:
-            await self._tell(record)
+            await self._tell(record, order)
         except Exception as err:
             if is_transient(err):
                 return AWAY
@@ -206,12 +241,13 @@ class Outbox:
             return type(err).__name__
         return None
 
-    async def _tell(self, record: OutboxRecord) -> None:
+    async def _tell(self, record: OutboxRecord, order: Order | None) -> None:
         client, settings = self._temporal, self._settings
         match record.kind:
             case OutboxKind.order:
-                async with snapshot(self.sessions) as session:
-                    order = await session.get(Order, record.target)
+                if order is None:  # the relay's: read the order as it stands
+                    async with snapshot(self.sessions) as session:
+                        order = await session.get(Order, record.target)
                 # Only an order still `accepted` may lack its workflow: any later state was set by it.
                 if order is not None and order.status == OrderStatus.accepted:
                     await delivery.start_order(client, settings, order)

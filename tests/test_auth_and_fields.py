@@ -38,7 +38,7 @@ def test_imei_rules() -> None:
 def test_production_refuses_the_development_secret() -> None:
     with pytest.raises(ValidationError, match="SECRET_KEY"):
         Settings(_env_file=None, environment="production")
-    # Every development secret must be replaced in production (issue 6 added the keys and tokens after SECRET_KEY).
+    # Every development secret must be replaced in production.
     real_secrets: dict[str, Any] = {
         "secret_key": "a-real-secret-of-at-least-32-bytes",
         "api_keys": "a-real-key:admin",

@@ -37,7 +37,7 @@ from tests.support.simulator import SimulatorProcess
 from tests.support.stack import running_worker, stack_settings
 from workflows.ott_signup import OttSignupWorkflow
 
-POLICY = SignupPolicy()  # anchors.md: 10 minutes, 5 tries, 5 sends, 30 s apart
+POLICY = SignupPolicy()  # the defaults: 10 minutes, 5 tries, 5 sends, 30 s apart
 
 
 @dataclass

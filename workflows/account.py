@@ -23,7 +23,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.policies import cmms_step
     from workflows.visibility import show
 
-# Continue-as-new well before the history grows large (anchors.md: warning at 10,240 events).
+# Continue-as-new well before the history grows large (Temporal warns at 10,240 events).
 MAX_PUSHES_PER_RUN = 200
 
 

@@ -28,7 +28,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.policies import DB_STEP
     from workflows.visibility import show
 
-# About a dozen events a page: 20 pages stay far below the 10,240-event warning (anchors.md).
+# About a dozen events a page: 20 pages stay far below the 10,240-event warning.
 PAGES_PER_RUN = 20
 
 
