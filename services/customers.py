@@ -231,18 +231,27 @@ async def delete_customer(outbox: Outbox, settings: Settings, customer_id: str, 
 
 
 async def rollout_progress(outbox: Outbox, temporal: Client, customer_id: str) -> RolloutProgress:
-    """The customer's latest rollout, running or finished."""
+    """The customer's latest rollout, running or finished; a change whose rollout has not started yet
+    (its outbox record not delivered, Temporal away) reads as running for that revision."""
     await get_customer(outbox, customer_id)
+    waiting = await outbox.newest_revision(OutboxKind.customer, customer_id)
     handle = temporal.get_workflow_handle_for(CustomerRolloutWorkflow.run, rollout_workflow_id(customer_id))
+    progress: RolloutProgress | None = None
     try:
         description = await handle.describe()
         if description.status == WorkflowExecutionStatus.COMPLETED:
-            return await handle.result()  # no worker needed to read a finished one
-        return await handle.query(CustomerRolloutWorkflow.progress)
-    except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
-            raise NotFound(f"customer {customer_id!r} has had no rollout") from None
-        raise
+            progress = await handle.result()  # no worker needed to read a finished one
+        else:
+            progress = await handle.query(CustomerRolloutWorkflow.progress)
+    except (RPCError, RuntimeError) as err:  # a RuntimeError: a lazy client that cannot reach Temporal
+        never_started = isinstance(err, RPCError) and err.status == RPCStatusCode.NOT_FOUND
+        if not never_started and waiting is None:
+            raise
+    if waiting is not None and (progress is None or progress.revision < waiting):
+        return RolloutProgress(customer_id=customer_id, revision=waiting)
+    if progress is None:
+        raise NotFound(f"customer {customer_id!r} has had no rollout")
+    return progress
 
 
 async def _check_custom_fields(

@@ -133,6 +133,15 @@ class Outbox:
         async with snapshot(self.sessions) as session:
             return (await session.exec(select(func.count()).select_from(OutboxRecord))).one()
 
+    async def newest_revision(self, kind: OutboxKind, target: str) -> int | None:
+        """The newest revision an undelivered (or just delivered) record tells `target`'s workflow of."""
+        async with snapshot(self.sessions) as session:
+            query = select(func.max(OutboxRecord.revision)).where(
+                OutboxRecord.kind == kind, OutboxRecord.target == target
+            )
+            newest: int | None = (await session.exec(query)).one()
+            return newest
+
     async def close(self, grace_seconds: float = 2.0) -> None:
         """Let deliveries in progress finish for a moment; what is left is the relay's to deliver later."""
         if self._in_flight:

@@ -119,6 +119,10 @@ async def test_the_api_starts_and_takes_changes_while_temporal_is_unreachable(
         assert (await api.post("/v1/customers", json=customer)).status_code == 201
         changed = await api.patch("/v1/customers/k", json={"custom_fields": {"profileName": "Business"}})
         assert changed.status_code == 202, changed.text
+        # The rollout has not started (Temporal is away): it reads as running for the new revision.
+        progress = await api.get("/v1/customers/k/rollout")
+        assert progress.status_code == 200, progress.text
+        assert progress.json()["status"] == "running" and progress.json()["revision"] == 2
     engine = make_engine(settings.database_url)
     async with snapshot(make_sessionmaker(engine)) as session:
         records = (await session.exec(select(OutboxRecord))).all()
