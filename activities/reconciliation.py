@@ -10,17 +10,15 @@ import asyncio
 import hashlib
 import hmac
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 
-from pydantic import BaseModel
 from sqlalchemy import ColumnElement
 from sqlmodel import col, select
 from temporalio import activity
-from temporalio.client import Client, WorkflowUpdateRPCTimeoutOrCancelledError
+from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
+from activities.account_sync import heartbeating, sync_accounts
 from billing.db import SessionMaker, snapshot
 from billing.models import Account, AccountStatus, ProvisioningState, utcnow
 from billing.provisioning import desired_state
@@ -38,24 +36,12 @@ from contracts.reconciliation import (
     RepairResult,
 )
 from core.settings import Settings
-from services.delivery import sync_account
 
 # Accounts whose CMMS record billing vouches for. A pending account's record is its order's business
 # (created, or rolled back, by it); a terminated account has no record.
 LIVE = (AccountStatus.active, AccountStatus.blocked)
 COMPARED = (AccountStatus.pending, *LIVE)
-# How long to wait for one account's sync before asking again (an update can be lost to an account
-# workflow that is just ending); asking again is harmless.
-SYNC_PATIENCE_SECONDS = 60.0
-# Heartbeat at least this often, so a repair waiting out a CMMS outage is not taken for a dead worker.
-HEARTBEAT_EVERY_SECONDS = 2.0
 _DIGEST_LABEL = b"reconciliation-digest"
-
-
-class _Done(BaseModel):
-    """Heartbeat details: the accounts of the batch already dealt with, so a retry skips them."""
-
-    account_ids: list[str]
 
 
 class ReconciliationActivities:
@@ -116,20 +102,9 @@ class ReconciliationActivities:
         """Have each account's own workflow push billing's current state (so the repair queues behind,
         and never overtakes, a change being made meanwhile), `RECONCILE_WINDOW` at a time, and wait until
         the CMMS holds it. Heartbeats the accounts done, so a retry carries on where it was."""
-        done = set(_previously_done())
-        window = asyncio.Semaphore(self._settings.reconcile_window)
-
-        async def repair(account_id: str) -> None:
-            async with window:
-                while not await self._synced_once(account_id):
-                    pass
-            done.add(account_id)
-
-        with _heartbeating(done):
-            async with asyncio.TaskGroup() as group:
-                for account_id in request.account_ids:
-                    if account_id not in done:
-                        group.create_task(repair(account_id))
+        await sync_accounts(
+            self._sessions, self._client, self._settings, request.account_ids, self._settings.reconcile_window
+        )
         async with snapshot(self._sessions) as session:
             refused = await session.exec(
                 select(Account.account_id).where(
@@ -158,7 +133,7 @@ class ReconciliationActivities:
                     return False
             return True
 
-        with _heartbeating():
+        with heartbeating():
             outcomes = await asyncio.gather(*(remove(a) for a in request.account_ids), return_exceptions=True)
         for outcome in outcomes:
             if isinstance(outcome, CmmsUnavailable):
@@ -174,18 +149,6 @@ class ReconciliationActivities:
         async with snapshot(self._sessions) as session:
             account = await session.get(Account, account_id)
         return account is not None and account.status in COMPARED
-
-    async def _synced_once(self, account_id: str) -> bool:
-        """Ask the account's workflow to sync; False when no answer came in time and it should be asked again."""
-        patience = asyncio.timeout(SYNC_PATIENCE_SECONDS)
-        try:
-            async with patience:
-                await sync_account(self._client, self._settings, account_id)
-        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as err:
-            if not patience.expired():  # the activity itself is cancelled (worker shutting down, say)
-                raise asyncio.CancelledError from err
-            return False
-        return True
 
     def _desired_digest(self, account_id: str, record: CmmsAccount) -> str:
         secret = password_digest(account_id, record.password.get_secret_value())
@@ -210,24 +173,3 @@ def _account_id_by_bytes(dialect: str) -> ColumnElement[str]:
 def _retry(err: CmmsUnavailable) -> ApplicationError:
     delay = min(timedelta(seconds=err.retry_after), CMMS_MAX_RETRY_INTERVAL) if err.retry_after else None
     return ApplicationError(str(err), type="CmmsUnavailable", next_retry_delay=delay)
-
-
-def _previously_done() -> list[str]:
-    details = activity.info().heartbeat_details
-    return _Done.model_validate(details[0]).account_ids if details else []
-
-
-@contextmanager
-def _heartbeating(done: set[str] | None = None) -> Iterator[None]:
-    """Heartbeat while the block runs, with the accounts `done` so far when given."""
-
-    async def beat() -> None:
-        while True:
-            activity.heartbeat(*([_Done(account_ids=sorted(done))] if done is not None else []))
-            await asyncio.sleep(HEARTBEAT_EVERY_SECONDS)
-
-    task = asyncio.get_running_loop().create_task(beat())
-    try:
-        yield
-    finally:
-        task.cancel()

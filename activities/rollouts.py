@@ -1,35 +1,19 @@
 """The steps of a customer's rollout: page its accounts (billing), and sync a page through the accounts' workflows."""
 
-import asyncio
-from collections.abc import Iterator
-from contextlib import contextmanager
-
-from pydantic import BaseModel
 from sqlalchemy import func
 from sqlmodel import col, select
 from temporalio import activity
-from temporalio.client import Client, WorkflowUpdateRPCTimeoutOrCancelledError
+from temporalio.client import Client
 
+from activities.account_sync import sync_accounts
 from billing.db import SessionMaker
 from billing.models import Account, AccountStatus, Customer, ProvisioningState
 from contracts.rollouts import AccountPage, AccountPageInput, SyncAccountsInput, SyncAccountsResult
 from core.settings import Settings
-from services.delivery import sync_account
 
 # Accounts a rollout re-provisions. A pending account is its order's to provision (and to roll back);
 # a terminated one has left the CMMS.
 ROLLED_OUT = (AccountStatus.active, AccountStatus.blocked)
-# How long to wait for one account's sync before asking again. An update can be lost to an account
-# workflow that is just ending (the account was terminated meanwhile); asking again is harmless.
-SYNC_PATIENCE_SECONDS = 60.0
-# Heartbeat at least this often, so a rollout waiting out a CMMS outage is not taken for a dead worker.
-HEARTBEAT_EVERY_SECONDS = 2.0
-
-
-class _Synced(BaseModel):
-    """Heartbeat details: the accounts of the page already synced, so a retry skips them."""
-
-    account_ids: list[str]
 
 
 class RolloutActivities:
@@ -69,20 +53,9 @@ class RolloutActivities:
         Waits until the CMMS holds every account (through outages too). Heartbeats the accounts done,
         so a retry after a lost worker carries on where it was. Safe to repeat: a push is idempotent.
         """
-        synced = set(_previously_synced())
-        window = asyncio.Semaphore(self._settings.rollout_window)
-
-        async def sync(account_id: str) -> None:
-            async with window:
-                while not await self._synced_once(account_id):
-                    pass
-            synced.add(account_id)
-
-        with _heartbeating(synced):
-            async with asyncio.TaskGroup() as group:
-                for account_id in request.account_ids:
-                    if account_id not in synced:
-                        group.create_task(sync(account_id))
+        await sync_accounts(
+            self._sessions, self._client, self._settings, request.account_ids, self._settings.rollout_window
+        )
         async with self._sessions() as session:
             failed = await session.exec(
                 select(func.count())
@@ -94,37 +67,3 @@ class RolloutActivities:
             )
             failures = failed.one()
         return SyncAccountsResult(done=len(request.account_ids) - failures, failed=failures)
-
-    async def _synced_once(self, account_id: str) -> bool:
-        """Ask the account's workflow to sync; False when no answer came in time and it should be asked again."""
-        patience = asyncio.timeout(SYNC_PATIENCE_SECONDS)
-        try:
-            async with patience:
-                await sync_account(self._client, self._settings, account_id)
-        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as err:
-            if not patience.expired():  # the activity itself is cancelled (worker shutting down, say)
-                raise asyncio.CancelledError from err
-            async with self._sessions() as session:
-                account = await session.get(Account, account_id)
-            # Terminated meanwhile: its workflow removes it from the CMMS without being asked.
-            return account is None or account.status == AccountStatus.terminated
-        return True
-
-
-def _previously_synced() -> list[str]:
-    details = activity.info().heartbeat_details
-    return _Synced.model_validate(details[0]).account_ids if details else []
-
-
-@contextmanager
-def _heartbeating(synced: set[str]) -> Iterator[None]:
-    async def beat() -> None:
-        while True:
-            activity.heartbeat(_Synced(account_ids=sorted(synced)))
-            await asyncio.sleep(HEARTBEAT_EVERY_SECONDS)
-
-    task = asyncio.get_running_loop().create_task(beat())
-    try:
-        yield
-    finally:
-        task.cancel()
