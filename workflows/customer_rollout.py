@@ -8,11 +8,7 @@ burst of changes costs one pass, not one each. Continue-as-new between pages kee
 history small; the progress travels with it.
 """
 
-from datetime import timedelta
-from typing import TypedDict
-
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.rollouts import RolloutActivities
@@ -25,26 +21,11 @@ with workflow.unsafe.imports_passed_through():
         SyncAccountsInput,
     )
     from contracts.search_attributes import OpsState
-    from workflows.policies import DB_STEP
+    from workflows.policies import ACCOUNT_SYNC_STEP, DB_STEP
     from workflows.visibility import show
 
 # About a dozen events a page: 20 pages stay far below the 10,240-event warning.
 PAGES_PER_RUN = 20
-
-
-# Syncing a page waits for the CMMS, through an outage if need be: no overall deadline, but a
-# heartbeat, so a lost worker is noticed in seconds and the page resumes on another.
-class _SyncStep(TypedDict):
-    start_to_close_timeout: timedelta
-    heartbeat_timeout: timedelta
-    retry_policy: RetryPolicy
-
-
-SYNC_STEP: _SyncStep = {
-    "start_to_close_timeout": timedelta(days=1),
-    "heartbeat_timeout": timedelta(seconds=10),
-    "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)),
-}
 
 
 @workflow.defn
@@ -78,7 +59,7 @@ class CustomerRolloutWorkflow:
                 synced = await workflow.execute_activity_method(
                     RolloutActivities.sync_rollout_accounts,
                     SyncAccountsInput(customer_id=self._progress.customer_id, account_ids=page.account_ids),
-                    **SYNC_STEP,
+                    **ACCOUNT_SYNC_STEP,
                 )
                 self._progress.done += synced.done
                 self._progress.failed += synced.failed

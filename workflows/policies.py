@@ -15,6 +15,14 @@ class StepOptions(TypedDict):
     task_queue: NotRequired[str]
 
 
+class HeartbeatStep(TypedDict):
+    """A long activity that heartbeats: a lost worker is noticed in seconds, not at its deadline."""
+
+    start_to_close_timeout: timedelta
+    heartbeat_timeout: timedelta
+    retry_policy: RetryPolicy
+
+
 def cmms_task_queue(task_queue: str) -> str:
     """CMMS calls have a task queue of their own, so the server can hold them to the CMMS's rate limit."""
     return f"{task_queue}-cmms"
@@ -24,6 +32,15 @@ def cmms_task_queue(task_queue: str) -> str:
 DB_STEP: StepOptions = {
     "start_to_close_timeout": timedelta(seconds=30),
     "retry_policy": RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)),
+}
+
+# Syncing many accounts through their workflows (activities.account_sync: a rollout's page, a
+# reconciliation's repairs) waits for the CMMS, through an outage if need be: no overall deadline, but a
+# heartbeat, so a lost worker is noticed in seconds and the batch resumes on another.
+ACCOUNT_SYNC_STEP: HeartbeatStep = {
+    "start_to_close_timeout": timedelta(days=1),
+    "heartbeat_timeout": timedelta(seconds=10),
+    "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)),
 }
 
 # CMMS calls: retried without end while the CMMS is unavailable (an order waits out an outage),

@@ -10,7 +10,6 @@ each run's history small; the progress and the unmerged entries travel with it.
 """
 
 from datetime import timedelta
-from typing import TypedDict
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -29,7 +28,7 @@ with workflow.unsafe.imports_passed_through():
         RepairInput,
     )
     from contracts.search_attributes import DRIFT_FOUND, REPAIRS_FAILED, OpsState
-    from workflows.policies import DB_STEP, cmms_step, cmms_task_queue
+    from workflows.policies import ACCOUNT_SYNC_STEP, DB_STEP, HeartbeatStep, cmms_step, cmms_task_queue
     from workflows.visibility import show
 
 # Each batch is at most four activities (two pages, two repairs): about 25 events, so 50 batches stay
@@ -42,20 +41,8 @@ DEFAULT_PAGE_SIZE = 200
 METRIC = "reconciliation_accounts"
 
 
-# A repair waits for the CMMS, through an outage if need be: no overall deadline, but a heartbeat, so
-# a lost worker is noticed in seconds and the batch resumes on another.
-class _RepairStep(TypedDict):
-    start_to_close_timeout: timedelta
-    heartbeat_timeout: timedelta
-    retry_policy: RetryPolicy
-
-
-REPAIR_STEP: _RepairStep = {
-    "start_to_close_timeout": timedelta(days=1),
-    "heartbeat_timeout": timedelta(seconds=10),
-    "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)),
-}
-ORPHAN_STEP: _RepairStep = {
+# Removing orphans: calls to the CMMS, retried while it is unavailable, heartbeating the records done.
+ORPHAN_STEP: HeartbeatStep = {
     "start_to_close_timeout": timedelta(hours=1),
     "heartbeat_timeout": timedelta(seconds=10),
     "retry_policy": RetryPolicy(
@@ -149,7 +136,7 @@ class ReconciliationWorkflow:
     async def _repair(self, accounts: list[str], orphans: list[str]) -> None:
         if accounts:
             repaired = await workflow.execute_activity_method(
-                ReconciliationActivities.repair_accounts, RepairInput(account_ids=accounts), **REPAIR_STEP
+                ReconciliationActivities.repair_accounts, RepairInput(account_ids=accounts), **ACCOUNT_SYNC_STEP
             )
             self._progress.repaired += repaired.repaired
             self._progress.failed += repaired.failed
