@@ -14,9 +14,10 @@ example of settings, a step that needs another configuration) is preceded by the
 may instead use another fence language (or none): only ```sh blocks are walk-throughs.
 """
 
+import asyncio
 import os
 import re
-import subprocess
+import signal
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -88,53 +89,88 @@ async def stack() -> AsyncIterator[BenchStack]:
         yield running
 
 
-def script(blocks: list[Block], stack: BenchStack) -> str:
-    """The document's blocks as one script, each announced on the output so that a failure names its block."""
-    api_port = stack.api_url.rsplit(":", 1)[1]
-    sim_port = stack.sim_url.rsplit(":", 1)[1]
+BLOCK_MARK = "### walk-through block "
+# A 5xx answer is a failure even though `curl -s` exits 0 on it (4xx answers are part of the stories).
+SERVER_ERROR = re.compile(r'"status":\s*5\d\d')
+
+
+def script(blocks: list[Block], api_port: int, sim_port: int) -> str:
+    """The blocks as one script on the given ports, each announced on the output so that a failure names it."""
     parts = []
     for number, block in enumerate(blocks):
-        text = block.text.replace("localhost:8000", f"127.0.0.1:{api_port}").replace("localhost:8100", f"127.0.0.1:{sim_port}")
+        text = block.text.replace("localhost:8000", f"127.0.0.1:{api_port}")
+        text = text.replace("localhost:8100", f"127.0.0.1:{sim_port}")
         parts.append(f"echo '{BLOCK_MARK}{number}'\n{text}")
     return "\n".join(parts)
 
 
-BLOCK_MARK = "### walk-through block "
+async def run_walkthrough(blocks: list[Block], api_port: int, sim_port: int, log: Path, seconds: float) -> str | None:
+    """Run `blocks` in one `bash -euo pipefail`; None when they all succeed, else which block failed and how."""
+    with log.open("w") as output:
+        process = await asyncio.create_subprocess_exec(
+            "bash",
+            "-euo",
+            "pipefail",
+            "-c",
+            script(blocks, api_port, sim_port),
+            cwd=REPO_ROOT,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=output,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,  # its own process group, so that a timeout stops its curls and sleeps too
+        )
+        try:
+            status = await asyncio.wait_for(process.wait(), seconds)
+            reason = f"exit status {status}"
+        except TimeoutError:
+            os.killpg(process.pid, signal.SIGKILL)
+            await process.wait()
+            status, reason = -1, f"timed out after {seconds:.0f} s"
+    text = await asyncio.to_thread(log.read_text, errors="replace")
+    server_error = SERVER_ERROR.search(text)
+    if status == 0 and server_error is None:
+        return None
+    if status == 0 and server_error is not None:
+        text = text[: server_error.end()]
+        reason = "a 5xx answer"
+    # The failing block is the last one announced before the failure.
+    number, _, block_output = text.rsplit(BLOCK_MARK, 1)[-1].partition("\n")
+    block = blocks[int(number)] if number.isdigit() else blocks[0]
+    return (
+        f"{block.document} line {block.line}: {reason}\n--- block ---\n{block.text}--- its output ---\n{block_output}"
+    )
 
 
 @pytest.mark.parametrize("document", DOCUMENTS)
-async def test_walkthrough_runs_as_pasted(stack: BenchStack, document: str) -> None:
+async def test_walkthrough_runs_as_pasted(stack: BenchStack, document: str, tmp_path: Path) -> None:
     blocks = [block for block in sh_blocks(document) if block.skip_reason is None]
     if not blocks:
-        pytest.skip(f"{document} has no walk-through to run")
-    env = os.environ | {"PATH": f"{REPO_ROOT / '.venv' / 'bin'}:{os.environ['PATH']}"}
+        pytest.skip(f"{document} has no walk-through to run (every sh block is marked skip)")
+    api_port = int(stack.api_url.rsplit(":", 1)[1])
+    sim_port = int(stack.sim_url.rsplit(":", 1)[1])
+    log = tmp_path / "output.txt"
+    failure = await run_walkthrough(blocks, api_port, sim_port, log, BLOCK_SECONDS * len(blocks))
+    print(log.read_text())  # shown with `pytest -s`: what a reader sees, to compare with the comments
+    if failure is not None:
+        pytest.fail(failure, pytrace=False)
+
+
+def synthetic(*texts: str) -> list[Block]:
+    return [Block("example.md", 10 * number, text, None) for number, text in enumerate(texts, 1)]
+
+
+async def test_a_failure_names_its_block_and_output(tmp_path: Path) -> None:
+    blocks = synthetic("X=carried\necho first\n", 'echo "$X"\ncurl -s localhost:8000/nowhere\necho after\n')
+    failure = await run_walkthrough(blocks, free_port(), free_port(), tmp_path / "log", 10)
+    assert failure is not None
+    assert failure.startswith("example.md line 20: exit status 7")  # curl: could not connect
+    assert "curl -s localhost:8000/nowhere" in failure and "--- its output ---\ncarried\n" in failure
+    assert "after" not in failure.split("--- its output ---")[1] and "first" not in failure
+
+
+async def test_a_5xx_answer_or_a_hang_fails(tmp_path: Path) -> None:
+    errored = await run_walkthrough(synthetic("echo '{\"status\":503}'\n"), 1, 2, tmp_path / "a", 10)
+    assert errored is not None and "a 5xx answer" in errored
     started = time.monotonic()
-    try:
-        finished = subprocess.run(
-            ["bash", "-euo", "pipefail", "-c", script(blocks, stack)],
-            cwd=REPO_ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            timeout=BLOCK_SECONDS * len(blocks),
-        )
-        output, status = finished.stdout, finished.returncode
-    except subprocess.TimeoutExpired as timeout:
-        partial = timeout.stdout or b""
-        output, status = partial.decode(errors="replace") if isinstance(partial, bytes) else partial, -1
-    if status == 0:
-        print(output)  # shown with `pytest -s`: what a reader sees, to compare with the comments
-        return
-    # The failing block is the last one announced on the output.
-    sections = output.split(BLOCK_MARK)
-    failing = sections[-1]
-    number, _, block_output = failing.partition("\n")
-    block = blocks[int(number)] if number.isdigit() else blocks[0]
-    reason = "timed out" if status == -1 else f"exit status {status}"
-    pytest.fail(
-        f"{document} line {block.line}: the block failed ({reason}, {time.monotonic() - started:.0f} s)\n"
-        f"--- block ---\n{block.text}--- its output ---\n{block_output}",
-        pytrace=False,
-    )
+    hung = await run_walkthrough(synthetic("sleep 30\n"), 1, 2, tmp_path / "b", 1)
+    assert hung is not None and "timed out after 1 s" in hung and time.monotonic() - started < 5
