@@ -1,17 +1,20 @@
 """The README's and docs' walk-throughs run as pasted, against the whole system `make run` starts.
 
 The stack is `bench.harness.bench_stack` (Temporal dev server, simulator, worker and API as separate
-processes, in a scratch directory) on free ports, so a developer's own `make run` may keep running:
-the extracted text has `localhost:8000` and `localhost:8100` rewritten to the stack's API and
-simulator before it runs. Each document's ```sh blocks run in the order the reader meets them (the
-README first, then the docs in the order of the README's "Where to look next" table, all against
-one stack, as a reader goes through them), with `bash -euo pipefail` in one shell session per
-document, so that variables set in one block are there in the next.
+processes, in a scratch directory) on free ports, so that a developer's own `make run` may keep
+running: `localhost:8000` and `localhost:8100` in the extracted text are rewritten to the stack's API
+and simulator before it runs. The documents run against one stack in the order a reader meets them
+(the README, then the docs in the order of the README's "Where to look next" table), since later
+ones build on earlier ones (`mobile-s`, `alice`, `home-1`). A document's ```sh blocks run one after
+the other in one `bash -euo pipefail` (so `$A`, `$S` and the helpers carry over within a document),
+each document within `BLOCK_SECONDS` per block. A command that fails, a 5xx answer (`curl -s` exits
+0 on any answer; the 4xx ones are part of the stories) or a hang fails the test with the block's
+text and its output.
 
-A ```sh block that is not for pasting against `make run` (a command that starts the system, an
-example of settings, a step that needs another configuration) is preceded by the line
-`<!-- walkthrough: skip (<the reason>) -->`; the test requires the reason. Configuration examples
-may instead use another fence language (or none): only ```sh blocks are walk-throughs.
+The convention: only ```sh blocks are walk-throughs (configuration examples use another fence
+language, or none). A ```sh block that is not to be pasted against `make run` (the command that
+starts the system, settings, a step that needs another configuration or root) has the line
+`<!-- walkthrough: skip (<the reason>) -->` right before its fence; the reason is required.
 """
 
 import asyncio
@@ -29,16 +32,7 @@ from bench.harness import BenchStack, bench_stack, free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
-# The reader's order: README, then "Where to look next".
-DOCUMENTS = (
-    "README.md",
-    "docs/signups.md",
-    "docs/profiles.md",
-    "docs/wallets.md",
-    "docs/reconciliation.md",
-    "docs/support-desk.md",
-    "docs/operations.md",
-)
+
 SKIP_MARKER = re.compile(r"<!-- walkthrough: skip \((?P<reason>[^)]+)\) -->\s*$")
 FENCE = re.compile(r"^```(?P<lang>\S*)\s*$")
 BLOCK_SECONDS = 60  # one block's bound; the waits inside a block are bounded tighter
@@ -74,12 +68,28 @@ def sh_blocks(document: str) -> list[Block]:
     return blocks
 
 
+def reader_order() -> tuple[str, ...]:
+    """The README, then the documents its "Where to look next" table links, in order: those with sh blocks."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    table = readme.split("## Where to look next", 1)[1].split("\n## ", 1)[0]
+    linked = dict.fromkeys(re.findall(r"\]\((docs/[\w.-]+\.md)\)", table))
+    return tuple(document for document in ("README.md", *linked) if sh_blocks(document))
+
+
+DOCUMENTS = reader_order()
+
+
 def test_every_skip_marker_names_its_reason() -> None:
     for document in DOCUMENTS:
         text = (REPO_ROOT / document).read_text()
         for line in text.splitlines():
             if "walkthrough:" in line:
                 assert SKIP_MARKER.match(line), f"{document}: {line!r} is not `<!-- walkthrough: skip (reason) -->`"
+
+
+def test_every_document_with_a_walkthrough_is_in_the_readers_order() -> None:
+    with_blocks = {f"docs/{path.name}" for path in (REPO_ROOT / "docs").glob("*.md") if sh_blocks(f"docs/{path.name}")}
+    assert with_blocks - set(DOCUMENTS) == set(), 'link these from the README\'s "Where to look next"'
 
 
 @pytest.fixture(scope="module")
