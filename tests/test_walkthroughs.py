@@ -13,8 +13,11 @@ text and its output.
 
 The convention: only ```sh blocks are walk-throughs (configuration examples use another fence
 language, or none). A ```sh block that is not to be pasted against `make run` (the command that
-starts the system, settings, a step that needs another configuration or root) has the line
-`<!-- walkthrough: skip (<the reason>) -->` right before its fence; the reason is required.
+starts the system, settings, a step that needs root, apt or a process the stack lacks) has the line
+`<!-- walkthrough: skip (<the reason>) -->` right before its fence; the reason is required. A block
+that needs other settings (`SIGNUP_VERIFICATION=cmms make run`) has `<!-- walkthrough: with
+SETTING=value … -->` instead: it runs after its document's first block (the keys and helpers) on a
+stack of its own started with those settings.
 """
 
 import asyncio
@@ -34,6 +37,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 SKIP_MARKER = re.compile(r"<!-- walkthrough: skip \((?P<reason>[^)]+)\) -->\s*$")
+WITH_MARKER = re.compile(r"<!-- walkthrough: with (?P<settings>[A-Z_]+=\S+(?: [A-Z_]+=\S+)*) -->\s*$")
 FENCE = re.compile(r"^```(?P<lang>\S*)\s*$")
 BLOCK_SECONDS = 60  # one block's bound; the waits inside a block are bounded tighter
 
@@ -44,6 +48,7 @@ class Block:
     line: int  # of the opening fence, 1-based
     text: str
     skip_reason: str | None
+    settings: dict[str, str] | None = None  # runs on a stack of its own, started with these
 
 
 def sh_blocks(document: str) -> list[Block]:
@@ -61,9 +66,10 @@ def sh_blocks(document: str) -> list[Block]:
             end += 1
         if fence["lang"] == "sh":
             previous = next((line for line in reversed(lines[:index]) if line.strip()), "")
-            marker = SKIP_MARKER.match(previous)
+            skip, with_ = SKIP_MARKER.match(previous), WITH_MARKER.match(previous)
+            settings = dict(pair.split("=", 1) for pair in with_["settings"].split()) if with_ else None
             text = "\n".join(lines[index + 1 : end]) + "\n"
-            blocks.append(Block(document, index + 1, text, marker["reason"] if marker else None))
+            blocks.append(Block(document, index + 1, text, skip["reason"] if skip else None, settings))
         index = end + 1
     return blocks
 
@@ -84,7 +90,7 @@ def test_every_skip_marker_names_its_reason() -> None:
         text = (REPO_ROOT / document).read_text()
         for line in text.splitlines():
             if line.startswith("<!--") and "walkthrough" in line:
-                assert SKIP_MARKER.match(line), f"{document}: {line!r} is not `<!-- walkthrough: skip (reason) -->`"
+                assert SKIP_MARKER.match(line) or WITH_MARKER.match(line), f"{document}: {line!r} is no marker"
 
 
 def test_every_document_with_a_walkthrough_is_in_the_readers_order() -> None:
@@ -153,7 +159,7 @@ async def run_walkthrough(blocks: list[Block], api_port: int, sim_port: int, log
 
 @pytest.mark.parametrize("document", DOCUMENTS)
 async def test_walkthrough_runs_as_pasted(stack: BenchStack, document: str, tmp_path: Path) -> None:
-    blocks = [block for block in sh_blocks(document) if block.skip_reason is None]
+    blocks = [block for block in sh_blocks(document) if block.skip_reason is None and block.settings is None]
     if not blocks:
         pytest.skip(f"{document} has no walk-through to run (every sh block is marked skip)")
     api_port = int(stack.api_url.rsplit(":", 1)[1])
@@ -161,6 +167,28 @@ async def test_walkthrough_runs_as_pasted(stack: BenchStack, document: str, tmp_
     log = tmp_path / "output.txt"
     failure = await run_walkthrough(blocks, api_port, sim_port, log, BLOCK_SECONDS * len(blocks))
     print(log.read_text())  # shown with `pytest -s`: what a reader sees, to compare with the comments
+    if failure is not None:
+        pytest.fail(failure, pytrace=False)
+
+
+OTHER_SETTINGS = [
+    pytest.param(block, id=f"{block.document}:{block.line}")
+    for document in DOCUMENTS
+    for block in sh_blocks(document)
+    if block.settings is not None
+]
+
+
+@pytest.mark.parametrize("block", OTHER_SETTINGS)
+async def test_walkthrough_with_other_settings_runs_as_pasted(block: Block, tmp_path: Path) -> None:
+    assert block.settings is not None
+    blocks = [sh_blocks(block.document)[0], block]  # the document's keys and helpers, then the block
+    async with bench_stack(WORKER_METRICS_PORT=str(free_port()), **block.settings) as own:
+        api_port = int(own.api_url.rsplit(":", 1)[1])
+        sim_port = int(own.sim_url.rsplit(":", 1)[1])
+        log = tmp_path / "output.txt"
+        failure = await run_walkthrough(blocks, api_port, sim_port, log, BLOCK_SECONDS * len(blocks))
+    print(log.read_text())
     if failure is not None:
         pytest.fail(failure, pytrace=False)
 
