@@ -26,12 +26,15 @@ import re
 import signal
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from bench.harness import BenchStack, bench_stack, free_port
+from bench.harness import bench_stack, free_port
+from core.settings import Settings
+from tests.support.codec_server import serving_codec_server
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -98,11 +101,35 @@ def test_every_document_with_a_walkthrough_is_in_the_readers_order() -> None:
     assert with_blocks - set(DOCUMENTS) == set(), 'link these from the README\'s "Where to look next"'
 
 
-@pytest.fixture(scope="module")
-async def stack() -> AsyncIterator[BenchStack]:
+@dataclass(frozen=True)
+class Ports:
+    """Where the test's stack listens, for the walk-throughs' `make run` addresses."""
+
+    api: int
+    simulator: int
+    codec: int
+    temporal_address: str
+
+
+@asynccontextmanager
+async def walkthrough_stack(**settings: str) -> AsyncIterator[Ports]:
+    """`bench_stack` with `make run`'s codec server (in this process), on free ports."""
     # The worker's metrics port would clash with a `make run` on the same machine.
-    async with bench_stack(WORKER_METRICS_PORT=str(free_port())) as running:
-        yield running
+    async with bench_stack(WORKER_METRICS_PORT=str(free_port()), **settings) as running:
+        codec = Settings(codec_server_port=free_port())
+        async with serving_codec_server(codec):
+            yield Ports(
+                api=int(running.api_url.rsplit(":", 1)[1]),
+                simulator=int(running.sim_url.rsplit(":", 1)[1]),
+                codec=codec.codec_server_port,
+                temporal_address=running.temporal_address,
+            )
+
+
+@pytest.fixture(scope="module")
+async def stack() -> AsyncIterator[Ports]:
+    async with walkthrough_stack() as ports:
+        yield ports
 
 
 BLOCK_MARK = "### walk-through block "
@@ -110,17 +137,20 @@ BLOCK_MARK = "### walk-through block "
 SERVER_ERROR = re.compile(r'"status":\s*5\d\d')
 
 
-def script(blocks: list[Block], api_port: int, sim_port: int) -> str:
+def script(blocks: list[Block], ports: Ports) -> str:
     """The blocks as one script on the given ports, each announced on the output so that a failure names it."""
     parts = []
     for number, block in enumerate(blocks):
-        text = block.text.replace("localhost:8000", f"127.0.0.1:{api_port}")
-        text = text.replace("localhost:8100", f"127.0.0.1:{sim_port}")
+        text = block.text
+        for port, there in ((8000, ports.api), (8100, ports.simulator), (8234, ports.codec)):
+            text = text.replace(f"localhost:{port}", f"127.0.0.1:{there}").replace(
+                f"127.0.0.1:{port}", f"127.0.0.1:{there}"
+            )
         parts.append(f"echo '{BLOCK_MARK}{number}'\n{text}")
     return "\n".join(parts)
 
 
-async def run_walkthrough(blocks: list[Block], api_port: int, sim_port: int, log: Path, seconds: float) -> str | None:
+async def run_walkthrough(blocks: list[Block], ports: Ports, log: Path, seconds: float) -> str | None:
     """Run `blocks` in one `bash -euo pipefail`; None when they all succeed, else which block failed and how."""
     with log.open("w") as output:
         process = await asyncio.create_subprocess_exec(
@@ -128,8 +158,10 @@ async def run_walkthrough(blocks: list[Block], api_port: int, sim_port: int, log
             "-euo",
             "pipefail",
             "-c",
-            script(blocks, api_port, sim_port),
+            script(blocks, ports),
             cwd=REPO_ROOT,
+            # The Temporal CLI's own setting, for `make run`'s 127.0.0.1:7233.
+            env=os.environ | {"TEMPORAL_ADDRESS": ports.temporal_address},
             stdin=asyncio.subprocess.DEVNULL,
             stdout=output,
             stderr=asyncio.subprocess.STDOUT,
@@ -158,14 +190,12 @@ async def run_walkthrough(blocks: list[Block], api_port: int, sim_port: int, log
 
 
 @pytest.mark.parametrize("document", DOCUMENTS)
-async def test_walkthrough_runs_as_pasted(stack: BenchStack, document: str, tmp_path: Path) -> None:
+async def test_walkthrough_runs_as_pasted(stack: Ports, document: str, tmp_path: Path) -> None:
     blocks = [block for block in sh_blocks(document) if block.skip_reason is None and block.settings is None]
     if not blocks:
         pytest.skip(f"{document} has no walk-through to run (every sh block is marked skip)")
-    api_port = int(stack.api_url.rsplit(":", 1)[1])
-    sim_port = int(stack.sim_url.rsplit(":", 1)[1])
     log = tmp_path / "output.txt"
-    failure = await run_walkthrough(blocks, api_port, sim_port, log, BLOCK_SECONDS * len(blocks))
+    failure = await run_walkthrough(blocks, stack, log, BLOCK_SECONDS * len(blocks))
     print(log.read_text())  # shown with `pytest -s`: what a reader sees, to compare with the comments
     if failure is not None:
         pytest.fail(failure, pytrace=False)
@@ -183,14 +213,15 @@ OTHER_SETTINGS = [
 async def test_walkthrough_with_other_settings_runs_as_pasted(block: Block, tmp_path: Path) -> None:
     assert block.settings is not None
     blocks = [sh_blocks(block.document)[0], block]  # the document's keys and helpers, then the block
-    async with bench_stack(WORKER_METRICS_PORT=str(free_port()), **block.settings) as own:
-        api_port = int(own.api_url.rsplit(":", 1)[1])
-        sim_port = int(own.sim_url.rsplit(":", 1)[1])
-        log = tmp_path / "output.txt"
-        failure = await run_walkthrough(blocks, api_port, sim_port, log, BLOCK_SECONDS * len(blocks))
+    log = tmp_path / "output.txt"
+    async with walkthrough_stack(**block.settings) as ports:
+        failure = await run_walkthrough(blocks, ports, log, BLOCK_SECONDS * len(blocks))
     print(log.read_text())
     if failure is not None:
         pytest.fail(failure, pytrace=False)
+
+
+NOWHERE = Ports(api=free_port(), simulator=free_port(), codec=free_port(), temporal_address="127.0.0.1:1")
 
 
 def synthetic(*texts: str) -> list[Block]:
@@ -199,7 +230,7 @@ def synthetic(*texts: str) -> list[Block]:
 
 async def test_a_failure_names_its_block_and_output(tmp_path: Path) -> None:
     blocks = synthetic("X=carried\necho first\n", 'echo "$X"\ncurl -s localhost:8000/nowhere\necho after\n')
-    failure = await run_walkthrough(blocks, free_port(), free_port(), tmp_path / "log", 10)
+    failure = await run_walkthrough(blocks, NOWHERE, tmp_path / "log", 10)
     assert failure is not None
     assert failure.startswith("example.md line 20: exit status 7")  # curl: could not connect
     assert "curl -s localhost:8000/nowhere" in failure and "--- its output ---\ncarried\n" in failure
@@ -207,8 +238,8 @@ async def test_a_failure_names_its_block_and_output(tmp_path: Path) -> None:
 
 
 async def test_a_5xx_answer_or_a_hang_fails(tmp_path: Path) -> None:
-    errored = await run_walkthrough(synthetic("echo '{\"status\":503}'\n"), 1, 2, tmp_path / "a", 10)
+    errored = await run_walkthrough(synthetic("echo '{\"status\":503}'\n"), NOWHERE, tmp_path / "a", 10)
     assert errored is not None and "a 5xx answer" in errored
     started = time.monotonic()
-    hung = await run_walkthrough(synthetic("sleep 30\n"), 1, 2, tmp_path / "b", 1)
+    hung = await run_walkthrough(synthetic("sleep 30\n"), NOWHERE, tmp_path / "b", 1)
     assert hung is not None and "timed out after 1 s" in hung and time.monotonic() - started < 5
