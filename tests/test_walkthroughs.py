@@ -1,15 +1,17 @@
 """The README's and docs' walk-throughs run as pasted, against the whole system `make run` starts.
 
 The stack is `bench.harness.bench_stack` (Temporal dev server, simulator, worker and API as separate
-processes, in a scratch directory) on free ports, so that a developer's own `make run` may keep
-running: `localhost:8000` and `localhost:8100` in the extracted text are rewritten to the stack's API
-and simulator before it runs. The documents run against one stack in the order a reader meets them
-(the README, then the docs in the order of the README's "Where to look next" table), since later
-ones build on earlier ones (`mobile-s`, `alice`, `home-1`). A document's ```sh blocks run one after
-the other in one `bash -euo pipefail` (so `$A`, `$S` and the helpers carry over within a document),
-each document within `BLOCK_SECONDS` per block. A command that fails, a 5xx answer (`curl -s` exits
-0 on any answer; the 4xx ones are part of the stories) or a hang fails the test with the block's
-text and its output.
+processes, in a scratch directory) and `make run`'s codec server, on free ports, so that a
+developer's own `make run` may keep running: `localhost:8000`, `:8100` and `:8234` (or
+`127.0.0.1:…`) in the extracted text are rewritten to the stack's API, simulator and codec server
+before it runs, and the Temporal CLI finds the stack's server through `TEMPORAL_ADDRESS`. The
+documents run against one stack in the order a reader meets them (the README, then the docs in the
+order of the README's "Where to look next" table), since later ones build on earlier ones
+(`mobile-s`, `alice`, `home-1`, `order-web-1001`): run the module whole. A document's ```sh blocks
+run one after the other in one `bash -euo pipefail` (so `$A`, `$S` and the helpers carry over within
+a document), each document within `BLOCK_SECONDS` per block. A command that fails, a 5xx answer
+(`curl -s` exits 0 on any answer; the 4xx ones are part of the stories) or a hang fails the test
+with the block's text and its output.
 
 The convention: only ```sh blocks are walk-throughs (configuration examples use another fence
 language, or none). A ```sh block that is not to be pasted against `make run` (the command that
