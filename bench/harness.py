@@ -121,6 +121,10 @@ async def bench_stack(**settings: str) -> AsyncIterator[BenchStack]:
                 "CMMS_SIM_PORT": str(sim_port),
                 "CMMS_SIM_STATE": str(var / "cmms-sim.sqlite3"),
                 "CMMS_URL": f"http://127.0.0.1:{sim_port}",
+                # Signups: the simulator relays the app's calls to this API, and is the SMS gateway that reports to it.
+                "BILLING_API_URL": f"http://127.0.0.1:{api_port}",
+                "SMS_REPORT_BASE_URL": f"http://127.0.0.1:{api_port}",
+                "SMS_GATEWAY_URL": f"http://127.0.0.1:{sim_port}/cgi-bin/sendsms",
                 "LOG_LEVEL": "WARNING",
                 # A scheduled reconciliation (at the top of the hour) would run in the middle of a measurement.
                 "RECONCILE_EVERY": "off",
