@@ -3,8 +3,6 @@ Chromium (Debian's `chromium`) opens a workflow's page in a real dev server's UI
 through the real codec server without anyone signing in."""
 
 import asyncio
-import shutil
-import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -16,6 +14,7 @@ from temporalio.worker import Worker
 from core.settings import Settings
 from core.temporal import connect
 from devstack.temporal_server import cli_path, dev_server_args, wait_until_listening
+from tests.support.browser import chromium, dump_dom
 from tests.support.codec_server import serving_codec_server
 from tests.support.net import free_port
 
@@ -26,17 +25,13 @@ BANNER = "Codec Server could not connect"
 class UiCodecCheck:
     @workflow.run
     async def run(self, text: str) -> str:
-        return f"answered {text}"
+        return text.replace("input", "result")
 
 
 @dataclass(frozen=True)
 class DevStack:
     settings: Settings
     ui: str
-
-
-def _chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.fixture(scope="module")
@@ -66,35 +61,16 @@ async def dev_stack() -> AsyncIterator[DevStack]:
         await server.wait()
 
 
-async def _dom(url: str) -> str:
-    browser = _chromium()
-    assert browser is not None
-    with tempfile.TemporaryDirectory() as profile:  # a fresh profile: no cookie, no UI setting saved
-        process = await asyncio.create_subprocess_exec(
-            browser,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            f"--user-data-dir={profile}",
-            "--virtual-time-budget=20000",
-            "--dump-dom",
-            url,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        out, err = await asyncio.wait_for(process.communicate(), 60)
-    return out.decode()
-
-
-@pytest.mark.skipif(_chromium() is None, reason="Debian's chromium is not installed (.ci/run installs it)")
+@pytest.mark.skipif(chromium() is None, reason="Debian's chromium is not installed (.ci/run installs it)")
 async def test_the_ui_shows_a_workflows_decoded_input_without_sign_in(dev_stack: DevStack) -> None:
-    marker = f"decoded-in-the-ui-{uuid.uuid4().hex[:8]}"
+    marker = uuid.uuid4().hex[:8]
+    given, answered = f"input-shown-decoded-{marker}", f"result-shown-decoded-{marker}"
     client = await connect(dev_stack.settings)
     queue = f"ui-codec-{uuid.uuid4().hex[:8]}"
     async with Worker(client, task_queue=queue, workflows=[UiCodecCheck]):
-        handle = await client.start_workflow(UiCodecCheck.run, marker, id=queue, task_queue=queue)
-        assert await handle.result() == f"answered {marker}"
+        handle = await client.start_workflow(UiCodecCheck.run, given, id=queue, task_queue=queue)
+        assert await handle.result() == answered
     page = f"{dev_stack.ui}/namespaces/default/workflows/{handle.id}/{handle.result_run_id}/history"
-    dom = await _dom(page)
-    assert marker in dom, dom[-5000:]
-    assert BANNER not in dom
+    dom, err = await dump_dom(page, budget_ms=20000)
+    assert given in dom and answered in dom, (dom[-3000:], err[-3000:])
+    assert BANNER not in dom  # the UI's warning icon, labelled so, when a decode call fails
