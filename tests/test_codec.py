@@ -19,25 +19,12 @@ from core.settings import DEV_PAYLOAD_KEYS, Settings
 from core.temporal import data_converter
 from tests.support.codec_server import serving_codec_server
 from tests.support.net import free_port
+from tests.support.production import PRODUCTION
 
 OLD = "old:" + base64.urlsafe_b64encode(b"o" * 32).decode()
 NEW = "new:" + base64.urlsafe_b64encode(b"n" * 32).decode()
 TOKEN = "test-codec-token"
 UI = "http://127.0.0.1:8233"
-# Every setting production insists on, each a real value.
-PRODUCTION: dict[str, Any] = {
-    "environment": "production",
-    "secret_key": "s" * 32,
-    "api_keys": "k:admin",
-    "cmms_token": "t",
-    "payload_keys": NEW,
-    "database_encryption_keys": OLD,
-    "codec_server_token": "c" * 32,
-    "sms_password": "p" * 32,
-    "cmms_url": "https://cmms.example.net",
-    "sms_gateway_url": "https://kannel.example.net/cgi-bin/sendsms",
-    "signup_allowed_countries": "*",
-}
 # What the UI's browser sends: a preflight, then the decode call itself, with no credentials.
 UI_PREFLIGHT = {
     "Origin": UI,
@@ -188,7 +175,7 @@ async def test_in_development_the_ui_decodes_from_loopback_without_sign_in() -> 
 @pytest.mark.parametrize(
     ("name", "overrides", "peer"),
     [
-        ("production", PRODUCTION, "127.0.0.1"),
+        ("production", PRODUCTION | {"payload_keys": NEW}, "127.0.0.1"),
         ("test", {"environment": "test"}, "127.0.0.1"),
         (
             "development, bound beyond loopback",
