@@ -12,7 +12,7 @@ from pydantic import SecretStr, ValidationError
 from temporalio.api.common.v1 import Payload
 
 from codec_server.app import create_app
-from codec_server.auth import SESSION_COOKIE
+from codec_server.auth import SESSION_COOKIE, is_loopback
 from core.codec import EncryptionCodec
 from core.crypto import KeyRing, UnknownKeyError
 from core.settings import DEV_PAYLOAD_KEYS, Settings
@@ -220,3 +220,8 @@ def test_a_malformed_key_ring_is_refused_without_echoing_the_key() -> None:
     with pytest.raises(ValidationError, match="PAYLOAD_KEYS") as err:
         Settings(_env_file=None, payload_keys=SecretStr("k1:c2hvcnQta2V5"))
     assert "c2hvcnQta2V5" not in str(err.value)
+
+
+def test_loopback_means_this_machine_only() -> None:
+    assert all(is_loopback(h) for h in ("127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost", "LOCALHOST"))
+    assert not any(is_loopback(h) for h in ("0.0.0.0", "::", "192.0.2.7", "rebind.example", "localhost.evil", ""))
