@@ -2,10 +2,15 @@
 Temporal CLI's `--codec-auth`, or the UI's "pass access token" behind HTTPS), or a browser holding
 the session cookie that `POST /login` hands out for that token (the UI's "include cross-origin
 credentials"). The cookie carries an expiry and an HMAC keyed by the token, never the token itself,
-so changing the token ends every session."""
+so changing the token ends every session.
+
+In development only, a codec server bound to loopback also decodes for any caller on this machine
+without sign-in (`open_on_loopback`), so `make run`'s UI shows payloads at once: its keys are the
+published development keys, which protect nothing."""
 
 import hashlib
 import hmac
+import ipaddress
 import time
 
 from fastapi import Request
@@ -41,3 +46,26 @@ def authorised(request: Request, token: str) -> bool:
         return True
     cookie = request.cookies.get(SESSION_COOKIE)
     return cookie is not None and session_valid(cookie, token)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` (an address or `localhost`, IPv6 with or without brackets) is this machine."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def open_on_loopback(environment: str, bind_host: str) -> bool:
+    """Whether the codec server may skip sign-in for local callers: in development, bound to loopback."""
+    return environment == "development" and is_loopback(bind_host)
+
+
+def local_caller(request: Request) -> bool:
+    """A request from this machine, addressed to a loopback name: the peer is loopback, and so is the
+    Host header, so a web page on another name that resolves to 127.0.0.1 (DNS rebinding) is refused."""
+    peer = request.client.host if request.client is not None else ""
+    host = request.url.hostname or ""
+    return is_loopback(peer) and is_loopback(host)

@@ -13,6 +13,7 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
+from codec_server.auth import open_on_loopback
 from core.settings import VAR_DIR, Settings, get_settings
 from core.temporal import connect
 from devstack.kannel import busy_ports, devstack_config, kannel_binaries
@@ -146,11 +147,16 @@ async def main() -> int:
         print(f"[devstack] could not start: {err}", flush=True)
         await supervisor.stop_all()
         return 1
+    codec_access = (
+        "the UI decodes without sign-in on this machine"
+        if open_on_loopback(settings.environment, settings.codec_server_host)
+        else f"sign in at {codec}/login with CODEC_SERVER_TOKEN; see docs/operations.md"
+    )
     print(
         "\n[devstack] running — Ctrl-C stops everything\n"
         f"  API            {api}  (docs: {api}/docs)\n"
         f"  Temporal       {settings.temporal_address}  (UI: http://{temporal_host}:{settings.temporal_ui_port})\n"
-        f"  codec server   {codec}  (sign in at {codec}/login, token CODEC_SERVER_TOKEN; see README)\n"
+        f"  codec server   {codec}  ({codec_access})\n"
         f"  CMMS simulator http://127.0.0.1:{sim_port}\n"
         f"  SMS gateway    {os.environ.get('SMS_GATEWAY_URL', settings.sms_gateway_url)}\n"
         f"  metrics        {api}/metrics, worker http://{settings.worker_metrics_host}:{settings.worker_metrics_port}/metrics\n"

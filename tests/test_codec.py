@@ -11,18 +11,27 @@ from google.protobuf import json_format
 from pydantic import SecretStr, ValidationError
 from temporalio.api.common.v1 import Payload
 
-from codec_server.auth import SESSION_COOKIE
+from codec_server.app import create_app
+from codec_server.auth import SESSION_COOKIE, is_loopback
 from core.codec import EncryptionCodec
 from core.crypto import KeyRing, UnknownKeyError
 from core.settings import DEV_PAYLOAD_KEYS, Settings
 from core.temporal import data_converter
 from tests.support.codec_server import serving_codec_server
 from tests.support.net import free_port
+from tests.support.production import PRODUCTION
 
 OLD = "old:" + base64.urlsafe_b64encode(b"o" * 32).decode()
 NEW = "new:" + base64.urlsafe_b64encode(b"n" * 32).decode()
 TOKEN = "test-codec-token"
 UI = "http://127.0.0.1:8233"
+# What the UI's browser sends: a preflight, then the decode call itself, with no credentials.
+UI_PREFLIGHT = {
+    "Origin": UI,
+    "Access-Control-Request-Method": "POST",
+    "Access-Control-Request-Headers": "content-type,x-namespace",
+}
+UI_HEADERS = {"Origin": UI, "X-Namespace": "default"}
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -150,31 +159,69 @@ async def test_a_browser_session_from_login_decodes_and_a_forged_cookie_does_not
         assert (await browser.post("/decode", json=_as_json(payload))).status_code == 401
 
 
+async def test_in_development_the_ui_decodes_from_loopback_without_sign_in() -> None:
+    payload = await _encoded(NEW, "shown at once")
+    async with serving_codec_server(_settings(environment="development")) as url, httpx.AsyncClient(base_url=url) as ui:
+        preflight = await ui.options("/decode", headers=UI_PREFLIGHT)
+        decoded = await ui.post("/decode", json=_as_json(payload), headers=UI_HEADERS)
+        # A page on another name that resolves to 127.0.0.1 (DNS rebinding) still has to sign in.
+        rebound = await ui.post("/decode", json=_as_json(payload), headers={"Host": "rebind.example:8234"})
+    assert preflight.status_code == 200 and preflight.headers["access-control-allow-origin"] == UI
+    assert decoded.status_code == 200 and _plain(decoded.json()) == [b'"shown at once"']
+    assert decoded.headers["access-control-allow-origin"] == UI
+    assert rebound.status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("name", "overrides", "peer"),
+    [
+        ("production", PRODUCTION | {"payload_keys": NEW}, "127.0.0.1"),
+        ("test", {"environment": "test"}, "127.0.0.1"),
+        (
+            "development, bound beyond loopback",
+            {"environment": "development", "codec_server_host": "0.0.0.0"},
+            "127.0.0.1",
+        ),
+        ("development, a caller from another machine", {"environment": "development"}, "192.0.2.7"),
+    ],
+)
+async def test_without_sign_in_the_ui_is_refused_outside_local_development(
+    name: str, overrides: dict[str, Any], peer: str
+) -> None:
+    payload = await _encoded(NEW, "still hidden")
+    settings = _settings(**overrides)
+    bearer = {"Authorization": f"Bearer {settings.codec_server_token.get_secret_value()}"}
+    app = create_app(settings)
+    transport = httpx.ASGITransport(app=app, client=(peer, 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8234") as ui:
+        preflight = await ui.options("/decode", headers=UI_PREFLIGHT)
+        refused = await ui.post("/decode", json=_as_json(payload), headers=UI_HEADERS)
+        signed_in = await ui.post("/decode", json=_as_json(payload), headers=UI_HEADERS | bearer)
+    assert preflight.status_code == 200  # the UI may ask, and reads the refusal
+    assert refused.status_code == 401 and b"still hidden" not in refused.content, name
+    assert refused.headers["access-control-allow-origin"] == UI
+    # The token still works there: the sign-in is exactly as before.
+    assert signed_in.status_code == 200 and _plain(signed_in.json()) == [b'"still hidden"'], name
+
+
 def test_development_keys_and_tokens_are_refused_in_production() -> None:
-    real: dict[str, Any] = {
-        "secret_key": "s" * 32,
-        "api_keys": "k:admin",
-        "cmms_token": "t",
-        "payload_keys": NEW,
-        "database_encryption_keys": OLD,
-        "codec_server_token": "c" * 32,
-        "sms_password": "p" * 32,
-        "cmms_url": "https://cmms.example.net",
-        "sms_gateway_url": "https://kannel.example.net/cgi-bin/sendsms",
-        "signup_allowed_countries": "*",
-    }
-    Settings(_env_file=None, environment="production", **real)  # all set: accepted
+    Settings(_env_file=None, **PRODUCTION)  # all set: accepted
     for name, dev in (("payload_keys", f"{NEW},{DEV_PAYLOAD_KEYS}"), ("codec_server_token", None)):
-        values: dict[str, Any] = dict(real)
+        values: dict[str, Any] = dict(PRODUCTION)
         if dev is None:
             values.pop(name)
         else:
             values[name] = dev
         with pytest.raises(ValidationError, match=name.upper()):
-            Settings(_env_file=None, environment="production", **values)
+            Settings(_env_file=None, **values)
 
 
 def test_a_malformed_key_ring_is_refused_without_echoing_the_key() -> None:
     with pytest.raises(ValidationError, match="PAYLOAD_KEYS") as err:
         Settings(_env_file=None, payload_keys=SecretStr("k1:c2hvcnQta2V5"))
     assert "c2hvcnQta2V5" not in str(err.value)
+
+
+def test_loopback_means_this_machine_only() -> None:
+    assert all(is_loopback(h) for h in ("127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost", "LOCALHOST"))
+    assert not any(is_loopback(h) for h in ("0.0.0.0", "::", "192.0.2.7", "rebind.example", "localhost.evil", ""))
