@@ -1,13 +1,12 @@
 """API key parsing and the field rules the API applies at its edge."""
 
-from typing import Any
-
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
 from api.auth import KeyRing, Role
 from api.fields import Imei
 from core.settings import Settings
+from tests.support.production import PRODUCTION
 
 
 def test_keys_carry_their_roles_and_admin_may_do_everything() -> None:
@@ -39,16 +38,4 @@ def test_production_refuses_the_development_secret() -> None:
     with pytest.raises(ValidationError, match="SECRET_KEY"):
         Settings(_env_file=None, environment="production")
     # Every development secret must be replaced in production.
-    real_secrets: dict[str, Any] = {
-        "secret_key": "a-real-secret-of-at-least-32-bytes",
-        "api_keys": "a-real-key:admin",
-        "cmms_token": "a-real-token",
-        "payload_keys": "k1:" + "A" * 43,
-        "database_encryption_keys": "k1:" + "B" * 43,
-        "codec_server_token": "a-real-codec-token",
-        "sms_password": "a-real-sms-password",
-        "cmms_url": "https://cmms.example.net",
-        "sms_gateway_url": "https://kannel.example.net/cgi-bin/sendsms",
-        "signup_allowed_countries": "*",
-    }
-    assert Settings(_env_file=None, environment="production", **real_secrets).environment == "production"
+    assert Settings(_env_file=None, **PRODUCTION).environment == "production"

@@ -11,8 +11,8 @@ from pydantic import ValidationError
 from billing.db import make_engine, make_sessionmaker
 from core.settings import Settings
 from services.rate_limit import DatabaseRateLimiter, RateLimiter, RedisRateLimiter
+from tests.support.production import PRODUCTION
 from tests.support.signups import REDIS_URL
-from tests.test_production_settings import REAL
 
 
 class Clock:
@@ -102,7 +102,7 @@ async def test_the_clean_up_never_forgets_a_window_that_has_not_passed(billing_d
 
 
 def test_production_refuses_an_empty_country_list_and_takes_a_star_for_all() -> None:
-    production = {name: value for name, value in REAL.items() if name != "signup_allowed_countries"}
+    production = {name: value for name, value in PRODUCTION.items() if name != "signup_allowed_countries"}
     with pytest.raises(ValidationError, match="SIGNUP_ALLOWED_COUNTRIES"):
         Settings(_env_file=None, **production)
     with pytest.raises(ValidationError, match="SIGNUP_ALLOWED_COUNTRIES"):
