@@ -56,9 +56,14 @@ async def test_an_accounts_order_edits_and_pushes_in_one_answer(stack: Stack) ->
     assert changed.status_code == 202
     await sync_account(stack.temporal, stack.settings, account_id)
 
-    history = await _history_when(
-        stack, account_id, lambda h: {"MvnoOrderWorkflow", "AccountWorkflow"} <= _types(h) and len(h["pushes"]) >= 2
-    )
+    def settled(h: dict[str, Any]) -> bool:
+        # The PATCH's own signal may come after the sync above and push once more: wait for it to end.
+        runs = {r["workflow_id"]: r for r in h["workflows"]}
+        own = runs.get(f"account-{account_id}")
+        pushed = {"MvnoOrderWorkflow", "AccountWorkflow"} <= _types(h) and len(h["pushes"]) >= 2
+        return pushed and own is not None and own["provisioning_state"] == "in_sync"
+
+    history = await _history_when(stack, account_id, settled)
     assert history["account"]["account_id"] == account_id and history["temporal"] == "ok"
     assert [o["order_id"] for o in history["orders"]] == [order_id]
     assert history["orders"][0]["status"] == "completed"
