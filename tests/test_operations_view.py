@@ -23,7 +23,6 @@ from tests.support.messaging import move, open_wallet, ordered_account, product,
 from tests.support.orders import finished, submit
 from tests.support.rollouts import patch_customer, rollout_when
 from tests.support.signups import last_code, random_mobile, sent_codes, signup_stack
-from tests.support.simulator import SimulatorProcess
 from tests.support.stack import Stack
 
 
@@ -74,10 +73,11 @@ async def test_ops_find_an_order_its_account_and_its_customers_rollout(stack: St
     assert account.typed_search_attributes.get(CUSTOMER_ID) == catalog.customer_id
 
 
-async def test_a_stuck_order_and_account_show_where_they_wait(stack: Stack, faulty_sim: SimulatorProcess) -> None:
+async def test_a_stuck_order_and_account_show_where_they_wait(stack: Stack) -> None:
     catalog = await seed_catalog(stack)
     account_id = await ordered_account(stack)
-    await faulty_sim.set_faults(outage_seconds=3600)
+    # This module's stack has a CMMS simulator of its own: the outage goes there.
+    await stack.sim.set_faults(outage_seconds=3600)
     body = order_body(catalog)
     await submit(stack, body)
     changed = await stack.api.patch(f"/v1/accounts/{account_id}", json={"blocked": True}, headers=stack.admin)
@@ -88,7 +88,7 @@ async def test_a_stuck_order_and_account_show_where_they_wait(stack: Stack, faul
     assert order.typed_search_attributes.get(ORDER_ID) == body["order_id"]
     await listed(stack, f'AccountId = "{account_id}" AND ProvisioningState = "pushing"')
 
-    await faulty_sim.clear_faults()
+    await stack.sim.clear_faults()
     assert (await finished(stack, body["order_id"]))["status"] == "completed"
     await listed(stack, f'OrderId = "{body["order_id"]}" AND ProvisioningState = "completed"')
     await listed(stack, f'AccountId = "{account_id}" AND ProvisioningState = "in_sync"')
