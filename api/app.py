@@ -65,7 +65,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         limiter = make_rate_limiter(sessions, redis_url)
         state = AppState(
             settings=settings,
-            sessions=sessions,
             temporal=temporal,
             keys=KeyRing(settings.api_keys.get_secret_value()),
             outbox=outbox,

@@ -1,20 +1,19 @@
-"""FastAPI dependencies: the app's shared state, a database session, the Temporal client, the caller.
+"""FastAPI dependencies: the app's shared state, the outbox (the services' way into billing), the
+Temporal client, the signups, the caller.
 
 All `async def`, even those that do not await: FastAPI runs a plain `def` dependency in its thread
 pool, a hop to another thread and back on every request for nothing."""
 
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client
 
 from api.auth import Caller, KeyRing, Role
 from api.problems import Problem
-from billing.db import SessionMaker, snapshot
 from core.settings import Settings
 from services.outbox import Outbox
 from services.signups import Signups
@@ -25,7 +24,6 @@ class AppState:
     """What the API holds for its lifetime: built once in the lifespan, never at import time."""
 
     settings: Settings
-    sessions: SessionMaker
     temporal: Client
     keys: KeyRing
     outbox: Outbox  # every change goes through it: billing's transaction, and what Temporal must learn
@@ -52,29 +50,10 @@ async def get_outbox(state: StateDep) -> Outbox:
     return state.outbox
 
 
-async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
-    async with state.sessions() as session:
-        yield session
-
-
-async def get_read_session(state: StateDep) -> AsyncIterator[AsyncSession]:
-    async with snapshot(state.sessions) as session:
-        yield session
-
-
-async def get_sessions(state: StateDep) -> SessionMaker:
-    return state.sessions
-
-
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 # The services' way into billing (and, after a commit, Temporal).
 OutboxDep = Annotated[Outbox, Depends(get_outbox)]
-# For handlers that call Temporal too: open short sessions, closed before the call.
-SessionsDep = Annotated[SessionMaker, Depends(get_sessions)]
 TemporalDep = Annotated[Client, Depends(get_temporal)]
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
-# For handlers that only read: never waits for, nor holds up, a writer (see `billing.db.snapshot`).
-ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session)]
 
 _bearer = HTTPBearer(auto_error=False, description="An API key from the API_KEYS setting")
 
