@@ -27,6 +27,9 @@ from core.memory import freeze_startup_objects
 from core.reconciliation import ensure_reconciliation_schedule
 from core.settings import Settings, get_settings
 from core.temporal import connect, metrics_runtime
+from sources.base import BillingSource
+from sources.builtin import BuiltinSource
+from sources.factory import billing_source
 from workflows.account import AccountWorkflow
 from workflows.customer_rollout import CustomerRolloutWorkflow
 from workflows.messaging_rollout import MessagingRolloutWorkflow
@@ -51,9 +54,11 @@ def billing_activities(sessions: SessionMaker, settings: Settings) -> list[Calla
     return [orders.create_order_account, orders.complete_order, orders.fail_order]
 
 
-def rollout_activities(client: Client, sessions: SessionMaker, settings: Settings) -> list[Callable[..., Any]]:
+def rollout_activities(
+    source: BillingSource, client: Client, sessions: SessionMaker, settings: Settings
+) -> list[Callable[..., Any]]:
     """A customer's rollout (use case 3): its steps call the accounts' workflows through `client`."""
-    rollouts = RolloutActivities(sessions, client, settings)
+    rollouts = RolloutActivities(source, sessions, client, settings)
     return [rollouts.list_rollout_accounts, rollouts.sync_rollout_accounts]
 
 
@@ -76,13 +81,21 @@ def signup_activities(client: Client, sessions: SessionMaker, settings: Settings
     ]
 
 
-def cmms_activities(sessions: SessionMaker, cmms: CmmsClient, settings: Settings) -> list[Callable[..., Any]]:
+def cmms_activities(source: BillingSource, cmms: CmmsClient, settings: Settings) -> list[Callable[..., Any]]:
     """Activities that call the CMMS: on the rate-limited task queue."""
-    provisioning = ProvisioningActivities(sessions, cmms, settings)
+    provisioning = ProvisioningActivities(source, cmms, settings)
     return [provisioning.provision_account]
 
 
-def build_workers(client: Client, settings: Settings, sessions: SessionMaker, cmms: CmmsClient) -> list[Worker]:
+def build_workers(
+    client: Client,
+    settings: Settings,
+    sessions: SessionMaker,
+    cmms: CmmsClient,
+    source: BillingSource | None = None,
+) -> list[Worker]:
+    """The two workers; `source` is where billing is read (the built-in billing when not given)."""
+    source = source or BuiltinSource(sessions, settings)
     reconciliation = ReconciliationActivities(sessions, cmms, client, settings)
     # Reconciliation's billing side and its repairs (through the accounts' workflows) on the main queue;
     # its CMMS side (the record list, orphans removed) on the rate-limited one.
@@ -93,7 +106,7 @@ def build_workers(client: Client, settings: Settings, sessions: SessionMaker, cm
         task_queue=settings.temporal_task_queue,
         workflows=WORKFLOWS,
         activities=billing_activities(sessions, settings)
-        + rollout_activities(client, sessions, settings)
+        + rollout_activities(source, client, sessions, settings)
         + messaging_activities(client, sessions, settings)
         + signup_activities(client, sessions, settings)
         + billing_side,
@@ -102,7 +115,7 @@ def build_workers(client: Client, settings: Settings, sessions: SessionMaker, cm
     cmms_calls = Worker(
         client,
         task_queue=cmms_task_queue(settings.temporal_task_queue),
-        activities=cmms_activities(sessions, cmms, settings) + cmms_side,
+        activities=cmms_activities(source, cmms, settings) + cmms_side,
         max_concurrent_activities=100,
         max_task_queue_activities_per_second=settings.cmms_rate_limit_per_second,
     )
@@ -124,7 +137,9 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
                 rate_limit_per_second=settings.cmms_rate_limit_per_second,
             )
         )
-        for worker in build_workers(client, settings, make_sessionmaker(engine), cmms):
+        sessions = make_sessionmaker(engine)
+        source = await stack.enter_async_context(billing_source(settings, sessions))
+        for worker in build_workers(client, settings, sessions, cmms, source):
             await stack.enter_async_context(worker)
         logging.getLogger("worker").info(
             "worker polling task queue %r at %s", settings.temporal_task_queue, settings.temporal_address

@@ -3,68 +3,64 @@
 import logging
 import time
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Literal
 
-from sqlmodel import col, update
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities.business_metrics import CmmsOperation, cmms_called
-from billing.db import SessionMaker, snapshot, transaction
-from billing.messaging import MESSAGING, messaging_state
-from billing.models import Account, AccountStatus, MessagingState, ProvisioningState, utcnow
-from billing.provisioning import desired_state
+from billing.messaging import messaging_state
+from billing.models import MessagingState, ProvisioningState, utcnow
 from cmms.client import CmmsClient, CmmsMisconfigured, CmmsRejected, CmmsUnavailable
 from contracts.provisioning import (
     ACCOUNT_NOT_FOUND,
+    BILLING_REFUSED,
     CMMS_MAX_RETRY_INTERVAL,
     CMMS_REJECTED,
     ProvisionAccountInput,
     ProvisionAccountResult,
 )
 from core.settings import Settings
-from services.wallets import expire_due
+from sources.base import BillingRefusal, BillingSource, BillingUnavailable, Desired, Outcome
 
 
 class ProvisioningActivities:
-    def __init__(self, sessions: SessionMaker, cmms: CmmsClient, settings: Settings) -> None:
-        self._sessions = sessions
+    def __init__(self, source: BillingSource, cmms: CmmsClient, settings: Settings) -> None:
+        self._source = source
         self._cmms = cmms
         self._settings = settings
 
     @activity.defn(name="provision_account")
     async def provision_account(self, request: ProvisionAccountInput) -> ProvisionAccountResult:
-        """Make the CMMS hold the account as billing has it now: create, update, or (terminated) remove.
+        """Make the CMMS hold the account as billing has it now: create, update, or (gone) remove.
 
         Idempotent in the CMMS, so safe to repeat. The password is read here and sent here: it never
         enters a workflow's history.
         """
-        now = _as_of(request.as_of)
-        # Units whose top-up expired are written off first (the ledger dates it at the expiry), so the push
-        # and the wallet agree; nothing on a terminated account.
-        await expire_due(self._sessions, request.account_id, MESSAGING, now)
-        async with snapshot(self._sessions) as session:
-            account = await session.get(Account, request.account_id)
-            if account is None:
-                raise ApplicationError(
-                    f"account {request.account_id} does not exist", type=ACCOUNT_NOT_FOUND, non_retryable=True
-                )
-            terminated = account.status == AccountStatus.terminated
-            desired = None if terminated else await desired_state(session, account, self._settings, now=now)
-        operation: CmmsOperation = "delete" if desired is None else "upsert"
+        account_id = request.account_id
+        desired = await self._desired(account_id, _as_of(request.as_of))
+        key = desired.cmms_account_id
+        operation: CmmsOperation = "delete" if desired.record is None else "upsert"
         started = time.monotonic()
         try:
-            if desired is None:
-                await self._cmms.delete_account(request.account_id)
+            if desired.record is None:
+                for gone in _keys(key, *desired.retired_cmms_ids):
+                    await self._cmms.delete_account(gone)
                 cmms_called(operation, "ok", time.monotonic() - started)
-                await self._record(request.account_id, ProvisioningState.ok, None)
-                return ProvisionAccountResult(account_id=request.account_id, cmms_version=None, removed=True)
-            record = await self._cmms.upsert_account(request.account_id, desired.record)
+                await self._record(account_id, Outcome(ProvisioningState.ok, cmms_account_id=key, removed=True))
+                return ProvisionAccountResult(account_id=account_id, cmms_version=None, removed=True)
+            assert key is not None  # a record to hold is always held under a key
+            record = await self._cmms.upsert_account(key, desired.record)
+            # The account's id changed in billing: the CMMS now holds it under the new one only.
+            for retired in desired.retired_cmms_ids:
+                await self._cmms.delete_account(retired)
             cmms_called(operation, "ok", time.monotonic() - started)
         except CmmsUnavailable as err:
             cmms_called(operation, "unavailable", time.monotonic() - started)
             reason = _unavailable(err)
-            await self._record(request.account_id, ProvisioningState.retry, reason)
+            await self._record(
+                account_id, Outcome(ProvisioningState.retry, reason, cmms_account_id=key), ends_push=False
+            )
             delay = min(timedelta(seconds=err.retry_after), CMMS_MAX_RETRY_INTERVAL) if err.retry_after else None
             # Benign: the SDK then logs the failure at debug, so the line above is the one per retry.
             raise ApplicationError(
@@ -75,8 +71,11 @@ class ProvisioningActivities:
             ) from err
         except CmmsRejected as err:
             cmms_called(operation, "rejected", time.monotonic() - started)
-            await self._record(request.account_id, ProvisioningState.failed, f"CMMS rejected the account: {err}")
-            raise ApplicationError(f"CMMS rejected the account: {err}", type=CMMS_REJECTED, non_retryable=True) from err
+            reason = f"CMMS rejected the account: {err}"
+            await self._record(
+                account_id, Outcome(ProvisioningState.failed, reason, cmms_account_id=key), ends_push=False
+            )
+            raise ApplicationError(reason, type=CMMS_REJECTED, non_retryable=True) from err
         # What billing drives is recorded as the CMMS confirmed it; a hand-back records that billing no
         # longer drives it, so the next pushes leave the CMMS's messaging alone.
         messaging: MessagingState | Literal[False] | None = False
@@ -84,40 +83,49 @@ class ProvisioningActivities:
             messaging = messaging_state(bool(record.messaging_enabled))
         elif desired.record.messaging_enabled is not None:
             messaging = None
-        await self._record(
-            request.account_id, ProvisioningState.ok, None, cmms_version=record.version, messaging=messaging
-        )
+        outcome = Outcome(ProvisioningState.ok, cmms_account_id=key, cmms_version=record.version, messaging=messaging)
+        await self._record(account_id, outcome)
         return ProvisionAccountResult(
-            account_id=request.account_id,
+            account_id=account_id,
             customer_id=desired.customer_id,
             cmms_version=record.version,
             wake_at=desired.wake_at,
             customer_revision=desired.customer_revision,
         )
 
-    async def _record(
-        self,
-        account_id: str,
-        state: ProvisioningState,
-        error: str | None,
-        *,
-        cmms_version: int | None = None,
-        messaging: MessagingState | Literal[False] | None = False,
-    ) -> None:
-        """`messaging`: the account's messaging state to record (None: billing no longer drives it; False:
-        leave it as it is)."""
-        # Plain UPDATEs, no load first: the fewer statements, the shorter SQLite's write lock is held.
-        outcome: dict[str, Any] = {
-            "provisioning_state": state,
-            "last_error": error[:1000] if error else None,
-            "updated_at": utcnow(),
-        }
-        if cmms_version is not None:
-            outcome["cmms_version"] = cmms_version
-        if messaging is not False:  # shown on the wallet (use case 4)
-            outcome["messaging_state"] = messaging
-        async with transaction(self._sessions) as session:
-            await session.exec(update(Account).where(col(Account.account_id) == account_id).values(outcome))
+    async def _desired(self, account_id: str, now: datetime) -> Desired:
+        """Billing's desired state, its failures as the retry policy must see them."""
+        try:
+            return await self._source.desired(account_id, now)
+        except LookupError as err:
+            raise ApplicationError(str(err), type=ACCOUNT_NOT_FOUND, non_retryable=True) from err
+        except BillingRefusal as err:
+            reason = f"billing holds what the CMMS cannot take: {err}"
+            await self._record(account_id, Outcome(ProvisioningState.failed, reason), ends_push=False)
+            raise ApplicationError(reason, type=BILLING_REFUSED, non_retryable=True) from err
+        except BillingUnavailable as err:
+            raise _billing_unavailable(err) from err
+
+    async def _record(self, account_id: str, outcome: Outcome, *, ends_push: bool = True) -> None:
+        """Keep the outcome in billing. Where billing cannot take it now (PortaBilling's status API down),
+        an outcome that ends the push is tried again with the push (`ends_push`; the push is idempotent); one
+        that leaves the push failing anyway is only logged, so the failure it reports is not masked."""
+        try:
+            await self._source.record(account_id, outcome)
+        except BillingUnavailable as err:
+            if ends_push:
+                raise _billing_unavailable(err) from err
+            activity.logger.warning("%s", err)
+
+
+def _billing_unavailable(err: BillingUnavailable) -> ApplicationError:
+    """Log one line a try (an error when an operator must act) and retry without a traceback."""
+    activity.logger.log(logging.ERROR if err.misconfigured else logging.WARNING, "%s", err)
+    return ApplicationError(str(err), type=type(err).__name__, category=ApplicationErrorCategory.BENIGN)
+
+
+def _keys(*keys: str | None) -> list[str]:
+    return [key for key in dict.fromkeys(keys) if key is not None]
 
 
 def _unavailable(err: CmmsUnavailable) -> str:

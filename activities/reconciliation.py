@@ -26,6 +26,7 @@ from cmms.client import CmmsClient, CmmsRejected, CmmsUnavailable
 from contracts.cmms import CmmsAccount, CmmsRecord, password_digest
 from contracts.provisioning import CMMS_MAX_RETRY_INTERVAL
 from contracts.reconciliation import (
+    BESIDE_PORTABILLING,
     BillingEntry,
     BillingPage,
     CmmsEntry,
@@ -57,6 +58,9 @@ class ReconciliationActivities:
     async def read_billing_page(self, request: PageInput) -> BillingPage:
         """A page of billing's accounts (pending, active, blocked) after `request.after`, as digests of
         what the CMMS should hold for each (the provisioning step's own desired state)."""
+        if self._settings.billing_source != "builtin":
+            # Beside PortaBilling these tables are empty: every CMMS record would pass for an orphan.
+            raise ApplicationError(BESIDE_PORTABILLING, type="ReconciliationUnavailable", non_retryable=True)
         now = utcnow()
         async with snapshot(self._sessions) as session:
             dialect = (await session.connection()).dialect.name

@@ -19,6 +19,7 @@ from api.routers import (
     customer_classes,
     customers,
     orders,
+    portabilling,
     products,
     reconciliations,
     resellers,
@@ -46,6 +47,7 @@ ROUTERS = [
     signups.router,
     reconciliations.router,
     sms_reports.router,
+    portabilling.router,
     signup_list.router,
     audit.router,
 ]

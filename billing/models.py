@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from sqlalchemy import JSON, Column, DateTime, Dialect, Index, String, TypeDecorator, UniqueConstraint, text
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Dialect, Index, String, TypeDecorator, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from billing.encrypted import EncryptedString
@@ -378,3 +378,33 @@ class AuditEntry(SQLModel, table=True):
     actor: str = Field(max_length=100)
     changes: dict[str, Any] = _json(dict)  # field -> {"from": old, "to": new}; a secret as "(changed)"
     created_at: datetime = _created()
+
+
+class PortaBillingEvent(SQLModel, table=True):
+    """One ESPF event PortaBilling delivered (`BILLING_SOURCE=portabilling`), kept by its `i_event` so that
+    a repeat (PortaBilling delivers at least once) is answered without acting twice."""
+
+    __tablename__ = "portabilling_event"
+
+    i_event: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    event_type: str = Field(max_length=100)
+    i_account: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    i_customer: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    known: bool = True  # False: a type this release does not name; acted on as "read the entity again"
+    received_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False, index=True))
+
+
+class PortaBillingAccount(SQLModel, table=True):
+    """A PortaBilling account as this service last pushed it: the key the CMMS holds it under (its `id`,
+    which PortaBilling lets an administrator change) and the outcome, also told to PortaBilling."""
+
+    __tablename__ = "portabilling_account"
+
+    i_account: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    cmms_account_id: str | None = Field(default=None, max_length=64)
+    provisioning_state: ProvisioningState = _enum(ProvisioningState.in_progress)
+    last_error: str | None = Field(default=None, max_length=1000)
+    cmms_version: int | None = None
+    # As the CMMS last confirmed it while the product's policy drives messaging; None: not driven.
+    messaging_state: str | None = Field(default=None, sa_column=Column(String(16), nullable=True))
+    updated_at: datetime = _created()

@@ -8,6 +8,9 @@ from pydantic import BaseModel
 CMMS_REJECTED = "CmmsRejected"
 # ... and of a provisioning request for an account billing does not have.
 ACCOUNT_NOT_FOUND = "AccountNotFound"
+# ... and of an account whose billing data the CMMS can never take (beside PortaBilling: an IMEI field
+# that is not 15 digits): failed, like a CMMS refusal, until billing changes.
+BILLING_REFUSED = "BillingRefused"
 # The longest wait between two tries at an unavailable CMMS, even when it asks for more (Retry-After):
 # a CMMS that comes back is used within seconds.
 CMMS_MAX_RETRY_INTERVAL = timedelta(seconds=5)

@@ -89,3 +89,7 @@ class ReconciliationInput(BaseModel):
     progress: ReconciliationProgress | None = None
     billing: BillingPage | None = None  # entries read but not yet compared, and the cursor
     cmms: CmmsPage | None = None
+
+
+# Why there is no reconciliation beside PortaBilling: it compares the CMMS with the built-in billing.
+BESIDE_PORTABILLING = "reconciliation compares the CMMS with the built-in billing; BILLING_SOURCE is portabilling"

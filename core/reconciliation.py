@@ -59,8 +59,9 @@ async def reconciliation_progress(client: Client, reconciliation_id: str) -> Rec
 
 def reconciliation_schedule(settings: Settings) -> Schedule | None:
     """The schedule `RECONCILE_EVERY` asks for; None when it is off. A run still going when the next
-    is due makes that one skipped, never a second run beside it."""
-    if settings.reconcile_every is None:
+    is due makes that one skipped, never a second run beside it. None beside PortaBilling too: a
+    reconciliation compares the CMMS with the built-in billing."""
+    if settings.reconcile_every is None or settings.billing_source != "builtin":
         return None
     action = ScheduleActionStartWorkflow(
         ReconciliationWorkflow.run,

@@ -71,6 +71,9 @@ ACCESS: dict[tuple[str, str], tuple[Who, int]] = {
     # Kannel fetches a report's URL: its per-message token is the credential, not an API key.
     ("GET", "/v1/sms/delivery-reports/{token}"): ("anyone", 422),
     ("POST", "/v1/sms/delivery-reports/{token}"): ("anyone", 422),
+    # PortaBilling's ESPF authenticates with HTTP Basic, not an API key, and only beside PortaBilling
+    # (BILLING_SOURCE=portabilling; its own access is tested in tests/test_portabilling_events.py).
+    ("POST", "/v1/portabilling/events"): ("anyone", 404),
     ("POST", "/v1/reconciliations"): ("admin", 202),  # it takes no body: a run is started
     ("GET", "/v1/reconciliations/{reconciliation_id}"): ("admin", 404),
 }

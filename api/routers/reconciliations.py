@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from api.auth import Role
 from api.deps import SettingsDep, TemporalDep, require
 from api.problems import Problem
-from contracts.reconciliation import ReconciliationProgress
+from contracts.reconciliation import BESIDE_PORTABILLING, ReconciliationProgress
 from core.reconciliation import new_reconciliation_id, reconciliation_progress
 from services.delivery import start_reconciliation
 
@@ -28,6 +28,8 @@ class ReconciliationAccepted(BaseModel):
 @router.post("", status_code=status.HTTP_202_ACCEPTED)
 async def post_reconciliation(temporal: TemporalDep, settings: SettingsDep) -> ReconciliationAccepted:
     """Start a reconciliation now; its progress and result are at `progress_url`."""
+    if settings.billing_source != "builtin":
+        raise Problem(409, BESIDE_PORTABILLING)
     reconciliation_id = new_reconciliation_id()
     workflow_id = await start_reconciliation(temporal, settings, reconciliation_id)
     return ReconciliationAccepted(

@@ -18,6 +18,7 @@ from billing.db import SessionMaker, make_engine, make_sessionmaker
 from cmms.client import CmmsClient
 from core.settings import Settings
 from core.temporal import connect, metrics_runtime
+from sources.factory import billing_source
 from tests.support.net import free_port
 from tests.support.simulator import SimulatorProcess
 from worker import build_workers
@@ -110,7 +111,9 @@ async def running_worker(settings: Settings) -> AsyncIterator[None]:
         ) as cmms,
         AsyncExitStack() as workers,
     ):
-        for worker in build_workers(client, settings, make_sessionmaker(engine), cmms):
+        sessions = make_sessionmaker(engine)
+        source = await workers.enter_async_context(billing_source(settings, sessions))
+        for worker in build_workers(client, settings, sessions, cmms, source):
             await workers.enter_async_context(worker)
         yield
     await engine.dispose()

@@ -1,0 +1,84 @@
+"""PortaBilling's ESPF events (`BILLING_SOURCE=portabilling`): `POST /v1/portabilling/events`.
+
+PortaBilling authenticates with HTTP Basic (its EventSender handler's default, "Receiving provisioning
+events"), with ESPF_USERNAME and ESPF_PASSWORD, not an API key. It retries every answer but a 200, so:
+an event stored (or already stored: a repeat), and one this service has nothing to do with, get a
+200; a caller's mistake gets its 4xx; only an event that could not be stored (the database away: 503)
+is left for PortaBilling to send again.
+"""
+
+import base64
+import binascii
+import hmac
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.deps import OutboxDep, StateDep
+from api.problems import Problem
+from services.portabilling_events import EspfEvent, Receipt, receive
+
+router = APIRouter(prefix="/v1/portabilling", tags=["portabilling"])
+
+# PortaBilling's ids are integers; sent as strings in the events' variables (both are taken).
+_ID = Field(ge=1, le=2**63 - 1)
+
+
+class EspfVariables(BaseModel):
+    model_config = ConfigDict(extra="ignore")  # other variables (an invoice's, a DID's) are not ours
+
+    i_event: Annotated[int, _ID]
+    i_account: Annotated[int, _ID] | None = None
+    i_customer: Annotated[int, _ID] | None = None
+
+
+class EspfEventBody(BaseModel):
+    """What ESPF posts: `{"event_type": "Account/Blocked", "variables": {"i_event": "7", "i_account": "1000889"}}`."""
+
+    event_type: str = Field(min_length=1, max_length=100)
+    variables: EspfVariables
+
+
+class EventReceipt(BaseModel):
+    """`accepted`: stored, its account (or customer's accounts) will be pushed; `repeat`: stored before,
+    nothing more done; `ignored`: stored, it names no account or customer."""
+
+    status: Receipt
+
+
+async def espf_credentials(state: StateDep, authorization: Annotated[str | None, Header()] = None) -> None:
+    """HTTP Basic with ESPF_USERNAME and ESPF_PASSWORD, compared in constant time; served only beside
+    PortaBilling."""
+    settings = state.settings
+    if settings.billing_source != "portabilling":
+        raise Problem(404, "PortaBilling events are served only with BILLING_SOURCE=portabilling")
+    expected = f"{settings.espf_username}:{settings.espf_password.get_secret_value()}".encode()
+    if not hmac.compare_digest(_basic(authorization), expected):
+        problem = Problem(401, "PortaBilling's ESPF credentials (HTTP Basic) are required")
+        problem.headers["WWW-Authenticate"] = 'Basic realm="espf", charset="UTF-8"'
+        raise problem
+
+
+def _basic(authorization: str | None) -> bytes:
+    """The `user:password` of a Basic header; empty when there is none or it does not decode."""
+    scheme, _, encoded = (authorization or "").partition(" ")
+    if scheme.lower() != "basic":
+        return b""
+    try:
+        return base64.b64decode(encoded.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return b""
+
+
+@router.post(
+    "/events",
+    dependencies=[Depends(espf_credentials)],
+    responses={401: {}, 404: {}, 422: {}, 503: {}},
+    operation_id="receive_portabilling_event",
+)
+async def receive_event(body: EspfEventBody, outbox: OutboxDep) -> EventReceipt:
+    """Store one ESPF event (once, by `i_event`) and have what it names pushed to the CMMS."""
+    v = body.variables
+    event = EspfEvent(i_event=v.i_event, event_type=body.event_type, i_account=v.i_account, i_customer=v.i_customer)
+    return EventReceipt(status=await receive(outbox, event))

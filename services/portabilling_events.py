@@ -1,0 +1,108 @@
+"""PortaBilling's ESPF events in (`BILLING_SOURCE=portabilling`): each stored once, by its `i_event`.
+
+ESPF delivers at least once and retries until it gets a 200 ("Receiving provisioning events"), so an
+event is stored, and what Temporal must learn recorded (the outbox), in one transaction: a repeat
+finds it stored and changes nothing. Events are thin and some are coalesced, so none is acted on by
+its content: an account's event has the account's workflow read PortaBilling's current state and
+push it; a customer's event has every account of the customer do so (the customer's rollout).
+
+Event names are those of PortaBilling MR100 and later (ESPF event types, and the webhook groups
+`Subscriber/*` and `Customer/*`). A type not named here still names an account or a customer, and is
+taken as "read it again" (logged and counted, since a release may have renamed one we rely on).
+"""
+
+import logging
+from dataclasses import dataclass
+from typing import Literal
+
+from prometheus_client import Counter
+from sqlalchemy.exc import IntegrityError
+
+from billing.models import OutboxKind, PortaBillingEvent
+from services.outbox import Outbox
+from sources.portabilling import account_key, customer_key
+
+log = logging.getLogger("portabilling.events")
+
+ACCOUNT_EVENTS = frozenset(
+    {
+        "Account/New",
+        "Account/Password/Changed",
+        "Account/ServicePassword/Changed",
+        "Account/Id/Changed",
+        "Account/Blocked",
+        "Account/Unblocked",
+        "Account/Status/Closed",
+        "Account/CustomField/Changed",
+        "Account/Product/Changed",
+        "Account/Service/Msg/QuotaExceeded",
+        "Account/ZeroAvailableFunds",
+        "Account/AvailableFundsAppear",
+        "Account/ExpirationDate/Changed",
+        "Subscriber/Created",
+        "Subscriber/Updated",
+        "Subscriber/Deleted",
+    }
+)
+CUSTOMER_EVENTS = frozenset(
+    {"Customer/CustomField/Changed", "Customer/Created", "Customer/Updated", "Customer/Deleted"}
+)
+
+Receipt = Literal["accepted", "repeat", "ignored"]
+EVENTS = Counter(
+    "portabilling_events_total",
+    "ESPF events received, by outcome (accepted, repeat, ignored) and whether this release names the type",
+    ["outcome", "known"],
+)
+
+
+@dataclass(frozen=True)
+class EspfEvent:
+    i_event: int
+    event_type: str
+    i_account: int | None
+    i_customer: int | None
+
+
+async def receive(outbox: Outbox, event: EspfEvent) -> Receipt:
+    """Store the event and have its account (or customer's accounts) pushed; a repeat changes nothing.
+
+    `ignored`: stored, but it names neither an account nor a customer (an invoice's, say)."""
+    known = event.event_type in ACCOUNT_EVENTS or event.event_type in CUSTOMER_EVENTS
+    # An account's event re-reads the account; a customer's event every account of the customer.
+    if event.i_account is not None and event.event_type not in CUSTOMER_EVENTS:
+        target: tuple[OutboxKind, str] | None = (OutboxKind.account, account_key(event.i_account))
+    elif event.i_customer is not None:
+        target = (OutboxKind.customer, customer_key(event.i_customer))
+    else:
+        target = None
+    try:
+        async with outbox.transaction() as tx:
+            if await tx.session.get(PortaBillingEvent, event.i_event) is not None:
+                receipt: Receipt = "repeat"
+            else:
+                tx.session.add(
+                    PortaBillingEvent(
+                        i_event=event.i_event,
+                        event_type=event.event_type,
+                        i_account=event.i_account,
+                        i_customer=event.i_customer,
+                        known=known,
+                    )
+                )
+                receipt = "accepted" if target is not None else "ignored"
+                if target is not None:
+                    kind, key = target
+                    # A customer's rollout keeps the newest revision it heard of: i_event only grows.
+                    tx.tell(kind, key, event.i_event if kind == OutboxKind.customer else None)
+    except IntegrityError:  # the same event delivered twice at once: the other delivery stored it
+        receipt = "repeat"
+    if not known and receipt != "repeat":
+        log.warning(
+            "ESPF event %s of type %r is not one this release names: %s",
+            event.i_event,
+            event.event_type[:100],
+            "read again" if target else "nothing to do",
+        )
+    EVENTS.labels(receipt, str(known).lower()).inc()
+    return receipt

@@ -1,0 +1,84 @@
+"""Where billing's truth lives: the one interface the provisioning and rollout activities read it through.
+
+Two sources: the built-in billing (this service's own tables, the embedded default) and PortaBilling
+beside us (`BILLING_SOURCE=portabilling`: its JSON API is read, its ESPF status API is written). The
+workflows are the same for both; only what an activity reads and where it records the outcome differ.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal, Protocol
+
+from billing.models import MessagingState, ProvisioningState
+from contracts.cmms import CmmsAccount
+from contracts.rollouts import AccountPage
+
+
+class BillingRefusal(Exception):
+    """Billing holds something the CMMS can never take (an IMEI that is not 15 digits, say): fail the
+    push for good, as a CMMS refusal does; the message says what, in words, and carries no secret."""
+
+
+class BillingUnavailable(Exception):
+    """Billing cannot be read right now (PortaBilling down or refusing our login): try again later.
+
+    `misconfigured`: it answers but will not serve us (a wrong password or URL), which an operator must fix.
+    """
+
+    def __init__(self, message: str, *, misconfigured: bool = False) -> None:
+        super().__init__(message)
+        self.misconfigured = misconfigured
+
+
+@dataclass(frozen=True)
+class Desired:
+    """What the CMMS should hold for one account, and what that depends on.
+
+    `record` None: billing no longer has the account (terminated, closed, deleted): the CMMS record
+    under `cmms_account_id`, if any, is removed. `retired_cmms_ids`: keys the account was held under
+    before (its id changed in billing), removed once the CMMS holds it under the new one.
+    """
+
+    cmms_account_id: str | None
+    record: CmmsAccount | None
+    customer_id: str | None = None
+    retired_cmms_ids: tuple[str, ...] = ()
+    wake_at: datetime | None = None  # when the desired state changes by itself
+    messaging_driven: bool = False  # billing drives messaging (else `record.messaging_enabled` True hands it back)
+    customer_revision: int | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a push ended, for billing to show (and, beside PortaBilling, to tell PortaBilling)."""
+
+    state: ProvisioningState
+    error: str | None = None
+    cmms_account_id: str | None = None
+    cmms_version: int | None = None
+    # The account's messaging as the CMMS confirmed it while billing drives it; None: billing no longer
+    # drives it; False: leave it as recorded.
+    messaging: MessagingState | Literal[False] | None = False
+    removed: bool = False  # the CMMS no longer holds the account
+
+
+class BillingSource(Protocol):
+    """What the activities need from billing; `account_id` is the account's key in the workflows."""
+
+    async def desired(self, account_id: str, now: datetime) -> Desired:
+        """The account's desired CMMS record at `now`. Raises `BillingUnavailable`, `BillingRefusal`, or
+        (built-in billing, an account it never had) `LookupError`."""
+        ...
+
+    async def record(self, account_id: str, outcome: Outcome) -> None:
+        """Keep the push's outcome where billing shows it."""
+        ...
+
+    async def customer_page(self, customer_id: str, after: str | None, count_total: bool) -> AccountPage:
+        """One page of the accounts a change of the customer re-provisions; `after` is the previous
+        page's `next_after` (opaque)."""
+        ...
+
+    async def failed_among(self, account_ids: list[str]) -> int:
+        """How many of `account_ids` the CMMS last refused for good."""
+        ...

@@ -1,0 +1,27 @@
+"""The billing source the settings choose, with what it holds open (PortaBilling's connection pool)."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from portabilling.client import PortaBillingClient
+
+from billing.db import SessionMaker
+from core.settings import Settings
+from sources.base import BillingSource
+from sources.builtin import BuiltinSource
+from sources.portabilling import PortaBillingSource
+
+
+@asynccontextmanager
+async def billing_source(settings: Settings, sessions: SessionMaker) -> AsyncIterator[BillingSource]:
+    """`BILLING_SOURCE`: the built-in billing, or PortaBilling read over its JSON API."""
+    if settings.billing_source == "builtin":
+        yield BuiltinSource(sessions, settings)
+        return
+    async with PortaBillingClient(
+        settings.portabilling_url,
+        settings.portabilling_login,
+        settings.portabilling_password.get_secret_value(),
+        timeout=settings.portabilling_timeout_seconds,
+    ) as client:
+        yield PortaBillingSource(client, sessions, settings)
