@@ -5,11 +5,11 @@ import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from api.auth import KeyRing
 from api.body_limit import install_body_limit
-from api.deps import AppState
+from api.deps import AppState, builtin_billing
 from api.docs import install_docs
 from api.metrics import install_metrics
 from api.problems import install_problem_handlers
@@ -36,7 +36,8 @@ from services.outbox import Outbox
 from services.rate_limit import make_rate_limiter
 from services.signups import Signups
 
-ROUTERS = [
+# The built-in billing's objects: beside PortaBilling they live there, and these routes refuse.
+BUILTIN_BILLING_ROUTERS = [
     resellers.router,
     customer_classes.router,
     customers.router,
@@ -45,12 +46,10 @@ ROUTERS = [
     accounts.router,
     wallets.router,
     signups.router,
-    reconciliations.router,
-    sms_reports.router,
-    portabilling.router,
     signup_list.router,
     audit.router,
 ]
+ROUTERS = [reconciliations.router, sms_reports.router, portabilling.router]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -99,6 +98,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    for router in BUILTIN_BILLING_ROUTERS:
+        app.include_router(router, dependencies=[Depends(builtin_billing)])
     for router in ROUTERS:
         app.include_router(router)
     return app

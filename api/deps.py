@@ -72,6 +72,14 @@ async def get_caller(
 CallerDep = Annotated[Caller, Depends(get_caller)]
 
 
+async def builtin_billing(caller: CallerDep, settings: SettingsDep) -> None:
+    """Beside PortaBilling (`BILLING_SOURCE=portabilling`) customers, accounts, products and wallets are
+    PortaBilling's: the built-in billing's routes refuse, once the caller is known (so that nobody
+    without a key learns which billing this is)."""
+    if settings.billing_source != "builtin":
+        raise Problem(409, "billing is PortaBilling here (BILLING_SOURCE=portabilling): make this change there")
+
+
 def require(role: Role) -> Callable[[Caller], Coroutine[Any, Any, Caller]]:
     """A dependency that admits callers holding `role` (or admin); for a router's `dependencies`."""
 
