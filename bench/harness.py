@@ -45,6 +45,7 @@ class BenchStack:
     env: dict[str, str]
     api_url: str
     sim_url: str
+    portabilling_url: str | None  # the PortaBilling simulator, when BILLING_SOURCE=portabilling
     temporal_address: str
     task_queue: str
     processes: dict[str, asyncio.subprocess.Process]
@@ -111,7 +112,7 @@ async def bench_stack(**settings: str) -> AsyncIterator[BenchStack]:
     """Start everything in a temporary directory; `settings` are extra environment variables."""
     var = Path(tempfile.mkdtemp(prefix="cmms-bench-"))
     try:
-        temporal_port, api_port, sim_port = free_port(), free_port(), free_port()
+        temporal_port, api_port, sim_port, pb_port = free_port(), free_port(), free_port(), free_port()
         env = (
             os.environ
             | {
@@ -128,9 +129,14 @@ async def bench_stack(**settings: str) -> AsyncIterator[BenchStack]:
                 "LOG_LEVEL": "WARNING",
                 # A scheduled reconciliation (at the top of the hour) would run in the middle of a measurement.
                 "RECONCILE_EVERY": "off",
+                # Beside PortaBilling (BILLING_SOURCE=portabilling): its simulator, sending events to this API.
+                "PORTABILLING_SIM_PORT": str(pb_port),
+                "PORTABILLING_URL": f"http://127.0.0.1:{pb_port}",
+                "PORTABILLING_SIM_EVENT_URL": f"http://127.0.0.1:{api_port}/v1/portabilling/events",
             }
             | settings
         )
+        beside_portabilling = env.get("BILLING_SOURCE") == "portabilling"
         processes: dict[str, asyncio.subprocess.Process] = {}
         argvs: dict[str, tuple[str, ...]] = {}
 
@@ -152,6 +158,9 @@ async def bench_stack(**settings: str) -> AsyncIterator[BenchStack]:
                 raise RuntimeError("migrations failed")
             sim = await spawn("simulator", sys.executable, "-m", "simulator")
             await _wait_http(f"http://127.0.0.1:{sim_port}/healthz", sim, "simulator")
+            if beside_portabilling:
+                portabilling = await spawn("portabilling-sim", sys.executable, "-m", "portabilling_sim")
+                await _wait_http(f"{env['PORTABILLING_URL']}/healthz", portabilling, "PortaBilling simulator")
             await spawn("worker", sys.executable, "worker.py")
             api = await spawn("api", sys.executable, "-m", "api")
             await _wait_http(f"http://127.0.0.1:{api_port}/healthz", api, "api")
@@ -159,6 +168,7 @@ async def bench_stack(**settings: str) -> AsyncIterator[BenchStack]:
                 env=env,
                 api_url=f"http://127.0.0.1:{api_port}",
                 sim_url=f"http://127.0.0.1:{sim_port}",
+                portabilling_url=env["PORTABILLING_URL"] if beside_portabilling else None,
                 temporal_address=env["TEMPORAL_ADDRESS"],
                 task_queue=env.get("TEMPORAL_TASK_QUEUE", "provisioning"),
                 processes=processes,
