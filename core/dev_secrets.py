@@ -19,6 +19,8 @@ DEV_API_KEYS = "dev-website-key:website,dev-cmms-key:cmms,dev-admin-key:admin"
 DEV_CMMS_TOKEN = "dev-cmms-token"
 DEV_SMS_USERNAME = "kannel"
 DEV_SMS_PASSWORD = "kannel-dev"
+DEV_PORTABILLING_PASSWORD = "portabilling-dev"
+DEV_ESPF_PASSWORD = "espf-dev"
 
 # HMAC keys shorter than the hash's 32-byte output weaken it; 32 random bytes are easy to make.
 MIN_SECRET_KEY_BYTES = 32
@@ -28,7 +30,17 @@ _DEV_RING_KEYS = frozenset(
 )
 _DEV_API_KEYS = frozenset(entry.rpartition(":")[0] for entry in DEV_API_KEYS.split(","))
 # Every development token or password: none of them may stand for any secret in production.
-_DEV_WORDS = frozenset({DEV_SECRET_KEY, DEV_CODEC_SERVER_TOKEN, DEV_CMMS_TOKEN, DEV_SMS_PASSWORD, *_DEV_API_KEYS})
+_DEV_WORDS = frozenset(
+    {
+        DEV_SECRET_KEY,
+        DEV_CODEC_SERVER_TOKEN,
+        DEV_CMMS_TOKEN,
+        DEV_SMS_PASSWORD,
+        DEV_PORTABILLING_PASSWORD,
+        DEV_ESPF_PASSWORD,
+        *_DEV_API_KEYS,
+    }
+)
 
 
 def api_keys_of(spec: str) -> list[str]:

@@ -15,7 +15,9 @@ from core.dev_secrets import (
     DEV_CMMS_TOKEN,
     DEV_CODEC_SERVER_TOKEN,
     DEV_DATABASE_ENCRYPTION_KEYS,
+    DEV_ESPF_PASSWORD,
     DEV_PAYLOAD_KEYS,
+    DEV_PORTABILLING_PASSWORD,
     DEV_SECRET_KEY,
     DEV_SMS_PASSWORD,
     DEV_SMS_USERNAME,
@@ -30,6 +32,7 @@ __all__ = [
     "DEV_PAYLOAD_KEYS",
     "DEV_SECRET_KEY",
     "EXPLICIT_IN_PRODUCTION",
+    "EXPLICIT_IN_PRODUCTION_BESIDE_PORTABILLING",
     "VAR_DIR",
     "Settings",
     "get_settings",
@@ -39,6 +42,8 @@ __all__ = [
 VAR_DIR = Path("var")
 # The settings production needs given on purpose: their defaults point at the local simulator.
 EXPLICIT_IN_PRODUCTION = ("cmms_url", "sms_gateway_url")
+# The same, beside PortaBilling only (BILLING_SOURCE=portabilling).
+EXPLICIT_IN_PRODUCTION_BESIDE_PORTABILLING = ("portabilling_url",)
 
 
 class Settings(BaseSettings):
@@ -81,6 +86,25 @@ class Settings(BaseSettings):
     cmms_timeout_seconds: float = 10.0
     # Most CMMS calls a second, across every worker (the Temporal server enforces it); unset: no limit.
     cmms_rate_limit_per_second: float | None = None
+
+    # Where accounts, customers, products and wallets are kept: `builtin`, this service's own billing
+    # database and API; `portabilling`, a PortaBilling beside it, which tells us of changes through ESPF
+    # events ("Receiving provisioning events") and is read through its JSON API.
+    billing_source: Literal["builtin", "portabilling"] = "builtin"
+    # PortaBilling's JSON API and ESPF status API (the PortaBilling simulator by default): its address,
+    # the API user we log in as, how long one call may take, the status group our provisioning reports
+    # go to (one of PortaBilling's predefined groups), and the account custom field holding the IMEI.
+    portabilling_url: str = "http://127.0.0.1:8200"
+    portabilling_login: str = "cmms-sync"
+    portabilling_password: SecretStr = SecretStr(DEV_PORTABILLING_PASSWORD)
+    portabilling_timeout_seconds: float = Field(default=10.0, gt=0)
+    portabilling_status_group: str = "VoIP"
+    portabilling_imei_field: str = "IMEI"
+    # The HTTP basic credentials PortaBilling's ESPF sends with each event to /v1/portabilling/events.
+    espf_username: str = "espf"
+    espf_password: SecretStr = SecretStr(DEV_ESPF_PASSWORD)
+    # Where `make run` starts the PortaBilling simulator (BILLING_SOURCE=portabilling only).
+    portabilling_sim_port: int = 8200
 
     # The outbox relay (services.outbox): what a committed change must tell Temporal is delivered right
     # after the commit; a record left undelivered (Temporal away, the API stopped) is looked for every
@@ -203,6 +227,18 @@ class Settings(BaseSettings):
     def _refuse_dev_secrets_in_production(self) -> "Settings":
         if self.environment != "production":
             return self
+        beside_portabilling = self.billing_source == "portabilling"
+        # PortaBilling's credentials are only read beside PortaBilling: a built-in deployment need not
+        # invent any (and serves no ESPF events, so the development ESPF password opens nothing).
+        portabilling_tokens = (
+            {
+                "PORTABILLING_PASSWORD": self.portabilling_password.get_secret_value(),
+                "ESPF_PASSWORD": self.espf_password.get_secret_value(),
+            }
+            if beside_portabilling
+            else {}
+        )
+        explicit = EXPLICIT_IN_PRODUCTION + (EXPLICIT_IN_PRODUCTION_BESIDE_PORTABILLING if beside_portabilling else ())
         problems = production_problems(
             rings={
                 "PAYLOAD_KEYS": self.payload_keys.get_secret_value(),
@@ -212,10 +248,11 @@ class Settings(BaseSettings):
                 "CMMS_TOKEN": self.cmms_token.get_secret_value(),
                 "CODEC_SERVER_TOKEN": self.codec_server_token.get_secret_value(),
                 "SMS_PASSWORD": self.sms_password.get_secret_value(),
+                **portabilling_tokens,
             },
             api_keys=self.api_keys.get_secret_value(),
             secret_key=self.secret_key.get_secret_value(),
-            explicit={name.upper(): name in self.model_fields_set for name in EXPLICIT_IN_PRODUCTION},
+            explicit={name.upper(): name in self.model_fields_set for name in explicit},
         )
         if problems:
             raise ValueError("; ".join(problems))
