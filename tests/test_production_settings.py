@@ -15,7 +15,9 @@ from core.dev_secrets import (
     DEV_CMMS_TOKEN,
     DEV_CODEC_SERVER_TOKEN,
     DEV_DATABASE_ENCRYPTION_KEYS,
+    DEV_ESPF_PASSWORD,
     DEV_PAYLOAD_KEYS,
+    DEV_PORTABILLING_PASSWORD,
     DEV_SECRET_KEY,
     DEV_SMS_PASSWORD,
 )
@@ -93,6 +95,47 @@ def test_development_values_are_refused_however_spelt(setting: str, value: str |
     assert setting.upper() in message
     secret = value.strip() if value else ""
     assert not secret or secret not in message  # the value itself is never echoed
+
+
+# Beside PortaBilling, its API's address and both of its passwords are production's to give.
+BESIDE_PORTABILLING: dict[str, Any] = {
+    "billing_source": "portabilling",
+    "portabilling_url": "https://portabilling.example.net",
+    "portabilling_password": "a-real-portabilling-password",
+    "espf_password": "a-real-espf-password",
+}
+
+
+def test_real_values_beside_portabilling_are_accepted() -> None:
+    assert Settings(_env_file=None, **REAL, **BESIDE_PORTABILLING).billing_source == "portabilling"
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("portabilling_password", DEV_PORTABILLING_PASSWORD),
+        ("portabilling_password", f" {DEV_PORTABILLING_PASSWORD}"),
+        ("portabilling_password", None),
+        ("espf_password", DEV_ESPF_PASSWORD),
+        ("espf_password", None),
+        # Another development secret is no better.
+        ("espf_password", DEV_SMS_PASSWORD),
+        # No fallback to the simulator's address.
+        ("portabilling_url", None),
+    ],
+)
+def test_beside_portabilling_its_development_values_are_refused(setting: str, value: str | None) -> None:
+    message = _refusal(**(BESIDE_PORTABILLING | {setting: value}))
+    assert setting.upper() in message
+    secret = value.strip() if value else ""
+    assert not secret or secret not in message
+
+
+def test_builtin_billing_reads_no_portabilling_setting_so_production_asks_for_none() -> None:
+    # A deployment without PortaBilling must not invent its passwords; it serves no ESPF events.
+    settings = Settings(_env_file=None, **REAL)
+    assert settings.billing_source == "builtin"
+    assert settings.espf_password.get_secret_value() == DEV_ESPF_PASSWORD
 
 
 def test_every_problem_is_named_on_one_line() -> None:

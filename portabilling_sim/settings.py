@@ -1,0 +1,46 @@
+"""The PortaBilling simulator's settings, read from the environment (and an optional `.env`)."""
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.dev_secrets import DEV_ESPF_PASSWORD, DEV_PORTABILLING_PASSWORD
+
+
+class PortaBillingSimSettings(BaseSettings):
+    """Field names are the environment variables (case-insensitive). The credentials share their names
+    and development defaults with the service's settings, so one `.env` drives both sides."""
+
+    # `extra="ignore"`: the project's `.env` also holds the API's and the worker's settings.
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", hide_input_in_errors=True)
+
+    portabilling_sim_host: str = "127.0.0.1"
+    portabilling_sim_port: int = 8200
+    # Where the simulated PortaBilling keeps its data: in memory only (a restart starts empty). The
+    # setting exists so that a path given here fails loudly instead of being ignored.
+    portabilling_sim_state: Literal["memory"] = "memory"
+    # The API user the JSON API and the status API accept (what the service logs in with).
+    portabilling_login: str = "cmms-sync"
+    portabilling_password: SecretStr = SecretStr(DEV_PORTABILLING_PASSWORD)
+    # The account custom field holding the IMEI.
+    portabilling_imei_field: str = "IMEI"
+    # The HTTP basic credentials sent with each ESPF event, and where the events go.
+    espf_username: str = "espf"
+    espf_password: SecretStr = SecretStr(DEV_ESPF_PASSWORD)
+    portabilling_sim_event_url: str = "http://127.0.0.1:8000/v1/portabilling/events"
+    # How long a session token lasts.
+    portabilling_sim_token_ttl_seconds: float = Field(default=3600.0, gt=0)
+    # Every Nth event is delivered twice on purpose (as an at-least-once sender may); 0: never.
+    portabilling_sim_repeat_every: int = Field(default=10, ge=0)
+    # Event deliveries started per second at most (PortaBilling sends about 10); 0: as fast as the
+    # receiver answers. And how many are in flight at once.
+    portabilling_sim_events_per_second: float = Field(default=0.0, ge=0)
+    portabilling_sim_event_concurrency: int = Field(default=4, ge=1, le=64)
+
+
+@lru_cache
+def get_settings() -> PortaBillingSimSettings:
+    """The settings of this process, read once (never at import time)."""
+    return PortaBillingSimSettings()
