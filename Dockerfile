@@ -1,4 +1,4 @@
-# One image for the API, the worker, the migrations and the CMMS simulator (see docker-compose.yml).
+# One image for the API, the worker, the migrations and the CMMS and PortaBilling simulators (see docker-compose.yml).
 FROM python:3.11-slim
 WORKDIR /app
 # The image runs production: the development secrets are refused, the CMMS and SMS gateway must be named.
@@ -8,12 +8,14 @@ COPY core core
 COPY contracts contracts
 COPY billing billing
 COPY cmms cmms
+COPY portabilling portabilling
 COPY sms sms
 COPY workflows workflows
 COPY activities activities
 COPY api api
 COPY services services
 COPY simulator simulator
+COPY portabilling_sim portabilling_sim
 COPY codec_server codec_server
 COPY migrations migrations
 COPY devstack devstack
@@ -21,5 +23,5 @@ COPY bench bench
 COPY worker.py alembic.ini ./
 RUN pip install --no-cache-dir . && useradd --system --uid 10001 app && mkdir -p var && chown app var
 USER app
-EXPOSE 8000 8100 8234
+EXPOSE 8000 8100 8200 8234
 CMD ["python", "-m", "api"]

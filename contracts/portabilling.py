@@ -235,6 +235,14 @@ class EspfEvent(BaseModel):
     event_type: str = Field(min_length=1, max_length=200)
     variables: dict[str, str]
 
+    @field_validator("variables", mode="before")
+    @classmethod
+    def _numbers_as_text(cls, value: object) -> object:
+        # The docs' example sends strings, their variable tables say int: take either, keep text.
+        if isinstance(value, dict):
+            return {k: str(v) if isinstance(v, int) and not isinstance(v, bool) else v for k, v in value.items()}
+        return value
+
 
 class EventType:
     """The ESPF event types the simulator emits (see the wire spec; PortaBilling's docs list more).

@@ -58,6 +58,14 @@ async def _polled_by(client: Client, settings: Settings, pid: int) -> bool:
 
 def _ports(settings: Settings, sim_port: int) -> list[Port]:
     temporal_host, _, temporal_port = settings.temporal_address.rpartition(":")
+    beside_portabilling = [
+        Port(
+            "PortaBilling simulator",
+            "127.0.0.1",
+            settings.portabilling_sim_port,
+            "PORTABILLING_SIM_PORT",
+        )
+    ]
     return [
         Port("Temporal", temporal_host, int(temporal_port), "TEMPORAL_ADDRESS"),
         Port("Temporal UI", temporal_host, settings.temporal_ui_port, "TEMPORAL_UI_PORT"),
@@ -65,7 +73,31 @@ def _ports(settings: Settings, sim_port: int) -> list[Port]:
         Port("codec server", settings.codec_server_host, settings.codec_server_port, "CODEC_SERVER_PORT"),
         Port("worker metrics", settings.worker_metrics_host, settings.worker_metrics_port, "WORKER_METRICS_PORT"),
         Port("API", settings.api_host, settings.api_port, "API_PORT"),
+        *(beside_portabilling if settings.billing_source == "portabilling" else []),
     ]
+
+
+def _event_url(settings: Settings) -> str:
+    """Where the PortaBilling simulator sends its ESPF events: the API's receiver."""
+    host = "127.0.0.1" if settings.api_host in ("0.0.0.0", "") else settings.api_host  # noqa: S104
+    return f"http://{host}:{settings.api_port}/v1/portabilling/events"
+
+
+async def _start_portabilling_sim(supervisor: Supervisor, settings: Settings) -> str:
+    """The PortaBilling simulator, its events sent to the API (they are retried until the API answers,
+    so it may start first); returns its URL."""
+    url = f"http://127.0.0.1:{settings.portabilling_sim_port}"
+    env = {
+        "PORTABILLING_SIM_HOST": "127.0.0.1",
+        "PORTABILLING_SIM_PORT": str(settings.portabilling_sim_port),
+        "PORTABILLING_SIM_EVENT_URL": _event_url(settings),
+    }
+    child = Child("portabilling-sim", [sys.executable, "-m", "portabilling_sim"], env=env)
+    await supervisor.start(child, lambda: _http_ok(f"{url}/healthz"))
+    if "portabilling_url" not in settings.model_fields_set:
+        # The worker and the API (started next, with this environment) read this simulator.
+        os.environ["PORTABILLING_URL"] = url
+    return url
 
 
 async def _start_kannel(supervisor: Supervisor, sim_url: str) -> None:
@@ -133,6 +165,9 @@ async def main() -> int:
         )
         if settings.sms_gateway == "kannel":
             await _start_kannel(supervisor, f"http://127.0.0.1:{sim_port}")
+        portabilling = (
+            await _start_portabilling_sim(supervisor, settings) if settings.billing_source == "portabilling" else None
+        )
         await supervisor.start(
             Child("codec-server", [python, "-m", "codec_server"]), lambda: _http_ok(f"{codec}/healthz")
         )
@@ -158,7 +193,12 @@ async def main() -> int:
         f"  Temporal       {settings.temporal_address}  (UI: http://{temporal_host}:{settings.temporal_ui_port})\n"
         f"  codec server   {codec}  ({codec_access})\n"
         f"  CMMS simulator http://127.0.0.1:{sim_port}\n"
-        f"  SMS gateway    {os.environ.get('SMS_GATEWAY_URL', settings.sms_gateway_url)}\n"
+        + (
+            f"  PortaBilling   {portabilling}  (simulator; ESPF events to {_event_url(settings)})\n"
+            if portabilling
+            else ""
+        )
+        + f"  SMS gateway    {os.environ.get('SMS_GATEWAY_URL', settings.sms_gateway_url)}\n"
         f"  metrics        {api}/metrics, worker http://{settings.worker_metrics_host}:{settings.worker_metrics_port}/metrics\n"
         f"  billing DB     {settings.database_url}\n",
         flush=True,

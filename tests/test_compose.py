@@ -13,6 +13,7 @@ from jsonschema import Draft7Validator
 
 from core.settings import Settings
 from devstack.temporal_server import cli_path
+from portabilling_sim.settings import PortaBillingSimSettings
 from simulator.settings import SimulatorSettings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,8 +36,13 @@ def test_the_compose_file_follows_the_compose_specification() -> None:
     assert errors == []
 
 
+def _known() -> set[str]:
+    """Every variable the project reads: the service's, and its two simulators'."""
+    return {name.upper() for s in (Settings, SimulatorSettings, PortaBillingSimSettings) for name in s.model_fields}
+
+
 def test_every_variable_given_to_our_services_is_a_setting() -> None:
-    known = {name.upper() for name in Settings.model_fields} | {n.upper() for n in SimulatorSettings.model_fields}
+    known = _known()
     services = _compose()["services"]
     ours = {name: service for name, service in services.items() if name not in THIRD_PARTY}
     assert {"api", "worker", "migrate", "cmms-sim"} <= set(ours)
@@ -47,7 +53,7 @@ def test_every_variable_given_to_our_services_is_a_setting() -> None:
 
 
 def test_the_env_example_names_only_real_settings() -> None:
-    known = {name.upper() for name in Settings.model_fields} | {n.upper() for n in SimulatorSettings.model_fields}
+    known = _known()
     names = set()
     for line in (ROOT / ".env.example").read_text().splitlines():
         line = line.lstrip("# ").strip()
@@ -68,7 +74,7 @@ def test_every_service_of_ours_runs_a_module_of_this_project() -> None:
     assert scripts and all((ROOT / script).is_file() for script in scripts)
 
 
-def _setting_names(settings: type[Settings] | type[SimulatorSettings]) -> set[str]:
+def _setting_names(settings: type[Settings] | type[SimulatorSettings] | type[PortaBillingSimSettings]) -> set[str]:
     return {name.upper() for name in settings.model_fields}
 
 
@@ -80,6 +86,8 @@ def test_every_setting_reaches_every_process_of_the_service() -> None:
         assert not missing, f"{name} is never given {sorted(missing)}"
     missing = _setting_names(SimulatorSettings) - set(services["cmms-sim"]["environment"])
     assert not missing, f"cmms-sim is never given {sorted(missing)}"
+    missing = _setting_names(PortaBillingSimSettings) - set(services["portabilling-sim"]["environment"])
+    assert not missing, f"portabilling-sim is never given {sorted(missing)}"
 
 
 def test_production_is_given_on_purpose() -> None:

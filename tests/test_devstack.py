@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 
 from core.settings import Settings
+from portabilling_sim.settings import PortaBillingSimSettings
 from simulator.settings import SimulatorSettings
 from tests.support.net import free_port
 
@@ -23,7 +24,7 @@ RUNNING = "[devstack] running"
 
 
 def _env(directory: Path, **overrides: str) -> dict[str, str]:
-    settings = {name.upper() for name in Settings.model_fields} | {n.upper() for n in SimulatorSettings.model_fields}
+    settings = {n.upper() for s in (Settings, SimulatorSettings, PortaBillingSimSettings) for n in s.model_fields}
     env = {k: v for k, v in os.environ.items() if k.upper() not in settings}  # nothing of the developer's
     sim = free_port()
     env |= {
@@ -37,6 +38,7 @@ def _env(directory: Path, **overrides: str) -> dict[str, str]:
         "CODEC_SERVER_PORT": str(free_port()),
         "WORKER_METRICS_PORT": str(free_port()),
         "API_PORT": str(free_port()),
+        "PORTABILLING_SIM_PORT": str(free_port()),
     }
     return env | overrides
 
@@ -117,5 +119,37 @@ async def test_running_is_said_once_every_process_answers(tmp_path: Path) -> Non
             assert (await http.get(f"http://127.0.0.1:{env['CODEC_SERVER_PORT']}/healthz")).status_code == 200
             metrics = await http.get(f"http://127.0.0.1:{env['WORKER_METRICS_PORT']}/metrics")
             assert 'task_queue="devstack-test"' in metrics.text  # the worker polls
+        stack.process.send_signal(signal.SIGINT)
+        assert await stack.process.wait() == 0
+
+
+async def test_beside_portabilling_a_taken_simulator_port_is_named_before_anything_starts(tmp_path: Path) -> None:
+    env = _env(tmp_path, BILLING_SOURCE="portabilling")
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", int(env["PORTABILLING_SIM_PORT"])))
+        squatter.listen()
+        async with devstack(tmp_path, env) as stack:
+            assert not await stack.read_until(RUNNING, seconds=60)
+            assert await stack.process.wait() == 1
+    assert f"port {env['PORTABILLING_SIM_PORT']} on 127.0.0.1 (PortaBilling simulator) is taken" in stack.output
+    assert "[temporal]" not in stack.output
+
+
+async def test_beside_portabilling_its_simulator_runs_and_sends_its_events_to_the_api(tmp_path: Path) -> None:
+    env = _env(tmp_path, BILLING_SOURCE="portabilling")
+    sim = f"http://127.0.0.1:{env['PORTABILLING_SIM_PORT']}"
+    async with devstack(tmp_path, env) as stack:
+        assert await stack.read_until(RUNNING), stack.output
+        assert await stack.read_until(f"PortaBilling   {sim}", seconds=5)
+        async with httpx.AsyncClient(base_url=sim, timeout=5) as http:
+            assert (await http.get("/healthz")).status_code == 200
+            i_customer = (await http.post("/_sim/customers", json={"name": "Acme"})).json()["i_customer"]
+            for _ in range(100):
+                [event] = (await http.get("/_sim/events", params={"i_customer": i_customer})).json()
+                if event["last_status"] is not None or event["last_error"]:  # an attempt was answered
+                    break
+                await asyncio.sleep(0.05)
+        # The API answered the delivery (whatever it said): the event URL is the API's.
+        assert event["last_status"] is not None and event["last_error"] is None, event
         stack.process.send_signal(signal.SIGINT)
         assert await stack.process.wait() == 0

@@ -347,8 +347,8 @@ async def test_unknown_entities_answer_empty_and_malformed_params_are_client_fau
         assert (answer.status_code, answer.json()) == (200, {})
     fields = await rest(sim_url, "Account/get_custom_fields_values", {"i_account": 999_999_999}, token)
     assert fields.json() == {"custom_fields_values": []}
-    for params in ({}, {"i_account": "abc"}):
-        fault = await rest(sim_url, "Account/get_account_info", params, token)
+    for malformed in ({}, {"i_account": "abc"}):
+        fault = await rest(sim_url, "Account/get_account_info", malformed, token)
         assert fault.status_code == 500 and fault.json()["faultcode"] == "Client.validation"
     paging = await rest(sim_url, "Account/get_account_list", {"i_customer": 1, "offset": -1, "limit": 10}, token)
     assert paging.json()["faultcode"] == "Client.validation"
