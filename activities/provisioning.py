@@ -50,10 +50,11 @@ class ProvisioningActivities:
                 await self._record(account_id, Outcome(ProvisioningState.ok, cmms_account_id=key, removed=True))
                 return ProvisionAccountResult(account_id=account_id, cmms_version=None, removed=True)
             assert key is not None  # a record to hold is always held under a key
-            record = await self._cmms.upsert_account(key, desired.record)
-            # The account's id changed in billing: the CMMS now holds it under the new one only.
+            # The account's id changed in billing: its record under the old id goes first, since the CMMS
+            # gives an IMEI to one account only.
             for retired in desired.retired_cmms_ids:
                 await self._cmms.delete_account(retired)
+            record = await self._cmms.upsert_account(key, desired.record)
             cmms_called(operation, "ok", time.monotonic() - started)
         except CmmsUnavailable as err:
             cmms_called(operation, "unavailable", time.monotonic() - started)

@@ -30,6 +30,7 @@ ACCOUNT_EVENTS = frozenset(
         "Account/Password/Changed",
         "Account/ServicePassword/Changed",
         "Account/Id/Changed",
+        "Account/ID/Changed",  # as some releases spell it
         "Account/Blocked",
         "Account/Unblocked",
         "Account/Status/Closed",
