@@ -309,7 +309,8 @@ class OutboxRecord(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     kind: OutboxKind = Field(sa_column=Column(EnumText(OutboxKind), nullable=False))
     target: str = Field(max_length=64)
-    revision: int | None = None
+    # 64 bits: beside PortaBilling a customer's revision is the number of its latest ESPF event.
+    revision: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     attempts: int = 0
     available_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))
     last_error: str | None = Field(default=None, max_length=200)

@@ -4,7 +4,7 @@ answer's `events`; a product edit emits none (PortaBilling has no event for one)
 simulator listens on loopback, like the CMMS simulator's control API.
 """
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Response, status
@@ -102,6 +102,14 @@ class TopUpBody(Body):
     service: Literal["messaging"] = "messaging"
     units: int = Field(gt=0)
     valid_days: int | None = Field(default=None, ge=1)
+    # A lifetime shorter than PortaBilling's days can say, for tests and demos of an expiry; wins over days.
+    valid_seconds: float | None = Field(default=None, gt=0)
+
+    @property
+    def lifetime(self) -> timedelta | None:
+        if self.valid_seconds is not None:
+            return timedelta(seconds=self.valid_seconds)
+        return timedelta(days=self.valid_days) if self.valid_days is not None else None
 
 
 class ChargeBody(Body):
@@ -215,7 +223,7 @@ async def get_account(i_account: Id, sim: SimDep) -> AccountRecord:
 @router.post("/accounts/{i_account}/topups", responses={404: {}, 409: {}})
 async def top_up(i_account: Id, body: TopUpBody, sim: SimDep) -> AccountView:
     """Add units (a new wallet entry, lasting `valid_days`); emits Account/AvailableFundsAppear."""
-    sim.store.top_up(i_account, body.service, body.units, body.valid_days, datetime.now(UTC))
+    sim.store.top_up(i_account, body.service, body.units, body.lifetime, datetime.now(UTC))
     emitted = _emit(sim, [EventType.ACCOUNT_FUNDS_APPEAR], i_account=i_account)
     return _view(sim.store.account(i_account), emitted)
 

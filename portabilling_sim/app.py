@@ -32,7 +32,9 @@ def create_app(settings: PortaBillingSimSettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         events = EventBus(settings)
         sessions = Sessions(settings.portabilling_sim_token_ttl_seconds)
-        app.state.sim = SimState(settings=settings, store=Store(), sessions=sessions, events=events)
+        app.state.sim = SimState(
+            settings=settings, store=Store(settings.portabilling_sim_id_offset), sessions=sessions, events=events
+        )
         dispatcher = asyncio.create_task(events.run())
         try:
             yield

@@ -13,6 +13,7 @@ event again. Everything runs on the event loop, so no lock.
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -113,7 +114,9 @@ class EventBus:
         self._slots = asyncio.Semaphore(settings.portabilling_sim_event_concurrency)
         self._http = httpx.AsyncClient(timeout=DELIVERY_TIMEOUT_SECONDS)
         self.events: dict[int, Event] = {}
-        self._next_i_event = 1
+        # PortaBilling never numbers two events alike, and a receiver remembers the numbers it has seen
+        # (beyond this simulator's restarts, which forget everything): numbered from the clock, in ms.
+        self._next_i_event = time.time_ns() // 1_000_000
         self._queue: deque[Delivery] = deque()
         self._held = False
         self._one_at_a_time = 0  # the next this many deliveries go alone (a released batch's order)

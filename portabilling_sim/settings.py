@@ -38,6 +38,9 @@ class PortaBillingSimSettings(BaseSettings):
     # receiver answers. And how many are in flight at once.
     portabilling_sim_events_per_second: float = Field(default=0.0, ge=0)
     portabilling_sim_event_concurrency: int = Field(default=4, ge=1, le=64)
+    # Added to every product, customer and account id handed out, so that the objects of two
+    # simulators never share an id (the tests' simulators share one Temporal server).
+    portabilling_sim_id_offset: int = Field(default=0, ge=0, le=10**12)
 
 
 @lru_cache

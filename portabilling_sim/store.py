@@ -86,13 +86,13 @@ class Store:
     """The simulated PortaBilling's records. Ids come from separate ranges (products from 101,
     customers from 1001, accounts from 1000001) so that one taken for another shows."""
 
-    def __init__(self) -> None:
+    def __init__(self, id_offset: int = 0) -> None:
         self.products: dict[int, Product] = {}
         self.customers: dict[int, Customer] = {}
         self.accounts: dict[int, Account] = {}
-        self._product_ids = itertools.count(101)
-        self._customer_ids = itertools.count(1001)
-        self._account_ids = itertools.count(1000001)
+        self._product_ids = itertools.count(id_offset + 101)
+        self._customer_ids = itertools.count(id_offset + 1001)
+        self._account_ids = itertools.count(id_offset + 1000001)
 
     # --- products (PortaBilling emits no event for a product edit) ---
 
@@ -195,8 +195,8 @@ class Store:
         # Subscriber/Updated once, however many changes call for it.
         return [e for i, e in enumerate(events) if e != EventType.SUBSCRIBER_UPDATED or e not in events[:i]]
 
-    def top_up(self, i_account: int, service: str, units: int, valid_days: int | None, now: datetime) -> TopUp:
-        entry = _top_up(service, units, valid_days, now)
+    def top_up(self, i_account: int, service: str, units: int, lifetime: timedelta | None, now: datetime) -> TopUp:
+        entry = TopUp(service=service, balance=units, expires_at=now + lifetime if lifetime is not None else None)
         self.open_account(i_account).wallets.append(entry)
         return entry
 

@@ -9,6 +9,7 @@ import string
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import httpx
@@ -87,6 +88,8 @@ async def beside(dev_server: str, billing_database: str, sim: SimulatorProcess) 
         PORTABILLING_PASSWORD=PB_PASSWORD,
         ESPF_USERNAME=ESPF_USER,
         ESPF_PASSWORD=ESPF_PASSWORD,
+        # Account workflows outlive a module's stack on the shared Temporal server: ids of its own.
+        PORTABILLING_SIM_ID_OFFSET=str(secrets.randbelow(10**6) * 10**6),
     ) as pb_url:
         settings = stack_settings(
             dev_server,
@@ -320,3 +323,57 @@ async def test_status_callback_says_failed_with_the_cmms_refusal(beside: Beside)
     i_account, _, _ = await beside.new_account(new_imei(), custom_fields={"profileName": "NoSuchProfile"})
     failed = await eventually(lambda: beside.statuses(i_account), lambda s: bool(s) and s[-1]["status"] == "FAILED")
     assert "CMMS rejected" in failed[-1]["message"]
+
+
+async def test_a_top_up_expiring_suspends_messaging_by_itself(beside: Beside) -> None:
+    sim = beside.stack.sim
+    i_account, account_id, _ = await beside.new_account(new_imei(), push=True)
+    await record_of(sim, account_id, lambda r: r is not None and not r.messaging_enabled)
+    response = await beside.pb.post(
+        f"/_sim/accounts/{i_account}/topups", json={"service": "messaging", "units": 5, "valid_seconds": 3}
+    )
+    assert response.status_code in (200, 201), response.text
+    await record_of(sim, account_id, lambda r: r is not None and r.messaging_enabled)
+    # No event says the units lapsed: the account's workflow wakes at their expiry and reads again.
+    await record_of(sim, account_id, lambda r: r is not None and not r.messaging_enabled)
+
+
+async def test_an_account_past_its_expiration_date_is_blocked(beside: Beside) -> None:
+    sim = beside.stack.sim
+    i_account, account_id, _ = await beside.new_account(new_imei())
+    await record_of(sim, account_id, lambda r: r is not None and not r.blocked)
+    await beside.change(f"accounts/{i_account}", expiration_date=datetime.now(UTC).date().isoformat())
+    await record_of(sim, account_id, lambda r: r is not None and r.blocked)
+    await beside.change(f"accounts/{i_account}", expiration_date=None)
+    await record_of(sim, account_id, lambda r: r is not None and not r.blocked)
+
+
+async def test_a_portabilling_outage_delays_the_push_and_loses_nothing(beside: Beside) -> None:
+    sim = beside.stack.sim
+    i_account, account_id, _ = await beside.new_account(new_imei())
+    await record_of(sim, account_id, lambda r: r is not None and not r.blocked)
+    (await beside.pb.post("/_sim/faults", json={"api": "down"})).raise_for_status()
+    try:
+        await beside.change(f"accounts/{i_account}", blocked=True)
+        events = await eventually(
+            lambda: beside.pb.get("/_sim/events", params={"i_account": i_account}),
+            lambda r: all(e["state"] == "delivered" for e in r.json()),
+        )
+        assert events.json()
+        await asyncio.sleep(1.0)  # delivered, and PortaBilling cannot be read: the CMMS keeps the old state
+        record = await sim.get_record(account_id)
+        assert record is not None and not record.blocked
+    finally:
+        (await beside.pb.post("/_sim/faults", json={"api": "ok"})).raise_for_status()
+    await record_of(sim, account_id, lambda r: r is not None and r.blocked)
+
+
+async def test_the_built_in_billing_refuses_beside_portabilling(beside: Beside) -> None:
+    api, stack = beside.stack.api, beside.stack
+    order = await api.post("/v1/orders", json={}, headers=stack.website)
+    customers = await api.get("/v1/customers", headers=stack.admin)
+    reconciliation = await api.post("/v1/reconciliations", headers=stack.admin)
+    assert (order.status_code, customers.status_code, reconciliation.status_code) == (409, 409, 409)
+    assert "PortaBilling" in order.json()["detail"]
+    anonymous = await api.get("/v1/customers")
+    assert anonymous.status_code == 401  # who has no key learns nothing of the billing

@@ -2,8 +2,9 @@
 
 The stack is `bench.harness.bench_stack` (Temporal dev server, simulator, worker and API as separate
 processes, in a scratch directory) and `make run`'s codec server, on free ports, so that a
-developer's own `make run` may keep running: `localhost:8000`, `:8100` and `:8234` (or
-`127.0.0.1:…`) in the extracted text are rewritten to the stack's API, simulator and codec server
+developer's own `make run` may keep running: `localhost:8000`, `:8100`, `:8234` and `:8200` (or
+`127.0.0.1:…`) in the extracted text are rewritten to the stack's API, simulator, codec server and
+PortaBilling simulator
 before it runs, and the Temporal CLI finds the stack's server through `TEMPORAL_ADDRESS`. The
 documents run against one stack in the order a reader meets them (the README, then the docs in the
 order of the README's "Where to look next" table), since later ones build on earlier ones
@@ -18,8 +19,8 @@ language, or none). A ```sh block that is not to be pasted against `make run` (t
 starts the system, settings, a step that needs root, apt or a process the stack lacks) has the line
 `<!-- walkthrough: skip (<the reason>) -->` right before its fence; the reason is required. A block
 that needs other settings (`SIGNUP_VERIFICATION=cmms make run`) has `<!-- walkthrough: with
-SETTING=value … -->` instead: it runs after its document's first block (the keys and helpers) on a
-stack of its own started with those settings.
+SETTING=value … -->` instead: it runs after its document's first block to run (the keys and helpers)
+on a stack of its own started with those settings.
 """
 
 import asyncio
@@ -111,6 +112,7 @@ class Ports:
     simulator: int
     codec: int
     temporal_address: str
+    portabilling: int | None = None  # the PortaBilling simulator (BILLING_SOURCE=portabilling only)
 
 
 @asynccontextmanager
@@ -125,6 +127,7 @@ async def walkthrough_stack(**settings: str) -> AsyncIterator[Ports]:
                 simulator=int(running.sim_url.rsplit(":", 1)[1]),
                 codec=codec.codec_server_port,
                 temporal_address=running.temporal_address,
+                portabilling=int(running.portabilling_url.rsplit(":", 1)[1]) if running.portabilling_url else None,
             )
 
 
@@ -144,7 +147,10 @@ def script(blocks: list[Block], ports: Ports) -> str:
     parts = []
     for number, block in enumerate(blocks):
         text = block.text
-        for port, there in ((8000, ports.api), (8100, ports.simulator), (8234, ports.codec)):
+        moved = [(8000, ports.api), (8100, ports.simulator), (8234, ports.codec)]
+        if ports.portabilling is not None:
+            moved.append((8200, ports.portabilling))
+        for port, there in moved:
             text = text.replace(f"localhost:{port}", f"127.0.0.1:{there}").replace(
                 f"127.0.0.1:{port}", f"127.0.0.1:{there}"
             )
@@ -214,7 +220,8 @@ OTHER_SETTINGS = [
 @pytest.mark.parametrize("block", OTHER_SETTINGS)
 async def test_walkthrough_with_other_settings_runs_as_pasted(block: Block, tmp_path: Path) -> None:
     assert block.settings is not None
-    blocks = [sh_blocks(block.document)[0], block]  # the document's keys and helpers, then the block
+    keys = next(b for b in sh_blocks(block.document) if b.skip_reason is None and b.settings is None)
+    blocks = [keys, block]  # the document's keys and helpers, then the block
     log = tmp_path / "output.txt"
     async with walkthrough_stack(**block.settings) as ports:
         failure = await run_walkthrough(blocks, ports, log, BLOCK_SECONDS * len(blocks))

@@ -1,4 +1,5 @@
-"""portabilling: the ESPF events received (by i_event) and the PortaBilling accounts as last pushed
+"""portabilling: the ESPF events received (by i_event) and the PortaBilling accounts as last pushed; an
+outbox record's revision takes 64 bits (a customer's, beside PortaBilling, is an ESPF event's number)
 
 Revision ID: 0009_portabilling
 Revises: 0008_wallet_lots
@@ -18,6 +19,8 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.alter_column("revision", existing_type=sa.Integer(), type_=sa.BigInteger(), existing_nullable=True)
     op.create_table(
         "portabilling_event",
         sa.Column("i_event", sa.BigInteger(), autoincrement=False, nullable=False),
@@ -46,3 +49,5 @@ def downgrade() -> None:
     op.drop_table("portabilling_account")
     op.drop_index("ix_portabilling_event_received_at", table_name="portabilling_event")
     op.drop_table("portabilling_event")
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.alter_column("revision", existing_type=sa.BigInteger(), type_=sa.Integer(), existing_nullable=True)
