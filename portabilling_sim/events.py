@@ -117,6 +117,7 @@ class EventBus:
         # PortaBilling never numbers two events alike, and a receiver remembers the numbers it has seen
         # (beyond this simulator's restarts, which forget everything): numbered from the clock, in ms.
         self._next_i_event = time.time_ns() // 1_000_000
+        self._emitted = 0  # events emitted so far: every `repeat_every`th is delivered twice
         self._queue: deque[Delivery] = deque()
         self._held = False
         self._one_at_a_time = 0  # the next this many deliveries go alone (a released batch's order)
@@ -129,8 +130,9 @@ class EventBus:
         """A new event about `i_account=` or `i_customer=`, queued behind the others."""
         i_event = self._next_i_event
         self._next_i_event += 1
+        self._emitted += 1
         variables = {"i_event": str(i_event)} | {name: str(value) for name, value in ids.items()}
-        repeat = self._repeat_every > 0 and i_event % self._repeat_every == 0
+        repeat = self._repeat_every > 0 and self._emitted % self._repeat_every == 0
         event = Event(i_event, event_type, variables, repeat)
         self.events[i_event] = event
         if is_coalesced(event_type):
