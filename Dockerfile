@@ -14,6 +14,7 @@ COPY workflows workflows
 COPY activities activities
 COPY api api
 COPY services services
+COPY sources sources
 COPY simulator simulator
 COPY portabilling_sim portabilling_sim
 COPY codec_server codec_server
