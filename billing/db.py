@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -124,3 +126,17 @@ async def transaction(sessions: SessionMaker) -> AsyncIterator[AsyncSession]:
     """A session whose work commits on success and rolls back on any error."""
     async with sessions() as session, session.begin():
         yield session
+
+
+def insert_or(
+    session: AsyncSession, table: Any, values: dict[str, Any], *, key: str, update: dict[str, Any] | None
+) -> Any:
+    """One `INSERT … ON CONFLICT (key) DO UPDATE SET update` (`DO NOTHING` when `update` is None), on
+    SQLite or PostgreSQL: one statement where a read and a write would hold SQLite's write lock for two
+    round trips. With `.returning(…)` it returns no row when it did nothing."""
+    dialect = session.get_bind().dialect.name
+    insert = sqlite_insert if dialect == "sqlite" else postgresql_insert
+    statement = insert(table).values(**values)
+    if update is None:
+        return statement.on_conflict_do_nothing(index_elements=[key])
+    return statement.on_conflict_do_update(index_elements=[key], set_=update)

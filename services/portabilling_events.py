@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 from prometheus_client import Counter
-from sqlalchemy.exc import IntegrityError
+from sqlmodel import col
 
-from billing.models import OutboxKind, PortaBillingEvent
+from billing.db import insert_or
+from billing.models import OutboxKind, PortaBillingEvent, utcnow
 from services.outbox import Outbox
 from sources.portabilling import account_key, customer_key
 
@@ -77,27 +78,27 @@ async def receive(outbox: Outbox, event: EspfEvent) -> Receipt:
         target = (OutboxKind.customer, customer_key(event.i_customer))
     else:
         target = None
-    try:
-        async with outbox.transaction() as tx:
-            if await tx.session.get(PortaBillingEvent, event.i_event) is not None:
-                receipt: Receipt = "repeat"
-            else:
-                tx.session.add(
-                    PortaBillingEvent(
-                        i_event=event.i_event,
-                        event_type=event.event_type,
-                        i_account=event.i_account,
-                        i_customer=event.i_customer,
-                        known=known,
-                    )
-                )
-                receipt = "accepted" if target is not None else "ignored"
-                if target is not None:
-                    kind, key = target
-                    # A customer's rollout keeps the newest revision it heard of: i_event only grows.
-                    tx.tell(kind, key, event.i_event if kind == OutboxKind.customer else None)
-    except IntegrityError:  # the same event delivered twice at once: the other delivery stored it
-        receipt = "repeat"
+    row = {
+        "i_event": event.i_event,
+        "event_type": event.event_type,
+        "i_account": event.i_account,
+        "i_customer": event.i_customer,
+        "known": known,
+        "received_at": utcnow(),
+    }
+    async with outbox.transaction() as tx:
+        # One statement: stored now, or already stored (a repeat, even one delivered at the same moment).
+        insert = insert_or(tx.session, PortaBillingEvent, row, key="i_event", update=None)
+        stored = await tx.session.exec(insert.returning(col(PortaBillingEvent.i_event)))
+        if stored.first() is None:
+            receipt: Receipt = "repeat"
+        elif target is None:
+            receipt = "ignored"
+        else:
+            receipt = "accepted"
+            kind, key = target
+            # A customer's rollout keeps the newest revision it heard of: i_event only grows.
+            tx.tell(kind, key, event.i_event if kind == OutboxKind.customer else None)
     if not known and receipt != "repeat":
         log.warning(
             "ESPF event %s of type %r is not one this release names: %s",

@@ -3,10 +3,9 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from portabilling.client import PortaBillingClient
-
 from billing.db import SessionMaker
 from core.settings import Settings
+from portabilling.client import PortaBillingClient
 from sources.base import BillingSource
 from sources.builtin import BuiltinSource
 from sources.portabilling import PortaBillingSource

@@ -24,23 +24,24 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, time
+from typing import Any
 
+from sqlalchemy import func
+from sqlmodel import col, select
+
+from billing.db import SessionMaker, insert_or, snapshot, transaction
+from billing.models import PortaBillingAccount, ProvisioningState, utcnow
+from billing.provisioning import DOMAIN_FIELD, PROFILE_FIELD
+from contracts.cmms import CmmsAccount
 from contracts.portabilling import PbAccount, PbWallet, ProvisioningStatus
+from contracts.rollouts import AccountPage
+from core.settings import Settings
 from portabilling.client import (
     PortaBillingClient,
     PortaBillingMisconfigured,
     PortaBillingRejected,
     PortaBillingUnavailable,
 )
-from sqlalchemy import func
-from sqlmodel import col, select
-
-from billing.db import SessionMaker, snapshot, transaction
-from billing.models import PortaBillingAccount, ProvisioningState, utcnow
-from billing.provisioning import DOMAIN_FIELD, PROFILE_FIELD
-from contracts.cmms import CmmsAccount
-from contracts.rollouts import AccountPage
-from core.settings import Settings
 from sources.base import BillingRefusal, BillingUnavailable, Desired, Outcome
 
 ACCOUNT_PREFIX = "pb-"
@@ -129,17 +130,21 @@ class PortaBillingSource:
     async def record(self, account_id: str, outcome: Outcome) -> None:
         """Keep the outcome (and the key the CMMS holds the account under), then tell PortaBilling."""
         i_account = parse_key(account_id)
+        changes: dict[str, Any] = {
+            "provisioning_state": outcome.state,
+            "last_error": outcome.error[:1000] if outcome.error else None,
+            "updated_at": utcnow(),
+        }
+        if outcome.state == ProvisioningState.ok:
+            changes["cmms_account_id"] = None if outcome.removed else outcome.cmms_account_id
+            changes["cmms_version"] = None if outcome.removed else outcome.cmms_version
+        if outcome.messaging is not False:
+            changes["messaging_state"] = outcome.messaging
         async with transaction(self._sessions) as session:
-            row = await session.get(PortaBillingAccount, i_account) or PortaBillingAccount(i_account=i_account)
-            row.provisioning_state = outcome.state
-            row.last_error = outcome.error[:1000] if outcome.error else None
-            row.updated_at = utcnow()
-            if outcome.state == ProvisioningState.ok:
-                row.cmms_account_id = None if outcome.removed else outcome.cmms_account_id
-                row.cmms_version = None if outcome.removed else outcome.cmms_version
-            if outcome.messaging is not False:
-                row.messaging_state = outcome.messaging
-            session.add(row)
+            upsert = insert_or(
+                session, PortaBillingAccount, {"i_account": i_account} | changes, key="i_account", update=changes
+            )
+            await session.exec(upsert)
         with _reading(f"(writing) the status of account {i_account}"):
             await self._client.post_status(
                 i_account, _STATUS[outcome.state], _message(outcome), group=self._settings.portabilling_status_group
