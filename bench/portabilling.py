@@ -121,6 +121,7 @@ async def main() -> None:
             print(f"{len(accounts)} accounts in the CMMS; measuring", flush=True)
             posts.clear()
             samples: list[float] = []
+            slowest: list[tuple[float, float]] = []  # (latency, when after the start), for where the tail comes
             blocked: dict[int, bool] = {}
 
             # A block and the unblock after it may reach the account's workflow together and cost one
@@ -137,6 +138,7 @@ async def main() -> None:
                     patch.raise_for_status()
                     landed_at = await until_version_above(sim, account_id, before)
                     samples.append((landed_at - started).total_seconds())
+                    slowest.append((samples[-1], time.perf_counter() - began))
 
             changes = int(args.rate * args.seconds)
             tasks = []
@@ -162,6 +164,11 @@ async def main() -> None:
         print(f"  of which emitted -> answered 200 (the simulator's queue and the POST): {summary_ms(queued)}")
         print(f"  events the simulator had to send again (a non-200 or no answer): {retried}")
         print(f"  change in PortaBilling -> CMMS version raised: {summary_ms(samples)}")
+        tail = sorted(slowest, reverse=True)[: max(1, len(slowest) // 100)]
+        print(
+            "  the slowest 1 %, made at (s after the start): "
+            + ", ".join(f"{t:.1f} s ({v * 1000:.0f} ms)" for v, t in tail)
+        )
         each = 1000 / floor * 10
         print(f"  engine floor (one-step no-op workflows, 10 in flight): {floor:.1f} wf/s, {each:.0f} ms each")
 

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from contracts.cmms import CmmsRecord, password_digest
+from tests.support.history import all_histories_text
 from tests.support.net import free_port
 from tests.support.portabilling import running_portabilling_sim
 from tests.support.simulator import SimulatorProcess
@@ -137,6 +138,13 @@ async def test_an_account_created_in_portabilling_reaches_the_cmms_and_the_devic
     statuses = await eventually(lambda: beside.statuses(i_account), lambda s: any(x["status"] == "OK" for x in s))
     assert statuses[-1]["group"] == "VoIP"
     assert password not in str(statuses)
+    # The account's workflow carried ids only: no SIP password, nor PortaBilling's or ESPF's credentials.
+    history = await eventually(
+        lambda: all_histories_text(beside.stack.temporal, f'WorkflowId = "account-pb-{i_account}"'),
+        lambda text: f"pb-{i_account}" in text and "provision_account" in text,
+    )
+    for secret in (password, PB_PASSWORD, ESPF_PASSWORD):
+        assert secret not in history
 
 
 async def test_password_block_and_closure_reach_the_cmms(beside: Beside) -> None:
