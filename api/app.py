@@ -33,6 +33,7 @@ from core.settings import Settings, get_settings
 from core.temporal import connect
 from services import operations_gauges
 from services.outbox import Outbox
+from services.portabilling_events import forget_old_events_forever
 from services.rate_limit import make_rate_limiter
 from services.signups import Signups
 
@@ -72,11 +73,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             signups=Signups(sessions, temporal, settings, limiter),
         )
         app.state.services = state
-        relay = asyncio.create_task(outbox.relay_forever())
+        background = [asyncio.create_task(outbox.relay_forever())]
+        if settings.billing_source == "portabilling":
+            background.append(asyncio.create_task(forget_old_events_forever(sessions, settings)))
         yield
-        relay.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await relay
+        for task in background:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await outbox.close()
         await limiter.aclose()
         await engine.dispose()

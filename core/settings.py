@@ -103,6 +103,9 @@ class Settings(BaseSettings):
     # The HTTP basic credentials PortaBilling's ESPF sends with each event to /v1/portabilling/events.
     espf_username: str = "espf"
     espf_password: SecretStr = SecretStr(DEV_ESPF_PASSWORD)
+    # How long a received event is kept, to answer PortaBilling's repeats of it as repeats (it repeats
+    # within minutes; a week is ample). Older ones are deleted hourly by the API.
+    portabilling_event_retention_days: int = Field(default=7, ge=1)
     # Where `make run` starts the PortaBilling simulator (BILLING_SOURCE=portabilling only).
     portabilling_sim_port: int = 8200
 

@@ -11,19 +11,28 @@ Event names are those of PortaBilling MR100 and later (ESPF event types, and the
 taken as "read it again" (logged and counted, since a release may have renamed one we rely on).
 """
 
+import asyncio
 import logging
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Literal
 
 from prometheus_client import Counter
-from sqlmodel import col
+from sqlalchemy import delete
+from sqlmodel import col, select
 
-from billing.db import insert_or
+from billing.db import SessionMaker, insert_or, snapshot, transaction
 from billing.models import OutboxKind, PortaBillingEvent, utcnow
+from core.settings import Settings
 from services.outbox import Outbox
 from sources.portabilling import account_key, customer_key
 
 log = logging.getLogger("portabilling.events")
+
+# Received events are kept PORTABILLING_EVENT_RETENTION_DAYS; older ones are deleted this often, this
+# many a transaction (each holds SQLite's write lock only briefly).
+FORGET_EVERY_SECONDS = 3600.0
+FORGET_BATCH = 1000
 
 ACCOUNT_EVENTS = frozenset(
     {
@@ -108,3 +117,29 @@ async def receive(outbox: Outbox, event: EspfEvent) -> Receipt:
         )
     EVENTS.labels(receipt, str(known).lower()).inc()
     return receipt
+
+
+async def forget_old_events(sessions: SessionMaker, received_before: datetime) -> int:
+    """Delete the events received before `received_before`; returns how many."""
+    forgotten = 0
+    while True:
+        async with snapshot(sessions) as session:
+            old = select(PortaBillingEvent.i_event).where(col(PortaBillingEvent.received_at) < received_before)
+            ids = list(await session.exec(old.limit(FORGET_BATCH)))
+        if not ids:
+            return forgotten
+        async with transaction(sessions) as session:
+            await session.exec(delete(PortaBillingEvent).where(col(PortaBillingEvent.i_event).in_(ids)))
+        forgotten += len(ids)
+
+
+async def forget_old_events_forever(sessions: SessionMaker, settings: Settings) -> None:
+    """Every FORGET_EVERY_SECONDS, for the API process's lifetime (beside PortaBilling)."""
+    keep = timedelta(days=settings.portabilling_event_retention_days)
+    while True:
+        try:
+            if forgotten := await forget_old_events(sessions, utcnow() - keep):
+                log.info("deleted %d ESPF events received more than %s ago", forgotten, keep)
+        except Exception as err:  # the database away, say: the next round tries again
+            log.warning("deleting old ESPF events failed: %s", type(err).__name__)
+        await asyncio.sleep(FORGET_EVERY_SECONDS)

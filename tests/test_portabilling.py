@@ -9,13 +9,16 @@ import string
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import httpx
 import pytest
 
+from billing.db import snapshot, transaction
+from billing.models import PortaBillingEvent
 from contracts.cmms import CmmsRecord, password_digest
+from services.portabilling_events import forget_old_events
 from tests.support.history import all_histories_text
 from tests.support.net import free_port
 from tests.support.portabilling import running_portabilling_sim
@@ -385,3 +388,23 @@ async def test_the_built_in_billing_refuses_beside_portabilling(beside: Beside) 
     assert "PortaBilling" in order.json()["detail"]
     anonymous = await api.get("/v1/customers")
     assert anonymous.status_code == 401  # who has no key learns nothing of the billing
+
+
+async def test_events_past_their_retention_are_forgotten(beside: Beside) -> None:
+    api, sessions = beside.stack.api, beside.stack.sessions
+    headers = basic(ESPF_USER, ESPF_PASSWORD)
+    old, recent = 900000100 + secrets.randbelow(10**6), 910000100 + secrets.randbelow(10**6)
+    async with transaction(sessions) as session:
+        long_ago = datetime.now(UTC) - timedelta(days=8)
+        session.add(
+            PortaBillingEvent(i_event=old, event_type="Account/Blocked", i_account=990003, received_at=long_ago)
+        )
+        session.add(PortaBillingEvent(i_event=recent, event_type="Account/Blocked", i_account=990003))
+    assert await forget_old_events(sessions, datetime.now(UTC) - timedelta(days=7)) >= 1
+    async with snapshot(sessions) as session:
+        assert await session.get(PortaBillingEvent, old) is None
+        assert await session.get(PortaBillingEvent, recent) is not None
+    # A repeat of the recent one is still known as such.
+    event = {"event_type": "Account/Blocked", "variables": {"i_event": str(recent), "i_account": "990003"}}
+    answer = await api.post("/v1/portabilling/events", json=event, headers=headers)
+    assert answer.json()["status"] == "repeat"
