@@ -59,9 +59,7 @@ class ProvisioningActivities:
         except CmmsUnavailable as err:
             cmms_called(operation, "unavailable", time.monotonic() - started)
             reason = _unavailable(err)
-            await self._record(
-                account_id, Outcome(ProvisioningState.retry, reason, cmms_account_id=key), ends_push=False
-            )
+            await self._record(account_id, Outcome(ProvisioningState.retry, reason, cmms_account_id=key))
             delay = min(timedelta(seconds=err.retry_after), CMMS_MAX_RETRY_INTERVAL) if err.retry_after else None
             # Benign: the SDK then logs the failure at debug, so the line above is the one per retry.
             raise ApplicationError(
@@ -73,9 +71,7 @@ class ProvisioningActivities:
         except CmmsRejected as err:
             cmms_called(operation, "rejected", time.monotonic() - started)
             reason = f"CMMS rejected the account: {err}"
-            await self._record(
-                account_id, Outcome(ProvisioningState.failed, reason, cmms_account_id=key), ends_push=False
-            )
+            await self._record(account_id, Outcome(ProvisioningState.failed, reason, cmms_account_id=key))
             raise ApplicationError(reason, type=CMMS_REJECTED, non_retryable=True) from err
         # What billing drives is recorded as the CMMS confirmed it; a hand-back records that billing no
         # longer drives it, so the next pushes leave the CMMS's messaging alone.
@@ -102,19 +98,19 @@ class ProvisioningActivities:
             raise ApplicationError(str(err), type=ACCOUNT_NOT_FOUND, non_retryable=True) from err
         except BillingRefusal as err:
             reason = f"billing holds what the CMMS cannot take: {err}"
-            await self._record(account_id, Outcome(ProvisioningState.failed, reason), ends_push=False)
+            await self._record(account_id, Outcome(ProvisioningState.failed, reason))
             raise ApplicationError(reason, type=BILLING_REFUSED, non_retryable=True) from err
         except BillingUnavailable as err:
             raise _billing_unavailable(err) from err
 
-    async def _record(self, account_id: str, outcome: Outcome, *, ends_push: bool = True) -> None:
+    async def _record(self, account_id: str, outcome: Outcome) -> None:
         """Keep the outcome in billing. Where billing cannot take it now (PortaBilling's status API down),
-        an outcome that ends the push is tried again with the push (`ends_push`; the push is idempotent); one
-        that leaves the push failing anyway is only logged, so the failure it reports is not masked."""
+        the push is tried again, outcome and all (a push is idempotent), so that billing ends up showing
+        how it went; a `retry` outcome, whose push is tried again anyway, is only logged."""
         try:
             await self._source.record(account_id, outcome)
         except BillingUnavailable as err:
-            if ends_push:
+            if outcome.state != ProvisioningState.retry:
                 raise _billing_unavailable(err) from err
             activity.logger.warning("%s", err)
 

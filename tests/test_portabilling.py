@@ -408,3 +408,15 @@ async def test_events_past_their_retention_are_forgotten(beside: Beside) -> None
     event = {"event_type": "Account/Blocked", "variables": {"i_event": str(recent), "i_account": "990003"}}
     answer = await api.post("/v1/portabilling/events", json=event, headers=headers)
     assert answer.json()["status"] == "repeat"
+
+
+async def test_a_refusal_reaches_portabilling_once_its_status_api_is_back(beside: Beside) -> None:
+    (await beside.pb.post("/_sim/faults", json={"status_api": "down"})).raise_for_status()
+    try:
+        i_account, _, _ = await beside.new_account(new_imei(), custom_fields={"profileName": "NoSuchProfile"})
+        await asyncio.sleep(2.0)  # refused by the CMMS meanwhile, and the status could not be written
+        assert await beside.statuses(i_account) == []
+    finally:
+        (await beside.pb.post("/_sim/faults", json={"status_api": "ok"})).raise_for_status()
+    failed = await eventually(lambda: beside.statuses(i_account), lambda s: bool(s) and s[-1]["status"] == "FAILED")
+    assert "CMMS rejected" in failed[-1]["message"]
