@@ -82,11 +82,10 @@ class PortaBillingSource:
 
     async def desired(self, account_id: str, now: datetime) -> Desired:
         i_account = parse_key(account_id)
-        async with snapshot(self._sessions) as session:
-            pushed = await session.get(PortaBillingAccount, i_account)
-        held = pushed.cmms_account_id if pushed else None
         with _reading(f"account {i_account}"):
-            account = await self._client.account(i_account)
+            # What was pushed last (kept here) and the account (PortaBilling's), read at once.
+            pushed, account = await asyncio.gather(self._pushed(i_account), self._client.account(i_account))
+            held = pushed.cmms_account_id if pushed else None
             if account is None or account.closed:
                 key = account.id if account else held
                 return Desired(cmms_account_id=key, record=None, retired_cmms_ids=_retired(held, key))
@@ -128,7 +127,7 @@ class PortaBillingSource:
         )
 
     async def record(self, account_id: str, outcome: Outcome) -> None:
-        """Keep the outcome (and the key the CMMS holds the account under), then tell PortaBilling."""
+        """Keep the outcome (and the key the CMMS holds the account under), and tell PortaBilling."""
         i_account = parse_key(account_id)
         changes: dict[str, Any] = {
             "provisioning_state": outcome.state,
@@ -140,15 +139,22 @@ class PortaBillingSource:
             changes["cmms_version"] = None if outcome.removed else outcome.cmms_version
         if outcome.messaging is not False:
             changes["messaging_state"] = outcome.messaging
-        async with transaction(self._sessions) as session:
-            upsert = insert_or(
-                session, PortaBillingAccount, {"i_account": i_account} | changes, key="i_account", update=changes
-            )
-            await session.exec(upsert)
-        with _reading(f"(writing) the status of account {i_account}"):
-            await self._client.post_status(
-                i_account, _STATUS[outcome.state], _message(outcome), group=self._settings.portabilling_status_group
-            )
+
+        async def keep() -> None:
+            async with transaction(self._sessions) as session:
+                row = {"i_account": i_account} | changes
+                await session.exec(insert_or(session, PortaBillingAccount, row, key="i_account", update=changes))
+
+        async def tell() -> None:
+            with _reading(f"(writing) the status of account {i_account}"):
+                status, group = _STATUS[outcome.state], self._settings.portabilling_status_group
+                await self._client.post_status(i_account, status, _message(outcome), group=group)
+
+        await asyncio.gather(keep(), tell())  # independent: at once
+
+    async def _pushed(self, i_account: int) -> PortaBillingAccount | None:
+        async with snapshot(self._sessions) as session:
+            return await session.get(PortaBillingAccount, i_account)
 
     async def customer_page(self, customer_id: str, after: str | None, count_total: bool) -> AccountPage:
         """Pages of the customer's accounts as PortaBilling lists them; the cursor is the next offset."""
