@@ -35,6 +35,7 @@ CMMS = {"Authorization": "Bearer dev-cmms-token"}
 # The CMMS record says when it changed (`updated_at`, the simulator's clock, this machine's): polled
 # slowly, so that the polling does not take the cores the system under test needs.
 POLL_SECONDS = 0.2
+SETTLE_SECONDS = 5.0
 
 
 @asynccontextmanager
@@ -118,6 +119,11 @@ async def main() -> None:
                 created.raise_for_status()
                 accounts.append((created.json()["i_account"], created.json()["id"]))
             await asyncio.gather(*(until_version_above(sim, account_id, None) for _, account_id in accounts))
+            # Each creation is two events (and a repeat now and then), each a push: let them all land, so
+            # that what is measured is the changes below, not the tail of the creations.
+            while any(e["state"] == "queued" for e in (await pb.get("/_sim/events")).json()):  # noqa: ASYNC110
+                await asyncio.sleep(0.5)
+            await asyncio.sleep(SETTLE_SECONDS)
             print(f"{len(accounts)} accounts in the CMMS; measuring", flush=True)
             posts.clear()
             samples: list[float] = []

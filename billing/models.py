@@ -397,7 +397,8 @@ class PortaBillingEvent(SQLModel, table=True):
 
 class PortaBillingAccount(SQLModel, table=True):
     """A PortaBilling account as this service last pushed it: the key the CMMS holds it under (its `id`,
-    which PortaBilling lets an administrator change) and the outcome, also told to PortaBilling."""
+    which PortaBilling lets an administrator change) and how the last push went, also told to
+    PortaBilling. Written only when one of these changes, not on every push."""
 
     __tablename__ = "portabilling_account"
 
@@ -405,7 +406,6 @@ class PortaBillingAccount(SQLModel, table=True):
     cmms_account_id: str | None = Field(default=None, max_length=64)
     provisioning_state: ProvisioningState = _enum(ProvisioningState.in_progress)
     last_error: str | None = Field(default=None, max_length=1000)
-    cmms_version: int | None = None
     # As the CMMS last confirmed it while the product's policy drives messaging; None: not driven.
     messaging_state: str | None = Field(default=None, sa_column=Column(String(16), nullable=True))
     updated_at: datetime = _created()

@@ -79,12 +79,13 @@ class PortaBillingSource:
         self._client = client
         self._sessions = sessions
         self._settings = settings
+        self._read: dict[str, PortaBillingAccount] = {}  # by account: what `desired` read, for `record`
 
     async def desired(self, account_id: str, now: datetime) -> Desired:
         i_account = parse_key(account_id)
         with _reading(f"account {i_account}"):
             # What was pushed last (kept here) and the account (PortaBilling's), read at once.
-            pushed, account = await asyncio.gather(self._pushed(i_account), self._client.account(i_account))
+            pushed, account = await asyncio.gather(self._pushed(account_id, i_account), self._client.account(i_account))
             held = pushed.cmms_account_id if pushed else None
             if account is None or account.closed:
                 key = account.id if account else held
@@ -127,20 +128,24 @@ class PortaBillingSource:
         )
 
     async def record(self, account_id: str, outcome: Outcome) -> None:
-        """Keep the outcome (and the key the CMMS holds the account under), and tell PortaBilling."""
+        """Tell PortaBilling the outcome, and keep it here (with the key the CMMS holds the account under)
+        when it differs from what is kept: most pushes change nothing of it, and a write on every one
+        would contend, on SQLite, with the API's writes of the events."""
         i_account = parse_key(account_id)
+        kept = self._read.pop(account_id, None)
         changes: dict[str, Any] = {
             "provisioning_state": outcome.state,
             "last_error": outcome.error[:1000] if outcome.error else None,
-            "updated_at": utcnow(),
         }
         if outcome.state == ProvisioningState.ok:
             changes["cmms_account_id"] = None if outcome.removed else outcome.cmms_account_id
-            changes["cmms_version"] = None if outcome.removed else outcome.cmms_version
         if outcome.messaging is not False:
             changes["messaging_state"] = outcome.messaging
 
         async def keep() -> None:
+            if kept is not None and all(getattr(kept, name) == value for name, value in changes.items()):
+                return
+            changes["updated_at"] = utcnow()
             async with transaction(self._sessions) as session:
                 row = {"i_account": i_account} | changes
                 await session.exec(insert_or(session, PortaBillingAccount, row, key="i_account", update=changes))
@@ -152,9 +157,14 @@ class PortaBillingSource:
 
         await asyncio.gather(keep(), tell())  # independent: at once
 
-    async def _pushed(self, i_account: int) -> PortaBillingAccount | None:
+    async def _pushed(self, account_id: str, i_account: int) -> PortaBillingAccount | None:
+        """What is kept of the account, remembered until its push's outcome is recorded (an account's
+        pushes come one at a time, from its workflow)."""
         async with snapshot(self._sessions) as session:
-            return await session.get(PortaBillingAccount, i_account)
+            kept = await session.get(PortaBillingAccount, i_account)
+        if kept is not None:
+            self._read[account_id] = kept
+        return kept
 
     async def customer_page(self, customer_id: str, after: str | None, count_total: bool) -> AccountPage:
         """Pages of the customer's accounts as PortaBilling lists them; the cursor is the next offset."""

@@ -38,7 +38,6 @@ def upgrade() -> None:
         sa.Column("cmms_account_id", sa.String(length=64), nullable=True),
         sa.Column("provisioning_state", sa.String(length=16), nullable=False),
         sa.Column("last_error", sa.String(length=1000), nullable=True),
-        sa.Column("cmms_version", sa.Integer(), nullable=True),
         sa.Column("messaging_state", sa.String(length=16), nullable=True),
         sa.Column("updated_at", billing.models.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("i_account"),
