@@ -1,5 +1,6 @@
 """Business metrics, exported with the SDK's on the worker's Prometheus endpoint (WORKER_METRICS_PORT):
-orders by outcome, CMMS calls by result with their latency, signups by outcome, SMS by the gateway's answer.
+orders by outcome, CMMS calls by result with their latency, signups by outcome, SMS by the gateway's answer,
+billing's failures (beside PortaBilling, its API's).
 
 Recorded through the activity's metric meter, so they carry the SDK's own labels (namespace, task
 queue, activity type) and one business label of a fixed vocabulary: never an id, a number or a
@@ -15,6 +16,7 @@ CmmsOperation = Literal["upsert", "delete"]
 CmmsResult = Literal["ok", "rejected", "unavailable"]
 SignupOutcome = Literal["verified", "expired", "failed"]
 SmsResult = Literal["accepted", "rejected", "unavailable", "unanswered"]
+BillingFailure = Literal["outage", "misconfigured", "refused"]
 
 
 def order_finished(outcome: OrderOutcome) -> None:
@@ -42,3 +44,12 @@ def sms_sent(result: SmsResult) -> None:
     meter.create_counter("business_sms_total", "Security codes handed to the SMS gateway, by its answer").add(
         1, {"result": result}
     )
+
+
+def billing_failed(kind: BillingFailure) -> None:
+    """Billing (beside PortaBilling: its API) could not be read or written for a push: `outage` and
+    `misconfigured` (it refuses our login) are tried again, `refused` fails the push for good."""
+    meter = activity.metric_meter()
+    meter.create_counter(
+        "business_billing_failures_total", "Failed reads or writes of billing for a push, by kind"
+    ).add(1, {"kind": kind})

@@ -8,7 +8,7 @@ from typing import Literal
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
-from activities.business_metrics import CmmsOperation, cmms_called
+from activities.business_metrics import CmmsOperation, billing_failed, cmms_called
 from billing.messaging import messaging_state
 from billing.models import MessagingState, ProvisioningState, utcnow
 from cmms.client import CmmsClient, CmmsMisconfigured, CmmsRejected, CmmsUnavailable
@@ -97,6 +97,7 @@ class ProvisioningActivities:
         except LookupError as err:
             raise ApplicationError(str(err), type=ACCOUNT_NOT_FOUND, non_retryable=True) from err
         except BillingRefusal as err:
+            billing_failed("refused")
             reason = f"billing holds what the CMMS cannot take: {err}"
             await self._record(account_id, Outcome(ProvisioningState.failed, reason))
             raise ApplicationError(reason, type=BILLING_REFUSED, non_retryable=True) from err
@@ -116,7 +117,8 @@ class ProvisioningActivities:
 
 
 def _billing_unavailable(err: BillingUnavailable) -> ApplicationError:
-    """Log one line a try (an error when an operator must act) and retry without a traceback."""
+    """Log one line a try (an error when an operator must act), count it, and retry without a traceback."""
+    billing_failed("misconfigured" if err.misconfigured else "outage")
     activity.logger.log(logging.ERROR if err.misconfigured else logging.WARNING, "%s", err)
     return ApplicationError(str(err), type=type(err).__name__, category=ApplicationErrorCategory.BENIGN)
 

@@ -106,6 +106,7 @@ async def beside(dev_server: str, billing_database: str, sim: SimulatorProcess) 
             portabilling_password=PB_PASSWORD,
             espf_username=ESPF_USER,
             espf_password=ESPF_PASSWORD,
+            worker_metrics_port=free_port(),
         )
         async with running_stack(settings, sim) as stack, httpx.AsyncClient(base_url=pb_url, timeout=10) as pb:
             yield Beside(stack, pb)
@@ -377,6 +378,22 @@ async def test_a_portabilling_outage_delays_the_push_and_loses_nothing(beside: B
     finally:
         (await beside.pb.post("/_sim/faults", json={"api": "ok"})).raise_for_status()
     await record_of(sim, account_id, lambda r: r is not None and r.blocked)
+    metrics = await worker_metrics(beside)
+    assert "business_billing_failures_total{" in metrics and 'kind="outage"' in metrics
+
+
+async def worker_metrics(beside: Beside) -> str:
+    port = beside.stack.settings.worker_metrics_port
+    async with httpx.AsyncClient() as http:
+        return (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+
+
+async def test_an_imei_field_the_cmms_cannot_take_fails_the_push_and_says_why(beside: Beside) -> None:
+    i_account, account_id, _ = await beside.new_account("12345")
+    failed = await eventually(lambda: beside.statuses(i_account), lambda s: bool(s) and s[-1]["status"] == "FAILED")
+    assert "IMEI custom field is not 15 digits" in failed[-1]["message"]
+    assert await beside.stack.sim.get_record(account_id) is None
+    assert 'kind="refused"' in await worker_metrics(beside)
 
 
 async def test_the_built_in_billing_refuses_beside_portabilling(beside: Beside) -> None:
