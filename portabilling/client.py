@@ -8,7 +8,7 @@ call repeated; refused again, the call fails as misconfigured. Errors: `portabil
 """
 
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, NamedTuple, Self, TypeVar
 
 import httpx
 from pydantic import BaseModel, ValidationError
@@ -42,6 +42,7 @@ from portabilling.errors import (
 from portabilling.session import Session
 
 __all__ = [
+    "CustomerAccounts",
     "PortaBillingClient",
     "PortaBillingError",
     "PortaBillingMisconfigured",
@@ -54,6 +55,11 @@ _LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100)
 _LOGIN = "Session/login"
 
 Answer = TypeVar("Answer", bound=BaseModel)
+
+
+class CustomerAccounts(NamedTuple):
+    i_accounts: list[int]
+    total: int
 
 
 class PortaBillingClient:
@@ -124,11 +130,12 @@ class PortaBillingClient:
         answer = await self._call("Account/get_service_wallet_list", params, ServiceWalletListAnswer)
         return [entry.wallet() for entry in answer.service_wallet_list]
 
-    async def customer_accounts(self, i_customer: int, *, offset: int, limit: int) -> list[int]:
-        """One page of the customer's accounts (closed ones included), as i_accounts in i_account order."""
+    async def customer_accounts(self, i_customer: int, *, offset: int, limit: int) -> CustomerAccounts:
+        """One page of the customer's accounts (closed ones included), as i_accounts in i_account order,
+        and how many the customer has in all."""
         params = {"i_customer": i_customer, "offset": offset, "limit": limit}
         answer = await self._call("Account/get_account_list", params, AccountListAnswer)
-        return [item.i_account for item in answer.account_list]
+        return CustomerAccounts([item.i_account for item in answer.account_list], answer.total)
 
     # --- the ESPF status API ---
 

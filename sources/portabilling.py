@@ -173,11 +173,10 @@ class PortaBillingSource:
         limit = self._settings.rollout_page_size
         with _reading(f"the accounts of customer {i_customer}"):
             found = await self._client.customer_accounts(i_customer, offset=offset, limit=limit)
-        full = len(found) == limit
         return AccountPage(
-            account_ids=[account_key(i) for i in found],
-            next_after=str(offset + limit) if full else None,
-            total=len(found) if count_total and not full else None,
+            account_ids=[account_key(i) for i in found.i_accounts],
+            next_after=str(offset + limit) if len(found.i_accounts) == limit else None,
+            total=found.total if count_total else None,
             customer_revision=0,  # PortaBilling's changes arrive as events, each one signalled
         )
 

@@ -197,6 +197,10 @@ async def test_a_customer_profile_change_reaches_every_account(beside: Beside) -
     await beside.change(f"customers/{customer['i_customer']}", custom_fields={"profileName": "Business"})
     for account_id in ids:
         await record_of(sim, account_id, lambda r: r is not None and r.profile == "Business")
+    # The customer's rollout walked PortaBilling's list of its accounts, and counted them.
+    rollout = beside.stack.temporal.get_workflow_handle(f"rollout-pb-{customer['i_customer']}")
+    progress = await eventually(lambda: rollout.query("progress"), lambda p: p["status"] == "completed")
+    assert (progress["total"], progress["done"], progress["failed"]) == (3, 3, 0)
 
 
 async def test_a_messaging_wallet_running_dry_and_a_top_up_reach_the_cmms_with_the_policy_on(beside: Beside) -> None:

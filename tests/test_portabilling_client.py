@@ -147,7 +147,8 @@ async def test_a_customers_accounts_page_by_page_closed_ones_included(
     made = [int((await admin.add_account(new_id(), i_customer, i_product))["i_account"]) for _ in range(5)]
     await admin.change_account(made[1], closed=True)
     pages = [await client.customer_accounts(i_customer, offset=offset, limit=2) for offset in (0, 2, 4, 6)]
-    assert pages == [made[0:2], made[2:4], made[4:5], []]
+    assert [page.i_accounts for page in pages] == [made[0:2], made[2:4], made[4:5], []]
+    assert {page.total for page in pages} == {5}
 
 
 # --- the session ---
