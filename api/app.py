@@ -12,6 +12,7 @@ from api.body_limit import install_body_limit
 from api.deps import AppState, builtin_billing
 from api.docs import install_docs
 from api.metrics import install_metrics
+from api.openapi import install_openapi
 from api.problems import install_problem_handlers
 from api.routers import (
     accounts,
@@ -106,4 +107,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router, dependencies=[Depends(builtin_billing)])
     for router in ROUTERS:
         app.include_router(router)
+    install_openapi(app, settings)  # after the routes: it documents each one's errors
     return app

@@ -4,9 +4,8 @@ Temporal client, the signups, the caller.
 All `async def`, even those that do not await: FastAPI runs a plain `def` dependency in its thread
 pool, a hop to another thread and back on every request for nothing."""
 
-from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -80,15 +79,22 @@ async def builtin_billing(caller: CallerDep, settings: SettingsDep) -> None:
         raise Problem(409, "billing is PortaBilling here (BILLING_SOURCE=portabilling): make this change there")
 
 
-def require(role: Role) -> Callable[[Caller], Coroutine[Any, Any, Caller]]:
-    """A dependency that admits callers holding `role` (or admin); for a router's `dependencies`."""
+class RoleCheck:
+    """A dependency that admits callers holding `role` (or admin): a class, so that the OpenAPI document
+    (api.openapi) can tell from a route's dependencies that it may answer 403."""
 
-    async def check(caller: CallerDep) -> Caller:
-        if not caller.may(role):
-            raise Problem(403, f"this call needs the {role.value} role")
+    def __init__(self, role: Role) -> None:
+        self.role = role
+
+    async def __call__(self, caller: CallerDep) -> Caller:
+        if not caller.may(self.role):
+            raise Problem(403, f"this call needs the {self.role.value} role")
         return caller
 
-    return check
+
+def require(role: Role) -> RoleCheck:
+    """A dependency that admits callers holding `role` (or admin); for a router's `dependencies`."""
+    return RoleCheck(role)
 
 
 def _unauthorized(detail: str) -> Problem:

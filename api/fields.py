@@ -1,13 +1,20 @@
-"""Field types the API validates at its edge, shared by every resource."""
+"""Field types the API validates at its edge, shared by every resource.
+
+Each one's JSON schema says what its validator checks (patterns, lengths), so that the OpenAPI document
+refuses what the API refuses; where a rule is beyond a schema (an IMEI's check digit, a number's
+numbering plan) the schema names a `format` for it, which a client or a test can be taught.
+"""
 
 import re
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, SecretStr, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, SecretStr, StringConstraints, WithJsonSchema
 from stdnum import luhn
 
 ResourceId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}$")]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+# Surrounding whitespace is stripped, and a name is left with something: a pattern says so in the schema.
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), Field(pattern=r"\S")]
 DomainName = Annotated[
     str,
     StringConstraints(
@@ -19,6 +26,35 @@ DomainName = Annotated[
 ]
 
 
+def _whole(value: Any) -> Any:
+    """A JSON number with no fractional part (`5.0`) is the integer it equals: JSON Schema's `integer`."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# With StrictInt (never a string or a boolean: `"5"`, `true`), `5.0` counts as 5, as JSON Schema has it:
+# `Annotated[StrictInt, Field(ge=0), WHOLE]`, after the bounds, so that the schema keeps them.
+WHOLE = BeforeValidator(_whole)
+
+# RFC 3339's date-time, JSON Schema's `format: date-time`: the offset is required.
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+
+
+def _rfc3339(value: Any) -> Any:
+    """Only what `format: date-time` says: pydantic alone also takes numbers (`0.5`, seconds since 1970)."""
+    if isinstance(value, datetime) or (isinstance(value, str) and _RFC3339.fullmatch(value)):
+        return value
+    raise ValueError("a date-time is RFC 3339 with its offset, e.g. 2026-12-02T13:00:00Z")
+
+
+DateTime = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
+
+IMEI_FORMAT = "imei"
+
+
 def _check_imei(value: str) -> str:
     if len(value) != 15 or not value.isdigit():
         raise ValueError("an IMEI is 15 digits")
@@ -27,7 +63,37 @@ def _check_imei(value: str) -> str:
     return value
 
 
-Imei = Annotated[str, AfterValidator(_check_imei)]
+Imei = Annotated[
+    str,
+    AfterValidator(_check_imei),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": "^[0-9]{15}$",
+            "format": IMEI_FORMAT,
+            "description": "15 digits, the last a Luhn check digit",
+            "examples": ["490154203237518"],
+        }
+    ),
+]
+
+MOBILE_NUMBER_FORMAT = "mobile-number"
+# A mobile number in any international format (`+49 151 1234 5678`, `0049…`, `49…`); whether it is a
+# valid mobile number is the numbering plans' (libphonenumber's), beyond a pattern.
+MobileNumber = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=32),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 32,
+            "format": MOBILE_NUMBER_FORMAT,
+            "description": "A mobile number in international format",
+            "examples": ["+4915112345678"],
+        }
+    ),
+]
 
 
 _SIP_PASSWORD = re.compile(r"[\x21-\x7e]{8,64}")
@@ -40,4 +106,18 @@ def _check_sip_password(value: SecretStr) -> SecretStr:
 
 
 # Kept secret in reprs and logs; the error never echoes it.
-SipPassword = Annotated[SecretStr, AfterValidator(_check_sip_password)]
+SipPassword = Annotated[
+    SecretStr,
+    AfterValidator(_check_sip_password),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "password",
+            "writeOnly": True,
+            "minLength": 8,
+            "maxLength": 64,
+            "pattern": "^[!-~]{8,64}$",
+            "description": "8 to 64 printable ASCII characters, no spaces",
+        }
+    ),
+]

@@ -8,8 +8,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from temporalio.service import RPCError
 
 from billing.uniqueness import broken_rule, imei_taken
@@ -93,11 +95,25 @@ async def _on_validation(_: Request, exc: Exception) -> JSONResponse:
     return problem_response(422, "Validation failed", "the request has invalid fields", errors=errors)
 
 
-async def _on_http(_: Request, exc: Exception) -> JSONResponse:
+async def _on_http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     status = exc.status_code
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(status).phrase
-    return problem_response(status, HTTPStatus(status).phrase, detail, dict(exc.headers or {}) or None)
+    headers = dict(exc.headers or {})
+    if status == 405:
+        headers["Allow"] = ", ".join(allowed_methods(request))
+    return problem_response(status, HTTPStatus(status).phrase, detail, headers or None)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method the request's path is served with. The router answers 405 with the methods of the
+    first route whose path matched (`Allow: POST` for `/v1/orders`, which serves GET too): all are named."""
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.routes):
+        match, _ = route.matches(request.scope)
+        if match != Match.NONE:
+            methods |= route.methods or set()
+    return sorted(methods)
 
 
 async def _on_temporal_error(request: Request, exc: Exception) -> JSONResponse:

@@ -5,11 +5,11 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, StrictBool
 
 from api.auth import Role
 from api.deps import CallerDep, OutboxDep, TemporalDep, require
-from api.fields import Imei, SipPassword
+from api.fields import Imei, MobileNumber, SipPassword
 from api.pagination import Page, PageDep
 from api.routers.audit import AuditEntryPublic
 from api.routers.orders import OrderPublic, public_order
@@ -26,7 +26,7 @@ class AccountUpdate(BaseModel):
 
     password: SipPassword | None = None
     imei: Imei | None = None
-    blocked: bool | None = None
+    blocked: StrictBool | None = None
 
 
 class AccountChangeAccepted(BaseModel):
@@ -59,7 +59,7 @@ async def list_accounts(
     status: AccountStatus | None = None,
     imei: Annotated[str | None, Query(pattern=r"^[0-9]{15}$", description="Which account has this phone")] = None,
     phone_number: Annotated[
-        str | None, Query(max_length=32, description="Which account has this number (international format)")
+        MobileNumber | None, Query(description="Which account has this number (international format)")
     ] = None,
 ) -> Page[AccountPublic]:
     """Accounts oldest first. By IMEI: every account that had the phone (a terminated one keeps its IMEI);

@@ -9,10 +9,13 @@ from pydantic import BaseModel
 from api.auth import Role
 from api.deps import OutboxDep, require
 from api.pagination import Page, PageDep
-from api.problems import Problem
 from services import audit
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"], dependencies=[Depends(require(Role.admin))])
+
+
+_TYPES = sorted(audit.OBJECT_TYPES)
+_OBJECT = f"^({'|'.join(_TYPES)}):.+$"
 
 
 class AuditEntryPublic(BaseModel):
@@ -32,16 +35,14 @@ async def audit_trail(
         str,
         Query(
             max_length=100,
-            pattern=r"^[a-z_]+:.+$",
-            description="`<type>:<id>`, type one of " + ", ".join(sorted(audit.OBJECT_TYPES)),
+            pattern=_OBJECT,
+            description="`<type>:<id>`, type one of " + ", ".join(_TYPES),
             examples=["customer:alice"],
         ),
     ],
 ) -> Page[AuditEntryPublic]:
     """The object's edits, oldest first."""
     object_type, _, object_id = object.partition(":")
-    if object_type not in audit.OBJECT_TYPES:
-        raise Problem(422, f"no object type {object_type!r}; one of {', '.join(sorted(audit.OBJECT_TYPES))}")
     found = await audit.trail(outbox, object_type, object_id, page)
     items = [AuditEntryPublic.model_validate(row, from_attributes=True) for row in found.items]
     return Page(items=items, next=found.next)

@@ -10,6 +10,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from api.auth import Role
 from api.deps import CallerDep, OutboxDep, SettingsDep, TemporalDep, require
@@ -38,10 +39,11 @@ class CustomerUpdate(BaseModel):
     """What changes; each field left out stays as it is. `custom_fields` is a JSON merge patch (a value
     sets a field, null removes it); `reseller_id: null` takes the customer from its reseller."""
 
-    model_config = ConfigDict(extra="forbid")
+    # Something must change, and a customer always has a class (below): the schema says so too.
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
 
     name: Name | None = None
-    customer_class_id: ResourceId | None = None
+    customer_class_id: ResourceId | SkipJsonSchema[None] = None
     reseller_id: ResourceId | None = None
     custom_fields: dict[str, CustomFieldValue | None] | None = Field(default=None, max_length=50)
 

@@ -4,11 +4,11 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict
 
 from api.auth import Role
 from api.deps import OutboxDep, SettingsDep, require
-from api.fields import Imei, ResourceId, SipPassword
+from api.fields import DateTime, Imei, ResourceId, SipPassword
 from api.pagination import Page, PageDep
 from billing.models import MessagingState, OrderStatus, ProvisioningState
 from services import orders
@@ -78,7 +78,7 @@ async def list_orders(
     customer_id: Annotated[str | None, Query(max_length=64)] = None,
     status: OrderStatus | None = None,
     created_since: Annotated[
-        AwareDatetime | None, Query(description="Orders created at or after this time (RFC 3339, with offset)")
+        DateTime | None, Query(description="Orders created at or after this time (RFC 3339, with offset)")
     ] = None,
     account_id: Annotated[str | None, Query(max_length=64, description="The order that made this account")] = None,
 ) -> Page[OrderPublic]:

@@ -12,8 +12,10 @@ import binascii
 import hmac
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Depends, Request
+from fastapi.security import HTTPBasic
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from starlette.requests import HTTPConnection
 
 from api.deps import OutboxDep, StateDep
 from api.problems import Problem
@@ -23,14 +25,22 @@ router = APIRouter(prefix="/v1/portabilling", tags=["portabilling"])
 
 # PortaBilling's ids are integers; sent as strings in the events' variables (both are taken).
 _ID = Field(ge=1, le=2**63 - 1)
+_ID_SCHEMA = WithJsonSchema(
+    {
+        "anyOf": [
+            {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
+            {"type": "string", "pattern": "^[1-9][0-9]{0,17}$"},
+        ]
+    }
+)
 
 
 class EspfVariables(BaseModel):
     model_config = ConfigDict(extra="ignore")  # other variables (an invoice's, a DID's) are not ours
 
-    i_event: Annotated[int, _ID]
-    i_account: Annotated[int, _ID] | None = None
-    i_customer: Annotated[int, _ID] | None = None
+    i_event: Annotated[int, _ID, _ID_SCHEMA]
+    i_account: Annotated[int, _ID, _ID_SCHEMA] | None = None
+    i_customer: Annotated[int, _ID, _ID_SCHEMA] | None = None
 
 
 class EspfEventBody(BaseModel):
@@ -47,14 +57,25 @@ class EventReceipt(BaseModel):
     status: Receipt
 
 
-async def espf_credentials(state: StateDep, authorization: Annotated[str | None, Header()] = None) -> None:
+class _EspfBasic(HTTPBasic):
+    """States in the OpenAPI document that the route takes HTTP Basic, and checks nothing itself:
+    `espf_credentials` does, once it knows the route is served here at all."""
+
+    async def __call__(self, request: HTTPConnection) -> None:
+        return None
+
+
+_espf_basic = _EspfBasic(scheme_name="espfBasic", description="ESPF_USERNAME and ESPF_PASSWORD", auto_error=False)
+
+
+async def espf_credentials(state: StateDep, request: Request, _: Annotated[None, Depends(_espf_basic)]) -> None:
     """HTTP Basic with ESPF_USERNAME and ESPF_PASSWORD, compared in constant time; served only beside
     PortaBilling."""
     settings = state.settings
     if settings.billing_source != "portabilling":
         raise Problem(404, "PortaBilling events are served only with BILLING_SOURCE=portabilling")
     expected = f"{settings.espf_username}:{settings.espf_password.get_secret_value()}".encode()
-    if not hmac.compare_digest(_basic(authorization), expected):
+    if not hmac.compare_digest(_basic(request.headers.get("Authorization")), expected):
         problem = Problem(401, "PortaBilling's ESPF credentials (HTTP Basic) are required")
         problem.headers["WWW-Authenticate"] = 'Basic realm="espf", charset="UTF-8"'
         raise problem
@@ -74,7 +95,10 @@ def _basic(authorization: str | None) -> bytes:
 @router.post(
     "/events",
     dependencies=[Depends(espf_credentials)],
-    responses={401: {}, 404: {}, 422: {}, 503: {}},
+    responses={
+        401: {"description": "PortaBilling's ESPF credentials (HTTP Basic) are required"},
+        404: {"description": "Served only beside PortaBilling (BILLING_SOURCE=portabilling)"},
+    },
     operation_id="receive_portabilling_event",
 )
 async def receive_event(body: EspfEventBody, outbox: OutboxDep) -> EventReceipt:

@@ -4,11 +4,11 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from api.auth import Role
 from api.deps import CallerDep, OutboxDep, require
-from api.fields import Name, ResourceId
+from api.fields import WHOLE, Name, ResourceId
 from api.pagination import Page, PageDep
 from billing.models import Product
 from services import products
@@ -22,15 +22,15 @@ class InitialWallet(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    amount: Annotated[StrictInt, Field(ge=0, le=MAX_BALANCE)]
+    amount: Annotated[StrictInt, Field(ge=0, le=MAX_BALANCE), WHOLE]
     # How long the units last; also the validity of a top-up that names none. Absent: they never expire.
-    valid_days: Annotated[StrictInt, Field(ge=1, le=36500)] | None = None
+    valid_days: Annotated[StrictInt, Field(ge=1, le=36500), WHOLE] | None = None
 
 
 class MessagingPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    push_events: bool
+    push_events: StrictBool
     # Without one, a new account has no wallet: suspended from the start where push_events is on.
     initial_wallet: InitialWallet | None = None
 

@@ -25,7 +25,7 @@ class ReconciliationAccepted(BaseModel):
     progress_url: str
 
 
-@router.post("", status_code=status.HTTP_202_ACCEPTED)
+@router.post("", status_code=status.HTTP_202_ACCEPTED, responses={409: {"description": BESIDE_PORTABILLING}})
 async def post_reconciliation(temporal: TemporalDep, settings: SettingsDep) -> ReconciliationAccepted:
     """Start a reconciliation now; its progress and result are at `progress_url`."""
     if settings.billing_source != "builtin":

@@ -26,7 +26,16 @@ class ResellerCreate(BaseModel):
 class ResellerUpdate(BaseModel):
     """What changes; each field left out stays as it is."""
 
-    model_config = ConfigDict(extra="forbid")
+    # One of them at least (below): the schema says so too.
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["name"], "properties": {"name": {"type": "string"}}},
+                {"required": ["domain"], "properties": {"domain": {"type": "string"}}},
+            ]
+        },
+    )
 
     name: Name | None = None
     domain: DomainName | None = None

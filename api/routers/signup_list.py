@@ -8,6 +8,7 @@ from pydantic import BaseModel
 
 from api.auth import Role
 from api.deps import CallerDep, OutboxDep, require
+from api.fields import MobileNumber
 from api.pagination import Page, PageDep
 from billing.models import SignupStatus
 from services import signup_list
@@ -33,7 +34,7 @@ async def list_signups(
     outbox: OutboxDep,
     caller: CallerDep,
     page: PageDep,
-    phone_number: Annotated[str | None, Query(max_length=32, description="In any international format")] = None,
+    phone_number: Annotated[MobileNumber | None, Query(description="In any international format")] = None,
     status: SignupStatus | None = None,
 ) -> Page[SignupListed]:
     """Signups oldest first, by the number that signed up and by state."""

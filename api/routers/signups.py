@@ -2,14 +2,14 @@
 the rules are services.signups'."""
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from api.auth import Caller, Role
 from api.deps import StateDep, require
-from api.fields import SipPassword
+from api.fields import MobileNumber, SipPassword
 from billing.models import SignupStatus, SmsStatus
 from services.signups import Credentials as SignupCredentials
 from services.signups import Signups
@@ -21,7 +21,7 @@ CmmsCaller = Annotated[Caller, Depends(require(Role.cmms))]
 class SignupCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    phone_number: Annotated[str, StringConstraints(min_length=1, max_length=32)]
+    phone_number: MobileNumber
 
 
 class SignupAccepted(BaseModel):
@@ -32,6 +32,7 @@ class SignupAccepted(BaseModel):
 class CodeEntered(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    # Exactly SIGNUP_CODE_DIGITS digits (services.signups), as the OpenAPI document states (api.openapi).
     code: Annotated[str, StringConstraints(max_length=32)]
 
 
@@ -76,6 +77,23 @@ class SignupPublic(BaseModel):
     sms: list[SmsReport] = []  # every code SMS, oldest first, as its delivery reports left it
 
 
+# What each refusal of a signup call means (api.openapi adds those every route of its kind can answer).
+_REFUSALS: dict[int, str] = {
+    404: "No such signup",
+    409: "The signup is already verified, busy, or not verified this way in this deployment (SIGNUP_VERIFICATION)",
+    410: "The signup has expired: start a new one",
+    422: "The code is not well formed, or wrong (`attempts_left` says how many tries remain)",
+    429: "Past a rate limit (`Retry-After`), the resend cooldown, or the signup's attempts or sends",
+    502: "The SMS gateway refused the message, or the account could not be provisioned",
+    503: "The SMS gateway, the billing database or Temporal is unavailable, or the account is still being "
+    "provisioned: repeat the request",
+}
+
+
+def _answers(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {status: {"description": _REFUSALS[status]} for status in statuses}
+
+
 async def get_signups(state: StateDep) -> Signups:
     return state.signups
 
@@ -83,21 +101,21 @@ async def get_signups(state: StateDep) -> Signups:
 SignupsDep = Annotated[Signups, Depends(get_signups)]
 
 
-@router.post("", status_code=202, responses={429: {}, 503: {}})
+@router.post("", status_code=202, responses=_answers(409, 410, 429, 502, 503))
 async def start_signup(body: SignupCreate, caller: CmmsCaller, signups: SignupsDep) -> SignupAccepted:
     """Send a code to the number; a signup already pending for it continues (no two live codes)."""
     view = await signups.start(caller.label, body.phone_number)
     return SignupAccepted(signup_id=view.signup_id, expires_at=view.expires_at)
 
 
-@router.post("/{signup_id}/resend", status_code=202, responses={404: {}, 410: {}, 429: {}, 503: {}})
+@router.post("/{signup_id}/resend", status_code=202, responses=_answers(404, 409, 410, 429, 502, 503))
 async def resend_code(signup_id: str, caller: CmmsCaller, signups: SignupsDep) -> SignupAccepted:
     """Send a new code (the previous one stops working): 429 inside the cooldown or past the send limit."""
     view = await signups.resend(caller.label, signup_id)
     return SignupAccepted(signup_id=view.signup_id, expires_at=view.expires_at)
 
 
-@router.post("/{signup_id}/verify", responses={404: {}, 409: {}, 410: {}, 422: {}, 429: {}, 503: {}})
+@router.post("/{signup_id}/verify", responses=_answers(404, 409, 410, 422, 429, 502, 503))
 async def verify_code(signup_id: str, body: CodeEntered, caller: CmmsCaller, signups: SignupsDep) -> SignupVerified:
     """Check the code the user typed; the right one answers the account's credentials for the app.
 
@@ -107,7 +125,7 @@ async def verify_code(signup_id: str, body: CodeEntered, caller: CmmsCaller, sig
     return SignupVerified(status=SignupStatus.verified, account_id=account_id, credentials=_public(credentials))
 
 
-@router.post("/{signup_id}/confirm", responses={404: {}, 409: {}, 410: {}, 429: {}, 502: {}, 503: {}})
+@router.post("/{signup_id}/confirm", responses=_answers(404, 409, 410, 429, 502, 503))
 async def confirm_signup(
     signup_id: str, body: PasswordIssued, caller: CmmsCaller, signups: SignupsDep
 ) -> SignupConfirmed:
@@ -117,7 +135,7 @@ async def confirm_signup(
     return SignupConfirmed(status=SignupStatus.verified, account_id=account_id)
 
 
-@router.get("/{signup_id}", responses={404: {}})
+@router.get("/{signup_id}", responses=_answers(404))
 async def get_signup(signup_id: str, _: CmmsCaller, signups: SignupsDep) -> SignupPublic:
     signup, messages = await signups.get(signup_id)
     view = SignupPublic.model_validate(signup, from_attributes=True)

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from api.deps import OutboxDep
 from api.metrics import SMS_DELIVERY_REPORTS
 from billing.models import SmsStatus
+from billing.sms_reports import REPORT_STATUS
 from services.sms_reports import record_report
 
 router = APIRouter(prefix="/v1/sms/delivery-reports", tags=["sms"])
@@ -25,7 +26,9 @@ class DeliveryRecorded(BaseModel):
 @router.get("/{token}", responses={404: {}, 422: {}}, operation_id="record_delivery_report")
 @router.post("/{token}", responses={404: {}, 422: {}}, operation_id="post_delivery_report")
 async def delivery_report(
-    token: str, outbox: OutboxDep, report_type: Annotated[int, Query(alias="type", ge=0)]
+    token: str,
+    outbox: OutboxDep,
+    report_type: Annotated[int, Query(alias="type", ge=0, json_schema_extra={"enum": sorted(REPORT_STATUS)})],
 ) -> DeliveryRecorded:
     """Record what Kannel reports (`type` is its `%d`: 1, 2, 4, 8 or 16) for the message of `token`."""
     reported, status = await record_report(outbox.sessions, token, report_type)

@@ -9,10 +9,12 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
+from pydantic.config import JsonDict
 
 from api.auth import Role
 from api.deps import CallerDep, OutboxDep, require
+from api.fields import WHOLE, DateTime
 from api.problems import Problem
 from billing.messaging import MESSAGING
 from billing.models import MessagingState, utcnow
@@ -23,7 +25,7 @@ router = APIRouter(prefix="/v1/accounts", tags=["wallets"])
 _admin = [Depends(require(Role.admin))]
 _admin_or_cmms = [Depends(require(Role.cmms))]  # admin may do everything
 
-Units = Annotated[StrictInt, Field(gt=0, le=wallets.MAX_BALANCE)]
+Units = Annotated[StrictInt, Field(gt=0, le=wallets.MAX_BALANCE), WHOLE]
 IdempotencyKey = Annotated[
     str | None,
     Header(alias="Idempotency-Key", min_length=1, max_length=200, description="Applies a retried request once"),
@@ -34,19 +36,26 @@ class WalletCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     service: Literal["messaging"]
-    balance: Annotated[StrictInt, Field(ge=0, le=wallets.MAX_BALANCE)]
-    expires_at: AwareDatetime | None = None
+    balance: Annotated[StrictInt, Field(ge=0, le=wallets.MAX_BALANCE), WHOLE]
+    expires_at: DateTime | None = None
+
+
+_BOTH_LIFETIMES: JsonDict = {
+    "required": ["valid_days", "expires_at"],
+    "properties": {"valid_days": {"type": "integer"}, "expires_at": {"type": "string"}},
+}
 
 
 class TopUp(BaseModel):
     """Units with their own lifetime: `valid_days` from now, or until `expires_at`; with neither, the
     product's default validity (its initial wallet's), else they never expire."""
 
-    model_config = ConfigDict(extra="forbid")
+    # Both given is refused (below): the schema says so too.
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"not": _BOTH_LIFETIMES})
 
     amount: Units
-    valid_days: Annotated[StrictInt, Field(ge=1, le=36500)] | None = None
-    expires_at: AwareDatetime | None = Field(default=None, description="When these units expire")
+    valid_days: Annotated[StrictInt, Field(ge=1, le=36500), WHOLE] | None = None
+    expires_at: DateTime | None = Field(default=None, description="When these units expire")
 
     @model_validator(mode="after")
     def _one_lifetime(self) -> "TopUp":
@@ -89,7 +98,7 @@ class LedgerPage(BaseModel):
 class MessagingPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    push_events: bool
+    push_events: StrictBool
 
 
 class AccountServicePolicies(BaseModel):
