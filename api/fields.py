@@ -6,15 +6,22 @@ numbering plan) the schema names a `format` for it, which a client or a test can
 """
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, SecretStr, StringConstraints, WithJsonSchema
 from stdnum import luhn
 
+# No string holds NUL (U+0000): PostgreSQL's text cannot, so billing could neither store nor look one up.
+NO_NUL = r"^[^\x00]*$"
+# Surrounding whitespace is stripped and something must be left, with no NUL: the pattern says both.
+TEXT = r"^[^\x00]*[^\s\x00][^\x00]*$"
+
 ResourceId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}$")]
-# Surrounding whitespace is stripped, and a name is left with something: a pattern says so in the schema.
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), Field(pattern=r"\S")]
+# An id as a path or a filter names it: one that does not exist is 404 (or no match), not malformed.
+AnyId = Annotated[str, StringConstraints(pattern=NO_NUL)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), Field(pattern=TEXT)]
+CustomFieldName = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=NO_NUL)]
 DomainName = Annotated[
     str,
     StringConstraints(
@@ -50,7 +57,17 @@ def _rfc3339(value: Any) -> Any:
     raise ValueError("a date-time is RFC 3339 with its offset, e.g. 2026-12-02T13:00:00Z")
 
 
-DateTime = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
+def _in_utc(value: datetime) -> datetime:
+    """The instant in UTC, as billing stores and compares it. One whose offset takes it past year 1 or
+    year 9999 (`0001-01-01T00:00:00+05:00`) is clamped to the first or last instant there is: nothing
+    billing holds is earlier or later, so a filter or an expiry means the same."""
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        return (datetime.min if value.year == datetime.min.year else datetime.max).replace(tzinfo=UTC)
+
+
+DateTime = Annotated[AwareDatetime, BeforeValidator(_rfc3339), AfterValidator(_in_utc)]
 
 IMEI_FORMAT = "imei"
 

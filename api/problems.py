@@ -151,6 +151,24 @@ async def _on_integrity_error(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(500, "Internal Server Error", detail, error_id=error_id)
 
 
+async def _on_data_error(request: Request, exc: Exception) -> JSONResponse:
+    """A value the database cannot hold. NUL (U+0000) in a string is the caller's, refused before anything
+    is stored (the schema's patterns say no string holds one); anything else is the service's: 500."""
+    assert isinstance(exc, sa_exc.DataError)
+    if "NUL" in str(exc.orig):
+        detail = "a string in the request contains NUL (U+0000), which billing cannot hold"
+        return problem_response(422, "Validation failed", detail, errors=[])
+    return await _on_unexpected(request, exc)
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    """Anything else: a problem document too, with the id of the API's log line."""
+    error_id = uuid.uuid4().hex
+    log.exception("%s %s: failed error_id=%s", request.method, request.url.path, error_id)
+    detail = f"the request failed; quote error id {error_id} to support"
+    return problem_response(500, "Internal Server Error", detail, error_id=error_id)
+
+
 async def _on_database_unavailable(request: Request, exc: Exception) -> JSONResponse:
     # The driver's class only: its message can name the host, and never helps the caller.
     cause = getattr(exc, "orig", None) or exc
@@ -166,7 +184,9 @@ def install_problem_handlers(app: FastAPI) -> None:
     # A lazily connected client that cannot reach Temporal for its first call raises a RuntimeError.
     app.add_exception_handler(RuntimeError, _on_temporal_error)
     app.add_exception_handler(sa_exc.IntegrityError, _on_integrity_error)
+    app.add_exception_handler(sa_exc.DataError, _on_data_error)
     for error in _DATABASE_UNAVAILABLE:
         app.add_exception_handler(error, _on_database_unavailable)
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(StarletteHTTPException, _on_http)
+    app.add_exception_handler(Exception, _on_unexpected)

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, StrictBool
 
 from api.auth import Role
 from api.deps import CallerDep, OutboxDep, TemporalDep, require
-from api.fields import Imei, MobileNumber, SipPassword
+from api.fields import AnyId, Imei, MobileNumber, SipPassword
 from api.pagination import Page, PageDep
 from api.routers.audit import AuditEntryPublic
 from api.routers.orders import OrderPublic, public_order
@@ -54,8 +54,8 @@ class AccountPublic(BaseModel):
 async def list_accounts(
     outbox: OutboxDep,
     page: PageDep,
-    customer_id: Annotated[str | None, Query(max_length=64)] = None,
-    product_id: Annotated[str | None, Query(max_length=64)] = None,
+    customer_id: Annotated[AnyId | None, Query(max_length=64)] = None,
+    product_id: Annotated[AnyId | None, Query(max_length=64)] = None,
     status: AccountStatus | None = None,
     imei: Annotated[str | None, Query(pattern=r"^[0-9]{15}$", description="Which account has this phone")] = None,
     phone_number: Annotated[
@@ -70,7 +70,7 @@ async def list_accounts(
 
 
 @router.get("/{account_id}")
-async def get_account(account_id: str, outbox: OutboxDep) -> AccountPublic:
+async def get_account(account_id: AnyId, outbox: OutboxDep) -> AccountPublic:
     row = await accounts.get_account(outbox, account_id)
     return AccountPublic.model_validate(row, from_attributes=True)
 
@@ -119,7 +119,7 @@ class AccountHistory(BaseModel):
 
 
 @router.get("/{account_id}/history")
-async def get_history(account_id: str, outbox: OutboxDep, temporal: TemporalDep) -> AccountHistory:
+async def get_history(account_id: AnyId, outbox: OutboxDep, temporal: TemporalDep) -> AccountHistory:
     """What happened to the account: its orders, signups and edits from billing; its workflows and every
     push to the CMMS with its outcome and times from Temporal."""
     found = await account_history.account_history(outbox, temporal, account_id)
@@ -137,7 +137,7 @@ async def get_history(account_id: str, outbox: OutboxDep, temporal: TemporalDep)
 
 @router.patch("/{account_id}", status_code=202)
 async def update_account(
-    account_id: str, body: AccountUpdate, outbox: OutboxDep, caller: CallerDep
+    account_id: AnyId, body: AccountUpdate, outbox: OutboxDep, caller: CallerDep
 ) -> AccountChangeAccepted:
     """Change the password, the IMEI or the block state; the CMMS gets the change within seconds."""
     change = accounts.AccountChange(
@@ -148,7 +148,7 @@ async def update_account(
 
 
 @router.delete("/{account_id}", status_code=202)
-async def terminate_account(account_id: str, outbox: OutboxDep, caller: CallerDep) -> AccountChangeAccepted:
+async def terminate_account(account_id: AnyId, outbox: OutboxDep, caller: CallerDep) -> AccountChangeAccepted:
     """Terminate the account and remove it from the CMMS; a repeat answers the same."""
     accepted = await accounts.terminate_account(outbox, account_id, caller.label)
     return AccountChangeAccepted.model_validate(accepted, from_attributes=True)

@@ -15,7 +15,7 @@ router = APIRouter(prefix="/v1/audit", tags=["audit"], dependencies=[Depends(req
 
 
 _TYPES = sorted(audit.OBJECT_TYPES)
-_OBJECT = f"^({'|'.join(_TYPES)}):.+$"
+_OBJECT = f"^({'|'.join(_TYPES)}):[^\\x00]+$"
 
 
 class AuditEntryPublic(BaseModel):

@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import Role
 from api.deps import CallerDep, OutboxDep, require
-from api.fields import Name, ResourceId
+from api.fields import AnyId, CustomFieldName, Name, ResourceId
 from billing.models import CustomerClass
 from services import customers
 
@@ -21,7 +21,7 @@ class CustomerClassCreate(BaseModel):
 
     customer_class_id: ResourceId
     name: Name
-    custom_fields: list[str] = Field(default_factory=list, max_length=50)
+    custom_fields: list[CustomFieldName] = Field(default_factory=list, max_length=50)
 
 
 class CustomerClassPublic(BaseModel):
@@ -40,6 +40,6 @@ async def create_customer_class(body: CustomerClassCreate, outbox: OutboxDep, ca
 
 
 @router.get("/{customer_class_id}")
-async def get_customer_class(customer_class_id: str, outbox: OutboxDep) -> CustomerClassPublic:
+async def get_customer_class(customer_class_id: AnyId, outbox: OutboxDep) -> CustomerClassPublic:
     row = await customers.get_customer_class(outbox, customer_class_id)
     return CustomerClassPublic.model_validate(row, from_attributes=True)

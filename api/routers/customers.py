@@ -14,7 +14,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from api.auth import Role
 from api.deps import CallerDep, OutboxDep, SettingsDep, TemporalDep, require
-from api.fields import Name, ResourceId
+from api.fields import TEXT, AnyId, CustomFieldName, Name, ResourceId
 from api.pagination import Page, PageDep
 from billing.models import Customer
 from contracts.rollouts import RolloutProgress
@@ -22,7 +22,7 @@ from services import customers
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"], dependencies=[Depends(require(Role.admin))])
 
-CustomFieldValue = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=253)]
+CustomFieldValue = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=253, pattern=TEXT)]
 
 
 class CustomerCreate(BaseModel):
@@ -32,7 +32,7 @@ class CustomerCreate(BaseModel):
     name: Name
     customer_class_id: ResourceId
     reseller_id: ResourceId | None = None
-    custom_fields: dict[str, CustomFieldValue] = Field(default_factory=dict, max_length=50)
+    custom_fields: dict[CustomFieldName, CustomFieldValue] = Field(default_factory=dict, max_length=50)
 
 
 class CustomerUpdate(BaseModel):
@@ -45,7 +45,7 @@ class CustomerUpdate(BaseModel):
     name: Name | None = None
     customer_class_id: ResourceId | SkipJsonSchema[None] = None
     reseller_id: ResourceId | None = None
-    custom_fields: dict[str, CustomFieldValue | None] | None = Field(default=None, max_length=50)
+    custom_fields: dict[CustomFieldName, CustomFieldValue | None] | None = Field(default=None, max_length=50)
 
     @model_validator(mode="after")
     def _something(self) -> "CustomerUpdate":
@@ -86,8 +86,8 @@ async def create_customer(
 async def list_customers(
     outbox: OutboxDep,
     page: PageDep,
-    customer_class_id: Annotated[str | None, Query(max_length=64)] = None,
-    reseller_id: Annotated[str | None, Query(max_length=64)] = None,
+    customer_class_id: Annotated[AnyId | None, Query(max_length=64)] = None,
+    reseller_id: Annotated[AnyId | None, Query(max_length=64)] = None,
 ) -> Page[CustomerPublic]:
     """Customers oldest first, by class and by reseller."""
     found = await customers.list_customers(outbox, customers.CustomerFilter(customer_class_id, reseller_id), page)
@@ -96,7 +96,7 @@ async def list_customers(
 
 
 @router.get("/{customer_id}")
-async def get_customer(customer_id: str, outbox: OutboxDep) -> CustomerPublic:
+async def get_customer(customer_id: AnyId, outbox: OutboxDep) -> CustomerPublic:
     row = await customers.get_customer(outbox, customer_id)
     return CustomerPublic.model_validate(row, from_attributes=True)
 
@@ -107,7 +107,7 @@ async def get_customer(customer_id: str, outbox: OutboxDep) -> CustomerPublic:
     responses={200: {"description": "Changed; the accounts are provisioned with the same values as before"}},
 )
 async def update_customer(
-    customer_id: str,
+    customer_id: AnyId,
     body: CustomerUpdate,
     outbox: OutboxDep,
     settings: SettingsDep,
@@ -137,12 +137,12 @@ async def update_customer(
 
 
 @router.delete("/{customer_id}", status_code=204, responses={409: {"description": "It has live accounts"}})
-async def delete_customer(customer_id: str, outbox: OutboxDep, settings: SettingsDep, caller: CallerDep) -> None:
+async def delete_customer(customer_id: AnyId, outbox: OutboxDep, settings: SettingsDep, caller: CallerDep) -> None:
     """Delete a customer with no live account (terminate them first) and no order in progress."""
     await customers.delete_customer(outbox, settings, customer_id, caller.label)
 
 
 @router.get("/{customer_id}/rollout")
-async def get_rollout(customer_id: str, outbox: OutboxDep, temporal: TemporalDep) -> RolloutProgress:
+async def get_rollout(customer_id: AnyId, outbox: OutboxDep, temporal: TemporalDep) -> RolloutProgress:
     """The customer's latest rollout: the revision it pushes, accounts total, done and failed."""
     return await customers.rollout_progress(outbox, temporal, customer_id)

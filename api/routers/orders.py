@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict
 
 from api.auth import Role
 from api.deps import OutboxDep, SettingsDep, require
-from api.fields import DateTime, Imei, ResourceId, SipPassword
+from api.fields import AnyId, DateTime, Imei, ResourceId, SipPassword
 from api.pagination import Page, PageDep
 from billing.models import MessagingState, OrderStatus, ProvisioningState
 from services import orders
@@ -75,12 +75,12 @@ async def submit_order(body: OrderCreate, outbox: OutboxDep, settings: SettingsD
 async def list_orders(
     outbox: OutboxDep,
     page: PageDep,
-    customer_id: Annotated[str | None, Query(max_length=64)] = None,
+    customer_id: Annotated[AnyId | None, Query(max_length=64)] = None,
     status: OrderStatus | None = None,
     created_since: Annotated[
         DateTime | None, Query(description="Orders created at or after this time (RFC 3339, with offset)")
     ] = None,
-    account_id: Annotated[str | None, Query(max_length=64, description="The order that made this account")] = None,
+    account_id: Annotated[AnyId | None, Query(max_length=64, description="The order that made this account")] = None,
 ) -> Page[OrderPublic]:
     """Orders oldest first, by customer, status, creation time and account."""
     where = orders.OrderFilter(customer_id, status, created_since, account_id)
@@ -89,7 +89,7 @@ async def list_orders(
 
 
 @router.get("/{order_id}")
-async def get_order(order_id: str, outbox: OutboxDep) -> OrderPublic:
+async def get_order(order_id: AnyId, outbox: OutboxDep) -> OrderPublic:
     return public_order(await orders.get_order(outbox, order_id))
 
 

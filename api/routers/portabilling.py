@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 from starlette.requests import HTTPConnection
 
 from api.deps import OutboxDep, StateDep
+from api.fields import NO_NUL
 from api.problems import Problem
 from services.portabilling_events import EspfEvent, Receipt, receive
 
@@ -46,7 +47,7 @@ class EspfVariables(BaseModel):
 class EspfEventBody(BaseModel):
     """What ESPF posts: `{"event_type": "Account/Blocked", "variables": {"i_event": "7", "i_account": "1000889"}}`."""
 
-    event_type: str = Field(min_length=1, max_length=100)
+    event_type: str = Field(min_length=1, max_length=100, pattern=NO_NUL)
     variables: EspfVariables
 
 

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from api.auth import Role
 from api.deps import CallerDep, OutboxDep, require
-from api.fields import WHOLE, Name, ResourceId
+from api.fields import WHOLE, AnyId, Name, ResourceId
 from api.pagination import Page, PageDep
 from billing.models import Product
 from services import products
@@ -85,7 +85,7 @@ async def list_products(outbox: OutboxDep, page: PageDep) -> Page[ProductPublic]
 
 
 @router.get("/{product_id}")
-async def get_product(product_id: str, outbox: OutboxDep) -> ProductPublic:
+async def get_product(product_id: AnyId, outbox: OutboxDep) -> ProductPublic:
     return ProductPublic.model_validate(await products.get_product(outbox, product_id), from_attributes=True)
 
 
@@ -95,7 +95,9 @@ class ProductUpdated(ProductPublic):
 
 
 @router.patch("/{product_id}")
-async def update_product(product_id: str, body: ProductUpdate, outbox: OutboxDep, caller: CallerDep) -> ProductUpdated:
+async def update_product(
+    product_id: AnyId, body: ProductUpdate, outbox: OutboxDep, caller: CallerDep
+) -> ProductUpdated:
     """Rename a product or change its service policies; turning messaging's `push_events` on brings every
     account of the product into line in the CMMS (suspended unless its wallet is usable); turning it off
     hands messaging back to the CMMS (each account pushed once with messaging enabled, then left alone)."""

@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 from api.auth import Role
 from api.deps import CallerDep, OutboxDep, SettingsDep, require
-from api.fields import DomainName, Name, ResourceId
+from api.fields import AnyId, DomainName, Name, ResourceId
 from api.pagination import Page, PageDep
 from billing.models import Reseller
 from services import customers
@@ -76,7 +76,7 @@ async def list_resellers(outbox: OutboxDep, page: PageDep) -> Page[ResellerPubli
 
 
 @router.get("/{reseller_id}")
-async def get_reseller(reseller_id: str, outbox: OutboxDep) -> ResellerPublic:
+async def get_reseller(reseller_id: AnyId, outbox: OutboxDep) -> ResellerPublic:
     row = await customers.get_reseller(outbox, reseller_id)
     return ResellerPublic.model_validate(row, from_attributes=True)
 
@@ -87,7 +87,7 @@ async def get_reseller(reseller_id: str, outbox: OutboxDep) -> ResellerPublic:
     responses={200: {"description": "Changed; no customer's accounts depend on the change"}},
 )
 async def update_reseller(
-    reseller_id: str,
+    reseller_id: AnyId,
     body: ResellerUpdate,
     outbox: OutboxDep,
     settings: SettingsDep,

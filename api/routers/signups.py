@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from api.auth import Caller, Role
 from api.deps import StateDep, require
-from api.fields import MobileNumber, SipPassword
+from api.fields import AnyId, MobileNumber, SipPassword
 from billing.models import SignupStatus, SmsStatus
 from services.signups import Credentials as SignupCredentials
 from services.signups import Signups
@@ -109,14 +109,14 @@ async def start_signup(body: SignupCreate, caller: CmmsCaller, signups: SignupsD
 
 
 @router.post("/{signup_id}/resend", status_code=202, responses=_answers(404, 409, 410, 429, 502, 503))
-async def resend_code(signup_id: str, caller: CmmsCaller, signups: SignupsDep) -> SignupAccepted:
+async def resend_code(signup_id: AnyId, caller: CmmsCaller, signups: SignupsDep) -> SignupAccepted:
     """Send a new code (the previous one stops working): 429 inside the cooldown or past the send limit."""
     view = await signups.resend(caller.label, signup_id)
     return SignupAccepted(signup_id=view.signup_id, expires_at=view.expires_at)
 
 
 @router.post("/{signup_id}/verify", responses=_answers(404, 409, 410, 422, 429, 502, 503))
-async def verify_code(signup_id: str, body: CodeEntered, caller: CmmsCaller, signups: SignupsDep) -> SignupVerified:
+async def verify_code(signup_id: AnyId, body: CodeEntered, caller: CmmsCaller, signups: SignupsDep) -> SignupVerified:
     """Check the code the user typed; the right one answers the account's credentials for the app.
 
     The same right code again, within its lifetime (the answer was lost on the way), answers the same
@@ -127,7 +127,7 @@ async def verify_code(signup_id: str, body: CodeEntered, caller: CmmsCaller, sig
 
 @router.post("/{signup_id}/confirm", responses=_answers(404, 409, 410, 429, 502, 503))
 async def confirm_signup(
-    signup_id: str, body: PasswordIssued, caller: CmmsCaller, signups: SignupsDep
+    signup_id: AnyId, body: PasswordIssued, caller: CmmsCaller, signups: SignupsDep
 ) -> SignupConfirmed:
     """The CMMS verified the number and issued the app's password: the account (ID = the number's
     digits) is created with it, or the number's OTT account takes it, and reaches the CMMS."""
@@ -136,7 +136,7 @@ async def confirm_signup(
 
 
 @router.get("/{signup_id}", responses=_answers(404))
-async def get_signup(signup_id: str, _: CmmsCaller, signups: SignupsDep) -> SignupPublic:
+async def get_signup(signup_id: AnyId, _: CmmsCaller, signups: SignupsDep) -> SignupPublic:
     signup, messages = await signups.get(signup_id)
     view = SignupPublic.model_validate(signup, from_attributes=True)
     view.sms = [SmsReport.model_validate(message, from_attributes=True) for message in messages]

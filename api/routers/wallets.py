@@ -14,7 +14,7 @@ from pydantic.config import JsonDict
 
 from api.auth import Role
 from api.deps import CallerDep, OutboxDep, require
-from api.fields import WHOLE, DateTime
+from api.fields import WHOLE, AnyId, DateTime
 from api.problems import Problem
 from billing.messaging import MESSAGING
 from billing.models import MessagingState, utcnow
@@ -107,7 +107,7 @@ class AccountServicePolicies(BaseModel):
 
 
 @router.post("/{account_id}/wallets", status_code=201, dependencies=_admin)
-async def open_wallet(account_id: str, body: WalletCreate, outbox: OutboxDep) -> WalletPublic:
+async def open_wallet(account_id: AnyId, body: WalletCreate, outbox: OutboxDep) -> WalletPublic:
     """Open the account's wallet for a service, with an opening balance and an optional expiry. The account an
     accepted order names may not exist yet: the wallet is held on the order and opened with the account."""
     _check_future("expires_at", body.expires_at)
@@ -115,13 +115,13 @@ async def open_wallet(account_id: str, body: WalletCreate, outbox: OutboxDep) ->
 
 
 @router.get("/{account_id}/wallets/messaging", dependencies=_admin)
-async def get_messaging_wallet(account_id: str, outbox: OutboxDep) -> WalletPublic:
+async def get_messaging_wallet(account_id: AnyId, outbox: OutboxDep) -> WalletPublic:
     return _view(await wallets.get_wallet(outbox, account_id, MESSAGING))
 
 
 @router.post("/{account_id}/wallets/messaging/top-ups", dependencies=_admin)
 async def top_up(
-    account_id: str,
+    account_id: AnyId,
     body: TopUp,
     outbox: OutboxDep,
     idempotency_key: IdempotencyKey = None,
@@ -137,7 +137,7 @@ async def top_up(
 
 @router.post("/{account_id}/wallets/messaging/charges", dependencies=_admin_or_cmms)
 async def charge(
-    account_id: str,
+    account_id: AnyId,
     body: Charge,
     outbox: OutboxDep,
     idempotency_key: IdempotencyKey = None,
@@ -149,7 +149,7 @@ async def charge(
 
 @router.get("/{account_id}/wallets/messaging/movements", dependencies=_admin)
 async def list_movements(
-    account_id: str,
+    account_id: AnyId,
     outbox: OutboxDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,18}$", description="`next` of the previous page")] = None,
@@ -165,7 +165,7 @@ async def list_movements(
 
 @router.put("/{account_id}/service-policies/messaging", dependencies=_admin)
 async def put_account_messaging_policy(
-    account_id: str, body: MessagingPolicy, outbox: OutboxDep, caller: CallerDep
+    account_id: AnyId, body: MessagingPolicy, outbox: OutboxDep, caller: CallerDep
 ) -> AccountServicePolicies:
     """Store the account's own messaging policy: shown, but never used to decide the push (the product's is)."""
     policies = await accounts.set_messaging_policy(outbox, account_id, body.model_dump(), caller.label)
