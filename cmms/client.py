@@ -8,9 +8,6 @@ not serve us (401/403: a rotated token; a 404 on a write: a wrong URL), which an
 None ever carries the account's password or the bearer token.
 """
 
-import math
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import Any, Self
 from urllib.parse import quote, urlencode
@@ -20,14 +17,13 @@ from pydantic import ValidationError
 
 from cmms.pacing import Pacer
 from contracts.cmms import CmmsAccount, CmmsPage, CmmsRecord
+from core.http import RETRYABLE_4XX, retry_after
 
 # Sized for about 100 provisioning calls in flight from one worker.
 _LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100)
 _REASON_MAX = 300
 # The CMMS understood the request and refuses it for a reason of its own: the order cannot succeed.
 _REFUSALS = frozenset({400, 409, 422})
-# 408 and 429 are 4xx by number but say "try again later".
-_RETRYABLE_4XX = frozenset({408, 429})
 _LIST_PATH = "/api/v1/accounts"
 
 
@@ -150,9 +146,9 @@ class CmmsClient:
         message = f"CMMS {method} {response.request.url.path}: {status} {reason}"
         if status in _REFUSALS:
             return CmmsRejected(message, status=status, reason=reason)
-        if status >= 500 or status in _RETRYABLE_4XX:
-            return CmmsUnavailable(message, status=status, retry_after=_retry_after(response))
-        return CmmsMisconfigured(message, status=status, retry_after=_retry_after(response))
+        if status >= 500 or status in RETRYABLE_4XX:
+            return CmmsUnavailable(message, status=status, retry_after=retry_after(response))
+        return CmmsMisconfigured(message, status=status, retry_after=retry_after(response))
 
     def _scrub(self, text: str, secrets: tuple[str, ...]) -> str:
         """Remove the token and the password from a text that came from outside."""
@@ -198,21 +194,3 @@ def _reason(response: httpx.Response) -> str:
     else:
         reason = response.text.strip() or response.reason_phrase
     return reason if len(reason) <= _REASON_MAX else reason[: _REASON_MAX - 1] + "…"
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    """`Retry-After` in seconds (given as seconds or as an HTTP date), or None."""
-    value = response.headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - datetime.now(UTC)).total_seconds()
-    return max(0.0, seconds) if math.isfinite(seconds) else None

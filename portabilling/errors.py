@@ -9,19 +9,15 @@ running, a path it does not serve), so an operator must act. None ever carries t
 session token or an account's SIP password.
 """
 
-import math
 from collections import deque
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 
 import httpx
 from pydantic import ValidationError
 
 from contracts.portabilling import Fault
+from core.http import RETRYABLE_4XX, retry_after
 
 _REASON_MAX = 300
-# 408 and 429 are 4xx by number but say "try again later".
-_RETRYABLE_4XX = frozenset({408, 429})
 # PortaBilling's fault for a missing, unknown or expired session token ("Retrieving data from
 # PortaBilling": the JSON API answers every fault with HTTP 500 and a `faultcode`).
 _SESSION_FAULT_PREFIX = "Server.Session.check_auth"
@@ -81,7 +77,7 @@ def error_for(response: httpx.Response, what: str, scrub: "Scrubber") -> PortaBi
         return PortaBillingRejected(message, status=status, reason=reason)
     if fault is not None and fault.faultcode.startswith("Server.Session."):
         return PortaBillingMisconfigured(message, status=status)
-    if status >= 500 or status in _RETRYABLE_4XX:
+    if status >= 500 or status in RETRYABLE_4XX:
         return PortaBillingUnavailable(message, status=status, retry_after=retry_after(response))
     # 401, 403, 404 (a path PortaBilling does not serve: a wrong PORTABILLING_URL), anything else.
     return PortaBillingMisconfigured(message, status=status, retry_after=retry_after(response))
@@ -101,24 +97,6 @@ def reason_of(response: httpx.Response, fault: Fault | None) -> str:
     return reason if len(reason) <= _REASON_MAX else reason[: _REASON_MAX - 1] + "…"
 
 
-def retry_after(response: httpx.Response) -> float | None:
-    """`Retry-After` in seconds (given as seconds or as an HTTP date), or None."""
-    value = response.headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - datetime.now(UTC)).total_seconds()
-    return max(0.0, seconds) if math.isfinite(seconds) else None
-
-
 class Scrubber:
     """Removes the secrets a client holds (its password, its recent session tokens) from outside text."""
 
@@ -127,7 +105,7 @@ class Scrubber:
         self._tokens: deque[str] = deque(maxlen=3)
 
     def add(self, token: str) -> None:
-        """Scrub this session token too (the few most recent are kept)."""
+        """Scrub this API token too (the few most recent are kept)."""
         self._tokens.append(token)
 
     def __call__(self, text: str) -> str:
