@@ -2,6 +2,7 @@
 nor hold it up; sessions that may write take the write lock up front."""
 
 import asyncio
+import gc
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -54,4 +55,29 @@ async def test_a_read_only_session_reads_while_another_process_writes(
         other_writer.execute("BEGIN")  # the fixture's teardown rolls this back
         await asyncio.wait_for(waiting, 10)
     finally:
+        await engine.dispose()
+
+
+async def test_no_garbage_collection_while_holding_the_write_lock(database: tuple[str, Path]) -> None:
+    """A collection's pause inside a write transaction would hold up the other process's writes: it
+    waits until the lock is released, whether the transaction commits or fails."""
+    engine = make_engine(database[0])
+    sessions = make_sessionmaker(engine)
+    try:
+        async with snapshot(sessions) as session:
+            await session.exec(text("SELECT 1"))  # type: ignore[call-overload]
+            assert gc.isenabled()  # a reader holds no lock
+        async with transaction(sessions) as session:
+            await session.exec(text("SELECT 1"))  # type: ignore[call-overload]
+            assert not gc.isenabled()
+        assert gc.isenabled()
+
+        with pytest.raises(RuntimeError):
+            async with transaction(sessions) as session:
+                await session.exec(text("SELECT 1"))  # type: ignore[call-overload]
+                assert not gc.isenabled()
+                raise RuntimeError("the change fails")
+        assert gc.isenabled()
+    finally:
+        gc.enable()
         await engine.dispose()
