@@ -1,12 +1,15 @@
 """The billing database engine: async for the API and the worker, sync URLs for Alembic."""
 
 import asyncio
+import gc
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import aiosqlite
 from sqlalchemy import event
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -15,6 +18,8 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.util import await_only
 from sqlmodel.ext.asyncio.session import AsyncSession
+
+from billing import sqlite_inline
 
 SessionMaker = async_sessionmaker[AsyncSession]
 
@@ -67,6 +72,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 # SQLite's busy handler waits this long before a statement reports the lock busy; BEGIN IMMEDIATE then
 # tries again itself (see `_sqlite_begin`) for up to _SQLITE_LOCK_WAIT_SECONDS.
 _SQLITE_BUSY_TIMEOUT_MS = 2
+# A new connection waits this long for a lock until `_sqlite_pragmas` sets the busy timeout (switching
+# the file to WAL may wait for the other process).
+_SQLITE_CONNECT_TIMEOUT_SECONDS = 30.0
 _SQLITE_LOCK_RETRY_SECONDS = 0.002
 _SQLITE_LOCK_WAIT_SECONDS = 30.0
 
@@ -88,11 +96,28 @@ def _sqlite_begin(connection: Any) -> None:
     while True:
         try:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
+            # No garbage collection while this process holds the write lock: a full collection stops
+            # every thread for tens of milliseconds (a hundred and more under load), and the other
+            # process's writes would wait that long. The collection runs once the lock is released
+            # (`_sqlite_released`), when it holds up no one else.
+            gc.disable()
             return
         except OperationalError as err:
             if "locked" not in str(err.orig) or time.monotonic() > deadline:
                 raise
         await_only(asyncio.sleep(_SQLITE_LOCK_RETRY_SECONDS))
+
+
+def _sqlite_released(_dbapi_connection: Any, _record: Any) -> None:
+    # The connection is back in the pool: its transaction committed or rolled back, the lock is free.
+    gc.enable()
+
+
+def _sqlite_connector(url: str) -> Callable[[], Awaitable[aiosqlite.Connection]]:
+    # What the dialect would give aiosqlite.connect (the file, URI mode and the like, from the URL).
+    parsed = make_url(url)
+    args, kwargs = parsed.get_dialect()().create_connect_args(parsed)
+    return partial(sqlite_inline.connect, *args, **kwargs, timeout=_SQLITE_CONNECT_TIMEOUT_SECONDS)
 
 
 def make_engine(database_url: str) -> AsyncEngine:
@@ -101,9 +126,18 @@ def make_engine(database_url: str) -> AsyncEngine:
     if make_url(url).get_backend_name() == "sqlite":
         # One connection a process: its sessions queue in order for it instead of spinning on SQLite's
         # busy handler, and only the API and the worker ever contend for the file's write lock.
-        engine = create_async_engine(url, connect_args={"timeout": 30}, pool_size=1, max_overflow=0, pool_timeout=60)
+        # Its calls are made on the event loop's thread (billing.sqlite_inline): a write transaction
+        # holds the file's write lock only as long as its SQL takes.
+        engine = create_async_engine(
+            url,
+            async_creator=_sqlite_connector(url),
+            pool_size=1,
+            max_overflow=0,
+            pool_timeout=60,
+        )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
+        event.listen(engine.sync_engine, "checkin", _sqlite_released)
         return engine
     return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
 

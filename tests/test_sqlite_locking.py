@@ -1,9 +1,12 @@
 """SQLite: sessions that only read (`billing.db.snapshot`) neither wait for the other process's writer
-nor hold it up; sessions that may write take the write lock up front."""
+nor hold it up; sessions that may write take the write lock up front, and hold it no longer than
+their SQL takes."""
 
 import asyncio
+import gc
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -50,6 +53,92 @@ async def test_a_read_only_session_reads_while_another_process_writes(
         waiting = asyncio.create_task(write())
         await asyncio.sleep(1.0)
         assert not waiting.done()
+        other_writer.execute("ROLLBACK")
+        other_writer.execute("BEGIN")  # the fixture's teardown rolls this back
+        await asyncio.wait_for(waiting, 10)
+    finally:
+        await engine.dispose()
+
+
+async def test_no_garbage_collection_while_holding_the_write_lock(database: tuple[str, Path]) -> None:
+    """A collection's pause inside a write transaction would hold up the other process's writes: it
+    waits until the lock is released, whether the transaction commits or fails."""
+    engine = make_engine(database[0])
+    sessions = make_sessionmaker(engine)
+    try:
+        async with snapshot(sessions) as session:
+            await session.exec(text("SELECT 1"))  # type: ignore[call-overload]
+            assert gc.isenabled()  # a reader holds no lock
+        async with transaction(sessions) as session:
+            await session.exec(text("SELECT 1"))  # type: ignore[call-overload]
+            assert not gc.isenabled()
+        assert gc.isenabled()
+
+        with pytest.raises(RuntimeError):
+            async with transaction(sessions) as session:
+                await session.exec(text("SELECT 1"))  # type: ignore[call-overload]
+                assert not gc.isenabled()
+                raise RuntimeError("the change fails")
+        assert gc.isenabled()
+    finally:
+        gc.enable()
+        await engine.dispose()
+
+
+@asynccontextmanager
+async def loop_turns() -> AsyncIterator[list[int]]:
+    """Counts the event loop's turns while it is open: a task that does nothing but yield."""
+    turns = [0]
+
+    async def tick() -> None:
+        while True:
+            await asyncio.sleep(0)
+            turns[0] += 1
+
+    ticker = asyncio.create_task(tick())
+    await asyncio.sleep(0)
+    try:
+        yield turns
+    finally:
+        ticker.cancel()
+
+
+async def test_a_write_transaction_holds_the_lock_only_while_its_sql_runs(database: tuple[str, Path]) -> None:
+    """From BEGIN IMMEDIATE to COMMIT, nothing else on the event loop runs: however busy the process is,
+    the other process waits for the SQL alone, not for turns of this process's loop."""
+    engine = make_engine(database[0])
+    sessions = make_sessionmaker(engine)
+    try:
+        async with loop_turns() as turns:
+            async with transaction(sessions) as session:
+                await session.exec(text("SELECT 1"))  # type: ignore[call-overload]
+                began_at = turns[0]
+                for n in range(20):
+                    await session.exec(text(f"SELECT {n}"))  # type: ignore[call-overload]
+                await session.commit()
+                assert turns[0] == began_at
+            await asyncio.sleep(0.01)
+            assert turns[0] > began_at  # the counter does count
+    finally:
+        await engine.dispose()
+
+
+async def test_waiting_for_the_other_process_s_lock_leaves_the_event_loop_running(
+    database: tuple[str, Path], other_writer: sqlite3.Connection
+) -> None:
+    engine = make_engine(database[0])
+    sessions = make_sessionmaker(engine)
+
+    async def write() -> None:
+        async with transaction(sessions) as session:
+            await session.exec(text("SELECT 1"))  # type: ignore[call-overload]
+
+    try:
+        async with loop_turns() as turns:
+            waiting = asyncio.create_task(write())
+            await asyncio.sleep(0.5)
+            assert not waiting.done()
+            assert turns[0] > 100  # a blocked loop would not have turned at all
         other_writer.execute("ROLLBACK")
         other_writer.execute("BEGIN")  # the fixture's teardown rolls this back
         await asyncio.wait_for(waiting, 10)
