@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from billing.db import make_engine, make_sessionmaker, snapshot, transaction
+from billing.db import SessionMaker, make_engine, make_sessionmaker, snapshot, transaction
 from tests.conftest import sqlite_database
 
 
@@ -35,54 +35,12 @@ def other_writer(database: tuple[str, Path]) -> Iterator[sqlite3.Connection]:
     connection.close()
 
 
-async def test_a_read_only_session_reads_while_another_process_writes(
-    database: tuple[str, Path], other_writer: sqlite3.Connection
-) -> None:
+@pytest.fixture
+async def sessions(database: tuple[str, Path]) -> AsyncIterator[SessionMaker]:
+    """This process's sessions on the file, as the API or the worker make them."""
     engine = make_engine(database[0])
-    sessions = make_sessionmaker(engine)
-    try:
-        async with snapshot(sessions) as session:
-            count = (await session.exec(text("SELECT count(*) FROM customer"))).one()  # type: ignore[call-overload]
-        assert tuple(count) == (0,)
-
-        # A session that may write waits for the lock (busy_timeout), so it is still waiting here.
-        async def write() -> None:
-            async with transaction(sessions) as session:
-                await session.exec(text("SELECT 1"))  # type: ignore[call-overload]
-
-        waiting = asyncio.create_task(write())
-        await asyncio.sleep(1.0)
-        assert not waiting.done()
-        other_writer.execute("ROLLBACK")
-        other_writer.execute("BEGIN")  # the fixture's teardown rolls this back
-        await asyncio.wait_for(waiting, 10)
-    finally:
-        await engine.dispose()
-
-
-async def test_no_garbage_collection_while_holding_the_write_lock(database: tuple[str, Path]) -> None:
-    """A collection's pause inside a write transaction would hold up the other process's writes: it
-    waits until the lock is released, whether the transaction commits or fails."""
-    engine = make_engine(database[0])
-    sessions = make_sessionmaker(engine)
-    try:
-        async with snapshot(sessions) as session:
-            await session.exec(text("SELECT 1"))  # type: ignore[call-overload]
-            assert gc.isenabled()  # a reader holds no lock
-        async with transaction(sessions) as session:
-            await session.exec(text("SELECT 1"))  # type: ignore[call-overload]
-            assert not gc.isenabled()
-        assert gc.isenabled()
-
-        with pytest.raises(RuntimeError):
-            async with transaction(sessions) as session:
-                await session.exec(text("SELECT 1"))  # type: ignore[call-overload]
-                assert not gc.isenabled()
-                raise RuntimeError("the change fails")
-        assert gc.isenabled()
-    finally:
-        gc.enable()
-        await engine.dispose()
+    yield make_sessionmaker(engine)
+    await engine.dispose()
 
 
 @asynccontextmanager
@@ -103,44 +61,61 @@ async def loop_turns() -> AsyncIterator[list[int]]:
         ticker.cancel()
 
 
-async def test_a_write_transaction_holds_the_lock_only_while_its_sql_runs(database: tuple[str, Path]) -> None:
-    """From BEGIN IMMEDIATE to COMMIT, nothing else on the event loop runs: however busy the process is,
-    the other process waits for the SQL alone, not for turns of this process's loop."""
-    engine = make_engine(database[0])
-    sessions = make_sessionmaker(engine)
-    try:
-        async with loop_turns() as turns:
-            async with transaction(sessions) as session:
-                await session.exec(text("SELECT 1"))  # type: ignore[call-overload]
-                began_at = turns[0]
-                for n in range(20):
-                    await session.exec(text(f"SELECT {n}"))  # type: ignore[call-overload]
-                await session.commit()
-                assert turns[0] == began_at
-            await asyncio.sleep(0.01)
-            assert turns[0] > began_at  # the counter does count
-    finally:
-        await engine.dispose()
-
-
-async def test_waiting_for_the_other_process_s_lock_leaves_the_event_loop_running(
-    database: tuple[str, Path], other_writer: sqlite3.Connection
+async def test_a_read_only_session_reads_while_another_process_writes(
+    sessions: SessionMaker, other_writer: sqlite3.Connection
 ) -> None:
-    engine = make_engine(database[0])
-    sessions = make_sessionmaker(engine)
+    async with snapshot(sessions) as session:
+        count = (await session.exec(text("SELECT count(*) FROM customer"))).one()  # type: ignore[call-overload]
+    assert tuple(count) == (0,)
 
+    # A session that may write waits for the lock, so it is still waiting here, and the event loop
+    # keeps turning meanwhile (a blocked loop would not have turned at all).
     async def write() -> None:
         async with transaction(sessions) as session:
             await session.exec(text("SELECT 1"))  # type: ignore[call-overload]
 
+    async with loop_turns() as turns:
+        waiting = asyncio.create_task(write())
+        await asyncio.sleep(1.0)
+        assert not waiting.done()
+        assert turns[0] > 100
+    other_writer.execute("ROLLBACK")
+    other_writer.execute("BEGIN")  # the fixture's teardown rolls this back
+    await asyncio.wait_for(waiting, 10)
+
+
+async def test_no_garbage_collection_while_holding_the_write_lock(sessions: SessionMaker) -> None:
+    """A collection's pause inside a write transaction would hold up the other process's writes: it
+    waits until the lock is released, whether the transaction commits or fails."""
     try:
-        async with loop_turns() as turns:
-            waiting = asyncio.create_task(write())
-            await asyncio.sleep(0.5)
-            assert not waiting.done()
-            assert turns[0] > 100  # a blocked loop would not have turned at all
-        other_writer.execute("ROLLBACK")
-        other_writer.execute("BEGIN")  # the fixture's teardown rolls this back
-        await asyncio.wait_for(waiting, 10)
+        async with snapshot(sessions) as session:
+            await session.exec(text("SELECT 1"))  # type: ignore[call-overload]
+            assert gc.isenabled()  # a reader holds no lock
+        async with transaction(sessions) as session:
+            await session.exec(text("SELECT 1"))  # type: ignore[call-overload]
+            assert not gc.isenabled()
+        assert gc.isenabled()
+
+        with pytest.raises(RuntimeError):
+            async with transaction(sessions) as session:
+                await session.exec(text("SELECT 1"))  # type: ignore[call-overload]
+                assert not gc.isenabled()
+                raise RuntimeError("the change fails")
+        assert gc.isenabled()
     finally:
-        await engine.dispose()
+        gc.enable()
+
+
+async def test_a_write_transaction_holds_the_lock_only_while_its_sql_runs(sessions: SessionMaker) -> None:
+    """From BEGIN IMMEDIATE to COMMIT, nothing else on the event loop runs: however busy the process is,
+    the other process waits for the SQL alone, not for turns of this process's loop."""
+    async with loop_turns() as turns:
+        async with transaction(sessions) as session:
+            await session.exec(text("SELECT 1"))  # type: ignore[call-overload]
+            began_at = turns[0]
+            for n in range(20):
+                await session.exec(text(f"SELECT {n}"))  # type: ignore[call-overload]
+            await session.commit()
+            assert turns[0] == began_at
+        await asyncio.sleep(0.01)
+        assert turns[0] > began_at  # the counter does count
