@@ -1,7 +1,8 @@
 """The whole system as `make run` starts it, in a scratch directory, for benchmarks.
 
 Every process is real and separate (Temporal dev server on file-backed SQLite with WAL, the CMMS
-simulator, the worker, the API), so figures include the same costs a user's deployment has.
+simulator, the worker, the API), at the CPU priorities `make run` gives them (devstack.priority), so
+figures include the same costs a user's deployment has.
 """
 
 import asyncio
@@ -19,6 +20,7 @@ from typing import Any
 import httpx
 
 from contracts.cmms import CMMS_PAGE_MAX
+from devstack.priority import in_background
 from devstack.temporal_server import cli_path, dev_server_args, wait_until_listening
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -151,7 +153,7 @@ async def bench_stack(**settings: str) -> AsyncIterator[BenchStack]:
 
         try:
             args = dev_server_args(host="127.0.0.1", port=temporal_port, ui_port=None, db_file=var / "temporal.db")
-            await spawn("temporal", str(cli_path()), *args)
+            await spawn("temporal", *in_background([str(cli_path()), *args]))
             await wait_until_listening(temporal_port)
             migrate = await spawn("migrate", sys.executable, "-m", "alembic", "upgrade", "head")
             if await migrate.wait() != 0:
@@ -161,7 +163,7 @@ async def bench_stack(**settings: str) -> AsyncIterator[BenchStack]:
             if beside_portabilling:
                 portabilling = await spawn("portabilling-sim", sys.executable, "-m", "portabilling_sim")
                 await _wait_http(f"{env['PORTABILLING_URL']}/healthz", portabilling, "PortaBilling simulator")
-            await spawn("worker", sys.executable, "worker.py")
+            await spawn("worker", *in_background([sys.executable, "worker.py"]))
             api = await spawn("api", sys.executable, "-m", "api")
             await _wait_http(f"http://127.0.0.1:{api_port}/healthz", api, "api")
             yield BenchStack(

@@ -18,6 +18,7 @@ from core.settings import VAR_DIR, Settings, get_settings
 from core.temporal import connect
 from devstack.kannel import busy_ports, devstack_config, kannel_binaries
 from devstack.ports import Port, taken
+from devstack.priority import in_background
 from devstack.supervisor import Child, Supervisor
 from devstack.temporal_server import cli_path, dev_server_args
 from workflows.policies import cmms_task_queue
@@ -151,7 +152,7 @@ async def main() -> int:
             codec_endpoint=codec,
         )
         await supervisor.start(
-            Child("temporal", [str(cli_path()), *args]),
+            Child("temporal", in_background([str(cli_path()), *args])),
             lambda: _port_open(temporal_host, int(temporal_port)),
         )
         print("[devstack] applying billing database migrations", flush=True)
@@ -172,7 +173,7 @@ async def main() -> int:
             Child("codec-server", [python, "-m", "codec_server"]), lambda: _http_ok(f"{codec}/healthz")
         )
         temporal = await connect(settings)
-        worker = Child("worker", [python, str(ROOT / "worker.py")])
+        worker = Child("worker", in_background([python, str(ROOT / "worker.py")]))
         await supervisor.start(worker, lambda: _polled_by(temporal, settings, worker.pid))
         api = f"http://{settings.api_host}:{settings.api_port}"
         await supervisor.start(Child("api", [python, "-m", "api"]), lambda: _http_ok(f"{api}/healthz"))

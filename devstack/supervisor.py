@@ -36,7 +36,10 @@ class Supervisor:
             env=os.environ | child.env,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True,  # Ctrl-C reaches the supervisor only: it stops children in order
+            stdin=asyncio.subprocess.DEVNULL,
+            # Ctrl-C reaches the supervisor only (it stops the children in order): each child has a process
+            # group of its own, in the supervisor's session, where their CPU priorities count (devstack.priority).
+            process_group=0,
         )
         self.children.append(child)
         child.tasks += [asyncio.create_task(self._pump(child)), asyncio.create_task(self._watch(child))]

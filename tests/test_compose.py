@@ -36,6 +36,13 @@ def test_the_compose_file_follows_the_compose_specification() -> None:
     assert errors == []
 
 
+def test_the_api_answers_before_the_engine_when_cpu_is_short() -> None:
+    services = _compose()["services"]
+    default = 1024  # Docker's CPU weight for a container that sets none
+    api = services["api"].get("cpu_shares", default)
+    assert services["worker"]["cpu_shares"] < api and services["temporal"]["cpu_shares"] < api
+
+
 def _known() -> set[str]:
     """Every variable the project reads: the service's, and its two simulators'."""
     return {name.upper() for s in (Settings, SimulatorSettings, PortaBillingSimSettings) for name in s.model_fields}

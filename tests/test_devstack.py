@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 
 from core.settings import Settings
+from devstack.priority import BACKGROUND_NICE
 from portabilling_sim.settings import PortaBillingSimSettings
 from simulator.settings import SimulatorSettings
 from tests.support.net import free_port
@@ -119,8 +120,40 @@ async def test_running_is_said_once_every_process_answers(tmp_path: Path) -> Non
             assert (await http.get(f"http://127.0.0.1:{env['CODEC_SERVER_PORT']}/healthz")).status_code == 200
             metrics = await http.get(f"http://127.0.0.1:{env['WORKER_METRICS_PORT']}/metrics")
             assert 'task_queue="devstack-test"' in metrics.text  # the worker polls
+        # The API before the engine when CPU is short: the engine's processes (every thread) run at a
+        # lower priority, in the supervisor's session, where the kernel weighs them against the API.
+        children = _children(stack.process.pid)
+        own = os.getpriority(os.PRIO_PROCESS, stack.process.pid)
+        assert _nice(children["worker"]) == _nice(children["temporal"]) == {min(19, own + BACKGROUND_NICE)}
+        assert _nice(children["api"]) == {own}
+        assert {os.getsid(pid) for pid in children.values()} == {os.getsid(stack.process.pid)}
         stack.process.send_signal(signal.SIGINT)
         assert await stack.process.wait() == 0
+
+
+def _children(pid: int) -> dict[str, int]:
+    """The API, the worker and the Temporal server among the processes `pid` started, by name."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            argv = [part.decode() for part in (entry / "cmdline").read_bytes().split(b"\0")]
+        except (OSError, ValueError, IndexError):  # not a process, or one that ended meanwhile
+            continue
+        if ppid != pid:
+            continue
+        if argv[1:3] == ["-m", "api"]:
+            found["api"] = int(entry.name)
+        elif argv[1].endswith("worker.py"):
+            found["worker"] = int(entry.name)
+        elif Path(argv[0]).name == "temporal":
+            found["temporal"] = int(entry.name)
+    return found
+
+
+def _nice(pid: int) -> set[int]:
+    """The priority of every thread of `pid`."""
+    return {os.getpriority(os.PRIO_PROCESS, int(task.name)) for task in Path(f"/proc/{pid}/task").iterdir()}
 
 
 async def test_beside_portabilling_a_taken_simulator_port_is_named_before_anything_starts(tmp_path: Path) -> None:
