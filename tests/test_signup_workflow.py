@@ -150,6 +150,7 @@ async def test_five_wrong_codes_fail_the_signup_and_the_sixth_try_fails_even_whe
     wrong = f"{(int(code) + 1) % 1_000_000:06d}"
     lefts = [(await _verify(env, handle, signup_id, wrong)).attempts_left for _ in range(POLICY.max_attempts)]
     assert lefts == [4, 3, 2, 1, 0]
+    assert (await _row(env, signup_id)).status == SignupStatus.failed  # before the last answer
     with pytest.raises((WorkflowUpdateFailedError, RPCError)):  # refused, or the workflow already closed
         await _verify(env, handle, signup_id, code)
     assert (await handle.result()).status == SignupState.failed

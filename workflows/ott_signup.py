@@ -72,6 +72,10 @@ PUSH_STEP: StepOptions = {
     "retry_policy": RetryPolicy(initial_interval=timedelta(milliseconds=500), maximum_interval=timedelta(seconds=5)),
 }
 
+# A failed signup's row says so before the update that failed it answers, so that whoever heard "no"
+# reads `failed` at once (runs started before this wrote it only as they ended).
+FAILURE_RECORDED_BEFORE_ANSWER = "failure-recorded-before-answer"
+
 
 @workflow.defn
 class OttSignupWorkflow:
@@ -91,6 +95,7 @@ class OttSignupWorkflow:
         self._verifying = False
         self._account_id: str | None = None
         self._verification = start.verification
+        self._failure_recorded = False
 
     @workflow.run
     async def run(self, start: OttSignupInput) -> OttSignupResult:
@@ -101,7 +106,7 @@ class OttSignupWorkflow:
                 if self._status == SignupState.pending and workflow.now() >= self._expires_at:
                     self._status = SignupState.expired
         await workflow.wait_condition(lambda: not self._verifying and not self._sending)
-        if self._status != SignupState.verified:  # `verify` recorded a verified signup itself
+        if self._status != SignupState.verified and not self._failure_recorded:  # else the update recorded it
             await self._record()
         show(OpsState(self._status.value), account_id=self._account_id)
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -217,7 +222,7 @@ class OttSignupWorkflow:
         if not correct:
             left = self._policy.max_attempts - self._attempts
             if left <= 0:
-                self._status = SignupState.failed
+                await self._fail()
             return VerifyResult(verified=False, attempts_left=left)
         self._verifying = True
         try:
@@ -325,7 +330,7 @@ class OttSignupWorkflow:
             await self._record(SignupState.verified, account.account_id)
         except ActivityError as err:
             await workflow.execute_activity_method(SignupActivities.discard_signup_account, account_input, **DB_STEP)
-            self._status = SignupState.failed
+            await self._fail()
             cause = err.cause
             if isinstance(cause, ApplicationError) and cause.type == ACCOUNT_NOT_CLAIMABLE:
                 raise ApplicationError(cause.message, type=ACCOUNT_NOT_CLAIMABLE, non_retryable=True) from None
@@ -333,6 +338,12 @@ class OttSignupWorkflow:
                 f"the account could not be provisioned: {_reason(err)}", type=PROVISIONING_FAILED
             ) from None
         return account.account_id
+
+    async def _fail(self) -> None:
+        self._status = SignupState.failed
+        if workflow.patched(FAILURE_RECORDED_BEFORE_ANSWER):
+            self._failure_recorded = True  # first: the run, free to end meanwhile, must not record it again
+            await self._record()
 
     async def _record(
         self, status: SignupState | None = None, account_id: str | None = None, *, expires_at: datetime | None = None
