@@ -20,6 +20,7 @@ from billing.db import make_engine, make_sessionmaker, snapshot
 from billing.models import Account
 from devstack.temporal_server import wait_until_listening
 from tests.support.catalog import new_id, random_imei
+from workflows.policies import CMMS_STEP_TIMEOUT
 
 ADMIN = {"Authorization": "Bearer dev-admin-key"}
 WEBSITE = {"Authorization": "Bearer dev-website-key"}
@@ -165,12 +166,14 @@ async def test_no_change_is_lost_when_temporal_the_worker_or_an_api_process_fail
         await wait_until_listening(temporal_port)
         await _eventually(lambda: _converged(stack, api, expected), 30)
 
-        # (b) The worker SIGKILLed: the workflows wait for the next one.
+        # (b) The worker SIGKILLed: the workflows wait for the next one. A CMMS push the killed worker had
+        # under way (the last changes' pushes may still run as they converge) is taken by the next one
+        # once its step's timeout ends: no worker reports it lost before that.
         stack.processes["worker"].send_signal(signal.SIGKILL)
         await stack.processes["worker"].wait()
         await _change_everything(api, expected)
         await stack.start_again("worker")
-        await _eventually(lambda: _converged(stack, api, expected), 30)
+        await _eventually(lambda: _converged(stack, api, expected), CMMS_STEP_TIMEOUT.total_seconds() + 30)
 
         # (c) Temporal hung, so the API's deliveries cannot finish; the API SIGKILLed with them in flight.
         temporal_pid = stack.pid("temporal")

@@ -43,10 +43,14 @@ ACCOUNT_SYNC_STEP: HeartbeatStep = {
     "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)),
 }
 
+# How long a CMMS step may take (billing's read, the calls, billing's write) before it is tried again;
+# also how long a step under way on a worker that died waits before another worker takes it.
+CMMS_STEP_TIMEOUT = timedelta(seconds=30)
+
 # CMMS calls: retried without end while the CMMS is unavailable (an order waits out an outage),
 # never when it refuses for good.
 _CMMS_STEP: StepOptions = {
-    "start_to_close_timeout": timedelta(seconds=30),
+    "start_to_close_timeout": CMMS_STEP_TIMEOUT,
     "retry_policy": RetryPolicy(
         initial_interval=timedelta(milliseconds=500),
         backoff_coefficient=2.0,
