@@ -11,7 +11,7 @@ on a machine offered more orders than it can provision.
 threads and the SDK's Rust threads included); renicing a running process would miss threads made
 before. Linux groups processes for scheduling by session (autogroup) and shares the CPU equally
 between groups, so a priority counts only against processes of the same session: the launchers keep
-their children in their own session.
+their children in the launcher's own session.
 """
 
 from collections.abc import Sequence
