@@ -6,17 +6,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 ENVIRONMENT=production
 COPY pyproject.toml README.md ./
 COPY core core
 COPY contracts contracts
+COPY clients clients
 COPY billing billing
-COPY cmms cmms
-COPY portabilling portabilling
-COPY sms sms
 COPY workflows workflows
 COPY activities activities
-COPY api api
 COPY services services
-COPY sources sources
-COPY simulator simulator
-COPY portabilling_sim portabilling_sim
+COPY api api
+COPY simulators simulators
 COPY codec_server codec_server
 COPY migrations migrations
 COPY devstack devstack

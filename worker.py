@@ -21,15 +21,15 @@ from activities.rollouts import RolloutActivities
 from activities.signups import SignupActivities
 from activities.wallets import MessagingRolloutActivities
 from billing.db import SessionMaker, make_engine, make_sessionmaker
-from cmms.client import CmmsClient
+from billing.sources.base import BillingSource
+from billing.sources.builtin import BuiltinSource
+from billing.sources.factory import billing_source
+from clients.cmms import CmmsClient
 from core.logging import configure_logging
 from core.memory import freeze_startup_objects
-from core.reconciliation import ensure_reconciliation_schedule
 from core.settings import Settings, get_settings
 from core.temporal import connect, metrics_runtime
-from sources.base import BillingSource
-from sources.builtin import BuiltinSource
-from sources.factory import billing_source
+from services.reconciliation import ensure_reconciliation_schedule
 from workflows.account import AccountWorkflow
 from workflows.customer_rollout import CustomerRolloutWorkflow
 from workflows.messaging_rollout import MessagingRolloutWorkflow

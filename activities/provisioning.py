@@ -11,7 +11,8 @@ from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 from activities.business_metrics import CmmsOperation, billing_failed, cmms_called
 from billing.messaging import messaging_state
 from billing.models import MessagingState, ProvisioningState, utcnow
-from cmms.client import CmmsClient, CmmsMisconfigured, CmmsRejected, CmmsUnavailable
+from billing.sources.base import BillingRefusal, BillingSource, BillingUnavailable, Desired, Outcome
+from clients.cmms import CmmsClient, CmmsMisconfigured, CmmsRejected, CmmsUnavailable
 from contracts.provisioning import (
     ACCOUNT_NOT_FOUND,
     BILLING_REFUSED,
@@ -21,7 +22,6 @@ from contracts.provisioning import (
     ProvisionAccountResult,
 )
 from core.settings import Settings
-from sources.base import BillingRefusal, BillingSource, BillingUnavailable, Desired, Outcome
 
 
 class ProvisioningActivities:

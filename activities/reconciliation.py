@@ -22,7 +22,7 @@ from activities.account_sync import heartbeating, sync_accounts
 from billing.db import SessionMaker, snapshot
 from billing.models import Account, AccountStatus, ProvisioningState, utcnow
 from billing.provisioning import desired_state
-from cmms.client import CmmsClient, CmmsRejected, CmmsUnavailable
+from clients.cmms import CmmsClient, CmmsRejected, CmmsUnavailable
 from contracts.cmms import CmmsAccount, CmmsRecord, password_digest
 from contracts.provisioning import CMMS_MAX_RETRY_INTERVAL
 from contracts.reconciliation import (

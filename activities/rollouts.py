@@ -5,9 +5,9 @@ from temporalio.client import Client
 
 from activities.account_sync import sync_accounts
 from billing.db import SessionMaker
+from billing.sources.base import BillingSource
 from contracts.rollouts import AccountPage, AccountPageInput, SyncAccountsInput, SyncAccountsResult
 from core.settings import Settings
-from sources.base import BillingSource
 
 
 class RolloutActivities:

@@ -158,10 +158,10 @@ async def bench_stack(**settings: str) -> AsyncIterator[BenchStack]:
             migrate = await spawn("migrate", sys.executable, "-m", "alembic", "upgrade", "head")
             if await migrate.wait() != 0:
                 raise RuntimeError("migrations failed")
-            sim = await spawn("simulator", sys.executable, "-m", "simulator")
+            sim = await spawn("simulator", sys.executable, "-m", "simulators.cmms")
             await _wait_http(f"http://127.0.0.1:{sim_port}/healthz", sim, "simulator")
             if beside_portabilling:
-                portabilling = await spawn("portabilling-sim", sys.executable, "-m", "portabilling_sim")
+                portabilling = await spawn("portabilling-sim", sys.executable, "-m", "simulators.portabilling")
                 await _wait_http(f"{env['PORTABILLING_URL']}/healthz", portabilling, "PortaBilling simulator")
             await spawn("worker", *in_background([sys.executable, "worker.py"]))
             api = await spawn("api", sys.executable, "-m", "api")

@@ -1,5 +1,5 @@
 """The PortaBilling wire format: its JSON API's answers, the ESPF status and events, and what the client
-makes of them. Shared by the client (`portabilling.client`) and the PortaBilling simulator.
+makes of them. Shared by the client (`clients.portabilling.client`) and the PortaBilling simulator.
 
 The wire models (`*Info`, `*Wire`) read PortaBilling's own spelling (`"Y"`/`"N"` flags, `bill_status`
 letters, `h323_password`) and ignore the many fields we do not use; each turns into a result model

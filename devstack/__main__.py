@@ -93,7 +93,7 @@ async def _start_portabilling_sim(supervisor: Supervisor, settings: Settings) ->
         "PORTABILLING_SIM_PORT": str(settings.portabilling_sim_port),
         "PORTABILLING_SIM_EVENT_URL": _event_url(settings),
     }
-    child = Child("portabilling-sim", [sys.executable, "-m", "portabilling_sim"], env=env)
+    child = Child("portabilling-sim", [sys.executable, "-m", "simulators.portabilling"], env=env)
     await supervisor.start(child, lambda: _http_ok(f"{url}/healthz"))
     if "portabilling_url" not in settings.model_fields_set:
         # The worker and the API (started next, with this environment) read this simulator.
@@ -162,7 +162,8 @@ async def main() -> int:
         if await migrate.wait() != 0:
             raise RuntimeError("the billing database migrations failed")
         await supervisor.start(
-            Child("cmms-sim", [python, "-m", "simulator"]), lambda: _http_ok(f"http://127.0.0.1:{sim_port}/healthz")
+            Child("cmms-sim", [python, "-m", "simulators.cmms"]),
+            lambda: _http_ok(f"http://127.0.0.1:{sim_port}/healthz"),
         )
         if settings.sms_gateway == "kannel":
             await _start_kannel(supervisor, f"http://127.0.0.1:{sim_port}")

@@ -15,7 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from billing.db import FOR_CHANGE, snapshot
 from billing.messaging import MESSAGING
 from billing.models import Account, AccountStatus, OutboxKind, Signup, utcnow
-from billing.phone import BadPhoneNumber, normalise
+from contracts.phone import BadPhoneNumber, normalise
 from contracts.provisioning import account_workflow_id
 from services import audit
 from services.errors import Conflict, Invalid, NotFound

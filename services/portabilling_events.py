@@ -23,9 +23,9 @@ from sqlmodel import col, select
 
 from billing.db import SessionMaker, insert_or, snapshot, transaction
 from billing.models import OutboxKind, PortaBillingEvent, utcnow
+from billing.sources.portabilling import account_key, customer_key
 from core.settings import Settings
 from services.outbox import Outbox
-from sources.portabilling import account_key, customer_key
 
 log = logging.getLogger("portabilling.events")
 

@@ -34,9 +34,9 @@ from temporalio.service import RPCError, RPCStatusCode
 from billing.db import FOR_CHANGE, SessionMaker, snapshot, transaction
 from billing.models import Account, Customer, Reseller, Signup, SignupStatus, SmsMessage, utcnow
 from billing.otp import code_hmac, is_well_formed, password_hmac, same_hmac
-from billing.phone import BadPhoneNumber, normalise
 from billing.provisioning import effective_profile
 from billing.sms_reports import sent_sms
+from contracts.phone import BadPhoneNumber, normalise
 from contracts.search_attributes import OpsState, search_attributes
 from contracts.signups import (
     ACCOUNT_NOT_CLAIMABLE,

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from cmms.client import CmmsClient, CmmsError, CmmsMisconfigured, CmmsRejected, CmmsUnavailable
+from clients.cmms import CmmsClient, CmmsError, CmmsMisconfigured, CmmsRejected, CmmsUnavailable
 from contracts.cmms import CmmsAccount, password_digest
 from tests.support.net import free_port
 from tests.support.simulator import SimulatorProcess, running_simulator

@@ -13,8 +13,8 @@ from jsonschema import Draft7Validator
 
 from core.settings import Settings
 from devstack.temporal_server import cli_path
-from portabilling_sim.settings import PortaBillingSimSettings
-from simulator.settings import SimulatorSettings
+from simulators.cmms.settings import SimulatorSettings
+from simulators.portabilling.settings import PortaBillingSimSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 # The Compose specification's JSON schema, carried by the project (see tests/data/README.md).

@@ -16,8 +16,8 @@ import httpx
 
 from core.settings import Settings
 from devstack.priority import BACKGROUND_NICE
-from portabilling_sim.settings import PortaBillingSimSettings
-from simulator.settings import SimulatorSettings
+from simulators.cmms.settings import SimulatorSettings
+from simulators.portabilling.settings import PortaBillingSimSettings
 from tests.support.net import free_port
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,8 +15,8 @@ import pytest
 from sqlmodel import select
 
 from billing.models import Signup
+from clients.kannel import KannelClient, SmsRejected, SmsUnavailable, Submitted
 from contracts.signups import signup_workflow_id
-from sms.kannel import KannelClient, SmsRejected, SmsUnavailable, Submitted
 from tests.support.database import migrate
 from tests.support.kannel import KannelProcess, requires_kannel, running_kannel
 from tests.support.net import free_port

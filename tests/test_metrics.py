@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 
 from billing.db import make_engine, make_sessionmaker
-from cmms.client import CmmsClient
+from clients.cmms import CmmsClient
 from core.logging import StructuredFormatter
 from core.temporal import connect, metrics_runtime
 from tests.conftest import sqlite_database

@@ -12,14 +12,14 @@ from datetime import UTC, date, datetime, timedelta
 import httpx
 import pytest
 
-from contracts.portabilling import PbWallet
-from portabilling.client import (
+from clients.portabilling.client import (
     PortaBillingClient,
     PortaBillingError,
     PortaBillingMisconfigured,
     PortaBillingRejected,
     PortaBillingUnavailable,
 )
+from contracts.portabilling import PbWallet
 from tests.support.net import free_port
 from tests.support.portabilling import (
     LOGIN,

@@ -26,7 +26,7 @@ from activities.reconciliation import ReconciliationActivities
 from billing.db import make_engine, make_sessionmaker, snapshot, transaction
 from billing.models import Account, AccountStatus, Customer, CustomerClass, Product, utcnow
 from billing.provisioning import desired_state
-from cmms.client import CmmsClient
+from clients.cmms import CmmsClient
 from contracts.cmms import CMMS_PAGE_MAX, password_digest
 from contracts.reconciliation import (
     SCHEDULE_ID,
@@ -37,10 +37,10 @@ from contracts.reconciliation import (
     reconciliation_workflow_id,
 )
 from contracts.search_attributes import DRIFT_FOUND, PROVISIONING_STATE, REPAIRS_FAILED
-from core.reconciliation import ensure_reconciliation_schedule, new_reconciliation_id
 from core.settings import Settings
 from core.temporal import connect
 from services.delivery import start_reconciliation
+from services.reconciliation import ensure_reconciliation_schedule, new_reconciliation_id
 from tests.support.catalog import Catalog, new_id, order_body, random_imei, seed_catalog
 from tests.support.database import migrate, postgres_database
 from tests.support.history import all_histories_text

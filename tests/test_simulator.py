@@ -16,7 +16,7 @@ import pytest
 from pydantic import SecretStr
 
 from contracts.cmms import CmmsAccount, password_digest
-from simulator.store import Store
+from simulators.cmms.store import Store
 from tests.support.simulator import SimulatorProcess, running_simulator
 
 _serial = itertools.count(1)

@@ -10,8 +10,8 @@ from api.auth import Role
 from api.deps import SettingsDep, TemporalDep, require
 from api.problems import Problem
 from contracts.reconciliation import BESIDE_PORTABILLING, ReconciliationProgress
-from core.reconciliation import new_reconciliation_id, reconciliation_progress
 from services.delivery import start_reconciliation
+from services.reconciliation import new_reconciliation_id, reconciliation_progress
 
 router = APIRouter(prefix="/v1/reconciliations", tags=["reconciliations"], dependencies=[Depends(require(Role.admin))])
 

@@ -22,8 +22,8 @@ from typing import Any, Literal
 import httpx
 from fastapi import FastAPI, Request, Response
 
+from clients.portabilling.client import PortaBillingClient
 from core.dev_secrets import DEV_ESPF_PASSWORD, DEV_PORTABILLING_PASSWORD
-from portabilling.client import PortaBillingClient
 from tests.support.net import free_port
 from tests.support.stack import serving
 
@@ -38,7 +38,7 @@ ESPF_PASSWORD = DEV_ESPF_PASSWORD
 
 @asynccontextmanager
 async def running_portabilling_sim(event_url: str, **overrides: str) -> AsyncIterator[str]:
-    """`python -m portabilling_sim` on a free port of 127.0.0.1, sending its events to `event_url`;
+    """`python -m simulators.portabilling` on a free port of 127.0.0.1, sending its events to `event_url`;
     yields its base URL and stops it on exit.
 
     Its settings are the service's development defaults (so `Settings(_env_file=None)` logs in), every
@@ -68,7 +68,7 @@ async def running_portabilling_sim(event_url: str, **overrides: str) -> AsyncIte
         log_path = Path(scratch) / "portabilling-sim.log"
         with log_path.open("wb") as log:
             process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "portabilling_sim", cwd=REPO_ROOT, env=env, stdout=log, stderr=log
+                sys.executable, "-m", "simulators.portabilling", cwd=REPO_ROOT, env=env, stdout=log, stderr=log
             )
             try:
                 await _wait_healthy(process, base_url, log_path)

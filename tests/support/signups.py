@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from simulator.store import Store
+from simulators.cmms.store import Store
 from tests.support.net import free_port
 from tests.support.simulator import SimulatorProcess, running_simulator
 from tests.support.stack import CMMS_KEY, Stack, running_stack, stack_settings

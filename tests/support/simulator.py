@@ -12,7 +12,7 @@ from typing import IO, Any
 
 import httpx
 
-from cmms.client import CmmsClient
+from clients.cmms import CmmsClient
 from contracts.cmms import CMMS_PAGE_MAX, CmmsPage, CmmsRecord
 from tests.support.net import free_port
 
@@ -22,7 +22,7 @@ STOP_TIMEOUT = 10.0
 
 
 class SimulatorProcess:
-    """One `python -m simulator` subprocess, with helpers to drive and inspect it.
+    """One `python -m simulators.cmms` subprocess, with helpers to drive and inspect it.
 
     The port and the state file stay the same across `restart()`, so a restart forgets nothing.
     """

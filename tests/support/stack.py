@@ -15,10 +15,10 @@ from temporalio.client import Client
 
 from api.app import create_app
 from billing.db import SessionMaker, make_engine, make_sessionmaker
-from cmms.client import CmmsClient
+from billing.sources.factory import billing_source
+from clients.cmms import CmmsClient
 from core.settings import Settings
 from core.temporal import connect, metrics_runtime
-from sources.factory import billing_source
 from tests.support.net import free_port
 from tests.support.simulator import SimulatorProcess
 from worker import build_workers

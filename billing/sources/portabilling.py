@@ -1,0 +1,236 @@
+"""PortaBilling as a `BillingSource` (`BILLING_SOURCE=portabilling`).
+
+What the CMMS should hold is read over PortaBilling's JSON API each time, never kept: ESPF events are
+thin and some are coalesced, so a push acts on PortaBilling's *current* state ("Retrieving data from
+PortaBilling"). After every push the outcome is written back with the ESPF status API ("Sending
+provisioning status for an account via ESPF API"): `OK`, `RETRY` with the reason while the CMMS is
+down, `FAILED` with the CMMS's refusal, so the operator sees it on the account in PortaBilling.
+
+An account is `pb-<i_account>` in the workflows (PortaBilling's ids in events are `i_account`); the
+CMMS holds it under its PortaBilling `id` (the SIP login the app registers with). An administrator may
+change that id: the key last pushed is kept (`portabilling_account`), and a push under a new id
+removes the record under the old one. How the desired record is derived:
+- removed: the account is closed (`bill_status` C) or PortaBilling no longer has it;
+- password: the account's service password (`h323_password`); IMEI: its custom field `PORTABILLING_IMEI_FIELD`;
+- profile and domain: the customer's custom fields `profileName` and `domain`, else the defaults;
+- blocked: the account or its customer is blocked, or the account has reached its expiration date
+  (00:00 UTC of that date; the account's workflow wakes then);
+- messaging: driven only when the product's messaging service policy pushes events: enabled while a
+  messaging service wallet entry holds units that have not expired (woken at the next expiry).
+"""
+
+import asyncio
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, time
+from typing import Any
+
+from sqlalchemy import func
+from sqlmodel import col, select
+
+from billing.db import SessionMaker, insert_or, snapshot, transaction
+from billing.models import PortaBillingAccount, ProvisioningState, utcnow
+from billing.provisioning import DOMAIN_FIELD, PROFILE_FIELD
+from billing.sources.base import BillingRefusal, BillingUnavailable, Desired, Outcome
+from clients.portabilling.client import (
+    PortaBillingClient,
+    PortaBillingMisconfigured,
+    PortaBillingRejected,
+    PortaBillingUnavailable,
+)
+from contracts.cmms import CmmsAccount
+from contracts.portabilling import PbAccount, PbWallet, ProvisioningStatus
+from contracts.rollouts import AccountPage
+from core.settings import Settings
+
+ACCOUNT_PREFIX = "pb-"
+CUSTOMER_PREFIX = "pb-"
+MESSAGING = "messaging"
+_IMEI = re.compile(r"\d{15}")
+_STATUS: dict[ProvisioningState, ProvisioningStatus] = {
+    ProvisioningState.ok: "OK",
+    ProvisioningState.retry: "RETRY",
+    ProvisioningState.failed: "FAILED",
+    ProvisioningState.in_progress: "IN_PROGRESS",
+}
+
+
+def account_key(i_account: int) -> str:
+    """The account's id in the workflows (`account-pb-<i_account>`) and the API."""
+    return f"{ACCOUNT_PREFIX}{i_account}"
+
+
+def customer_key(i_customer: int) -> str:
+    """The customer's id in the workflows (its rollout is `rollout-pb-<i_customer>`)."""
+    return f"{CUSTOMER_PREFIX}{i_customer}"
+
+
+def parse_key(key: str) -> int:
+    """The PortaBilling number in `pb-<n>`; LookupError for anything else (not an object of PortaBilling)."""
+    number = key.removeprefix(ACCOUNT_PREFIX)
+    if key == number or not number.isdigit():
+        raise LookupError(f"{key!r} is not a PortaBilling object")
+    return int(number)
+
+
+class PortaBillingSource:
+    def __init__(self, client: PortaBillingClient, sessions: SessionMaker, settings: Settings) -> None:
+        self._client = client
+        self._sessions = sessions
+        self._settings = settings
+        self._read: dict[str, PortaBillingAccount] = {}  # by account: what `desired` read, for `record`
+
+    async def desired(self, account_id: str, now: datetime) -> Desired:
+        i_account = parse_key(account_id)
+        with _reading(f"account {i_account}"):
+            # What was pushed last (kept here) and the account (PortaBilling's), read at once.
+            pushed, account = await asyncio.gather(self._pushed(account_id, i_account), self._client.account(i_account))
+            held = pushed.cmms_account_id if pushed else None
+            if account is None or account.closed:
+                key = account.id if account else held
+                return Desired(cmms_account_id=key, record=None, retired_cmms_ids=_retired(held, key))
+            customer, customer_fields, account_fields, product, wallets = await asyncio.gather(
+                self._client.customer(account.i_customer),
+                self._client.customer_custom_fields(account.i_customer),
+                self._client.account_custom_fields(account.i_account),
+                self._client.product(account.i_product),
+                self._client.service_wallets(account.i_account),
+            )
+        imei = account_fields.get(self._settings.portabilling_imei_field) or None
+        if imei is not None and not _IMEI.fullmatch(imei):
+            raise BillingRefusal(
+                f"the account's {self._settings.portabilling_imei_field} custom field is not 15 digits"
+            )
+        expires_at = _expiry(account)
+        driven = product is not None and product.messaging_push_events
+        messaging, messaging_wake = _messaging(wallets, now) if driven else (None, None)
+        if not driven and pushed is not None and pushed.messaging_state is not None:
+            messaging = True  # the policy was turned off: hand messaging back to the CMMS once
+        record = CmmsAccount(
+            password=account.service_password,
+            imei=imei,
+            profile=customer_fields.get(PROFILE_FIELD) or self._settings.default_profile,
+            domain=customer_fields.get(DOMAIN_FIELD) or self._settings.default_domain,
+            blocked=account.blocked
+            or (customer is not None and customer.blocked)
+            or (expires_at is not None and expires_at <= now),
+            messaging_enabled=messaging,
+        )
+        wakes = [t for t in (messaging_wake, expires_at) if t is not None and t > now]
+        return Desired(
+            cmms_account_id=account.id,
+            record=record,
+            customer_id=customer_key(account.i_customer),
+            retired_cmms_ids=_retired(held, account.id),
+            wake_at=min(wakes, default=None),
+            messaging_driven=driven,
+        )
+
+    async def record(self, account_id: str, outcome: Outcome) -> None:
+        """Tell PortaBilling the outcome, and keep it here (with the key the CMMS holds the account under)
+        when it differs from what is kept: most pushes change nothing of it, and a write on every one
+        would contend, on SQLite, with the API's writes of the events."""
+        i_account = parse_key(account_id)
+        kept = self._read.pop(account_id, None)
+        changes: dict[str, Any] = {
+            "provisioning_state": outcome.state,
+            "last_error": outcome.error[:1000] if outcome.error else None,
+        }
+        if outcome.state == ProvisioningState.ok:
+            changes["cmms_account_id"] = None if outcome.removed else outcome.cmms_account_id
+        if outcome.messaging is not False:
+            changes["messaging_state"] = outcome.messaging
+
+        async def keep() -> None:
+            if kept is not None and all(getattr(kept, name) == value for name, value in changes.items()):
+                return
+            changes["updated_at"] = utcnow()
+            async with transaction(self._sessions) as session:
+                row = {"i_account": i_account} | changes
+                await session.exec(insert_or(session, PortaBillingAccount, row, key="i_account", update=changes))
+
+        async def tell() -> None:
+            with _reading(f"(writing) the status of account {i_account}"):
+                status, group = _STATUS[outcome.state], self._settings.portabilling_status_group
+                await self._client.post_status(i_account, status, _message(outcome), group=group)
+
+        await asyncio.gather(keep(), tell())  # independent: at once
+
+    async def _pushed(self, account_id: str, i_account: int) -> PortaBillingAccount | None:
+        """What is kept of the account, remembered until its push's outcome is recorded (an account's
+        pushes come one at a time, from its workflow)."""
+        async with snapshot(self._sessions) as session:
+            kept = await session.get(PortaBillingAccount, i_account)
+        if kept is not None:
+            self._read[account_id] = kept
+        return kept
+
+    async def customer_page(self, customer_id: str, after: str | None, count_total: bool) -> AccountPage:
+        """Pages of the customer's accounts as PortaBilling lists them; the cursor is the next offset."""
+        i_customer = parse_key(customer_id)
+        offset = int(after) if after else 0
+        limit = self._settings.rollout_page_size
+        with _reading(f"the accounts of customer {i_customer}"):
+            found = await self._client.customer_accounts(i_customer, offset=offset, limit=limit)
+        return AccountPage(
+            account_ids=[account_key(i) for i in found.i_accounts],
+            next_after=str(offset + limit) if len(found.i_accounts) == limit else None,
+            total=found.total if count_total else None,
+            customer_revision=0,  # PortaBilling's changes arrive as events, each one signalled
+        )
+
+    async def failed_among(self, account_ids: list[str]) -> int:
+        numbers = [parse_key(key) for key in account_ids]
+        async with self._sessions() as session:
+            failed = await session.exec(
+                select(func.count())
+                .select_from(PortaBillingAccount)
+                .where(
+                    col(PortaBillingAccount.i_account).in_(numbers),
+                    col(PortaBillingAccount.provisioning_state) == ProvisioningState.failed.value,
+                )
+            )
+            return failed.one()
+
+
+@contextmanager
+def _reading(what: str) -> Iterator[None]:
+    """The client's failures as the source's: unavailable (retry later) or a refusal (fail for good)."""
+    try:
+        yield
+    except PortaBillingMisconfigured as err:
+        why = "refuses our requests (check PORTABILLING_LOGIN, PORTABILLING_PASSWORD and PORTABILLING_URL)"
+        raise BillingUnavailable(f"PortaBilling {why} reading {what}: {err}", misconfigured=True) from err
+    except PortaBillingUnavailable as err:
+        raise BillingUnavailable(f"PortaBilling unavailable reading {what}, retrying: {err}") from err
+    except PortaBillingRejected as err:
+        raise BillingRefusal(f"PortaBilling refused reading {what}: {err}") from err
+
+
+def _retired(held: str | None, key: str | None) -> tuple[str, ...]:
+    return (held,) if held is not None and held != key else ()
+
+
+def _expiry(account: PbAccount) -> datetime | None:
+    if account.expiration_date is None:
+        return None
+    return datetime.combine(account.expiration_date, time(0), tzinfo=UTC)
+
+
+def _messaging(wallets: list[PbWallet], now: datetime) -> tuple[bool, datetime | None]:
+    """Messaging is usable while an entry holds unexpired units; the answer changes at the next expiry."""
+    live = [
+        w for w in wallets if w.service == MESSAGING and w.balance > 0 and (w.expires_at is None or w.expires_at > now)
+    ]
+    expiries = [w.expires_at for w in live if w.expires_at is not None]
+    return bool(live), min(expiries, default=None)
+
+
+def _message(outcome: Outcome) -> str:
+    if outcome.error:
+        return outcome.error
+    if outcome.removed:
+        return "removed from the CMMS"
+    version = f" (version {outcome.cmms_version})" if outcome.cmms_version is not None else ""
+    return f"the CMMS holds the account as {outcome.cmms_account_id}{version}"

@@ -1,0 +1,1 @@
+"""Clients of the systems this service talks to: the CMMS, PortaBilling, the SMS gateway."""

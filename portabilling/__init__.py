@@ -1,2 +1,0 @@
-"""PortaBilling beside this service (BILLING_SOURCE=portabilling): the client of its JSON API and ESPF
-status API. See `portabilling.client`."""

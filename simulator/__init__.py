@@ -1,4 +1,0 @@
-"""A stand-in for the AudioCodes CMMS (provisioning API, device side) plus a Kannel-compatible SMS sink.
-
-Run it as its own process: `python -m simulator`. See `simulator.app.create_app` for the pieces.
-"""

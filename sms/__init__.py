@@ -1,1 +1,0 @@
-"""Sending SMS: an adapter for Kannel's `sendsms` HTTP interface (no Temporal here)."""
