@@ -20,7 +20,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.account_sync import heartbeating, sync_accounts
 from billing.db import SessionMaker, snapshot
-from billing.models import Account, AccountStatus, ProvisioningState, utcnow
+from billing.models import Account, AccountStatus, PushStatus, utcnow
 from billing.provisioning import desired_state
 from clients.cmms import CmmsClient, CmmsRejected, CmmsUnavailable
 from contracts.cmms import CmmsAccount, CmmsRecord, password_digest
@@ -113,7 +113,7 @@ class ReconciliationActivities:
             refused = await session.exec(
                 select(Account.account_id).where(
                     col(Account.account_id).in_(request.account_ids),
-                    col(Account.provisioning_state) == ProvisioningState.failed.value,
+                    col(Account.provisioning_state) == PushStatus.failed.value,
                 )
             )
             failed = len(list(refused))

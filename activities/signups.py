@@ -18,7 +18,7 @@ from billing.models import (
     Customer,
     CustomerClass,
     Product,
-    ProvisioningState,
+    PushStatus,
     Signup,
     SignupSend,
     SignupStatus,
@@ -270,7 +270,7 @@ class SignupActivities:
         account.imei = None
         account.service_policies = {}
         account.product_id = self._settings.ott_product_id
-        account.provisioning_state = ProvisioningState.in_progress
+        account.provisioning_state = PushStatus.in_progress
         account.last_error = None
         account.cmms_version = None
         account.created_by = origin

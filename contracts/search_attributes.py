@@ -34,8 +34,9 @@ ALL_KEYS: Sequence[SearchAttributeKey[Any]] = (
 )
 
 
-class OpsState(StrEnum):
-    """The values of `ProvisioningState`, one vocabulary for every workflow type."""
+class ProvisioningState(StrEnum):
+    """The values of the `ProvisioningState` search attribute (where a workflow stands), one vocabulary for
+    every workflow type. Not billing's `PushStatus` (where an account stands with the CMMS)."""
 
     provisioning = "provisioning"  # an order or a verified signup: its account is on its way to the CMMS
     completed = "completed"  # an order or a rollout that finished its work
@@ -53,7 +54,7 @@ class OpsState(StrEnum):
 
 def search_attributes(
     *,
-    state: OpsState,
+    state: ProvisioningState,
     order_id: str | None = None,
     customer_id: str | None = None,
     account_id: str | None = None,

@@ -29,7 +29,7 @@ from billing.models import (
     Order,
     OrderStatus,
     Product,
-    ProvisioningState,
+    PushStatus,
 )
 from billing.uniqueness import imei_taken
 from contracts.orders import order_origin, order_workflow_id
@@ -57,7 +57,7 @@ class OrderView:
     """An order with where its own provisioning stands."""
 
     order: Order
-    provisioning_state: ProvisioningState | None
+    provisioning_state: PushStatus | None
     error: str | None
     # How the account's messaging starts (active with a wallet that holds units, suspended without one) or,
     # once the CMMS confirmed it, stands; None where the product leaves messaging to the CMMS.
@@ -154,9 +154,9 @@ def _view(order: Order, account: Account | None, product: Product) -> OrderView:
     if account is not None and account.messaging_state is not None:
         messaging = MessagingState(account.messaging_state)  # as the CMMS confirmed it since
     if order.status == OrderStatus.failed:
-        return OrderView(order, ProvisioningState.failed, error, messaging)
+        return OrderView(order, PushStatus.failed, error, messaging)
     state = account.provisioning_state if account else None
-    if error is None and account is not None and state == ProvisioningState.retry:
+    if error is None and account is not None and state == PushStatus.retry:
         error = account.last_error
     return OrderView(order, state, error, messaging)
 

@@ -37,7 +37,7 @@ from billing.otp import code_hmac, is_well_formed, password_hmac, same_hmac
 from billing.provisioning import effective_profile
 from billing.sms_reports import sent_sms
 from contracts.phone import BadPhoneNumber, normalise
-from contracts.search_attributes import OpsState, search_attributes
+from contracts.search_attributes import ProvisioningState, search_attributes
 from contracts.signups import (
     ACCOUNT_NOT_CLAIMABLE,
     PROVISIONING_FAILED,
@@ -228,7 +228,7 @@ class Signups:
             ),
             id=signup_workflow_id(e164),
             task_queue=settings.temporal_task_queue,
-            search_attributes=search_attributes(state=OpsState.pending),
+            search_attributes=search_attributes(state=ProvisioningState.pending),
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         )
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from billing.db import transaction
-from billing.models import Account, AccountStatus, Order, OrderStatus, ProvisioningState, Signup, SignupStatus, utcnow
+from billing.models import Account, AccountStatus, Order, OrderStatus, PushStatus, Signup, SignupStatus, utcnow
 from tests.support.catalog import Catalog, create, new_id, random_imei, seed_catalog
 from tests.support.orders import store_order
 from tests.support.problems import problem
@@ -88,7 +88,7 @@ async def test_accounts_are_found_by_imei_phone_number_product_and_status(stack:
             imei=None,
             sip_password="pw-ott-account",
             status=AccountStatus.active,
-            provisioning_state=ProvisioningState.ok,
+            provisioning_state=PushStatus.ok,
             created_by="test",
         )
         session.add(ott)

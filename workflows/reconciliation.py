@@ -27,7 +27,7 @@ with workflow.unsafe.imports_passed_through():
         ReconciliationProgress,
         RepairInput,
     )
-    from contracts.search_attributes import DRIFT_FOUND, REPAIRS_FAILED, OpsState
+    from contracts.search_attributes import DRIFT_FOUND, REPAIRS_FAILED, ProvisioningState
     from workflows.policies import ACCOUNT_SYNC_STEP, DB_STEP, HeartbeatStep, cmms_step, cmms_task_queue
     from workflows.visibility import show
 
@@ -69,7 +69,7 @@ class ReconciliationWorkflow:
 
     @workflow.run
     async def run(self, start: ReconciliationInput) -> ReconciliationProgress:
-        show(OpsState.reconciling)
+        show(ProvisioningState.reconciling)
         batches = 0
         while True:
             billing, cmms = await self._billing_page(), await self._cmms_page()
@@ -99,7 +99,7 @@ class ReconciliationWorkflow:
             p.repaired,
             p.failed,
         )
-        show(OpsState.completed)
+        show(ProvisioningState.completed)
         return self._progress
 
     def _merge(self, billing: BillingPage, cmms: CmmsPage) -> tuple[list[str], list[str], list[str]]:
