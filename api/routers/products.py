@@ -27,7 +27,9 @@ class InitialWallet(BaseModel):
     valid_days: Annotated[StrictInt, Field(ge=1, le=36500), WHOLE] | None = None
 
 
-class MessagingPolicy(BaseModel):
+class ProductMessagingPolicy(BaseModel):
+    """The product's messaging policy: it decides the push for every account of the product."""
+
     model_config = ConfigDict(extra="forbid")
 
     push_events: StrictBool
@@ -38,7 +40,7 @@ class MessagingPolicy(BaseModel):
 class ServicePolicies(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    messaging: MessagingPolicy | None = None
+    messaging: ProductMessagingPolicy | None = None
 
 
 class ProductCreate(BaseModel):
