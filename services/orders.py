@@ -36,7 +36,7 @@ from contracts.orders import order_origin, order_workflow_id
 from core.settings import Settings
 from services.errors import Conflict, unknown_reference
 from services.outbox import Outbox
-from services.pagination import Page, PageRequest, page
+from services.pagination import KeysetPage, PageRequest, page
 from services.rows import get
 
 T = TypeVar("T")
@@ -119,7 +119,7 @@ async def get_order(outbox: Outbox, order_id: str) -> OrderView:
     return _view(order, account, product)
 
 
-async def list_orders(outbox: Outbox, where: OrderFilter, request: PageRequest) -> Page[OrderView]:
+async def list_orders(outbox: Outbox, where: OrderFilter, request: PageRequest) -> KeysetPage[OrderView]:
     """Orders oldest first, each with where its provisioning stands."""
     query = select(Order)
     if where.customer_id is not None:
@@ -138,7 +138,7 @@ async def list_orders(outbox: Outbox, where: OrderFilter, request: PageRequest) 
         wanted = {order.product_id for order in found.items}
         listed = await session.exec(select(Product).where(col(Product.product_id).in_(wanted)))
         products = {product.product_id: product for product in listed.all()}
-    return Page(
+    return KeysetPage(
         [_view(order, accounts.get(order.account_id), products[order.product_id]) for order in found.items],
         found.next,
     )

@@ -9,7 +9,7 @@ from billing.db import snapshot
 from billing.models import Signup, SignupStatus
 from services.accounts import phone_number
 from services.outbox import Outbox
-from services.pagination import Page, PageRequest, page
+from services.pagination import KeysetPage, PageRequest, page
 
 
 @dataclass(frozen=True)
@@ -18,7 +18,7 @@ class SignupFilter:
     status: SignupStatus | None = None
 
 
-async def list_signups(outbox: Outbox, where: SignupFilter, request: PageRequest) -> Page[Signup]:
+async def list_signups(outbox: Outbox, where: SignupFilter, request: PageRequest) -> KeysetPage[Signup]:
     """Signups oldest first."""
     query = select(Signup)
     if where.phone_number is not None:
