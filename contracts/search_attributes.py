@@ -2,10 +2,9 @@
 
 Business keys, a state and counts only, never a secret or personal data: an order id, a customer id,
 an account id, where the workflow stands (`ProvisioningState`), and what a reconciliation found
-(`DriftFound`, `RepairsFailed`). The API sets them when it starts a
-workflow; the workflows keep `ProvisioningState` (and the ids they learn later) current. `make run`
-and the test servers register them; `python -m core.search_attributes` registers them on another
-Temporal server.
+(`DriftFound`, `RepairsFailed`). The API sets them when it starts a workflow; the workflows keep
+`ProvisioningState` (and the ids they learn later) current. `make run` and the test servers register
+them; `python -m core.register_search_attributes` registers them on another Temporal server.
 """
 
 from collections.abc import Sequence
