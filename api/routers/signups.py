@@ -11,8 +11,7 @@ from api.auth import Caller, Role
 from api.deps import StateDep, require
 from api.fields import AnyId, MobileNumber, SipPassword
 from billing.models import SignupStatus, SmsStatus
-from services.signups import Credentials as SignupCredentials
-from services.signups import Signups
+from services.signups import Credentials, Signups
 
 router = APIRouter(prefix="/v1/signups", tags=["signups"])
 CmmsCaller = Annotated[Caller, Depends(require(Role.cmms))]
@@ -36,7 +35,7 @@ class CodeEntered(BaseModel):
     code: Annotated[str, StringConstraints(max_length=32)]
 
 
-class Credentials(BaseModel):
+class CredentialsPublic(BaseModel):
     account_id: str
     password: str
     domain: str
@@ -45,7 +44,7 @@ class Credentials(BaseModel):
 class SignupVerified(BaseModel):
     status: SignupStatus
     account_id: str
-    credentials: Credentials
+    credentials: CredentialsPublic
 
 
 class PasswordIssued(BaseModel):
@@ -143,5 +142,7 @@ async def get_signup(signup_id: AnyId, _: CmmsCaller, signups: SignupsDep) -> Si
     return view
 
 
-def _public(credentials: SignupCredentials) -> Credentials:
-    return Credentials(account_id=credentials.account_id, password=credentials.password, domain=credentials.domain)
+def _public(credentials: Credentials) -> CredentialsPublic:
+    return CredentialsPublic(
+        account_id=credentials.account_id, password=credentials.password, domain=credentials.domain
+    )
