@@ -17,8 +17,9 @@ from services.wallets import MAX_BALANCE
 router = APIRouter(prefix="/v1/products", tags=["products"], dependencies=[Depends(require(Role.admin))])
 
 
-class InitialWallet(BaseModel):
-    """The messaging wallet each new account of the product is opened with (by its order or signup)."""
+class InitialWalletPolicy(BaseModel):
+    """The messaging wallet each new account of the product is opened with (by its order or signup), as
+    the policy sets it; billing reads it back as `billing.messaging.InitialWallet`."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -34,7 +35,7 @@ class ProductMessagingPolicy(BaseModel):
 
     push_events: StrictBool
     # Without one, a new account has no wallet: suspended from the start where push_events is on.
-    initial_wallet: InitialWallet | None = None
+    initial_wallet: InitialWalletPolicy | None = None
 
 
 class ServicePolicies(BaseModel):
