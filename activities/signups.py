@@ -21,7 +21,6 @@ from billing.models import (
     PushStatus,
     Signup,
     SignupSend,
-    SignupStatus,
     SmsMessage,
     SmsStatus,
     utcnow,
@@ -179,7 +178,7 @@ class SignupActivities:
                     client_id=record.client_id,
                     expires_at=record.expires_at,
                 )
-            row.status = SignupStatus(record.status.value)
+            row.status = record.status
             row.expires_at = record.expires_at
             row.account_id = record.account_id
             row.updated_at = utcnow()

@@ -89,10 +89,6 @@ class OrderStatus(StrEnum):
     failed = "failed"
 
 
-# A signup's states are the workflow's own (contracts.signups), stored as they are.
-SignupStatus = SignupState
-
-
 class MessagingState(StrEnum):
     active = "active"
     suspended = "suspended"
@@ -271,7 +267,7 @@ class Signup(SQLModel, table=True):
 
     signup_id: str = Field(primary_key=True, max_length=64)
     phone_number: str = Field(max_length=16, index=True)  # E.164 with '+'
-    status: SignupStatus = _enum(SignupStatus.pending)
+    status: SignupState = _enum(SignupState.pending)
     client_id: str | None = Field(default=None, max_length=200)
     account_id: str | None = Field(default=None, max_length=64)
     expires_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
