@@ -10,7 +10,7 @@ from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities.business_metrics import CmmsOperation, billing_failed, cmms_called
 from billing.messaging import messaging_state
-from billing.models import MessagingState, ProvisioningState, utcnow
+from billing.models import MessagingState, PushStatus, utcnow
 from billing.sources.base import BillingRefusal, BillingSource, BillingUnavailable, Desired, Outcome
 from clients.cmms import CmmsClient, CmmsMisconfigured, CmmsRejected, CmmsUnavailable
 from contracts.provisioning import (
@@ -47,7 +47,7 @@ class ProvisioningActivities:
                 for gone in _keys(key, *desired.retired_cmms_ids):
                     await self._cmms.delete_account(gone)
                 cmms_called(operation, "ok", time.monotonic() - started)
-                await self._record(account_id, Outcome(ProvisioningState.ok, cmms_account_id=key, removed=True))
+                await self._record(account_id, Outcome(PushStatus.ok, cmms_account_id=key, removed=True))
                 return ProvisionAccountResult(account_id=account_id, cmms_version=None, removed=True)
             assert key is not None  # a record to hold is always held under a key
             # The account's id changed in billing: its record under the old id goes first, since the CMMS
@@ -59,7 +59,7 @@ class ProvisioningActivities:
         except CmmsUnavailable as err:
             cmms_called(operation, "unavailable", time.monotonic() - started)
             reason = _unavailable(err)
-            await self._record(account_id, Outcome(ProvisioningState.retry, reason, cmms_account_id=key))
+            await self._record(account_id, Outcome(PushStatus.retry, reason, cmms_account_id=key))
             delay = min(timedelta(seconds=err.retry_after), CMMS_MAX_RETRY_INTERVAL) if err.retry_after else None
             # Benign: the SDK then logs the failure at debug, so the line above is the one per retry.
             raise ApplicationError(
@@ -71,7 +71,7 @@ class ProvisioningActivities:
         except CmmsRejected as err:
             cmms_called(operation, "rejected", time.monotonic() - started)
             reason = f"CMMS rejected the account: {err}"
-            await self._record(account_id, Outcome(ProvisioningState.failed, reason, cmms_account_id=key))
+            await self._record(account_id, Outcome(PushStatus.failed, reason, cmms_account_id=key))
             raise ApplicationError(reason, type=CMMS_REJECTED, non_retryable=True) from err
         # What billing drives is recorded as the CMMS confirmed it; a hand-back records that billing no
         # longer drives it, so the next pushes leave the CMMS's messaging alone.
@@ -80,7 +80,7 @@ class ProvisioningActivities:
             messaging = messaging_state(bool(record.messaging_enabled))
         elif desired.record.messaging_enabled is not None:
             messaging = None
-        outcome = Outcome(ProvisioningState.ok, cmms_account_id=key, cmms_version=record.version, messaging=messaging)
+        outcome = Outcome(PushStatus.ok, cmms_account_id=key, cmms_version=record.version, messaging=messaging)
         await self._record(account_id, outcome)
         return ProvisionAccountResult(
             account_id=account_id,
@@ -99,7 +99,7 @@ class ProvisioningActivities:
         except BillingRefusal as err:
             billing_failed("refused")
             reason = f"billing holds what the CMMS cannot take: {err}"
-            await self._record(account_id, Outcome(ProvisioningState.failed, reason))
+            await self._record(account_id, Outcome(PushStatus.failed, reason))
             raise ApplicationError(reason, type=BILLING_REFUSED, non_retryable=True) from err
         except BillingUnavailable as err:
             raise _billing_unavailable(err) from err
@@ -111,7 +111,7 @@ class ProvisioningActivities:
         try:
             await self._source.record(account_id, outcome)
         except BillingUnavailable as err:
-            if outcome.state != ProvisioningState.retry:
+            if outcome.state != PushStatus.retry:
                 raise _billing_unavailable(err) from err
             activity.logger.warning("%s", err)
 

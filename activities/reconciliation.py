@@ -20,7 +20,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.account_sync import heartbeating, sync_accounts
 from billing.db import SessionMaker, snapshot
-from billing.models import Account, AccountStatus, ProvisioningState, utcnow
+from billing.models import Account, AccountStatus, PushStatus, utcnow
 from billing.provisioning import desired_state
 from clients.cmms import CmmsClient, CmmsRejected, CmmsUnavailable
 from contracts.cmms import CmmsAccount, CmmsRecord, password_digest
@@ -28,9 +28,9 @@ from contracts.provisioning import CMMS_MAX_RETRY_INTERVAL
 from contracts.reconciliation import (
     BESIDE_PORTABILLING,
     BillingEntry,
-    BillingPage,
+    BillingEntryPage,
     CmmsEntry,
-    CmmsPage,
+    CmmsEntryPage,
     OrphansResult,
     PageInput,
     RepairInput,
@@ -55,7 +55,7 @@ class ReconciliationActivities:
         self._key = hmac.new(settings.secret_key.get_secret_value().encode(), _DIGEST_LABEL, hashlib.sha256).digest()
 
     @activity.defn(name="read_billing_page")
-    async def read_billing_page(self, request: PageInput) -> BillingPage:
+    async def read_billing_page(self, request: PageInput) -> BillingEntryPage:
         """A page of billing's accounts (pending, active, blocked) after `request.after`, as digests of
         what the CMMS should hold for each (the provisioning step's own desired state)."""
         if self._settings.billing_source != "builtin":
@@ -83,10 +83,10 @@ class ReconciliationActivities:
                     )
                 )
         next_after = accounts[-1].account_id if len(accounts) == request.limit else None
-        return BillingPage(entries=entries, next_after=next_after)
+        return BillingEntryPage(entries=entries, next_after=next_after)
 
     @activity.defn(name="read_cmms_page")
-    async def read_cmms_page(self, request: PageInput) -> CmmsPage:
+    async def read_cmms_page(self, request: PageInput) -> CmmsEntryPage:
         """A page of the CMMS's records after `request.after`, as the same digests."""
         try:
             page = await self._cmms.list_accounts(request.after, request.limit)
@@ -99,7 +99,7 @@ class ReconciliationActivities:
             CmmsEntry(account_id=r.account_id, digest=self._held_digest(r), messaging=r.messaging_enabled)
             for r in page.accounts
         ]
-        return CmmsPage(entries=entries, next_after=page.next)
+        return CmmsEntryPage(entries=entries, next_after=page.next)
 
     @activity.defn(name="repair_accounts")
     async def repair_accounts(self, request: RepairInput) -> RepairResult:
@@ -113,7 +113,7 @@ class ReconciliationActivities:
             refused = await session.exec(
                 select(Account.account_id).where(
                     col(Account.account_id).in_(request.account_ids),
-                    col(Account.provisioning_state) == ProvisioningState.failed.value,
+                    col(Account.provisioning_state) == PushStatus.failed.value,
                 )
             )
             failed = len(list(refused))

@@ -18,10 +18,9 @@ from billing.models import (
     Customer,
     CustomerClass,
     Product,
-    ProvisioningState,
+    PushStatus,
     Signup,
     SignupSend,
-    SignupStatus,
     SmsMessage,
     SmsStatus,
     utcnow,
@@ -179,7 +178,7 @@ class SignupActivities:
                     client_id=record.client_id,
                     expires_at=record.expires_at,
                 )
-            row.status = SignupStatus(record.status.value)
+            row.status = record.status
             row.expires_at = record.expires_at
             row.account_id = record.account_id
             row.updated_at = utcnow()
@@ -270,7 +269,7 @@ class SignupActivities:
         account.imei = None
         account.service_policies = {}
         account.product_id = self._settings.ott_product_id
-        account.provisioning_state = ProvisioningState.in_progress
+        account.provisioning_state = PushStatus.in_progress
         account.last_error = None
         account.cmms_version = None
         account.created_by = origin

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
-from api.auth import KeyRing
+from api.auth import ApiKeys
 from api.body_limit import install_body_limit
 from api.deps import AppState, builtin_billing
 from api.docs import install_docs
@@ -69,7 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state = AppState(
             settings=settings,
             temporal=temporal,
-            keys=KeyRing(settings.api_keys.get_secret_value()),
+            keys=ApiKeys(settings.api_keys.get_secret_value()),
             outbox=outbox,
             signups=Signups(sessions, temporal, settings, limiter),
         )

@@ -22,7 +22,9 @@ class Caller:
         return Role.admin in self.roles or role in self.roles
 
 
-class KeyRing:
+class ApiKeys:
+    """The callers' keys, each granting roles (keys that encrypt are `core.crypto.KeyRing`)."""
+
     def __init__(self, spec: str) -> None:
         self._keys: list[tuple[bytes, Caller]] = []
         for index, entry in enumerate(part.strip() for part in spec.split(",") if part.strip()):

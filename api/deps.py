@@ -11,7 +11,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from temporalio.client import Client
 
-from api.auth import Caller, KeyRing, Role
+from api.auth import ApiKeys, Caller, Role
 from api.problems import Problem
 from core.settings import Settings
 from services.outbox import Outbox
@@ -24,7 +24,7 @@ class AppState:
 
     settings: Settings
     temporal: Client
-    keys: KeyRing
+    keys: ApiKeys
     outbox: Outbox  # every change goes through it: billing's transaction, and what Temporal must learn
     signups: Signups  # the signup calls, with the rate limits every API process shares
 

@@ -71,8 +71,10 @@ class AccountStatus(StrEnum):
     terminated = "terminated"
 
 
-class ProvisioningState(StrEnum):
-    """Where the account stands with the CMMS, in the terms of PortaBilling's outcomes."""
+class PushStatus(StrEnum):
+    """Where the account stands with the CMMS after its last push, in the terms of PortaBilling's
+    `ProvisioningStatus` (told to it beside PortaBilling). Stored and shown as `provisioning_state`; not
+    the `ProvisioningState` search attribute, which says where a workflow stands."""
 
     in_progress = "in_progress"
     retry = "retry"  # the CMMS is unavailable; the workflow keeps trying
@@ -85,10 +87,6 @@ class OrderStatus(StrEnum):
     provisioning = "provisioning"
     completed = "completed"
     failed = "failed"
-
-
-# A signup's states are the workflow's own (contracts.signups), stored as they are.
-SignupStatus = SignupState
 
 
 class MessagingState(StrEnum):
@@ -171,7 +169,7 @@ class Account(SQLModel, table=True):
     # Kept for provisioning, encrypted at rest (billing.encrypted); no API view carries it.
     sip_password: str = Field(sa_column=Column(EncryptedString("account.sip_password", 512), nullable=False))
     status: AccountStatus = _enum(AccountStatus.pending)
-    provisioning_state: ProvisioningState = _enum(ProvisioningState.in_progress)
+    provisioning_state: PushStatus = _enum(PushStatus.in_progress)
     last_error: str | None = Field(default=None, max_length=1000)
     cmms_version: int | None = None
     # Messaging as the CMMS last confirmed it while billing drove it (the product's policy); None: billing
@@ -269,7 +267,7 @@ class Signup(SQLModel, table=True):
 
     signup_id: str = Field(primary_key=True, max_length=64)
     phone_number: str = Field(max_length=16, index=True)  # E.164 with '+'
-    status: SignupStatus = _enum(SignupStatus.pending)
+    status: SignupState = _enum(SignupState.pending)
     client_id: str | None = Field(default=None, max_length=200)
     account_id: str | None = Field(default=None, max_length=64)
     expires_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
@@ -404,7 +402,7 @@ class PortaBillingAccount(SQLModel, table=True):
 
     i_account: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
     cmms_account_id: str | None = Field(default=None, max_length=64)
-    provisioning_state: ProvisioningState = _enum(ProvisioningState.in_progress)
+    provisioning_state: PushStatus = _enum(PushStatus.in_progress)
     last_error: str | None = Field(default=None, max_length=1000)
     # As the CMMS last confirmed it while the product's policy drives messaging; None: not driven.
     messaging_state: str | None = Field(default=None, sa_column=Column(String(16), nullable=True))

@@ -56,12 +56,12 @@ class PageInput(BaseModel):
     limit: int
 
 
-class BillingPage(BaseModel):
+class BillingEntryPage(BaseModel):
     entries: list[BillingEntry]  # by account id
     next_after: str | None  # None: this was the last page
 
 
-class CmmsPage(BaseModel):
+class CmmsEntryPage(BaseModel):
     entries: list[CmmsEntry]  # by account id
     next_after: str | None
 
@@ -87,8 +87,8 @@ class ReconciliationInput(BaseModel):
 
     page_size: int | None = None
     progress: ReconciliationProgress | None = None
-    billing: BillingPage | None = None  # entries read but not yet compared, and the cursor
-    cmms: CmmsPage | None = None
+    billing: BillingEntryPage | None = None  # entries read but not yet compared, and the cursor
+    cmms: CmmsEntryPage | None = None
 
 
 # Why there is no reconciliation beside PortaBilling: it compares the CMMS with the built-in billing.

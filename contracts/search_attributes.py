@@ -2,10 +2,9 @@
 
 Business keys, a state and counts only, never a secret or personal data: an order id, a customer id,
 an account id, where the workflow stands (`ProvisioningState`), and what a reconciliation found
-(`DriftFound`, `RepairsFailed`). The API sets them when it starts a
-workflow; the workflows keep `ProvisioningState` (and the ids they learn later) current. `make run`
-and the test servers register them; `python -m core.search_attributes` registers them on another
-Temporal server.
+(`DriftFound`, `RepairsFailed`). The API sets them when it starts a workflow; the workflows keep
+`ProvisioningState` (and the ids they learn later) current. `make run` and the test servers register
+them; `python -m core.register_search_attributes` registers them on another Temporal server.
 """
 
 from collections.abc import Sequence
@@ -34,8 +33,9 @@ ALL_KEYS: Sequence[SearchAttributeKey[Any]] = (
 )
 
 
-class OpsState(StrEnum):
-    """The values of `ProvisioningState`, one vocabulary for every workflow type."""
+class ProvisioningState(StrEnum):
+    """The values of the `ProvisioningState` search attribute (where a workflow stands), one vocabulary for
+    every workflow type. Not billing's `PushStatus` (where an account stands with the CMMS)."""
 
     provisioning = "provisioning"  # an order or a verified signup: its account is on its way to the CMMS
     completed = "completed"  # an order or a rollout that finished its work
@@ -53,7 +53,7 @@ class OpsState(StrEnum):
 
 def search_attributes(
     *,
-    state: OpsState,
+    state: ProvisioningState,
     order_id: str | None = None,
     customer_id: str | None = None,
     account_id: str | None = None,

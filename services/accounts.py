@@ -20,7 +20,7 @@ from contracts.provisioning import account_workflow_id
 from services import audit
 from services.errors import Conflict, Invalid, NotFound
 from services.outbox import Outbox, Tx
-from services.pagination import Page, PageRequest, page
+from services.pagination import KeysetPage, PageRequest, page
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ async def get_account(outbox: Outbox, account_id: str) -> Account:
     return account
 
 
-async def list_accounts(outbox: Outbox, where: AccountFilter, request: PageRequest) -> Page[Account]:
+async def list_accounts(outbox: Outbox, where: AccountFilter, request: PageRequest) -> KeysetPage[Account]:
     """Accounts oldest first. By IMEI: every account that had it (a terminated one keeps it on record).
     By phone number: the OTT account of that number (its id is the number's digits), and any account
     a signup of that number was verified into."""

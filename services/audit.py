@@ -14,7 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from billing.db import snapshot
 from billing.models import AuditEntry
 from services.outbox import Outbox
-from services.pagination import Page, PageRequest, page
+from services.pagination import KeysetPage, PageRequest, page
 
 SECRET = "(changed)"
 OBJECT_TYPES = frozenset({"customer", "customer_class", "reseller", "product", "account"})
@@ -48,7 +48,7 @@ def record(
     session.add(AuditEntry(object_type=object_type, object_id=object_id, action=action, actor=actor, changes=entry))
 
 
-async def trail(outbox: Outbox, object_type: str, object_id: str, request: PageRequest) -> Page[AuditEntry]:
+async def trail(outbox: Outbox, object_type: str, object_id: str, request: PageRequest) -> KeysetPage[AuditEntry]:
     """The object's entries, oldest first."""
     query = select(AuditEntry).where(col(AuditEntry.object_type) == object_type, col(AuditEntry.object_id) == object_id)
     async with snapshot(outbox.sessions) as session:

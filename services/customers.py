@@ -33,7 +33,7 @@ from core.settings import Settings
 from services import audit
 from services.errors import Conflict, Invalid, NotFound, unknown_reference
 from services.outbox import Outbox, Tx
-from services.pagination import Page, PageRequest, page
+from services.pagination import KeysetPage, PageRequest, page
 from services.rows import adding, read
 from workflows.customer_rollout import CustomerRolloutWorkflow
 
@@ -86,7 +86,7 @@ async def get_reseller(outbox: Outbox, reseller_id: str) -> Reseller:
     return await read(outbox.sessions, Reseller, reseller_id, "reseller")
 
 
-async def list_resellers(outbox: Outbox, request: PageRequest) -> Page[Reseller]:
+async def list_resellers(outbox: Outbox, request: PageRequest) -> KeysetPage[Reseller]:
     async with snapshot(outbox.sessions) as session:
         return await page(session, select(Reseller), Reseller, "reseller_id", "resellers", request)
 
@@ -159,7 +159,7 @@ async def get_customer(outbox: Outbox, customer_id: str) -> Customer:
     return customer
 
 
-async def list_customers(outbox: Outbox, where: CustomerFilter, request: PageRequest) -> Page[Customer]:
+async def list_customers(outbox: Outbox, where: CustomerFilter, request: PageRequest) -> KeysetPage[Customer]:
     """Customers oldest first; deleted ones are not listed."""
     query = select(Customer).where(col(Customer.deleted_at).is_(None))
     if where.customer_class_id is not None:

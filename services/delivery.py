@@ -24,7 +24,7 @@ from contracts.orders import MvnoOrderInput
 from contracts.provisioning import AccountSyncResult, AccountWorkflowInput, account_workflow_id
 from contracts.reconciliation import ReconciliationInput, reconciliation_workflow_id
 from contracts.rollouts import CustomerRolloutInput, RolloutChange, rollout_workflow_id
-from contracts.search_attributes import OpsState, search_attributes
+from contracts.search_attributes import ProvisioningState, search_attributes
 from contracts.wallets import MessagingRolloutInput, messaging_rollout_workflow_id
 from core.settings import Settings
 
@@ -55,7 +55,7 @@ async def start_order(client: Client, settings: Settings, order: Order) -> str:
             id=order.workflow_id,
             task_queue=settings.temporal_task_queue,
             search_attributes=search_attributes(
-                state=OpsState.provisioning,
+                state=ProvisioningState.provisioning,
                 order_id=order.order_id,
                 customer_id=order.customer_id,
                 account_id=order.account_id,
@@ -75,7 +75,7 @@ async def account_changed(client: Client, settings: Settings, account_id: str) -
         AccountWorkflowInput(account_id=account_id),
         id=workflow_id,
         task_queue=settings.temporal_task_queue,
-        search_attributes=search_attributes(state=OpsState.pushing, account_id=account_id),
+        search_attributes=search_attributes(state=ProvisioningState.pushing, account_id=account_id),
         start_signal=CHANGED_SIGNAL,
         rpc_timeout=RPC_TIMEOUT,
     )
@@ -89,7 +89,7 @@ async def sync_account(client: Client, settings: Settings, account_id: str) -> A
         AccountWorkflowInput(account_id=account_id),
         id=account_workflow_id(account_id),
         task_queue=settings.temporal_task_queue,
-        search_attributes=search_attributes(state=OpsState.pushing, account_id=account_id),
+        search_attributes=search_attributes(state=ProvisioningState.pushing, account_id=account_id),
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
     )
     result: AccountSyncResult = await client.execute_update_with_start_workflow(
@@ -110,7 +110,7 @@ async def customer_changed(client: Client, settings: Settings, customer_id: str,
         CustomerRolloutInput(customer_id=customer_id, revision=revision),
         id=workflow_id,
         task_queue=settings.temporal_task_queue,
-        search_attributes=search_attributes(state=OpsState.rolling_out, customer_id=customer_id),
+        search_attributes=search_attributes(state=ProvisioningState.rolling_out, customer_id=customer_id),
         start_signal=CHANGED_SIGNAL,
         start_signal_args=[RolloutChange(revision=revision)],
         rpc_timeout=RPC_TIMEOUT,
@@ -126,7 +126,7 @@ async def product_policy_changed(client: Client, settings: Settings, product_id:
         MessagingRolloutInput(product_id=product_id),
         id=workflow_id,
         task_queue=settings.temporal_task_queue,
-        search_attributes=search_attributes(state=OpsState.rolling_out),
+        search_attributes=search_attributes(state=ProvisioningState.rolling_out),
         # A newer change starts again from the first account rather than racing the older rollout.
         id_conflict_policy=WorkflowIDConflictPolicy.TERMINATE_EXISTING,
         rpc_timeout=RPC_TIMEOUT,
@@ -143,7 +143,7 @@ async def start_reconciliation(client: Client, settings: Settings, reconciliatio
         ReconciliationInput(page_size=settings.reconcile_page_size),
         id=workflow_id,
         task_queue=settings.temporal_task_queue,
-        search_attributes=search_attributes(state=OpsState.reconciling),
+        search_attributes=search_attributes(state=ProvisioningState.reconciling),
         rpc_timeout=RPC_TIMEOUT,
     )
     return workflow_id

@@ -29,14 +29,14 @@ from billing.models import (
     Order,
     OrderStatus,
     Product,
-    ProvisioningState,
+    PushStatus,
 )
 from billing.uniqueness import imei_taken
 from contracts.orders import order_origin, order_workflow_id
 from core.settings import Settings
 from services.errors import Conflict, unknown_reference
 from services.outbox import Outbox
-from services.pagination import Page, PageRequest, page
+from services.pagination import KeysetPage, PageRequest, page
 from services.rows import get
 
 T = TypeVar("T")
@@ -57,7 +57,7 @@ class OrderView:
     """An order with where its own provisioning stands."""
 
     order: Order
-    provisioning_state: ProvisioningState | None
+    provisioning_state: PushStatus | None
     error: str | None
     # How the account's messaging starts (active with a wallet that holds units, suspended without one) or,
     # once the CMMS confirmed it, stands; None where the product leaves messaging to the CMMS.
@@ -119,7 +119,7 @@ async def get_order(outbox: Outbox, order_id: str) -> OrderView:
     return _view(order, account, product)
 
 
-async def list_orders(outbox: Outbox, where: OrderFilter, request: PageRequest) -> Page[OrderView]:
+async def list_orders(outbox: Outbox, where: OrderFilter, request: PageRequest) -> KeysetPage[OrderView]:
     """Orders oldest first, each with where its provisioning stands."""
     query = select(Order)
     if where.customer_id is not None:
@@ -138,7 +138,7 @@ async def list_orders(outbox: Outbox, where: OrderFilter, request: PageRequest) 
         wanted = {order.product_id for order in found.items}
         listed = await session.exec(select(Product).where(col(Product.product_id).in_(wanted)))
         products = {product.product_id: product for product in listed.all()}
-    return Page(
+    return KeysetPage(
         [_view(order, accounts.get(order.account_id), products[order.product_id]) for order in found.items],
         found.next,
     )
@@ -154,9 +154,9 @@ def _view(order: Order, account: Account | None, product: Product) -> OrderView:
     if account is not None and account.messaging_state is not None:
         messaging = MessagingState(account.messaging_state)  # as the CMMS confirmed it since
     if order.status == OrderStatus.failed:
-        return OrderView(order, ProvisioningState.failed, error, messaging)
+        return OrderView(order, PushStatus.failed, error, messaging)
     state = account.provisioning_state if account else None
-    if error is None and account is not None and state == ProvisioningState.retry:
+    if error is None and account is not None and state == PushStatus.retry:
         error = account.last_error
     return OrderView(order, state, error, messaging)
 

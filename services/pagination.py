@@ -45,14 +45,16 @@ class PageRequest:
 
 
 @dataclass(frozen=True)
-class Page(Generic[Item]):
+class KeysetPage(Generic[Item]):
+    """What a service hands the API for one page; the API answers it as `api.pagination.Page`."""
+
     items: list[Item]
     next: str | None  # the cursor of the following page; None on the last
 
 
 async def page(
     session: AsyncSession, query: SelectOfScalar[Row], model: type[Row], key: str, listing: str, request: PageRequest
-) -> Page[Row]:
+) -> KeysetPage[Row]:
     """One page of `query`'s rows of `model`, ordered by (created_at, `key`) either way."""
     created, ident = getattr(model, "created_at"), getattr(model, key)  # noqa: B009  (columns, by name)
     listing = f"{listing}:{request.order}"  # a cursor continues in the direction it was made for
@@ -68,10 +70,10 @@ async def page(
     ordering = (created, ident) if request.order == "asc" else (created.desc(), ident.desc())
     rows = list((await session.exec(query.order_by(*ordering).limit(request.limit + 1))).all())
     if len(rows) <= request.limit:
-        return Page(rows, None)
+        return KeysetPage(rows, None)
     rows = rows[: request.limit]
     last = rows[-1]
-    return Page(rows, _encode(listing, getattr(last, "created_at"), getattr(last, key)))  # noqa: B009
+    return KeysetPage(rows, _encode(listing, getattr(last, "created_at"), getattr(last, key)))  # noqa: B009
 
 
 def _encode(listing: str, created: datetime, key: Any) -> str:

@@ -17,7 +17,7 @@ from contracts.wallets import messaging_rollout_workflow_id
 from services import audit
 from services.errors import NotFound
 from services.outbox import Outbox
-from services.pagination import Page, PageRequest, page
+from services.pagination import KeysetPage, PageRequest, page
 from services.rows import adding, read
 
 
@@ -38,7 +38,7 @@ async def get_product(outbox: Outbox, product_id: str) -> Product:
     return await read(outbox.sessions, Product, product_id, "product")
 
 
-async def list_products(outbox: Outbox, request: PageRequest) -> Page[Product]:
+async def list_products(outbox: Outbox, request: PageRequest) -> KeysetPage[Product]:
     async with snapshot(outbox.sessions) as session:
         return await page(session, select(Product), Product, "product_id", "products", request)
 

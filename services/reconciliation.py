@@ -28,7 +28,7 @@ from contracts.reconciliation import (
     ReconciliationProgress,
     reconciliation_workflow_id,
 )
-from contracts.search_attributes import OpsState, search_attributes
+from contracts.search_attributes import ProvisioningState, search_attributes
 from core.settings import Settings
 from workflows.reconciliation import ReconciliationWorkflow
 
@@ -68,7 +68,7 @@ def reconciliation_schedule(settings: Settings) -> Schedule | None:
         ReconciliationInput(page_size=settings.reconcile_page_size),
         id=SCHEDULED_WORKFLOW_ID,  # the server adds the time of each run
         task_queue=settings.temporal_task_queue,
-        typed_search_attributes=search_attributes(state=OpsState.reconciling),
+        typed_search_attributes=search_attributes(state=ProvisioningState.reconciling),
     )
     return Schedule(
         action=action,

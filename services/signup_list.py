@@ -6,19 +6,20 @@ from dataclasses import dataclass
 from sqlmodel import select
 
 from billing.db import snapshot
-from billing.models import Signup, SignupStatus
+from billing.models import Signup
+from contracts.signups import SignupState
 from services.accounts import phone_number
 from services.outbox import Outbox
-from services.pagination import Page, PageRequest, page
+from services.pagination import KeysetPage, PageRequest, page
 
 
 @dataclass(frozen=True)
 class SignupFilter:
     phone_number: str | None = None  # any international format
-    status: SignupStatus | None = None
+    status: SignupState | None = None
 
 
-async def list_signups(outbox: Outbox, where: SignupFilter, request: PageRequest) -> Page[Signup]:
+async def list_signups(outbox: Outbox, where: SignupFilter, request: PageRequest) -> KeysetPage[Signup]:
     """Signups oldest first."""
     query = select(Signup)
     if where.phone_number is not None:

@@ -32,12 +32,12 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from billing.db import FOR_CHANGE, SessionMaker, snapshot, transaction
-from billing.models import Account, Customer, Reseller, Signup, SignupStatus, SmsMessage, utcnow
+from billing.models import Account, Customer, Reseller, Signup, SmsMessage, utcnow
 from billing.otp import code_hmac, is_well_formed, password_hmac, same_hmac
 from billing.provisioning import effective_profile
 from billing.sms_reports import sent_sms
 from contracts.phone import BadPhoneNumber, normalise
-from contracts.search_attributes import OpsState, search_attributes
+from contracts.search_attributes import ProvisioningState, search_attributes
 from contracts.signups import (
     ACCOUNT_NOT_CLAIMABLE,
     PROVISIONING_FAILED,
@@ -53,6 +53,7 @@ from contracts.signups import (
     OttSignupInput,
     SendCodeRequest,
     SignupPolicy,
+    SignupState,
     SignupView,
     Verification,
     VerifyRequest,
@@ -114,7 +115,7 @@ class Signups:
         """Send a new code (the previous one stops working): refused inside the cooldown or past the send limit."""
         self._billing_verifies()
         signup = await self._signup(signup_id)
-        if signup.status != SignupStatus.pending:
+        if signup.status != SignupState.pending:
             raise _closed(signup.status)
         await self._limit(client_label, signup.phone_number)
         try:
@@ -137,9 +138,9 @@ class Signups:
         signup = await self._signup(signup_id)
         await self._limit_verify(client_label, signup.phone_number)
         typed = code_hmac(settings, signup_id, code)
-        if signup.status == SignupStatus.verified:
+        if signup.status == SignupState.verified:
             return await self._verified_again(signup, typed)
-        if signup.status != SignupStatus.pending:
+        if signup.status != SignupState.pending:
             raise _closed(signup.status)
         place = await self._hold_wrong_code_place(signup.phone_number)
         try:
@@ -156,7 +157,7 @@ class Signups:
         except (WorkflowUpdateFailedError, RPCError) as err:
             await self._give_back(signup.phone_number, place)
             closed = await self._after_refusal(signup_id, err)
-            if closed.status == SignupStatus.verified:
+            if closed.status == SignupState.verified:
                 return await self._verified_again(closed, typed)
             raise _closed(closed.status) from None
         if not result.verified or result.account_id is None:
@@ -174,9 +175,9 @@ class Signups:
         signup = await self._signup(signup_id)
         await self._limit_verify(client_label, signup.phone_number)
         issued = password_hmac(settings, signup_id, password)
-        if signup.status == SignupStatus.verified:
+        if signup.status == SignupState.verified:
             return _confirmed_again(signup, issued)
-        if signup.status != SignupStatus.pending:
+        if signup.status != SignupState.pending:
             raise _closed(signup.status)
         await self._hold_password(signup_id, issued, password)
         try:
@@ -192,7 +193,7 @@ class Signups:
             ) from None
         except (WorkflowUpdateFailedError, RPCError) as err:
             closed = await self._after_refusal(signup_id, err)
-            if closed.status == SignupStatus.verified:
+            if closed.status == SignupState.verified:
                 return _confirmed_again(closed, issued)
             raise _closed(closed.status) from None
         if result.account_id is None:
@@ -228,7 +229,7 @@ class Signups:
             ),
             id=signup_workflow_id(e164),
             task_queue=settings.temporal_task_queue,
-            search_attributes=search_attributes(state=OpsState.pending),
+            search_attributes=search_attributes(state=ProvisioningState.pending),
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         )
 
@@ -320,7 +321,7 @@ class Signups:
         elif isinstance(err, RPCError) and err.status != RPCStatusCode.NOT_FOUND:
             raise err  # Temporal unavailable: the API's 503 handler answers
         signup = await self._signup(signup_id)
-        if signup.status == SignupStatus.pending:
+        if signup.status == SignupState.pending:
             raise Conflict("the signup is busy; repeat the request in a moment")
         return signup
 
@@ -359,10 +360,10 @@ def _confirmed_again(signup: Signup, issued: str) -> str:
     return signup.account_id
 
 
-def _closed(status: SignupStatus) -> ServiceError:
-    if status == SignupStatus.expired:
+def _closed(status: SignupState) -> ServiceError:
+    if status == SignupState.expired:
         return Gone("the signup has expired; start a new one")
-    if status == SignupStatus.failed:
+    if status == SignupState.failed:
         return TooMany("the signup failed after too many attempts; start a new one")
     return Conflict("the signup is already verified")
 

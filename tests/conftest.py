@@ -7,7 +7,7 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from contracts.search_attributes import ALL_KEYS
-from core.search_attributes import register_search_attributes
+from core.register_search_attributes import register_search_attributes
 from core.settings import Settings
 from core.temporal import data_converter
 from devstack.temporal_server import cli_path, test_server_path

@@ -11,7 +11,8 @@ from typing import Any
 import httpx
 
 from billing.db import transaction
-from billing.models import Account, AccountStatus, ProvisioningState, Signup, SignupStatus, utcnow
+from billing.models import Account, AccountStatus, PushStatus, Signup, utcnow
+from contracts.signups import SignupState
 from services.delivery import sync_account
 from tests.support.catalog import new_id, order_body, seed_catalog
 from tests.support.net import free_port
@@ -121,15 +122,15 @@ async def test_an_ott_accounts_signups_and_billing_without_temporal(stack: Stack
                 product_id=catalog.product_id,
                 sip_password="pw-ott-history",
                 status=AccountStatus.active,
-                provisioning_state=ProvisioningState.ok,
+                provisioning_state=PushStatus.ok,
                 created_by="signup:test",
             )
         )
-        expired = Signup(signup_id=new_id("su"), phone_number=number, status=SignupStatus.expired, expires_at=expires)
+        expired = Signup(signup_id=new_id("su"), phone_number=number, status=SignupState.expired, expires_at=expires)
         verified = Signup(
             signup_id=new_id("su"),
             phone_number=number,
-            status=SignupStatus.verified,
+            status=SignupState.verified,
             account_id=account_id,
             expires_at=expires,
         )

@@ -3,26 +3,26 @@
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from api.auth import KeyRing, Role
+from api.auth import ApiKeys, Role
 from api.fields import Imei
 from core.settings import Settings
 from tests.support.production import PRODUCTION
 
 
 def test_keys_carry_their_roles_and_admin_may_do_everything() -> None:
-    ring = KeyRing("web-key:website, ops-key:admin,relay:cmms+website")
-    web, ops, relay = ring.identify("web-key"), ring.identify("ops-key"), ring.identify("relay")
+    keys = ApiKeys("web-key:website, ops-key:admin,relay:cmms+website")
+    web, ops, relay = keys.identify("web-key"), keys.identify("ops-key"), keys.identify("relay")
     assert web is not None and web.may(Role.website) and not web.may(Role.cmms)
     assert ops is not None and all(ops.may(role) for role in Role)
     assert relay is not None and relay.may(Role.cmms) and relay.may(Role.website) and not relay.may(Role.admin)
-    assert ring.identify("web") is None and ring.identify("") is None
+    assert keys.identify("web") is None and keys.identify("") is None
     assert "web-key" not in web.label  # labels name a key without revealing it
 
 
 @pytest.mark.parametrize("spec", ["secretkey", "secretkey:superuser", ":admin"])
 def test_a_malformed_key_list_is_refused_without_echoing_it(spec: str) -> None:
     with pytest.raises(ValueError, match="API_KEYS entry 1") as raised:
-        KeyRing(spec)
+        ApiKeys(spec)
     assert "secretkey" not in str(raised.value)
 
 

@@ -74,7 +74,7 @@ def test_every_service_of_ours_runs_a_module_of_this_project() -> None:
     commands = [services[name]["command"] for name in services if name not in THIRD_PARTY]
     words = [word for command in commands for part in command for word in part.replace("&&", " ").split()]
     modules = [words[i + 1] for i, word in enumerate(words[:-1]) if word == "-m"]
-    assert "core.search_attributes" in modules and "alembic" in modules
+    assert "core.register_search_attributes" in modules and "alembic" in modules
     for module in modules:
         assert importlib.util.find_spec(module) is not None, module
     scripts = [word for word in words if word.endswith(".py")]

@@ -7,7 +7,8 @@ from datetime import timedelta
 from typing import Any
 
 from billing.db import transaction
-from billing.models import Account, AccountStatus, Order, OrderStatus, ProvisioningState, Signup, SignupStatus, utcnow
+from billing.models import Account, AccountStatus, Order, OrderStatus, PushStatus, Signup, utcnow
+from contracts.signups import SignupState
 from tests.support.catalog import Catalog, create, new_id, random_imei, seed_catalog
 from tests.support.orders import store_order
 from tests.support.problems import problem
@@ -88,7 +89,7 @@ async def test_accounts_are_found_by_imei_phone_number_product_and_status(stack:
             imei=None,
             sip_password="pw-ott-account",
             status=AccountStatus.active,
-            provisioning_state=ProvisioningState.ok,
+            provisioning_state=PushStatus.ok,
             created_by="test",
         )
         session.add(ott)
@@ -98,7 +99,7 @@ async def test_accounts_are_found_by_imei_phone_number_product_and_status(stack:
             Signup(
                 signup_id=new_id("su"),
                 phone_number=other_number,
-                status=SignupStatus.verified,
+                status=SignupState.verified,
                 account_id=blocked,
                 expires_at=expires,
             )
@@ -143,8 +144,8 @@ async def test_signups_by_number_and_status(stack: Stack) -> None:
     expires = utcnow() + timedelta(minutes=10)
     ids = [new_id("su"), new_id("su")]
     async with transaction(stack.sessions) as session:
-        session.add(Signup(signup_id=ids[0], phone_number=number, status=SignupStatus.expired, expires_at=expires))
-        session.add(Signup(signup_id=ids[1], phone_number=number, status=SignupStatus.pending, expires_at=expires))
+        session.add(Signup(signup_id=ids[0], phone_number=number, status=SignupState.expired, expires_at=expires))
+        session.add(Signup(signup_id=ids[1], phone_number=number, status=SignupState.pending, expires_at=expires))
         session.add(Signup(signup_id=new_id("su"), phone_number=random_mobile(), expires_at=expires))
     for headers, shown in ((stack.admin, number), (stack.cmms, None)):
         found = await walk(stack, "/v1/signups", headers, 1, phone_number=number)

@@ -7,7 +7,7 @@ from typing import Any
 
 from temporalio.client import WorkflowExecutionStatus
 
-from billing.models import Account, ProvisioningState, utcnow
+from billing.models import Account, PushStatus, utcnow
 from contracts.cmms import CmmsAccount
 from contracts.provisioning import account_workflow_id
 from contracts.wallets import MessagingRolloutResult
@@ -108,11 +108,11 @@ async def test_a_cmms_outage_delays_but_never_loses_a_suspend_or_a_resume(
         # The push is waiting for the CMMS: billing says so, and the wallet still shows the old state.
         deadline = time.monotonic() + 2.5
         state = None
-        while time.monotonic() < deadline and state != ProvisioningState.retry:
+        while time.monotonic() < deadline and state != PushStatus.retry:
             async with stack.sessions() as session:
                 state = (await session.get_one(Account, account_id)).provisioning_state
             await asyncio.sleep(0.1)
-        assert state == ProvisioningState.retry
+        assert state == PushStatus.retry
         await wait_for_record(faulty_sim, account_id, lambda r: r.messaging_enabled == enabled)  # noqa: B023
         assert time.monotonic() >= outage_ends
         await wait_for_wallet(stack, account_id, "active" if enabled else "suspended")

@@ -15,7 +15,7 @@ import pytest
 from temporalio.client import WorkflowExecution
 
 from contracts.search_attributes import ACCOUNT_ID, CUSTOMER_ID, ORDER_ID, PROVISIONING_STATE
-from core.search_attributes import register_search_attributes
+from core.register_search_attributes import register_search_attributes
 from tests.conftest import sqlite_database
 from tests.support.catalog import order_body, seed_catalog
 from tests.support.history import dump_histories
@@ -213,7 +213,7 @@ async def test_no_history_of_a_full_run_holds_a_password_or_a_code(stack: Stack)
 
 
 async def test_registering_the_search_attributes_again_adds_none(stack: Stack) -> None:
-    """`python -m core.search_attributes` (the Compose file's `migrate` step) on a server that has them."""
+    """`python -m core.register_search_attributes` (the Compose file's `migrate` step) on a server that has them."""
     assert await register_search_attributes(stack.temporal) == []
 
 
@@ -221,7 +221,11 @@ def test_the_registration_command_exits_cleanly(stack: Stack) -> None:
     """The Compose file's `migrate` step runs it before the worker and the API: it must exit 0."""
     environment = os.environ | {"TEMPORAL_ADDRESS": stack.settings.temporal_address, "ENVIRONMENT": "test"}
     done = subprocess.run(
-        [sys.executable, "-m", "core.search_attributes"], env=environment, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "core.register_search_attributes"],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "search attributes: all registered"

@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from billing.models import Signup, SignupStatus
+from billing.models import Signup
 from contracts.search_attributes import ACCOUNT_ID, PROVISIONING_STATE
-from contracts.signups import signup_workflow_id
+from contracts.signups import SignupState, signup_workflow_id
 from tests.support.catalog import order_body, seed_catalog
 from tests.support.history import dump_histories
 from tests.support.orders import finished, submit
@@ -130,5 +130,5 @@ async def test_a_password_no_account_took_is_not_kept(stack: Stack) -> None:
     # Recorded before the answer: whoever heard the refusal reads it at once.
     async with stack.sessions() as session:
         row = await session.get_one(Signup, signup_id)
-        assert row.status == SignupStatus.failed and row.requested_password is None
+        assert row.status == SignupState.failed and row.requested_password is None
     assert cmms_password(stack.sim, digits) != "Issued-by-the-CMMS-9"

@@ -13,7 +13,7 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from billing.db import make_engine, make_sessionmaker
-from billing.models import Account, AccountStatus, Signup, SignupStatus
+from billing.models import Account, AccountStatus, Signup
 from billing.otp import code_hmac, password_hmac
 from contracts.signups import (
     RESEND_COOLDOWN,
@@ -98,7 +98,7 @@ async def test_an_unverified_signup_expires_after_ten_minutes(env: Env) -> None:
     result = await handle.result()  # the test server skips the ten minutes
     assert result.status == SignupState.expired
     row = await _row(env, signup_id)
-    assert row.status == SignupStatus.expired and row.account_id is None
+    assert row.status == SignupState.expired and row.account_id is None
     with pytest.raises(RPCError):  # the workflow is closed: the API answers from the row (410)
         await _verify(env, handle, signup_id, await last_code(env.sim, number))
 
@@ -150,11 +150,11 @@ async def test_five_wrong_codes_fail_the_signup_and_the_sixth_try_fails_even_whe
     wrong = f"{(int(code) + 1) % 1_000_000:06d}"
     lefts = [(await _verify(env, handle, signup_id, wrong)).attempts_left for _ in range(POLICY.max_attempts)]
     assert lefts == [4, 3, 2, 1, 0]
-    assert (await _row(env, signup_id)).status == SignupStatus.failed  # before the last answer
+    assert (await _row(env, signup_id)).status == SignupState.failed  # before the last answer
     with pytest.raises((WorkflowUpdateFailedError, RPCError)):  # refused, or the workflow already closed
         await _verify(env, handle, signup_id, code)
     assert (await handle.result()).status == SignupState.failed
-    assert (await _row(env, signup_id)).status == SignupStatus.failed
+    assert (await _row(env, signup_id)).status == SignupState.failed
 
 
 async def _start_cmms(env: Env) -> tuple[WorkflowHandle[OttSignupWorkflow, OttSignupResult], str, str]:
@@ -185,7 +185,7 @@ async def _hold_password(env: Env, signup_id: str, password: str) -> str:
 async def test_a_signup_the_cmms_never_confirms_expires_and_billing_texts_nothing(env: Env) -> None:
     handle, signup_id, number = await _start_cmms(env)
     assert (await handle.result()).status == SignupState.expired
-    assert (await _row(env, signup_id)).status == SignupStatus.expired
+    assert (await _row(env, signup_id)).status == SignupState.expired
     assert await sent_codes(env.sim, number) == []
 
 

@@ -19,7 +19,7 @@ with workflow.unsafe.imports_passed_through():
         ProvisionAccountInput,
         ProvisionAccountResult,
     )
-    from contracts.search_attributes import OpsState
+    from contracts.search_attributes import ProvisioningState
     from workflows.policies import cmms_step
     from workflows.visibility import show
 
@@ -67,7 +67,7 @@ class AccountWorkflow:
             if not await self._wait_for_work():
                 self._requested += 1  # woken by the clock: the desired state changed by itself
             ticket = self._requested
-            show(OpsState.pushing)
+            show(ProvisioningState.pushing)
             try:
                 self._last = await workflow.execute_activity_method(
                     ProvisioningActivities.provision_account,
@@ -76,12 +76,15 @@ class AccountWorkflow:
                 )
                 self._last_error = None
                 self._wake_at = self._last.wake_at
-                show(OpsState.removed if self._last.removed else OpsState.in_sync, customer_id=self._last.customer_id)
+                show(
+                    ProvisioningState.removed if self._last.removed else ProvisioningState.in_sync,
+                    customer_id=self._last.customer_id,
+                )
             except ActivityError as err:
                 # A refusal for good (an unknown profile, say): billing shows it on the account; the
                 # next change tries again. The workflow itself stays alive for the account.
                 self._last_error = str(err.cause or err)
-                show(OpsState.refused)
+                show(ProvisioningState.refused)
             self._pushed = ticket
             pushes += 1
             if self._last is not None and self._last.removed:

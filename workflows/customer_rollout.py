@@ -20,7 +20,7 @@ with workflow.unsafe.imports_passed_through():
         RolloutProgress,
         SyncAccountsInput,
     )
-    from contracts.search_attributes import OpsState
+    from contracts.search_attributes import ProvisioningState
     from workflows.policies import ACCOUNT_SYNC_STEP, DB_STEP
     from workflows.visibility import show
 
@@ -67,7 +67,7 @@ class CustomerRolloutWorkflow:
             self._after = page.next_after
             if self._after is None and self._target == self._progress.revision:
                 self._progress.status = "completed"
-                show(OpsState.completed)
+                show(ProvisioningState.completed)
                 return self._progress
             pages += 1
             if pages >= PAGES_PER_RUN or workflow.info().is_continue_as_new_suggested():

@@ -10,7 +10,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.wallets import MessagingRolloutActivities
-    from contracts.search_attributes import OpsState
+    from contracts.search_attributes import ProvisioningState
     from contracts.wallets import MessagingRolloutInput, MessagingRolloutResult, ProductAccountsPage
     from workflows.policies import DB_STEP
     from workflows.visibility import show
@@ -33,7 +33,7 @@ class MessagingRolloutWorkflow:
             )
             signalled += page.signalled
             if page.next_after_account_id is None:
-                show(OpsState.completed)
+                show(ProvisioningState.completed)
                 return MessagingRolloutResult(product_id=start.product_id, signalled=signalled)
             after = page.next_after_account_id
         workflow.continue_as_new(

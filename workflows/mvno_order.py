@@ -18,7 +18,7 @@ with workflow.unsafe.imports_passed_through():
         OrderRef,
     )
     from contracts.provisioning import AccountWorkflowInput, ProvisionAccountInput, account_workflow_id
-    from contracts.search_attributes import OpsState, search_attributes
+    from contracts.search_attributes import ProvisioningState, search_attributes
     from workflows.account import AccountWorkflow
     from workflows.policies import DB_STEP, cmms_step
     from workflows.visibility import show
@@ -48,7 +48,7 @@ class MvnoOrderWorkflow:
             await workflow.execute_activity_method(
                 OrderActivities.fail_order, FailOrderInput(order_id=order.order_id, reason=reason), **DB_STEP
             )
-            show(OpsState.failed)
+            show(ProvisioningState.failed)
             return MvnoOrderResult(order_id=order.order_id, account_id=None, status="failed", error=reason)
         completed = await workflow.execute_activity_method(
             OrderActivities.complete_order,
@@ -61,7 +61,7 @@ class MvnoOrderWorkflow:
             hand_over, wake_at = True, pushed.wake_at
         if hand_over:
             await _hand_over_to_account_workflow(account.account_id, completed.customer_changed, wake_at)
-        show(OpsState.completed)
+        show(ProvisioningState.completed)
         return MvnoOrderResult(order_id=order.order_id, account_id=account.account_id, status="completed")
 
 
@@ -74,7 +74,7 @@ async def _hand_over_to_account_workflow(account_id: str, changed: bool, wake_at
             AccountWorkflow.run,
             AccountWorkflowInput(account_id=account_id, pending_changes=1 if changed else 0, wake_at=wake_at),
             id=workflow_id,
-            search_attributes=search_attributes(state=OpsState.pushing, account_id=account_id),
+            search_attributes=search_attributes(state=ProvisioningState.pushing, account_id=account_id),
             parent_close_policy=ParentClosePolicy.ABANDON,  # it lives as long as the account
         )
     except WorkflowAlreadyStartedError:

@@ -25,7 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.signups import SignupActivities
     from billing.otp import same_hmac
     from contracts.provisioning import ProvisionAccountInput
-    from contracts.search_attributes import OpsState
+    from contracts.search_attributes import ProvisioningState
     from contracts.signups import (
         ACCOUNT_NOT_CLAIMABLE,
         PROVISIONING_FAILED,
@@ -108,7 +108,7 @@ class OttSignupWorkflow:
         await workflow.wait_condition(lambda: not self._verifying and not self._sending)
         if self._status != SignupState.verified and not self._failure_recorded:  # else the update recorded it
             await self._record()
-        show(OpsState(self._status.value), account_id=self._account_id)
+        show(ProvisioningState(self._status.value), account_id=self._account_id)
         await workflow.wait_condition(workflow.all_handlers_finished)
         return OttSignupResult(signup_id=self._signup_id, status=self._status, account_id=self._account_id)
 
@@ -313,7 +313,7 @@ class OttSignupWorkflow:
             secret_hmac=self._code_hmac,
             password_from_signup=password_from_signup,
         )
-        show(OpsState.provisioning)
+        show(ProvisioningState.provisioning)
         try:
             account = await workflow.execute_activity_method(
                 SignupActivities.create_signup_account, account_input, **DB_STEP

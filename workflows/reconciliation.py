@@ -19,15 +19,15 @@ with workflow.unsafe.imports_passed_through():
     from contracts.provisioning import CMMS_MAX_RETRY_INTERVAL, CMMS_REJECTED
     from contracts.reconciliation import (
         BillingEntry,
-        BillingPage,
+        BillingEntryPage,
         CmmsEntry,
-        CmmsPage,
+        CmmsEntryPage,
         PageInput,
         ReconciliationInput,
         ReconciliationProgress,
         RepairInput,
     )
-    from contracts.search_attributes import DRIFT_FOUND, REPAIRS_FAILED, OpsState
+    from contracts.search_attributes import DRIFT_FOUND, REPAIRS_FAILED, ProvisioningState
     from workflows.policies import ACCOUNT_SYNC_STEP, DB_STEP, HeartbeatStep, cmms_step, cmms_task_queue
     from workflows.visibility import show
 
@@ -69,7 +69,7 @@ class ReconciliationWorkflow:
 
     @workflow.run
     async def run(self, start: ReconciliationInput) -> ReconciliationProgress:
-        show(OpsState.reconciling)
+        show(ProvisioningState.reconciling)
         batches = 0
         while True:
             billing, cmms = await self._billing_page(), await self._cmms_page()
@@ -99,10 +99,10 @@ class ReconciliationWorkflow:
             p.repaired,
             p.failed,
         )
-        show(OpsState.completed)
+        show(ProvisioningState.completed)
         return self._progress
 
-    def _merge(self, billing: BillingPage, cmms: CmmsPage) -> tuple[list[str], list[str], list[str]]:
+    def _merge(self, billing: BillingEntryPage, cmms: CmmsEntryPage) -> tuple[list[str], list[str], list[str]]:
         """Compare the entries read so far, as far as both sides are known; what is left waits for the
         next page of the side that ran out. Returns the missing, different and orphaned account ids."""
         missing: list[str] = []
@@ -152,7 +152,7 @@ class ReconciliationWorkflow:
             self._progress.repaired += removed.removed
             self._progress.failed += removed.failed
 
-    async def _billing_page(self) -> BillingPage:
+    async def _billing_page(self) -> BillingEntryPage:
         """The billing entries not yet merged, reading the next page when none are left (and there is one)."""
         if self._billing is None or (not self._billing.entries and self._billing.next_after is not None):
             after = self._billing.next_after if self._billing else None
@@ -161,7 +161,7 @@ class ReconciliationWorkflow:
             )
         return self._billing
 
-    async def _cmms_page(self) -> CmmsPage:
+    async def _cmms_page(self) -> CmmsEntryPage:
         if self._cmms is None or (not self._cmms.entries and self._cmms.next_after is not None):
             after = self._cmms.next_after if self._cmms else None
             self._cmms = await workflow.execute_activity_method(
@@ -196,6 +196,6 @@ def _same(billing: BillingEntry, cmms: CmmsEntry) -> bool:
     return billing.digest == cmms.digest and billing.messaging in (None, cmms.messaging)
 
 
-def _exhausted(page: BillingPage | CmmsPage, position: int) -> bool:
+def _exhausted(page: BillingEntryPage | CmmsEntryPage, position: int) -> bool:
     """Whether the side has nothing after `position`: its entries are used up and it has no next page."""
     return position >= len(page.entries) and page.next_after is None

@@ -3,10 +3,10 @@
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from contracts.search_attributes import ACCOUNT_ID, CUSTOMER_ID, PROVISIONING_STATE, OpsState
+    from contracts.search_attributes import ACCOUNT_ID, CUSTOMER_ID, PROVISIONING_STATE, ProvisioningState
 
 
-def show(state: OpsState, *, customer_id: str | None = None, account_id: str | None = None) -> None:
+def show(state: ProvisioningState, *, customer_id: str | None = None, account_id: str | None = None) -> None:
     """Set `ProvisioningState` (and the ids given) where they differ from what the workflow shows:
     an unchanged value costs no history event."""
     shown = workflow.info().typed_search_attributes

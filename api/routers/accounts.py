@@ -13,7 +13,8 @@ from api.fields import AnyId, Imei, MobileNumber, SipPassword
 from api.pagination import Page, PageDep
 from api.routers.audit import AuditEntryPublic
 from api.routers.orders import OrderPublic, public_order
-from billing.models import AccountStatus, ProvisioningState, SignupStatus
+from billing.models import AccountStatus, PushStatus
+from contracts.signups import SignupState
 from services import account_history, accounts
 
 router = APIRouter(prefix="/v1/accounts", tags=["accounts"], dependencies=[Depends(require(Role.admin))])
@@ -42,7 +43,7 @@ class AccountPublic(BaseModel):
     product_id: str
     imei: str | None
     status: AccountStatus
-    provisioning_state: ProvisioningState
+    provisioning_state: PushStatus
     last_error: str | None
     cmms_version: int | None
     service_policies: dict[str, Any]
@@ -78,7 +79,7 @@ async def get_account(account_id: AnyId, outbox: OutboxDep) -> AccountPublic:
 class SignupSummary(BaseModel):
     signup_id: str
     phone_number: str
-    status: SignupStatus
+    status: SignupState
     created_at: datetime
     updated_at: datetime
 

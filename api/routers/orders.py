@@ -10,7 +10,7 @@ from api.auth import Role
 from api.deps import OutboxDep, SettingsDep, require
 from api.fields import AnyId, DateTime, Imei, ResourceId, SipPassword
 from api.pagination import Page, PageDep
-from billing.models import MessagingState, OrderStatus, ProvisioningState
+from billing.models import MessagingState, OrderStatus, PushStatus
 from services import orders
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"], dependencies=[Depends(require(Role.website))])
@@ -41,7 +41,7 @@ class OrderPublic(BaseModel):
     product_id: str
     imei: str
     workflow_id: str
-    provisioning_state: ProvisioningState | None = None
+    provisioning_state: PushStatus | None = None
     error: str | None = None
     # How the account's messaging starts: "active" (the product's initial wallet pays for it), "suspended"
     # (the product drives messaging but gives no initial wallet: it waits for a top-up), or null (the CMMS

@@ -17,8 +17,9 @@ from services.wallets import MAX_BALANCE
 router = APIRouter(prefix="/v1/products", tags=["products"], dependencies=[Depends(require(Role.admin))])
 
 
-class InitialWallet(BaseModel):
-    """The messaging wallet each new account of the product is opened with (by its order or signup)."""
+class InitialWalletPolicy(BaseModel):
+    """The messaging wallet each new account of the product is opened with (by its order or signup), as
+    the policy sets it; billing reads it back as `billing.messaging.InitialWallet`."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -27,18 +28,20 @@ class InitialWallet(BaseModel):
     valid_days: Annotated[StrictInt, Field(ge=1, le=36500), WHOLE] | None = None
 
 
-class MessagingPolicy(BaseModel):
+class ProductMessagingPolicy(BaseModel):
+    """The product's messaging policy: it decides the push for every account of the product."""
+
     model_config = ConfigDict(extra="forbid")
 
     push_events: StrictBool
     # Without one, a new account has no wallet: suspended from the start where push_events is on.
-    initial_wallet: InitialWallet | None = None
+    initial_wallet: InitialWalletPolicy | None = None
 
 
 class ServicePolicies(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    messaging: MessagingPolicy | None = None
+    messaging: ProductMessagingPolicy | None = None
 
 
 class ProductCreate(BaseModel):

@@ -10,7 +10,7 @@ from api.auth import Role
 from api.deps import CallerDep, OutboxDep, require
 from api.fields import MobileNumber
 from api.pagination import Page, PageDep
-from billing.models import SignupStatus
+from contracts.signups import SignupState
 from services import signup_list
 
 router = APIRouter(prefix="/v1/signups", tags=["signups"], dependencies=[Depends(require(Role.cmms))])
@@ -22,7 +22,7 @@ class SignupListed(BaseModel):
 
     signup_id: str
     phone_number: str | None
-    status: SignupStatus
+    status: SignupState
     account_id: str | None
     expires_at: datetime
     created_at: datetime
@@ -35,7 +35,7 @@ async def list_signups(
     caller: CallerDep,
     page: PageDep,
     phone_number: Annotated[MobileNumber | None, Query(description="In any international format")] = None,
-    status: SignupStatus | None = None,
+    status: SignupState | None = None,
 ) -> Page[SignupListed]:
     """Signups oldest first, by the number that signed up and by state."""
     found = await signup_list.list_signups(outbox, signup_list.SignupFilter(phone_number, status), page)

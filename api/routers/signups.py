@@ -10,9 +10,9 @@ from pydantic import BaseModel, ConfigDict, StringConstraints
 from api.auth import Caller, Role
 from api.deps import StateDep, require
 from api.fields import AnyId, MobileNumber, SipPassword
-from billing.models import SignupStatus, SmsStatus
-from services.signups import Credentials as SignupCredentials
-from services.signups import Signups
+from billing.models import SmsStatus
+from contracts.signups import SignupState
+from services.signups import Credentials, Signups
 
 router = APIRouter(prefix="/v1/signups", tags=["signups"])
 CmmsCaller = Annotated[Caller, Depends(require(Role.cmms))]
@@ -36,16 +36,16 @@ class CodeEntered(BaseModel):
     code: Annotated[str, StringConstraints(max_length=32)]
 
 
-class Credentials(BaseModel):
+class CredentialsPublic(BaseModel):
     account_id: str
     password: str
     domain: str
 
 
 class SignupVerified(BaseModel):
-    status: SignupStatus
+    status: SignupState
     account_id: str
-    credentials: Credentials
+    credentials: CredentialsPublic
 
 
 class PasswordIssued(BaseModel):
@@ -57,7 +57,7 @@ class PasswordIssued(BaseModel):
 
 
 class SignupConfirmed(BaseModel):
-    status: SignupStatus
+    status: SignupState
     account_id: str
 
 
@@ -71,7 +71,7 @@ class SignupPublic(BaseModel):
     """A signup as the CMMS sees it: never the number, the code or a password."""
 
     signup_id: str
-    status: SignupStatus
+    status: SignupState
     expires_at: datetime
     account_id: str | None
     sms: list[SmsReport] = []  # every code SMS, oldest first, as its delivery reports left it
@@ -122,7 +122,7 @@ async def verify_code(signup_id: AnyId, body: CodeEntered, caller: CmmsCaller, s
     The same right code again, within its lifetime (the answer was lost on the way), answers the same
     credentials and changes nothing."""
     account_id, credentials = await signups.verify(caller.label, signup_id, body.code)
-    return SignupVerified(status=SignupStatus.verified, account_id=account_id, credentials=_public(credentials))
+    return SignupVerified(status=SignupState.verified, account_id=account_id, credentials=_public(credentials))
 
 
 @router.post("/{signup_id}/confirm", responses=_answers(404, 409, 410, 429, 502, 503))
@@ -132,7 +132,7 @@ async def confirm_signup(
     """The CMMS verified the number and issued the app's password: the account (ID = the number's
     digits) is created with it, or the number's OTT account takes it, and reaches the CMMS."""
     account_id = await signups.confirm(caller.label, signup_id, body.password.get_secret_value())
-    return SignupConfirmed(status=SignupStatus.verified, account_id=account_id)
+    return SignupConfirmed(status=SignupState.verified, account_id=account_id)
 
 
 @router.get("/{signup_id}", responses=_answers(404))
@@ -143,5 +143,7 @@ async def get_signup(signup_id: AnyId, _: CmmsCaller, signups: SignupsDep) -> Si
     return view
 
 
-def _public(credentials: SignupCredentials) -> Credentials:
-    return Credentials(account_id=credentials.account_id, password=credentials.password, domain=credentials.domain)
+def _public(credentials: Credentials) -> CredentialsPublic:
+    return CredentialsPublic(
+        account_id=credentials.account_id, password=credentials.password, domain=credentials.domain
+    )

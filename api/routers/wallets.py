@@ -95,7 +95,9 @@ class LedgerPage(BaseModel):
     next: str | None  # the cursor of the next page; null on the last
 
 
-class MessagingPolicy(BaseModel):
+class AccountMessagingPolicy(BaseModel):
+    """An account's own messaging policy: stored and shown, never used to decide the push (the product's is)."""
+
     model_config = ConfigDict(extra="forbid")
 
     push_events: StrictBool
@@ -165,7 +167,7 @@ async def list_movements(
 
 @router.put("/{account_id}/service-policies/messaging", dependencies=_admin)
 async def put_account_messaging_policy(
-    account_id: AnyId, body: MessagingPolicy, outbox: OutboxDep, caller: CallerDep
+    account_id: AnyId, body: AccountMessagingPolicy, outbox: OutboxDep, caller: CallerDep
 ) -> AccountServicePolicies:
     """Store the account's own messaging policy: shown, but never used to decide the push (the product's is)."""
     policies = await accounts.set_messaging_policy(outbox, account_id, body.model_dump(), caller.label)

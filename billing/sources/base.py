@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
 
-from billing.models import MessagingState, ProvisioningState
+from billing.models import MessagingState, PushStatus
 from contracts.cmms import CmmsAccount
 from contracts.rollouts import AccountPage
 
@@ -52,7 +52,7 @@ class Desired:
 class Outcome:
     """How a push ended, for billing to show (and, beside PortaBilling, to tell PortaBilling)."""
 
-    state: ProvisioningState
+    state: PushStatus
     error: str | None = None
     cmms_account_id: str | None = None
     cmms_version: int | None = None

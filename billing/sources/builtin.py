@@ -8,7 +8,7 @@ from sqlmodel import col, select, update
 
 from billing.db import SessionMaker, snapshot, transaction
 from billing.messaging import MESSAGING
-from billing.models import Account, AccountStatus, Customer, ProvisioningState, utcnow
+from billing.models import Account, AccountStatus, Customer, PushStatus, utcnow
 from billing.provisioning import desired_state
 from billing.sources.base import Desired, Outcome
 from contracts.rollouts import AccountPage
@@ -89,7 +89,7 @@ class BuiltinSource:
                 .select_from(Account)
                 .where(
                     col(Account.account_id).in_(account_ids),
-                    col(Account.provisioning_state) == ProvisioningState.failed.value,
+                    col(Account.provisioning_state) == PushStatus.failed.value,
                 )
             )
             return failed.one()

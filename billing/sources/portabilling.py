@@ -30,7 +30,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 
 from billing.db import SessionMaker, insert_or, snapshot, transaction
-from billing.models import PortaBillingAccount, ProvisioningState, utcnow
+from billing.models import PortaBillingAccount, PushStatus, utcnow
 from billing.provisioning import DOMAIN_FIELD, PROFILE_FIELD
 from billing.sources.base import BillingRefusal, BillingUnavailable, Desired, Outcome
 from clients.portabilling.client import (
@@ -48,11 +48,11 @@ ACCOUNT_PREFIX = "pb-"
 CUSTOMER_PREFIX = "pb-"
 MESSAGING = "messaging"
 _IMEI = re.compile(r"\d{15}")
-_STATUS: dict[ProvisioningState, ProvisioningStatus] = {
-    ProvisioningState.ok: "OK",
-    ProvisioningState.retry: "RETRY",
-    ProvisioningState.failed: "FAILED",
-    ProvisioningState.in_progress: "IN_PROGRESS",
+_STATUS: dict[PushStatus, ProvisioningStatus] = {
+    PushStatus.ok: "OK",
+    PushStatus.retry: "RETRY",
+    PushStatus.failed: "FAILED",
+    PushStatus.in_progress: "IN_PROGRESS",
 }
 
 
@@ -137,7 +137,7 @@ class PortaBillingSource:
             "provisioning_state": outcome.state,
             "last_error": outcome.error[:1000] if outcome.error else None,
         }
-        if outcome.state == ProvisioningState.ok:
+        if outcome.state == PushStatus.ok:
             changes["cmms_account_id"] = None if outcome.removed else outcome.cmms_account_id
         if outcome.messaging is not False:
             changes["messaging_state"] = outcome.messaging
@@ -188,7 +188,7 @@ class PortaBillingSource:
                 .select_from(PortaBillingAccount)
                 .where(
                     col(PortaBillingAccount.i_account).in_(numbers),
-                    col(PortaBillingAccount.provisioning_state) == ProvisioningState.failed.value,
+                    col(PortaBillingAccount.provisioning_state) == PushStatus.failed.value,
                 )
             )
             return failed.one()

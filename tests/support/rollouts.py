@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 
 from billing.db import SessionMaker, transaction
-from billing.models import Account, AccountStatus, ProvisioningState
+from billing.models import Account, AccountStatus, PushStatus
 from tests.support.catalog import new_id, random_imei
 from tests.support.stack import ADMIN_KEY
 
@@ -34,7 +34,7 @@ async def seed_accounts(
                     imei=random_imei(),
                     sip_password=f"pw-{account_id}",
                     status=status,
-                    provisioning_state=ProvisioningState.ok,
+                    provisioning_state=PushStatus.ok,
                     created_by="test",
                 )
             )

@@ -1,7 +1,8 @@
 """Register the ops search attributes on a Temporal server that does not have them yet.
 
 `make run` and the dev server in tests register them as the server starts; on another server (the
-Compose file's, your own) run `python -m core.search_attributes` once, as the `migrate` step does.
+Compose file's, your own) run `python -m core.register_search_attributes` once, as the `migrate` step
+does. (What they are is `contracts.search_attributes`.)
 """
 
 from temporalio.api.enums.v1 import IndexedValueType
