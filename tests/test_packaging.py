@@ -24,7 +24,7 @@ ENTRY_POINTS = (
     "simulators.cmms.__main__",
     "simulators.portabilling.__main__",
     "devstack.__main__",
-    "core.search_attributes",
+    "core.register_search_attributes",
 )
 # Runs Alembic's migration on import; imported by Alembic only.
 NOT_IMPORTABLE = ("migrations.env",)
