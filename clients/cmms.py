@@ -14,7 +14,7 @@ from urllib.parse import quote, urlencode
 import httpx
 from pydantic import ValidationError
 
-from clients.http import ClientError, HttpClient, Misconfigured, Rejected, Unavailable, reason_of
+from clients.http import ClientError, HttpClient, Misconfigured, Rejected, Unavailable, clipped, reason_of
 from clients.pacing import Pacer
 from contracts.cmms import CmmsAccount, CmmsPage, CmmsRecord
 
@@ -112,7 +112,7 @@ class CmmsClient(HttpClient):
         return await self._request(method, path, f"{method} {path}", json=json, secrets=secrets)
 
     def _error(self, response: httpx.Response, method: str, *, secrets: tuple[str, ...] = ()) -> ClientError:
-        reason = self._scrub(reason_of(response), *secrets)
+        reason = clipped(self._scrub(reason_of(response), *secrets))
         what = f"{method} {response.request.url.path}"
         return self._error_for(response, what, reason, rejected=response.status_code in _REFUSALS)
 

@@ -91,7 +91,8 @@ def clipped(text: str, limit: int = REASON_MAX) -> str:
 
 def reason_of(response: httpx.Response) -> str:
     """The reason an answer gives: its JSON `detail` (FastAPI's validation errors, or a text) or
-    `faultstring`, else its body's text, else its status's phrase; never long."""
+    `faultstring`, else its body's text, else its status's phrase. Whole: scrub it, then clip it
+    (clipped first, a secret cut in two would no longer be found)."""
     try:
         payload = response.json()
     except ValueError:
@@ -109,7 +110,7 @@ def reason_of(response: httpx.Response) -> str:
         reason = str(detail)
     else:
         reason = " ".join(response.text.split()) or response.reason_phrase
-    return clipped(reason)
+    return reason
 
 
 class Scrubber:
@@ -195,7 +196,7 @@ class HttpClient:
     def _error_for(self, response: httpx.Response, what: str, reason: str, *, rejected: bool) -> ClientError:
         """The error an answer other than success stands for: `rejected` when the client's rules say it
         refuses the request's content; else a 5xx, 408 or 429 is an outage, anything else a refusal
-        to serve us. `reason` must be scrubbed already."""
+        to serve us. `reason` must be scrubbed and clipped already."""
         status = response.status_code
         message = f"{self.service} {what}: {status} {reason}"
         if rejected:

@@ -94,7 +94,7 @@ class KannelClient(HttpClient):
             headers |= {"X-Kannel-DLR-Mask": str(DLR_MASK), "X-Kannel-DLR-Url": dlr_url}
         response = await self._request("POST", self._url, "sendsms", content=text.encode("utf-8"), headers=headers)
         status = response.status_code
-        reason = self._scrub(clipped(" ".join(response.text.split())), text)
+        reason = clipped(self._scrub(" ".join(response.text.split()), text))
         if is_retryable(status):
             raise SmsUnavailable(f"SMS gateway answered {status}: {reason}", maybe_sent=False, status=status)
         if status >= 400:

@@ -5,8 +5,8 @@ thing (retry, retry and tell an operator, give up) whatever the system."""
 import httpx
 import pytest
 
-from clients.cmms import CmmsError, CmmsMisconfigured, CmmsRejected, CmmsUnavailable
-from clients.http import ClientError, Misconfigured, Rejected, Scrubber, Unavailable, reason_of
+from clients.cmms import CmmsClient, CmmsError, CmmsMisconfigured, CmmsRejected, CmmsUnavailable
+from clients.http import ClientError, Misconfigured, Rejected, Scrubber, Unavailable, clipped, reason_of
 from clients.kannel import SmsError, SmsRejected, SmsUnavailable
 from clients.portabilling.client import (
     PortaBillingError,
@@ -64,5 +64,18 @@ def test_the_reason_of_an_answer() -> None:
         "Temporal failure, try again later."
     )
     assert reason_of(httpx.Response(502)) == "Bad Gateway"
-    long = reason_of(httpx.Response(500, text="x" * 1000))
-    assert len(long) == 300 and long.endswith("…")
+    assert reason_of(httpx.Response(500, text="x" * 1000)) == "x" * 1000  # whole, to be scrubbed
+
+
+async def test_a_secret_at_the_cut_is_scrubbed_before_the_reason_is_clipped() -> None:
+    token = "tok-at-the-cut-Zz9"
+
+    def echo(request: httpx.Request) -> httpx.Response:
+        # Clipped at 300 before scrubbing, the reason would end in the token's first characters.
+        return httpx.Response(403, text="x" * 280 + request.headers["authorization"] + " and more")
+
+    async with CmmsClient("http://cmms.test", token, transport=httpx.MockTransport(echo)) as cmms:
+        with pytest.raises(CmmsMisconfigured) as caught:
+            await cmms.get_account("4917600999990")
+    assert "tok-at" not in str(caught.value) and str(caught.value).endswith("Bearer *** and more")
+    assert clipped("y" * 301) == "y" * 299 + "…" and clipped("y" * 300) == "y" * 300

@@ -12,7 +12,7 @@ from typing import Any, NamedTuple, TypeVar
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from clients.http import ClientError, HttpClient
+from clients.http import ClientError, HttpClient, clipped
 from clients.portabilling.errors import (
     PortaBillingError,
     PortaBillingMisconfigured,
@@ -142,7 +142,7 @@ class PortaBillingClient(HttpClient):
             return
         if response.status_code == 404:
             # After a successful login the base URL is right: the account is what PortaBilling lacks.
-            reason = self._scrub(reason_of(response, fault_of(response)))
+            reason = clipped(self._scrub(reason_of(response, fault_of(response))))
             raise PortaBillingRejected(
                 f"PortaBilling {what}: 404 no such account ({reason})", status=404, reason=reason
             )
@@ -165,7 +165,7 @@ class PortaBillingClient(HttpClient):
         token = await self._session.renew(token)
         response = await self._post(path, body, what, token)
         if is_session_refused(response):
-            reason = self._scrub(reason_of(response, fault_of(response)))
+            reason = clipped(self._scrub(reason_of(response, fault_of(response))))
             raise PortaBillingMisconfigured(
                 f"PortaBilling {what}: our session was refused right after a new login ({reason}); "
                 "check the API user's access (PORTABILLING_LOGIN)",
@@ -197,7 +197,7 @@ class PortaBillingClient(HttpClient):
     def _error(self, response: httpx.Response, what: str) -> ClientError:
         """The error an answer other than success stands for; `what` names the call in the message."""
         fault = fault_of(response)
-        reason = self._scrub(reason_of(response, fault))
+        reason = clipped(self._scrub(reason_of(response, fault)))
         rejected = refuses_content(response, fault)
         if is_session_fault(fault) and not rejected:
             # A session fault comes as a 500, yet waiting does not help: ours to fix.

@@ -13,7 +13,7 @@ import httpx
 from pydantic import ValidationError
 
 from clients import http
-from clients.http import ClientError, Misconfigured, Rejected, Unavailable, clipped
+from clients.http import ClientError, Misconfigured, Rejected, Unavailable
 from contracts.portabilling import Fault
 
 # PortaBilling's fault for a missing, unknown or expired session token ("Retrieving data from
@@ -66,7 +66,8 @@ def refuses_content(response: httpx.Response, fault: Fault | None) -> bool:
 
 
 def reason_of(response: httpx.Response, fault: Fault | None) -> str:
-    """PortaBilling's reason: the fault's code and text, a `faultstring` alone, or the body; never long."""
+    """PortaBilling's reason: the fault's code and text, a `faultstring` alone, or the body (whole:
+    scrub it, then clip it)."""
     if fault is None:
         return http.reason_of(response)
-    return clipped(f"{fault.faultcode}: {fault.faultstring}" if fault.faultstring else fault.faultcode)
+    return f"{fault.faultcode}: {fault.faultstring}" if fault.faultstring else fault.faultcode
