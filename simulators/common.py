@@ -68,15 +68,10 @@ class Counts:
     def _reset(self) -> None:
         """Clear what a subclass keeps besides the counts (called with the lock held)."""
 
-    def add(self, name: Hashable) -> int:
-        """Count one more `name`; returns its count."""
+    def add(self, name: Hashable) -> None:
+        """Count one more `name`."""
         with self._lock:
             self._counts[name] += 1
-            return self._counts[name]
-
-    def count(self, name: Hashable) -> int:
-        with self._lock:
-            return self._counts[name]
 
 
 class StatsSource(Protocol):
