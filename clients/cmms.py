@@ -1,6 +1,6 @@
 """An async client for the CMMS provisioning API (`/api/v1/accounts`).
 
-Errors come in two kinds, so a caller (a Temporal activity) knows whether to retry:
+Errors are `clients.http`'s kinds, so a caller (a Temporal activity) knows whether to retry:
 `CmmsRejected` is a business refusal (400, 409, 422: an IMEI the CMMS gives to another account, a
 profile it does not know), final; `CmmsUnavailable` is everything else, retried: an outage (5xx, 408,
 429, timeouts, connection errors) or, as its `CmmsMisconfigured` kind, a CMMS that answers but will
@@ -8,55 +8,46 @@ not serve us (401/403: a rotated token; a 404 on a write: a wrong URL), which an
 None ever carries the account's password or the bearer token.
 """
 
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import quote, urlencode
 
 import httpx
 from pydantic import ValidationError
 
-from clients.http import RETRYABLE_4XX, retry_after
+from clients.http import ClientError, HttpClient, Misconfigured, Rejected, Unavailable, clipped, reason_of
 from clients.pacing import Pacer
 from contracts.cmms import CmmsAccount, CmmsPage, CmmsRecord
 
-# Sized for about 100 provisioning calls in flight from one worker.
-_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100)
-_REASON_MAX = 300
 # The CMMS understood the request and refuses it for a reason of its own: the order cannot succeed.
 _REFUSALS = frozenset({400, 409, 422})
 _LIST_PATH = "/api/v1/accounts"
 
 
-class CmmsError(Exception):
+class CmmsError(ClientError):
     """Any CMMS failure; the message says what went wrong, in words."""
 
 
-class CmmsUnavailable(CmmsError):
+class CmmsUnavailable(CmmsError, Unavailable):
     """Retryable: the CMMS is down, overloaded, slow or unreachable."""
 
-    def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.retry_after = retry_after
 
-
-class CmmsMisconfigured(CmmsUnavailable):
+class CmmsMisconfigured(CmmsUnavailable, Misconfigured):
     """Retryable, but no passing outage: the CMMS answers and will not serve us (a rotated token, a
     wrong URL, an API it does not have). Nothing about the account is wrong, so nothing is given up;
     an operator must act."""
 
 
-class CmmsRejected(CmmsError):
+class CmmsRejected(CmmsError, Rejected):
     """Permanent: the CMMS refused the request for a business reason (unknown profile, IMEI taken)."""
 
-    def __init__(self, message: str, *, status: int, reason: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.reason = reason
 
-
-class CmmsClient:
+class CmmsClient(HttpClient):
     """One connection pool to one CMMS; share it, and close it with `aclose()` or `async with`."""
+
+    service = "CMMS"
+    unavailable = CmmsUnavailable
+    misconfigured = CmmsMisconfigured
+    rejected = CmmsRejected
 
     def __init__(
         self,
@@ -67,27 +58,14 @@ class CmmsClient:
         rate_limit_per_second: float | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self._token = token
-        self._pacer = Pacer(rate_limit_per_second) if rate_limit_per_second else None
-        self._http = httpx.AsyncClient(
+        super().__init__(
             base_url=base_url,
-            headers={"Authorization": f"Bearer {token}"},
             timeout=timeout,
-            limits=_LIMITS,
+            headers={"Authorization": f"Bearer {token}"},
+            secrets=(token,),
             transport=transport,
         )
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Close the connection pool."""
-        await self._http.aclose()
+        self._pacer = Pacer(rate_limit_per_second) if rate_limit_per_second else None
 
     async def upsert_account(self, account_id: str, account: CmmsAccount) -> CmmsRecord:
         """Create or update the account (idempotent: a repeat leaves the version as it is)."""
@@ -131,31 +109,12 @@ class CmmsClient:
     async def _send(self, method: str, path: str, *, json: Any = None, secrets: tuple[str, ...] = ()) -> httpx.Response:
         if self._pacer is not None:
             await self._pacer.wait()
-        try:
-            return await self._http.request(method, path, json=json)
-        except httpx.TimeoutException as exc:
-            raise CmmsUnavailable(f"CMMS {method} {path}: timed out ({type(exc).__name__})") from None
-        except httpx.TransportError as exc:
-            # `from None`: the transport error's text is not ours to vouch for; ours is scrubbed.
-            reason = self._scrub(str(exc) or type(exc).__name__, secrets)
-            raise CmmsUnavailable(f"CMMS {method} {path}: unreachable ({reason})") from None
+        return await self._request(method, path, f"{method} {path}", json=json, secrets=secrets)
 
-    def _error(self, response: httpx.Response, method: str, *, secrets: tuple[str, ...] = ()) -> CmmsError:
-        status = response.status_code
-        reason = self._scrub(_reason(response), secrets)
-        message = f"CMMS {method} {response.request.url.path}: {status} {reason}"
-        if status in _REFUSALS:
-            return CmmsRejected(message, status=status, reason=reason)
-        if status >= 500 or status in RETRYABLE_4XX:
-            return CmmsUnavailable(message, status=status, retry_after=retry_after(response))
-        return CmmsMisconfigured(message, status=status, retry_after=retry_after(response))
-
-    def _scrub(self, text: str, secrets: tuple[str, ...]) -> str:
-        """Remove the token and the password from a text that came from outside."""
-        for secret in (self._token, *secrets):
-            if secret:
-                text = text.replace(secret, "***")
-        return text
+    def _error(self, response: httpx.Response, method: str, *, secrets: tuple[str, ...] = ()) -> ClientError:
+        reason = clipped(self._scrub(reason_of(response), *secrets))
+        what = f"{method} {response.request.url.path}"
+        return self._error_for(response, what, reason, rejected=response.status_code in _REFUSALS)
 
 
 def _path(account_id: str) -> str:
@@ -172,25 +131,3 @@ def _record(response: httpx.Response, method: str) -> CmmsRecord:
             f"CMMS {method} {response.request.url.path}: {response.status_code} with an unreadable record",
             status=response.status_code,
         ) from None
-
-
-def _reason(response: httpx.Response) -> str:
-    """The CMMS's reason: JSON `detail` when there is one, else the body text; never too long."""
-    try:
-        payload = response.json()
-    except ValueError:
-        payload = None
-    detail = payload.get("detail") if isinstance(payload, dict) else None
-    if isinstance(detail, list):
-        # FastAPI-style validation errors: where and what, never the input (it may hold the password).
-        reason = "; ".join(
-            f"{'.'.join(str(p) for p in item.get('loc', []))}: {item.get('msg', '')}"
-            if isinstance(item, dict)
-            else str(item)
-            for item in detail
-        )
-    elif detail is not None:
-        reason = str(detail)
-    else:
-        reason = response.text.strip() or response.reason_phrase
-    return reason if len(reason) <= _REASON_MAX else reason[: _REASON_MAX - 1] + "…"

@@ -12,16 +12,15 @@ Kannel's answers (the guide's "SMS Push reply codes"): `202 0: Accepted for deli
 `202 3: Queued for later delivery` (the bearerbox stored it; no SMSC took it yet) are successes;
 `503 Temporal failure, try again later.` and any unreachable smsbox (it exits while its bearerbox
 is away) are `SmsUnavailable` (retry later); any other `4xx` (e.g. `403 Authorization failed for
-sendsms`) is `SmsRejected` with Kannel's reason text. Neither error carries the text or the password.
+sendsms`) is `SmsRejected` with Kannel's reason text: Kannel answers a wrong password and a
+receiver it refuses alike, so neither is retried. Neither error carries the text or the password.
 """
 
 from enum import StrEnum
-from types import TracebackType
-from typing import Self
 
 import httpx
 
-_REASON_MAX = 200
+from clients.http import ClientError, HttpClient, Rejected, Unavailable, clipped, is_retryable
 
 # Delivery report types to ask for (the guide's "SMS Delivery Reports" chapter): 1 delivered to the
 # phone, 2 not delivered to the phone, 8 accepted by the SMSC, 16 rejected by the SMSC. (4, "buffered
@@ -36,21 +35,21 @@ _GSM_7BIT = frozenset(
 )
 
 
-class SmsError(Exception):
+class SmsError(ClientError):
     """Any failure to hand a message to the gateway."""
 
 
-class SmsUnavailable(SmsError):
+class SmsUnavailable(SmsError, Unavailable):
     """Retryable: the gateway is down, slow, overloaded or unreachable. `maybe_sent`: the request may
     have reached it (a timeout, a connection lost mid-way), so the message may go out all the same; a
     refused connection or a 5xx/429 answer says it surely did not."""
 
-    def __init__(self, message: str, *, maybe_sent: bool) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, *, maybe_sent: bool, status: int | None = None) -> None:
+        super().__init__(message, status=status)
         self.maybe_sent = maybe_sent
 
 
-class SmsRejected(SmsError):
+class SmsRejected(SmsError, Rejected):
     """Permanent: bad credentials, a receiver or text the gateway refuses."""
 
 
@@ -66,15 +65,19 @@ def coding_for(text: str) -> int:
     return 0 if all(char in _GSM_7BIT for char in text) else 2
 
 
-class KannelClient:
+class KannelClient(HttpClient):
     """One connection pool to one Kannel `sendsms` URL; close it with `aclose()` or `async with`."""
 
+    service = "SMS gateway"
+    unavailable = SmsUnavailable
+    rejected = SmsRejected
+
     def __init__(self, url: str, username: str, password: str, *, sender: str = "", timeout: float = 5.0) -> None:
+        super().__init__(timeout=timeout, secrets=(password,))
         self._url = url
         self._headers = {"X-Kannel-Username": username, "X-Kannel-Password": password}
         if sender:
             self._headers["X-Kannel-From"] = sender
-        self._http = httpx.AsyncClient(timeout=timeout)
 
     async def send(self, to: str, text: str, *, dlr_url: str | None = None) -> Submitted:
         """Hand one message to the gateway; returns once Kannel has taken it.
@@ -89,27 +92,16 @@ class KannelClient:
         }
         if dlr_url is not None:
             headers |= {"X-Kannel-DLR-Mask": str(DLR_MASK), "X-Kannel-DLR-Url": dlr_url}
-        try:
-            response = await self._http.post(self._url, content=text.encode("utf-8"), headers=headers)
-        except httpx.TransportError as err:
-            never_reached = isinstance(err, httpx.ConnectError | httpx.ConnectTimeout)
-            raise SmsUnavailable(
-                f"SMS gateway unreachable: {type(err).__name__}", maybe_sent=not never_reached
-            ) from None
-        reason = " ".join(response.text.split())[:_REASON_MAX]
-        if response.status_code >= 500 or response.status_code in (408, 429):
-            raise SmsUnavailable(f"SMS gateway answered {response.status_code}: {reason}", maybe_sent=False)
-        if response.status_code >= 400:
-            raise SmsRejected(f"SMS gateway refused the message ({response.status_code}): {reason}")
+        response = await self._request("POST", self._url, "sendsms", content=text.encode("utf-8"), headers=headers)
+        status = response.status_code
+        reason = clipped(self._scrub(" ".join(response.text.split()), text))
+        if is_retryable(status):
+            raise SmsUnavailable(f"SMS gateway answered {status}: {reason}", maybe_sent=False, status=status)
+        if status >= 400:
+            raise SmsRejected(f"SMS gateway refused the message ({status}): {reason}", status=status, reason=reason)
         return Submitted.queued if reason.startswith("3:") else Submitted.accepted
 
-    async def aclose(self) -> None:
-        await self._http.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
+    def _unreachable(self, message: str, exc: httpx.TransportError) -> Unavailable:
+        # A connection never made cannot have carried the message; any later failure may have.
+        never_reached = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+        return SmsUnavailable(message, maybe_sent=not never_reached)

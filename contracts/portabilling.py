@@ -1,16 +1,30 @@
 """The PortaBilling wire format: its JSON API's answers, the ESPF status and events, and what the client
 makes of them. Shared by the client (`clients.portabilling.client`) and the PortaBilling simulator.
 
+The ESPF event (`EspfEvent`) is the one model of what PortaBilling POSTs to this service: the receiver
+takes it as its request body, the service stores it, the simulator sends it.
+
 The wire models (`*Info`, `*Wire`) read PortaBilling's own spelling (`"Y"`/`"N"` flags, `bill_status`
 letters, `h323_password`) and ignore the many fields we do not use; each turns into a result model
 (`Pb*`) in plain Python types. Sources: PortaBilling's "Retrieving data from PortaBilling", "Sending
 provisioning status for an account via ESPF API" and "Receiving provisioning events".
 """
 
+import re
 from datetime import UTC, date, datetime
-from typing import Literal
+from enum import StrEnum
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    SecretStr,
+    WithJsonSchema,
+    field_validator,
+)
 
 # The statuses PortaBilling's ESPF status API takes for an account's provisioning.
 ProvisioningStatus = Literal["OK", "IN_PROGRESS", "RETRY", "FAILED"]
@@ -227,39 +241,25 @@ class StatusReport(BaseModel):
     message: str = Field(max_length=STATUS_MESSAGE_MAX)
 
 
-class EspfEvent(BaseModel):
-    """One ESPF event as PortaBilling POSTs it: `{"event_type": "Account/Blocked", "variables":
-    {"i_event": "123", "i_account": "1000889"}}` (the variables' values are strings; customer events
-    carry `i_customer` instead of `i_account`)."""
-
-    event_type: str = Field(min_length=1, max_length=200)
-    variables: dict[str, str]
-
-    @field_validator("variables", mode="before")
-    @classmethod
-    def _numbers_as_text(cls, value: object) -> object:
-        # The docs' example sends strings, their variable tables say int: take either, keep text.
-        if isinstance(value, dict):
-            return {k: str(v) if isinstance(v, int) and not isinstance(v, bool) else v for k, v in value.items()}
-        return value
-
-
-class EventType:
-    """The ESPF event types the simulator emits (see the wire spec; PortaBilling's docs list more).
-
-    `Account/Id/Changed` is spelt as our wire spec has it; PortaBilling's "Events that ESPF handlers
-    support" table writes `Account/ID/Changed`: a receiver should take both."""
+class EventType(StrEnum):
+    """The ESPF event types this release names (PortaBilling MR100 and later: its ESPF event types,
+    and the webhook groups `Subscriber/*` and `Customer/*`); PortaBilling's docs list more, and a type
+    not named here is received all the same. The `Customer/*` types are about a customer, the others
+    about an account."""
 
     ACCOUNT_NEW = "Account/New"
     ACCOUNT_SERVICE_PASSWORD_CHANGED = "Account/ServicePassword/Changed"
     ACCOUNT_PASSWORD_CHANGED = "Account/Password/Changed"
     ACCOUNT_ID_CHANGED = "Account/Id/Changed"
+    # PortaBilling's "Events that ESPF handlers support" table spells it so: both are taken.
+    ACCOUNT_ID_CHANGED_AS_LISTED = "Account/ID/Changed"
     ACCOUNT_BLOCKED = "Account/Blocked"
     ACCOUNT_UNBLOCKED = "Account/Unblocked"
     ACCOUNT_CLOSED = "Account/Status/Closed"
     ACCOUNT_CUSTOM_FIELD_CHANGED = "Account/CustomField/Changed"
     ACCOUNT_PRODUCT_CHANGED = "Account/Product/Changed"
     ACCOUNT_MSG_QUOTA_EXCEEDED = "Account/Service/Msg/QuotaExceeded"
+    ACCOUNT_ZERO_FUNDS = "Account/ZeroAvailableFunds"
     ACCOUNT_FUNDS_APPEAR = "Account/AvailableFundsAppear"
     ACCOUNT_EXPIRATION_DATE_CHANGED = "Account/ExpirationDate/Changed"
     SUBSCRIBER_CREATED = "Subscriber/Created"
@@ -269,6 +269,65 @@ class EventType:
     CUSTOMER_UPDATED = "Customer/Updated"
     CUSTOMER_DELETED = "Customer/Deleted"
     CUSTOMER_CUSTOM_FIELD_CHANGED = "Customer/CustomField/Changed"
+
+
+CUSTOMER_EVENT_TYPES = frozenset(t for t in EventType if t.startswith("Customer/"))
+ACCOUNT_EVENT_TYPES = frozenset(EventType) - CUSTOMER_EVENT_TYPES
+
+# The longest event type taken: PortaBilling's documentation states none, its types are some 40
+# characters at most, and this is what the table of received events holds.
+EVENT_TYPE_MAX = 100
+# No NUL (U+0000): the event type is stored, and PostgreSQL's text cannot hold one.
+_NO_NUL = r"^[^\x00]*$"
+
+_ID_DIGITS = "^[1-9][0-9]{0,17}$"
+
+
+def _integer_or_digits(value: object) -> object:
+    # As the schema says: no `true`, no "1.0" or " 7", which a lax int would take.
+    if isinstance(value, bool) or (isinstance(value, str) and not re.fullmatch(_ID_DIGITS, value)):
+        raise ValueError("an id is a positive integer, or its digits as a string")
+    return value
+
+
+# PortaBilling's ids are positive integers. Its events carry them as strings (the documentation's
+# example) or as integers (its variable tables say int): both are taken; they are sent as strings.
+EspfId = Annotated[
+    int,
+    BeforeValidator(_integer_or_digits),
+    Field(ge=1, le=2**63 - 1),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
+                {"type": "string", "pattern": _ID_DIGITS},
+            ]
+        }
+    ),
+    PlainSerializer(str, return_type=str, when_used="json"),
+]
+
+
+class EspfVariables(BaseModel):
+    """The variables that say which event this is and what it is about: `i_event` always, an account
+    event's `i_account`, a customer event's `i_customer`."""
+
+    model_config = ConfigDict(extra="ignore")  # other variables (an invoice's, a DID's) are not ours
+
+    i_event: EspfId
+    i_account: EspfId | None = None
+    i_customer: EspfId | None = None
+
+
+class EspfEvent(BaseModel):
+    """What ESPF posts: `{"event_type": "Account/Blocked", "variables": {"i_event": "7", "i_account": "1000889"}}`."""
+
+    event_type: str = Field(min_length=1, max_length=EVENT_TYPE_MAX, pattern=_NO_NUL)
+    variables: EspfVariables
+
+    def wire(self) -> dict[str, object]:
+        """The JSON body PortaBilling sends: the ids as strings, the variables an event lacks left out."""
+        return self.model_dump(mode="json", exclude_none=True)
 
 
 # Only the latest queued event of these types per entity is delivered ("Receiving provisioning

@@ -6,16 +6,15 @@ finds it stored and changes nothing. Events are thin and some are coalesced, so 
 its content: an account's event has the account's workflow read PortaBilling's current state and
 push it; a customer's event has every account of the customer do so (the customer's rollout).
 
-Event names are those of PortaBilling MR100 and later (ESPF event types, and the webhook groups
-`Subscriber/*` and `Customer/*`). A type not named here still names an account or a customer, and is
-taken as "read it again" (logged and counted, since a release may have renamed one we rely on).
+Event names are `contracts.portabilling.EventType`'s. A type not named there that still names an
+account or a customer is taken as "read it again" (logged and counted, since a release may have
+renamed one we rely on).
 """
 
 import asyncio
 import logging
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from prometheus_client import Counter
 from sqlalchemy import delete
@@ -24,6 +23,7 @@ from sqlmodel import col, select
 from billing.db import SessionMaker, insert_or, snapshot, transaction
 from billing.models import OutboxKind, PortaBillingEvent, utcnow
 from billing.sources.portabilling import account_key, customer_key
+from contracts.portabilling import ACCOUNT_EVENT_TYPES, CUSTOMER_EVENT_TYPES, EspfEvent
 from core.settings import Settings
 from services.outbox import Outbox
 
@@ -34,31 +34,6 @@ log = logging.getLogger("portabilling.events")
 FORGET_EVERY_SECONDS = 3600.0
 FORGET_BATCH = 1000
 
-ACCOUNT_EVENTS = frozenset(
-    {
-        "Account/New",
-        "Account/Password/Changed",
-        "Account/ServicePassword/Changed",
-        "Account/Id/Changed",
-        "Account/ID/Changed",  # as some releases spell it
-        "Account/Blocked",
-        "Account/Unblocked",
-        "Account/Status/Closed",
-        "Account/CustomField/Changed",
-        "Account/Product/Changed",
-        "Account/Service/Msg/QuotaExceeded",
-        "Account/ZeroAvailableFunds",
-        "Account/AvailableFundsAppear",
-        "Account/ExpirationDate/Changed",
-        "Subscriber/Created",
-        "Subscriber/Updated",
-        "Subscriber/Deleted",
-    }
-)
-CUSTOMER_EVENTS = frozenset(
-    {"Customer/CustomField/Changed", "Customer/Created", "Customer/Updated", "Customer/Deleted"}
-)
-
 Receipt = Literal["accepted", "repeat", "ignored"]
 EVENTS = Counter(
     "portabilling_events_total",
@@ -67,34 +42,20 @@ EVENTS = Counter(
 )
 
 
-@dataclass(frozen=True)
-class EspfEvent:
-    i_event: int
-    event_type: str
-    i_account: int | None
-    i_customer: int | None
-
-
 async def receive(outbox: Outbox, event: EspfEvent) -> Receipt:
     """Store the event and have its account (or customer's accounts) pushed; a repeat changes nothing.
 
     `ignored`: stored, but it names neither an account nor a customer (an invoice's, say)."""
-    known = event.event_type in ACCOUNT_EVENTS or event.event_type in CUSTOMER_EVENTS
+    known = event.event_type in ACCOUNT_EVENT_TYPES or event.event_type in CUSTOMER_EVENT_TYPES
+    ids = event.variables
     # An account's event re-reads the account; a customer's event every account of the customer.
-    if event.i_account is not None and event.event_type not in CUSTOMER_EVENTS:
-        target: tuple[OutboxKind, str] | None = (OutboxKind.account, account_key(event.i_account))
-    elif event.i_customer is not None:
-        target = (OutboxKind.customer, customer_key(event.i_customer))
+    if ids.i_account is not None and event.event_type not in CUSTOMER_EVENT_TYPES:
+        target: tuple[OutboxKind, str] | None = (OutboxKind.account, account_key(ids.i_account))
+    elif ids.i_customer is not None:
+        target = (OutboxKind.customer, customer_key(ids.i_customer))
     else:
         target = None
-    row = {
-        "i_event": event.i_event,
-        "event_type": event.event_type,
-        "i_account": event.i_account,
-        "i_customer": event.i_customer,
-        "known": known,
-        "received_at": utcnow(),
-    }
+    row = _row(event, known=known)
     async with outbox.transaction() as tx:
         # One statement: stored now, or already stored (a repeat, even one delivered at the same moment).
         insert = insert_or(tx.session, PortaBillingEvent, row, key="i_event", update=None)
@@ -107,16 +68,29 @@ async def receive(outbox: Outbox, event: EspfEvent) -> Receipt:
             receipt = "accepted"
             kind, key = target
             # A customer's rollout keeps the newest revision it heard of: i_event only grows.
-            tx.tell(kind, key, event.i_event if kind == OutboxKind.customer else None)
+            tx.tell(kind, key, ids.i_event if kind == OutboxKind.customer else None)
     if not known and receipt != "repeat":
         log.warning(
             "ESPF event %s of type %r is not one this release names: %s",
-            event.i_event,
-            event.event_type[:100],
+            ids.i_event,
+            event.event_type,
             "read again" if target else "nothing to do",
         )
     EVENTS.labels(receipt, str(known).lower()).inc()
     return receipt
+
+
+def _row(event: EspfEvent, *, known: bool) -> dict[str, Any]:
+    """The `PortaBillingEvent` row the event is stored as (a mapping: it is inserted unless stored)."""
+    ids = event.variables
+    return {
+        "i_event": ids.i_event,
+        "event_type": event.event_type,
+        "i_account": ids.i_account,
+        "i_customer": ids.i_customer,
+        "known": known,
+        "received_at": utcnow(),
+    }
 
 
 async def forget_old_events(sessions: SessionMaker, received_before: datetime) -> int:

@@ -14,41 +14,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.security import HTTPBasic
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel
 from starlette.requests import HTTPConnection
 
 from api.deps import OutboxDep, StateDep
-from api.fields import NO_NUL
 from api.problems import Problem
-from services.portabilling_events import EspfEvent, Receipt, receive
+from contracts.portabilling import EspfEvent
+from services.portabilling_events import Receipt, receive
 
 router = APIRouter(prefix="/v1/portabilling", tags=["portabilling"])
-
-# PortaBilling's ids are integers; sent as strings in the events' variables (both are taken).
-_ID = Field(ge=1, le=2**63 - 1)
-_ID_SCHEMA = WithJsonSchema(
-    {
-        "anyOf": [
-            {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
-            {"type": "string", "pattern": "^[1-9][0-9]{0,17}$"},
-        ]
-    }
-)
-
-
-class EspfVariables(BaseModel):
-    model_config = ConfigDict(extra="ignore")  # other variables (an invoice's, a DID's) are not ours
-
-    i_event: Annotated[int, _ID, _ID_SCHEMA]
-    i_account: Annotated[int, _ID, _ID_SCHEMA] | None = None
-    i_customer: Annotated[int, _ID, _ID_SCHEMA] | None = None
-
-
-class EspfEventBody(BaseModel):
-    """What ESPF posts: `{"event_type": "Account/Blocked", "variables": {"i_event": "7", "i_account": "1000889"}}`."""
-
-    event_type: str = Field(min_length=1, max_length=100, pattern=NO_NUL)
-    variables: EspfVariables
 
 
 class EventReceipt(BaseModel):
@@ -102,8 +76,6 @@ def _basic(authorization: str | None) -> bytes:
     },
     operation_id="receive_portabilling_event",
 )
-async def receive_event(body: EspfEventBody, outbox: OutboxDep) -> EventReceipt:
+async def receive_event(body: EspfEvent, outbox: OutboxDep) -> EventReceipt:
     """Store one ESPF event (once, by `i_event`) and have what it names pushed to the CMMS."""
-    v = body.variables
-    event = EspfEvent(i_event=v.i_event, event_type=body.event_type, i_account=v.i_account, i_customer=v.i_customer)
-    return EventReceipt(status=await receive(outbox, event))
+    return EventReceipt(status=await receive(outbox, body))

@@ -7,22 +7,22 @@ bearer token (`clients.portabilling.session`). A token PortaBilling refuses is r
 call repeated; refused again, the call fails as misconfigured. Errors: `clients.portabilling.errors`.
 """
 
-from types import TracebackType
-from typing import Any, NamedTuple, Self, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import httpx
 from pydantic import BaseModel, ValidationError
 
+from clients.http import ClientError, HttpClient, clipped
 from clients.portabilling.errors import (
     PortaBillingError,
     PortaBillingMisconfigured,
     PortaBillingRejected,
     PortaBillingUnavailable,
-    Scrubber,
-    error_for,
     fault_of,
+    is_session_fault,
     is_session_refused,
     reason_of,
+    refuses_content,
 )
 from clients.portabilling.session import Session
 from contracts.portabilling import (
@@ -50,8 +50,6 @@ __all__ = [
     "PortaBillingUnavailable",
 ]
 
-# Sized for about 100 calls in flight from one worker, like the CMMS client.
-_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100)
 _LOGIN = "Session/login"
 
 Answer = TypeVar("Answer", bound=BaseModel)
@@ -62,9 +60,14 @@ class CustomerAccounts(NamedTuple):
     total: int
 
 
-class PortaBillingClient:
+class PortaBillingClient(HttpClient):
     """One connection pool and one API session to one PortaBilling; share it, and close it with
     `aclose()` or `async with`. It logs in on the first call."""
+
+    service = "PortaBilling"
+    unavailable = PortaBillingUnavailable
+    misconfigured = PortaBillingMisconfigured
+    rejected = PortaBillingRejected
 
     def __init__(
         self,
@@ -75,26 +78,15 @@ class PortaBillingClient:
         timeout: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        super().__init__(base_url=base_url.rstrip("/"), timeout=timeout, secrets=(password,), transport=transport)
         self._login_name = login
         self._password = password
-        self._scrub = Scrubber(password)
         self._session = Session(self._log_in)
-        self._http = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"), timeout=timeout, limits=_LIMITS, transport=transport
-        )
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Close the connection pool (a login in flight is dropped)."""
         await self._session.close()
-        await self._http.aclose()
+        await super().aclose()
 
     # --- the JSON API ---
 
@@ -150,18 +142,18 @@ class PortaBillingClient:
             return
         if response.status_code == 404:
             # After a successful login the base URL is right: the account is what PortaBilling lacks.
-            reason = self._scrub(reason_of(response, fault_of(response)))
+            reason = clipped(self._scrub(reason_of(response, fault_of(response))))
             raise PortaBillingRejected(
                 f"PortaBilling {what}: 404 no such account ({reason})", status=404, reason=reason
             )
-        raise error_for(response, what, self._scrub)
+        raise self._error(response, what)
 
     # --- the plumbing ---
 
     async def _call(self, method: str, params: dict[str, Any], model: type[Answer]) -> Answer:
         response = await self._authorized(f"/rest/{method}", {"params": params}, method)
         if response.status_code != 200:
-            raise error_for(response, method, self._scrub)
+            raise self._error(response, method)
         return _parse(response, model, method)
 
     async def _authorized(self, path: str, body: dict[str, Any], what: str) -> httpx.Response:
@@ -173,7 +165,7 @@ class PortaBillingClient:
         token = await self._session.renew(token)
         response = await self._post(path, body, what, token)
         if is_session_refused(response):
-            reason = self._scrub(reason_of(response, fault_of(response)))
+            reason = clipped(self._scrub(reason_of(response, fault_of(response))))
             raise PortaBillingMisconfigured(
                 f"PortaBilling {what}: our session was refused right after a new login ({reason}); "
                 "check the API user's access (PORTABILLING_LOGIN)",
@@ -188,10 +180,8 @@ class PortaBillingClient:
             answer = _parse(response, LoginAnswer, _LOGIN)
             self._scrub.add(answer.access_token.get_secret_value())
             return answer
-        error = error_for(response, _LOGIN, self._scrub)
-        fault = fault_of(response)
-        session_fault = fault is not None and fault.faultcode.startswith("Server.Session.")
-        if isinstance(error, PortaBillingRejected) or session_fault:
+        error = self._error(response, _LOGIN)
+        if isinstance(error, PortaBillingRejected) or is_session_fault(fault_of(response)):
             # PortaBilling answers and refuses the login (wrong credentials): no outage, an operator must act.
             raise PortaBillingMisconfigured(
                 f"PortaBilling refused the login of API user {self._login_name!r} ({error}); "
@@ -202,14 +192,18 @@ class PortaBillingClient:
 
     async def _post(self, path: str, body: dict[str, Any], what: str, token: str | None) -> httpx.Response:
         headers = {"Authorization": f"Bearer {token}"} if token is not None else None
-        try:
-            return await self._http.post(path, json=body, headers=headers)
-        except httpx.TimeoutException as exc:
-            raise PortaBillingUnavailable(f"PortaBilling {what}: timed out ({type(exc).__name__})") from None
-        except httpx.TransportError as exc:
-            # `from None`: the transport error's text is not ours to vouch for; ours is scrubbed.
-            reason = self._scrub(str(exc) or type(exc).__name__)
-            raise PortaBillingUnavailable(f"PortaBilling {what}: unreachable ({reason})") from None
+        return await self._request("POST", path, what, json=body, headers=headers)
+
+    def _error(self, response: httpx.Response, what: str) -> ClientError:
+        """The error an answer other than success stands for; `what` names the call in the message."""
+        fault = fault_of(response)
+        reason = clipped(self._scrub(reason_of(response, fault)))
+        rejected = refuses_content(response, fault)
+        if is_session_fault(fault) and not rejected:
+            # A session fault comes as a 500, yet waiting does not help: ours to fix.
+            status = response.status_code
+            return PortaBillingMisconfigured(f"PortaBilling {what}: {status} {reason}", status=status)
+        return self._error_for(response, what, reason, rejected=rejected)
 
 
 def _parse(response: httpx.Response, model: type[Answer], what: str) -> Answer:

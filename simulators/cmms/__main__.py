@@ -1,18 +1,17 @@
 """`python -m simulators.cmms`: run the CMMS simulator until stopped (SIGINT or SIGTERM)."""
 
-import logging.config
-
-import uvicorn
+import logging
 
 from simulators.cmms.app import create_app
-from simulators.cmms.logs import log_config
+from simulators.cmms.logs import RedactSecrets
 from simulators.cmms.settings import get_settings
+from simulators.common import serve, start_logging
 
 
 def main() -> None:
     """Serve the simulator on `CMMS_SIM_HOST:CMMS_SIM_PORT`."""
     settings = get_settings()
-    logging.config.dictConfig(log_config())
+    config = start_logging("simulators.cmms", RedactSecrets)
     # Where and what, never the token or the SMS password.
     logging.getLogger("simulators.cmms").info(
         "CMMS simulator on http://%s:%d, state %s, profiles %s",
@@ -21,14 +20,7 @@ def main() -> None:
         settings.cmms_sim_state,
         ", ".join(sorted(settings.profiles)),
     )
-    uvicorn.run(
-        create_app(settings),
-        host=settings.cmms_sim_host,
-        port=settings.cmms_sim_port,
-        log_config=log_config(),
-        # In-flight calls may be sleeping in a latency fault; don't let them hold a restart up.
-        timeout_graceful_shutdown=2,
-    )
+    serve(create_app(settings), settings.cmms_sim_host, settings.cmms_sim_port, config)
 
 
 if __name__ == "__main__":

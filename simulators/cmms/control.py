@@ -1,5 +1,5 @@
-"""The test tool: `/_sim/faults`, `/_sim/stats`, `/_sim/accounts` and `/_sim/token` (no auth; the
-simulator listens on loopback)."""
+"""The test tool: `/_sim/faults`, `/_sim/accounts` and `/_sim/token` (no auth; the simulator listens
+on loopback). `/_sim/stats` is served as every simulator's (`simulators.common.stats_routes`)."""
 
 from datetime import UTC, datetime
 from typing import Annotated
@@ -10,7 +10,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from contracts.cmms import CmmsRecord
 from simulators.cmms.deps import SimDep
 from simulators.cmms.faults import FaultSettings, FaultStatus
-from simulators.cmms.stats import StatsView
 from simulators.cmms.store import ImeiConflict, StoredAccount
 
 router = APIRouter(prefix="/_sim")
@@ -89,19 +88,6 @@ def delete_raw_account(account_id: AccountId, sim: SimDep) -> Response:
     """Lose the record, behind billing's back."""
     if not sim.store.delete_account(account_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown account {account_id!r}")
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
-
-
-@router.get("/stats")
-async def get_stats(sim: SimDep) -> StatsView:
-    """Provisioning calls served, in total and per wall-clock second, and the writes among them."""
-    return sim.stats.view()
-
-
-@router.delete("/stats", status_code=status.HTTP_204_NO_CONTENT)
-async def reset_stats(sim: SimDep) -> Response:
-    """Start counting afresh."""
-    sim.stats.reset()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

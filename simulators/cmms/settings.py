@@ -9,7 +9,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class SimulatorSettings(BaseSettings):
-    """Field names are the environment variables (case-insensitive), so the mapping is obvious."""
+    """Field names are the environment variables (case-insensitive), so the mapping is obvious. Those
+    the service reads too have its development defaults, so that `make run` works with no `.env`
+    (tests/test_simulator_settings.py holds them equal)."""
 
     # `extra="ignore"`: the project's `.env` also holds the API's and the worker's settings.
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")

@@ -1,12 +1,14 @@
 """Counts of served provisioning calls, so a benchmark can prove a rate limit was never exceeded."""
 
-import threading
 import time
 
 from pydantic import BaseModel
 
+from simulators.common import Counts
+
 # Per-second counts older than this are dropped; the total and the maximum are kept.
 _WINDOW_SECONDS = 600
+_CALLS, _WRITES = "calls", "writes"
 
 
 class StatsView(BaseModel):
@@ -18,29 +20,18 @@ class StatsView(BaseModel):
     writes: int
 
 
-class Stats:
-    """Runtime counters (a restart or `DELETE /_sim/stats` resets them).
+class Stats(Counts):
+    """Runtime counters (a restart or `DELETE /_sim/stats` resets them)."""
 
-    Locked: calls are counted on the event loop, writes in the thread pool.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.reset()
-
-    def reset(self) -> None:
-        """Start counting afresh."""
-        with self._lock:
-            self._calls = 0
-            self._writes = 0
-            self._max = 0
-            self._per_second: dict[int, int] = {}
+    def _reset(self) -> None:
+        self._max = 0
+        self._per_second: dict[int, int] = {}
 
     def record_call(self) -> None:
         """One provisioning call let through by the faults."""
+        self.add(_CALLS)
         second = int(time.time())
         with self._lock:
-            self._calls += 1
             count = self._per_second.get(second, 0) + 1
             self._per_second[second] = count
             self._max = max(self._max, count)
@@ -50,15 +41,14 @@ class Stats:
 
     def record_write(self) -> None:
         """One PUT that changed an account."""
-        with self._lock:
-            self._writes += 1
+        self.add(_WRITES)
 
     def view(self) -> StatsView:
         """A snapshot."""
         with self._lock:
             return StatsView(
-                provisioning_calls=self._calls,
+                provisioning_calls=self._counts[_CALLS],
                 per_second={str(s): n for s, n in sorted(self._per_second.items())},
                 max_per_second=self._max,
-                writes=self._writes,
+                writes=self._counts[_WRITES],
             )

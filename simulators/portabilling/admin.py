@@ -237,8 +237,10 @@ async def charge(i_account: Id, body: ChargeBody, sim: SimDep) -> AccountView:
     return _view(sim.store.account(i_account), emitted)
 
 
-def _emit(sim: SimState, event_types: list[str], **ids: int) -> list[Emitted]:
-    events = [sim.events.emit(event_type, **ids) for event_type in event_types]
+def _emit(
+    sim: SimState, event_types: list[str], *, i_account: int | None = None, i_customer: int | None = None
+) -> list[Emitted]:
+    events = [sim.events.emit(t, i_account=i_account, i_customer=i_customer) for t in event_types]
     return [Emitted(i_event=e.i_event, event_type=e.event_type) for e in events]
 
 

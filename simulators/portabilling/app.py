@@ -5,24 +5,18 @@ import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, status
-from fastapi.exceptions import RequestValidationError
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
 
+from simulators import common
 from simulators.portabilling import admin, control, rest
 from simulators.portabilling import status as status_api
-from simulators.portabilling.deps import SimState
+from simulators.portabilling.deps import SimState, get_sim
 from simulators.portabilling.events import EventBus
 from simulators.portabilling.sessions import Sessions
 from simulators.portabilling.settings import PortaBillingSimSettings
+from simulators.portabilling.stats import StatsView
 from simulators.portabilling.store import SimError, Store
-
-
-class Health(BaseModel):
-    """`GET /healthz`."""
-
-    status: str = "ok"
 
 
 def create_app(settings: PortaBillingSimSettings) -> FastAPI:
@@ -44,24 +38,16 @@ def create_app(settings: PortaBillingSimSettings) -> FastAPI:
                 await dispatcher
             await events.close()
 
-    app = FastAPI(title="PortaBilling simulator", version="1", lifespan=lifespan)
+    app = common.create_app("PortaBilling simulator", lifespan)
     app.include_router(rest.router, tags=["JSON API"])
     app.include_router(status_api.router, tags=["ESPF status API"])
     app.include_router(admin.router, tags=["admin (simulator)"])
     app.include_router(control.router, tags=["simulator"])
+    stats = common.stats_routes(lambda request: get_sim(request).stats, StatsView, "Logins, refusals and calls served.")
+    app.include_router(stats, tags=["simulator"])
 
     @app.exception_handler(SimError)
     async def refused(request: Request, exc: SimError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=exc.status)
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        # FastAPI's default echoes the input, which would put a password in the answer.
-        detail = [{"type": e["type"], "loc": e["loc"], "msg": e["msg"]} for e in exc.errors()]
-        return JSONResponse({"detail": detail}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
-
-    @app.get("/healthz", tags=["simulator"])
-    async def healthz() -> Health:
-        return Health()
 
     return app

@@ -1,6 +1,6 @@
-"""The control API's test half: the statuses recorded, the events and their deliveries, faults and
-counts (`/_sim/status`, `/_sim/events`, `/_sim/faults`, `/_sim/stats`). No auth: the simulator
-listens on loopback, like the CMMS simulator's control API."""
+"""The control API's test half: the statuses recorded, the events and their deliveries, and faults
+(`/_sim/status`, `/_sim/events`, `/_sim/faults`; the counts, `/_sim/stats`, are served as every
+simulator's). No auth: the simulator listens on loopback, like the CMMS simulator's control API."""
 
 from typing import Literal
 
@@ -10,7 +10,6 @@ from pydantic import BaseModel, ConfigDict
 from simulators.portabilling.deps import SimDep, StatusRecord
 from simulators.portabilling.events import EventView
 from simulators.portabilling.faults import FaultChange, FaultState
-from simulators.portabilling.stats import StatsView
 
 router = APIRouter(prefix="/_sim")
 
@@ -74,9 +73,3 @@ async def set_faults(change: FaultChange, sim: SimDep) -> FaultState:
 @router.get("/faults")
 async def get_faults(sim: SimDep) -> FaultState:
     return sim.faults
-
-
-@router.get("/stats")
-async def stats(sim: SimDep) -> StatsView:
-    """Logins, refusals and calls served so far."""
-    return sim.stats.view()

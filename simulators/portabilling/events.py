@@ -24,7 +24,7 @@ import httpx
 from pydantic import BaseModel
 
 from clients.pacing import Pacer
-from contracts.portabilling import EspfEvent, is_coalesced
+from contracts.portabilling import EspfEvent, EspfVariables, is_coalesced
 from simulators.portabilling.settings import PortaBillingSimSettings
 
 log = logging.getLogger(__name__)
@@ -55,9 +55,9 @@ class EventView(BaseModel):
 
 @dataclass
 class Event:
-    i_event: int
-    event_type: str
-    variables: dict[str, str]
+    """One emitted event (`wire`, as it is sent) and how its delivery goes."""
+
+    wire: EspfEvent
     repeat: bool  # to be delivered twice
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     state: EventState = "queued"
@@ -69,20 +69,23 @@ class Event:
     last_error: str | None = None
 
     @property
-    def entity(self) -> tuple[str, str]:
-        """The account or customer it is about."""
-        if "i_account" in self.variables:
-            return "i_account", self.variables["i_account"]
-        return "i_customer", self.variables.get("i_customer", "")
+    def i_event(self) -> int:
+        return self.wire.variables.i_event
 
-    def body(self) -> EspfEvent:
-        return EspfEvent(event_type=self.event_type, variables=self.variables)
+    @property
+    def event_type(self) -> str:
+        return self.wire.event_type
+
+    @property
+    def entity(self) -> tuple[int | None, int | None]:
+        """The account or customer it is about."""
+        return self.wire.variables.i_account, self.wire.variables.i_customer
 
     def view(self) -> EventView:
         return EventView(
             i_event=self.i_event,
             event_type=self.event_type,
-            variables=self.variables,
+            variables=self.wire.variables.model_dump(mode="json", exclude_none=True),
             created_at=self.created_at,
             state=self.state,
             coalesced_into=self.coalesced_into,
@@ -126,14 +129,14 @@ class EventBus:
 
     # --- what the control API does ---
 
-    def emit(self, event_type: str, **ids: int) -> Event:
-        """A new event about `i_account=` or `i_customer=`, queued behind the others."""
+    def emit(self, event_type: str, *, i_account: int | None = None, i_customer: int | None = None) -> Event:
+        """A new event about an account or a customer, queued behind the others."""
         i_event = self._next_i_event
         self._next_i_event += 1
         self._emitted += 1
-        variables = {"i_event": str(i_event)} | {name: str(value) for name, value in ids.items()}
+        variables = EspfVariables(i_event=i_event, i_account=i_account, i_customer=i_customer)
         repeat = self._repeat_every > 0 and self._emitted % self._repeat_every == 0
-        event = Event(i_event, event_type, variables, repeat)
+        event = Event(EspfEvent(event_type=event_type, variables=variables), repeat)
         self.events[i_event] = event
         if is_coalesced(event_type):
             self._coalesce_into(event)
@@ -164,8 +167,12 @@ class EventBus:
 
     def list(self, *, i_account: int | None = None, i_customer: int | None = None) -> list[Event]:
         """The events emitted (about that account or customer), oldest first."""
-        wanted = {name: str(value) for name, value in (("i_account", i_account), ("i_customer", i_customer)) if value}
-        return [e for e in self.events.values() if all(e.variables.get(k) == v for k, v in wanted.items())]
+        return [
+            e
+            for e in self.events.values()
+            if (i_account is None or e.wire.variables.i_account == i_account)
+            and (i_customer is None or e.wire.variables.i_customer == i_customer)
+        ]
 
     # --- the dispatcher ---
 
@@ -219,7 +226,7 @@ class EventBus:
     async def _deliver(self, delivery: Delivery) -> None:
         """POST the event until the receiver answers 200."""
         event = delivery.event
-        body = event.body().model_dump(mode="json")
+        body = event.wire.wire()
         backoff = FIRST_BACKOFF_SECONDS
         while not await self._attempt(event, body):
             log.info(

@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 
 from simulators.portabilling.deps import SimDep, SimState, bearer_token
+from simulators.portabilling.stats import Count
 from simulators.portabilling.store import Account
 
 router = APIRouter(prefix="/rest")
@@ -70,9 +71,9 @@ async def call(service: str, method: str, request: Request, sim: SimDep) -> JSON
         if answer is None:
             return _login(sim, LoginParams.model_validate(params))
         if not sim.sessions.valid(bearer_token(request)):
-            sim.stats.refused_tokens += 1
+            sim.stats.add(Count.refused_token)
             return fault("Server.Session.check_auth.auth_failed", "Session expired or invalid, please log in")
-        sim.stats.calls[name] += 1
+        sim.stats.call(name)
         return JSONResponse(answer(sim, params))
     except ValidationError as err:
         # Where and what, never the input (a login's holds the password).
@@ -100,9 +101,9 @@ def _login(sim: SimState, params: LoginParams) -> JSONResponse:
         params.password.encode(), settings.portabilling_password.get_secret_value().encode()
     )
     if not right:
-        sim.stats.refused_logins += 1
+        sim.stats.add(Count.refused_login)
         return fault("Server.Session.auth_failed", "Invalid login or password")
-    sim.stats.logins += 1
+    sim.stats.add(Count.login)
     issued = sim.sessions.issue()
     return JSONResponse(
         {

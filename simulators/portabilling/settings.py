@@ -6,12 +6,12 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from core.dev_secrets import DEV_ESPF_PASSWORD, DEV_PORTABILLING_PASSWORD
-
 
 class PortaBillingSimSettings(BaseSettings):
     """Field names are the environment variables (case-insensitive). The credentials share their names
-    and development defaults with the service's settings, so one `.env` drives both sides."""
+    and development defaults with the service's settings, so one `.env` (or none: `make run`) drives
+    both sides; the defaults are written here again because a simulator imports nothing of the
+    service (tests/test_simulator_settings.py holds them equal)."""
 
     # `extra="ignore"`: the project's `.env` also holds the API's and the worker's settings.
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", hide_input_in_errors=True)
@@ -23,12 +23,12 @@ class PortaBillingSimSettings(BaseSettings):
     portabilling_sim_state: Literal["memory"] = "memory"
     # The API user the JSON API and the status API accept (what the service logs in with).
     portabilling_login: str = "cmms-sync"
-    portabilling_password: SecretStr = SecretStr(DEV_PORTABILLING_PASSWORD)
+    portabilling_password: SecretStr = SecretStr("portabilling-dev")
     # The account custom field holding the IMEI.
     portabilling_imei_field: str = "IMEI"
     # The HTTP basic credentials sent with each ESPF event, and where the events go.
     espf_username: str = "espf"
-    espf_password: SecretStr = SecretStr(DEV_ESPF_PASSWORD)
+    espf_password: SecretStr = SecretStr("espf-dev")
     portabilling_sim_event_url: str = "http://127.0.0.1:8000/v1/portabilling/events"
     # How long a session token lasts.
     portabilling_sim_token_ttl_seconds: float = Field(default=3600.0, gt=0)

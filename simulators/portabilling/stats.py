@@ -1,8 +1,10 @@
 """Counts a test reads at `GET /_sim/stats`: how often the service logged in, and what it called."""
 
-from collections import Counter
+from enum import StrEnum
 
 from pydantic import BaseModel
+
+from simulators.common import Counts
 
 
 class StatsView(BaseModel):
@@ -12,17 +14,26 @@ class StatsView(BaseModel):
     calls: dict[str, int]  # by JSON API method (`Account/get_account_info`) or `status`
 
 
-class Stats:
-    def __init__(self) -> None:
-        self.logins = 0
-        self.refused_logins = 0
-        self.refused_tokens = 0
-        self.calls: Counter[str] = Counter()
+class Count(StrEnum):
+    login = "logins"
+    refused_login = "refused_logins"
+    refused_token = "refused_tokens"
+
+
+class Stats(Counts):
+    """Runtime counters (a restart or `DELETE /_sim/stats` resets them)."""
+
+    def call(self, name: str) -> None:
+        """One call served: a JSON API method, or `status`."""
+        self.add(("call", name))
 
     def view(self) -> StatsView:
+        with self._lock:
+            counts = dict(self._counts)
+        calls = {key[1]: n for key, n in counts.items() if isinstance(key, tuple)}
         return StatsView(
-            logins=self.logins,
-            refused_logins=self.refused_logins,
-            refused_tokens=self.refused_tokens,
-            calls=dict(self.calls),
+            logins=counts.get(Count.login, 0),
+            refused_logins=counts.get(Count.refused_login, 0),
+            refused_tokens=counts.get(Count.refused_token, 0),
+            calls=calls,
         )

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from contracts.portabilling import StatusReport
 from simulators.portabilling.deps import SimDep, StatusRecord, bearer_token
+from simulators.portabilling.stats import Count
 
 router = APIRouter(prefix="/espf/v1")
 
@@ -25,7 +26,7 @@ async def post_status(i_account: int, request: Request, sim: SimDep) -> JSONResp
     if sim.faults.status_api == "down":
         return JSONResponse({"faultstring": "unavailable (simulated outage)"}, status_code=503)
     if not sim.sessions.valid(bearer_token(request)):
-        sim.stats.refused_tokens += 1
+        sim.stats.add(Count.refused_token)
         return JSONResponse(
             {"faultstring": "authentication required"}, status_code=401, headers={"WWW-Authenticate": "Bearer"}
         )
@@ -40,6 +41,6 @@ async def post_status(i_account: int, request: Request, sim: SimDep) -> JSONResp
         return JSONResponse({"faultstring": problems}, status_code=400)
     if i_account not in sim.store.accounts:
         return JSONResponse({"faultstring": f"account {i_account} not found"}, status_code=404)
-    sim.stats.calls["status"] += 1
+    sim.stats.call("status")
     sim.statuses.append(StatusRecord(i_account=i_account, **report.model_dump(), at=datetime.now(UTC)))
     return JSONResponse({})
