@@ -14,20 +14,10 @@ from sqlmodel import col, func, select
 from billing.db import SessionMaker, async_url, make_engine, make_sessionmaker, transaction
 from billing.messaging import MESSAGING
 from billing.models import Account, AccountStatus, WalletLot, WalletMovement, utcnow
+from billing.wallets import AccountTerminated, InsufficientBalance, Movement, MovementKind, WalletExpired, expire_due
 from services.accounts import terminate_account
 from services.outbox import Outbox
-from services.wallets import (
-    AccountTerminated,
-    InsufficientBalance,
-    LedgerEntry,
-    Movement,
-    MovementKind,
-    WalletExpired,
-    apply_movement,
-    expire_due,
-    get_wallet,
-    open_wallet,
-)
+from services.wallets import LedgerEntry, apply_movement, get_wallet, open_wallet
 from services.wallets import ledger as ledger_page
 from tests.support.catalog import Catalog, create, new_id, seed_catalog
 from tests.support.messaging import billing_only_account, ledger, move, wallet_view
