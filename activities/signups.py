@@ -44,8 +44,8 @@ from contracts.signups import (
     SignupAccountInput,
     SignupState,
 )
+from core.gateway import sync_account
 from core.settings import Settings
-from services.delivery import sync_account
 
 log = logging.getLogger(__name__)
 
