@@ -72,6 +72,7 @@ ACCOUNT: WorkflowRef[AccountWorkflowInput, ProvisionAccountResult | None] = Work
 )
 ACCOUNT_CHANGED: SignalRef[None] = SignalRef(ACCOUNT, "changed")
 ACCOUNT_SYNC: UpdateRef[None, AccountSyncResult] = UpdateRef(ACCOUNT, "sync", AccountSyncResult)
+# (A null answer decodes to None whatever the type: `str` stands for `str | None`, which is not a class.)
 ACCOUNT_LAST_ERROR: QueryRef[str | None] = QueryRef(ACCOUNT, "last_error", str)
 
 MVNO_ORDER: WorkflowRef[MvnoOrderInput, MvnoOrderResult] = WorkflowRef(
