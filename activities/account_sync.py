@@ -13,8 +13,8 @@ from temporalio.client import Client, WorkflowUpdateRPCTimeoutOrCancelledError
 
 from billing.db import SessionMaker, snapshot
 from billing.models import Account, AccountStatus
+from core.gateway import sync_account
 from core.settings import Settings
-from services.delivery import sync_account
 
 # How long to wait for one account's sync before asking again. An update can be lost to an account
 # workflow that is just ending (the account was terminated meanwhile); asking again is harmless.

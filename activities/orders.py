@@ -10,6 +10,7 @@ from billing.credentials import new_sip_password
 from billing.db import SessionMaker, transaction
 from billing.models import Account, AccountStatus, Customer, Order, OrderStatus, Product, utcnow
 from billing.uniqueness import imei_taken
+from billing.wallets import discard_account, open_initial_wallet
 from contracts.orders import (
     ORDER_NOT_FOUND,
     CompletedOrder,
@@ -19,7 +20,6 @@ from contracts.orders import (
     OrderRef,
     order_origin,
 )
-from services.wallets import discard_account, open_initial_wallet
 
 # The ApplicationError type when an order's account id or IMEI is taken by another account.
 ACCOUNT_CONFLICT = "AccountConflict"

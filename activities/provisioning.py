@@ -91,8 +91,10 @@ class ProvisioningActivities:
         )
 
     async def _desired(self, account_id: str, now: datetime) -> Desired:
-        """Billing's desired state, its failures as the retry policy must see them."""
+        """Billing's desired state, its failures as the retry policy must see them. What expired by `now`
+        (a wallet's units) is written off first, so the push and the wallet agree."""
         try:
+            await self._source.expire_due(account_id, now)
             return await self._source.desired(account_id, now)
         except LookupError as err:
             raise ApplicationError(str(err), type=ACCOUNT_NOT_FOUND, non_retryable=True) from err

@@ -28,6 +28,7 @@ from billing.models import (
 from billing.otp import code_hmac, new_code
 from billing.provisioning import DOMAIN_FIELD, PROFILE_FIELD
 from billing.sms_reports import new_report_token, token_hash
+from billing.wallets import discard_account, forget_wallets, open_product_wallet
 from clients.kannel import KannelClient, SmsRejected, SmsUnavailable
 from contracts.signups import (
     ACCOUNT_NOT_CLAIMABLE,
@@ -42,9 +43,8 @@ from contracts.signups import (
     SignupAccountInput,
     SignupState,
 )
+from core.gateway import sync_account
 from core.settings import Settings
-from services.delivery import sync_account
-from services.wallets import discard_account, forget_wallets, open_product_wallet
 
 log = logging.getLogger(__name__)
 

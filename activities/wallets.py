@@ -9,8 +9,8 @@ from temporalio.client import Client
 from billing.db import SessionMaker
 from billing.models import Account, AccountStatus
 from contracts.wallets import ProductAccountsPage, ProductAccountsPageResult
+from core.gateway import account_changed
 from core.settings import Settings
-from services.delivery import account_changed
 
 # Signals in flight at once from one activity: enough to keep the server busy, not to flood it.
 SIGNAL_CONCURRENCY = 20

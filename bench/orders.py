@@ -23,8 +23,9 @@ from bench.floor import floor_rate
 from bench.harness import BenchStack, bench_stack, cmms_records, cpu_ms_per_run, cpu_per_run
 from bench.stats import percentile, summary_ms
 from contracts.orders import MvnoOrderResult
+from core.gateway import result_once_started
 from core.settings import Settings
-from core.temporal import connect, result_once_started
+from core.temporal import connect
 
 ADMIN = {"Authorization": "Bearer dev-admin-key"}
 WEBSITE = {"Authorization": "Bearer dev-website-key"}

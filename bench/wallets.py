@@ -34,9 +34,9 @@ from billing.db import sync_url
 from billing.messaging import MESSAGING
 from billing.models import Account, AccountStatus, Customer, CustomerClass, Product, Wallet, WalletLot
 from contracts.provisioning import account_workflow_id
+from core.gateway import account_changed
 from core.settings import Settings
 from core.temporal import connect
-from services.delivery import account_changed
 
 ADMIN = {"Authorization": "Bearer dev-admin-key"}
 CMMS = {"Authorization": "Bearer dev-cmms-token"}

@@ -1,4 +1,5 @@
-"""One-time SMS codes: generated from `secrets`, kept only as a keyed hash (HMAC), compared in constant time."""
+"""One-time SMS codes: generated from `secrets`, kept only as a keyed hash (HMAC), compared in constant time
+(contracts.signups.same_hmac, which the signup workflow uses too)."""
 
 import hashlib
 import hmac
@@ -32,8 +33,3 @@ def password_hmac(settings: Settings, signup_id: str, password: str) -> str:
     from another password by it, and the workflow carries it instead of the password."""
     key = settings.secret_key.get_secret_value().encode()
     return hmac.new(key, f"cmms-password:{signup_id}:{password}".encode(), hashlib.sha256).hexdigest()
-
-
-def same_hmac(expected: str, given: str) -> bool:
-    """Constant-time comparison of two code hashes."""
-    return hmac.compare_digest(expected.encode(), given.encode())

@@ -3,6 +3,7 @@
 Ids, a phone number and code *hashes* only: never a code, never a password.
 """
 
+import hmac
 from datetime import datetime
 from enum import StrEnum
 
@@ -21,6 +22,11 @@ PROVISIONING_FAILED = "ProvisioningFailed"
 ACCOUNT_NOT_CLAIMABLE = "AccountNotClaimable"
 # A call of the other verification mode: the CMMS verifies (`confirm`), or billing does (`verify`).
 WRONG_VERIFICATION = "WrongVerification"
+
+
+def same_hmac(expected: str, given: str) -> bool:
+    """Constant-time comparison of two code (or password) hashes."""
+    return hmac.compare_digest(expected.encode(), given.encode())
 
 
 class Verification(StrEnum):

@@ -100,20 +100,6 @@ async def connect(
     )
 
 
-async def result_once_started(client: Client, workflow_id: str, result_type: type[T]) -> T:
-    """A workflow's result, waiting first for the workflow to exist: an order's starts just after
-    `POST /v1/orders` has answered (services.outbox)."""
-    handle = client.get_workflow_handle(workflow_id, result_type=result_type)
-    while True:
-        try:
-            result: T = await handle.result()
-            return result
-        except RPCError as err:
-            if err.status != RPCStatusCode.NOT_FOUND:
-                raise
-        await asyncio.sleep(0.05)
-
-
 def run_client_script(main: Coroutine[Any, Any, None]) -> NoReturn:
     """Run a short-lived client script to its end and exit 0, skipping the interpreter's teardown: it
     can abort while the SDK's Rust threads are still about (temporalio/sdk-python#300). An exception

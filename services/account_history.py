@@ -9,24 +9,23 @@ its errors). Billing's part is answered even while Temporal is unreachable.
 
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import or_
 from sqlmodel import col, select
-from temporalio.api.enums.v1 import EventType
-from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus
 
 from billing.db import snapshot
 from billing.models import Account, AuditEntry, Signup
 from contracts.provisioning import account_workflow_id
 from contracts.search_attributes import PROVISIONING_STATE
+from contracts.workflows import ACCOUNT_LAST_ERROR
+from core import gateway
 from core.temporal import is_transient
 from services import audit, orders
 from services.outbox import Outbox
 from services.pagination import PageRequest
 from services.rows import get
-from workflows.account import AccountWorkflow
 
 log = logging.getLogger(__name__)
 
@@ -97,13 +96,7 @@ async def account_history(outbox: Outbox, temporal: Client, account_id: str) -> 
 
 async def _with_workflows(temporal: Client, history: AccountHistory) -> AccountHistory:
     account_id = history.account.account_id
-    escaped = account_id.replace("\\", "\\\\").replace('"', '\\"')
-    found = [
-        execution
-        async for execution in temporal.list_workflows(
-            f'AccountId = "{escaped}"', limit=MAX_WORKFLOWS * 5, rpc_timeout=_RPC_TIMEOUT
-        )
-    ]
+    found = await gateway.workflows_of_account(temporal, account_id, limit=MAX_WORKFLOWS * 5, rpc_timeout=_RPC_TIMEOUT)
     newest = sorted(found, key=lambda execution: execution.start_time, reverse=True)[:MAX_WORKFLOWS]
     runs = [_run(execution) for execution in sorted(newest, key=lambda execution: execution.start_time)]
     pushes: list[Push] = []
@@ -139,55 +132,30 @@ def _run(execution: WorkflowExecution) -> WorkflowRun:
 
 
 async def _pushes(temporal: Client, run: WorkflowRun) -> list[Push]:
-    """The run's pushes, from its history; one still trying gets its attempt and last error from the
-    workflow's description (a retried activity's tries are not in the history until it ends)."""
-    handle = temporal.get_workflow_handle(run.workflow_id, run_id=run.run_id)
-    pushes: dict[int, Push] = {}
-    async for event in handle.fetch_history_events(rpc_timeout=_RPC_TIMEOUT):
-        await _apply(temporal, run, event, pushes)
-    waiting = [push for push in pushes.values() if push.outcome == "in_progress"]
-    if waiting and run.status == "running":
-        description = await handle.describe(rpc_timeout=_RPC_TIMEOUT)
-        for pending in description.raw_description.pending_activities:
-            if pending.activity_type.name == PUSH_ACTIVITY:
-                waiting[-1].attempt = pending.attempt
-                if pending.HasField("last_failure"):
-                    waiting[-1].error = str(await temporal.data_converter.decode_failure(pending.last_failure))
-    return list(pushes.values())
-
-
-async def _apply(temporal: Client, run: WorkflowRun, event: HistoryEvent, pushes: dict[int, Push]) -> None:
-    kind, when = event.event_type, event.event_time.ToDatetime(tzinfo=UTC)
-    if kind == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-        if event.activity_task_scheduled_event_attributes.activity_type.name == PUSH_ACTIVITY:
-            pushes[event.event_id] = Push(run.workflow_id, run.run_id, scheduled_at=when)
-        return
-    ended = {
-        EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED: ("activity_task_started_event_attributes", None),
-        EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED: ("activity_task_completed_event_attributes", "ok"),
-        EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED: ("activity_task_failed_event_attributes", "failed"),
-        EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT: ("activity_task_timed_out_event_attributes", "timed_out"),
-        EventType.EVENT_TYPE_ACTIVITY_TASK_CANCELED: ("activity_task_canceled_event_attributes", "canceled"),
-    }.get(kind)
-    if ended is None:
-        return
-    attributes = getattr(event, ended[0])
-    push = pushes.get(attributes.scheduled_event_id)
-    if push is None:
-        return
-    if ended[1] is None:  # started: which try this is
-        push.attempt = attributes.attempt
-        return
-    push.outcome, push.finished_at = ended[1], when
-    if "failure" in attributes.DESCRIPTOR.fields_by_name and attributes.HasField("failure"):
-        push.error = str(await temporal.data_converter.decode_failure(attributes.failure))
+    """The run's pushes (its `provision_account` activities), from its history."""
+    found = await gateway.activity_runs(
+        temporal, run.workflow_id, run.run_id, PUSH_ACTIVITY, running=run.status == "running", rpc_timeout=_RPC_TIMEOUT
+    )
+    return [
+        Push(
+            run.workflow_id,
+            run.run_id,
+            scheduled_at=push.scheduled_at,
+            outcome=push.outcome,
+            finished_at=push.finished_at,
+            attempt=push.attempt,
+            error=push.error,
+        )
+        for push in found
+    ]
 
 
 async def _last_error(temporal: Client, account_id: str, otherwise: str | None) -> str | None:
     """The account workflow's own word on its last push (its query needs a worker: without one, billing's)."""
-    handle = temporal.get_workflow_handle_for(AccountWorkflow.run, account_workflow_id(account_id))
     try:
-        return await handle.query(AccountWorkflow.last_error, rpc_timeout=timedelta(seconds=2))
+        return await gateway.query(
+            temporal, ACCOUNT_LAST_ERROR, account_workflow_id(account_id), rpc_timeout=timedelta(seconds=2)
+        )
     except Exception as err:
         log.info("account %s: last_error query not answered (%s)", account_id, type(err).__name__)
         return otherwise

@@ -11,8 +11,8 @@ from typing import Any
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
-from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.client import Client
+from temporalio.service import RPCError
 
 from billing.custom_fields import definitions, value_errors
 from billing.db import FOR_CHANGE, snapshot
@@ -29,13 +29,14 @@ from billing.models import (
 )
 from billing.provisioning import DOMAIN_FIELD, PROFILE_FIELD, EffectiveProfile, effective_profile
 from contracts.rollouts import RolloutProgress, rollout_workflow_id
+from contracts.workflows import ROLLOUT_PROGRESS
+from core import gateway
 from core.settings import Settings
 from services import audit
 from services.errors import Conflict, Invalid, NotFound, unknown_reference
 from services.outbox import Outbox, Tx
 from services.pagination import KeysetPage, PageRequest, page
 from services.rows import adding, read
-from workflows.customer_rollout import CustomerRolloutWorkflow
 
 
 @dataclass(frozen=True)
@@ -235,17 +236,12 @@ async def rollout_progress(outbox: Outbox, temporal: Client, customer_id: str) -
     (its outbox record not delivered, Temporal away) reads as running for that revision."""
     await get_customer(outbox, customer_id)
     waiting = await outbox.newest_revision(OutboxKind.customer, customer_id)
-    handle = temporal.get_workflow_handle_for(CustomerRolloutWorkflow.run, rollout_workflow_id(customer_id))
     progress: RolloutProgress | None = None
     try:
-        description = await handle.describe()
-        if description.status == WorkflowExecutionStatus.COMPLETED:
-            progress = await handle.result()  # no worker needed to read a finished one
-        else:
-            progress = await handle.query(CustomerRolloutWorkflow.progress)
-    except (RPCError, RuntimeError) as err:  # a RuntimeError: a lazy client that cannot reach Temporal
-        never_started = isinstance(err, RPCError) and err.status == RPCStatusCode.NOT_FOUND
-        if not never_started and waiting is None:
+        reading = await gateway.progress(temporal, ROLLOUT_PROGRESS, rollout_workflow_id(customer_id))
+        progress = reading.value if reading is not None else None  # None: never started
+    except (RPCError, RuntimeError):  # a RuntimeError: a lazy client that cannot reach Temporal
+        if waiting is None:
             raise
     if waiting is not None and (progress is None or progress.revision < waiting):
         return RolloutProgress(customer_id=customer_id, revision=waiting)

@@ -8,12 +8,17 @@ answer, `temporal_visibility_up` says so and the figures keep their last values.
 
 import asyncio
 import logging
+from collections.abc import Coroutine
 from datetime import datetime, timedelta
+from typing import Any
 
 from prometheus_client import Gauge
 from temporalio.client import Client
 
 from billing.models import utcnow
+from contracts.search_attributes import ProvisioningState
+from contracts.workflows import ACCOUNT, CUSTOMER_ROLLOUT, MESSAGING_ROLLOUT, MVNO_ORDER, WorkflowRef
+from core import gateway
 
 log = logging.getLogger(__name__)
 
@@ -27,34 +32,29 @@ WAITING = Gauge("accounts_waiting_for_cmms", "Accounts whose workflow is pushing
 REFUSED = Gauge("accounts_refused_by_cmms", "Accounts whose last push the CMMS refused for good")
 UP = Gauge("temporal_visibility_up", "1 when the last scrape could count workflows in Temporal, else 0")
 
-_RUNNING = 'ExecutionStatus = "Running"'
 
+def _counts(temporal: Client, now: datetime) -> dict[Gauge, Coroutine[Any, Any, int]]:
+    def running(ref: WorkflowRef[Any, Any], **where: Any) -> Coroutine[Any, Any, int]:
+        return gateway.count_running(temporal, ref, rpc_timeout=_DEADLINE, **where)
 
-def _queries(now: datetime) -> dict[Gauge, str]:
-    since = (now - STUCK_AFTER).strftime("%Y-%m-%dT%H:%M:%SZ")
     return {
-        ROLLOUTS.labels("customer"): f'WorkflowType = "CustomerRolloutWorkflow" AND {_RUNNING}',
-        ROLLOUTS.labels("messaging"): f'WorkflowType = "MessagingRolloutWorkflow" AND {_RUNNING}',
-        STUCK_ORDERS: (
-            f'WorkflowType = "MvnoOrderWorkflow" AND {_RUNNING} AND ProvisioningState = "provisioning" '
-            f'AND StartTime < "{since}"'
-        ),
-        WAITING: f'WorkflowType = "AccountWorkflow" AND {_RUNNING} AND ProvisioningState = "pushing"',
-        REFUSED: f'WorkflowType = "AccountWorkflow" AND {_RUNNING} AND ProvisioningState = "refused"',
+        ROLLOUTS.labels("customer"): running(CUSTOMER_ROLLOUT),
+        ROLLOUTS.labels("messaging"): running(MESSAGING_ROLLOUT),
+        STUCK_ORDERS: running(MVNO_ORDER, state=ProvisioningState.provisioning, started_before=now - STUCK_AFTER),
+        WAITING: running(ACCOUNT, state=ProvisioningState.pushing),
+        REFUSED: running(ACCOUNT, state=ProvisioningState.refused),
     }
 
 
 async def refresh(temporal: Client) -> None:
     """Count each figure now (called by the API's /metrics before it answers)."""
-    queries = _queries(utcnow())
+    counts = _counts(temporal, utcnow())
     try:
-        counts = await asyncio.gather(
-            *(temporal.count_workflows(query, rpc_timeout=_DEADLINE) for query in queries.values())
-        )
+        figures = await asyncio.gather(*counts.values())
     except Exception as err:  # Temporal away or slow: the scrape still answers, and says so
         log.info("workflow counts not refreshed: %s", type(err).__name__)
         UP.set(0)
         return
-    for gauge, count in zip(queries, counts, strict=True):
-        gauge.set(count.count)
+    for gauge, figure in zip(counts, figures, strict=True):
+        gauge.set(figure)
     UP.set(1)

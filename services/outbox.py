@@ -3,7 +3,7 @@
 A service changes billing inside `Outbox.transaction()` and says there what Temporal must learn
 (`Tx.tell`): the record is written in the same database transaction, so either both the change and
 the record are stored or neither is. Right after the commit the record is delivered in the
-background (services.delivery) and deleted; the caller's answer does not wait for Temporal, so it is
+background (core.gateway) and deleted; the caller's answer does not wait for Temporal, so it is
 the same whether Temporal is up, down or hanging.
 
 A record that was not delivered (Temporal unreachable, the process killed between commit and
@@ -31,9 +31,9 @@ from temporalio.service import RPCError
 
 from billing.db import SessionMaker, snapshot, transaction
 from billing.models import Order, OrderStatus, OutboxKind, OutboxRecord, utcnow
+from core import gateway
 from core.settings import Settings
 from core.temporal import is_transient
-from services import delivery
 
 log = logging.getLogger(__name__)
 
@@ -259,13 +259,15 @@ class Outbox:
                         order = await session.get(Order, record.target)
                 # Only an order still `accepted` may lack its workflow: any later state was set by it.
                 if order is not None and order.status == OrderStatus.accepted:
-                    await delivery.start_order(client, settings, order)
+                    await gateway.start_order(
+                        client, settings, order.order_id, customer_id=order.customer_id, account_id=order.account_id
+                    )
             case OutboxKind.account:
-                await delivery.account_changed(client, settings, record.target)
+                await gateway.account_changed(client, settings, record.target)
             case OutboxKind.customer:
-                await delivery.customer_changed(client, settings, record.target, record.revision or 0)
+                await gateway.customer_changed(client, settings, record.target, record.revision or 0)
             case OutboxKind.product:
-                await delivery.product_policy_changed(client, settings, record.target)
+                await gateway.product_policy_changed(client, settings, record.target)
 
     async def _postpone(self, session: AsyncSession, record: OutboxRecord, reason: str) -> float:
         """Count the failed try and set when the record is next due; returns the wait in seconds."""

@@ -1,38 +1,22 @@
-"""A reconciliation's id and progress, and its Temporal Schedule kept as the settings say (a run on
-demand is started by services.delivery)."""
+"""Reconciliations, as the API and the worker ask for them: a run started on demand, where a run stands,
+and the Temporal Schedule kept as the settings say (all through core.gateway)."""
 
-import dataclasses
-import logging
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from temporalio.client import (
-    Client,
-    Schedule,
-    ScheduleActionStartWorkflow,
-    ScheduleAlreadyRunningError,
-    ScheduleIntervalSpec,
-    ScheduleOverlapPolicy,
-    SchedulePolicy,
-    ScheduleSpec,
-    ScheduleUpdate,
-    ScheduleUpdateInput,
-    WorkflowExecutionStatus,
-)
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.client import Client
 
-from contracts.reconciliation import (
-    SCHEDULE_ID,
-    SCHEDULED_WORKFLOW_ID,
-    ReconciliationInput,
-    ReconciliationProgress,
-    reconciliation_workflow_id,
-)
-from contracts.search_attributes import ProvisioningState, search_attributes
+from contracts.reconciliation import ReconciliationProgress, reconciliation_workflow_id
+from contracts.workflows import RECONCILIATION_PROGRESS
+from core import gateway
 from core.settings import Settings
-from workflows.reconciliation import ReconciliationWorkflow
 
-log = logging.getLogger("reconciliation")
+
+@dataclass(frozen=True)
+class Started:
+    reconciliation_id: str
+    workflow_id: str
 
 
 def new_reconciliation_id() -> str:
@@ -40,66 +24,26 @@ def new_reconciliation_id() -> str:
     return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
 
 
+async def start_reconciliation(client: Client, settings: Settings, reconciliation_id: str | None = None) -> Started:
+    """Start a reconciliation now (an operator's request, answered only once Temporal has it)."""
+    reconciliation_id = reconciliation_id or new_reconciliation_id()
+    workflow_id = await gateway.start_reconciliation(client, settings, reconciliation_id)
+    return Started(reconciliation_id, workflow_id)
+
+
 async def reconciliation_progress(client: Client, reconciliation_id: str) -> ReconciliationProgress | None:
     """The reconciliation's result, or its progress while it runs; None when there is no such run."""
-    handle = client.get_workflow_handle_for(ReconciliationWorkflow.run, reconciliation_workflow_id(reconciliation_id))
-    try:
-        description = await handle.describe()
-        if description.status == WorkflowExecutionStatus.COMPLETED:
-            return await handle.result()  # no worker needed to read a finished one
-        progress = await handle.query(ReconciliationWorkflow.progress)
-        if description.status != WorkflowExecutionStatus.RUNNING:
-            progress.status = "failed"  # where it got to before it ended
-        return progress
-    except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
-            return None
-        raise
-
-
-def reconciliation_schedule(settings: Settings) -> Schedule | None:
-    """The schedule `RECONCILE_EVERY` asks for; None when it is off. A run still going when the next
-    is due makes that one skipped, never a second run beside it. None beside PortaBilling too: a
-    reconciliation compares the CMMS with the built-in billing."""
-    if settings.reconcile_every is None or settings.billing_source != "builtin":
+    reading = await gateway.progress(client, RECONCILIATION_PROGRESS, reconciliation_workflow_id(reconciliation_id))
+    if reading is None:
         return None
-    action = ScheduleActionStartWorkflow(
-        ReconciliationWorkflow.run,
-        ReconciliationInput(page_size=settings.reconcile_page_size),
-        id=SCHEDULED_WORKFLOW_ID,  # the server adds the time of each run
-        task_queue=settings.temporal_task_queue,
-        typed_search_attributes=search_attributes(state=ProvisioningState.reconciling),
-    )
-    return Schedule(
-        action=action,
-        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=settings.reconcile_every)]),
-        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
-    )
+    if reading.state == "ended":
+        reading.value.status = "failed"  # where it got to before it ended
+    return reading.value
 
 
 async def ensure_reconciliation_schedule(client: Client, settings: Settings) -> None:
-    """Create the schedule, or bring an existing one in line with the settings (every worker does this
-    at start-up, so it is idempotent); remove it when `RECONCILE_EVERY` is off."""
-    schedule = reconciliation_schedule(settings)
-    handle = client.get_schedule_handle(SCHEDULE_ID)
-    if schedule is None:
-        try:
-            await handle.delete()
-            log.info("reconciliation schedule removed (RECONCILE_EVERY is off)")
-        except RPCError as err:
-            if err.status != RPCStatusCode.NOT_FOUND:
-                raise
-        return
-    try:
-        await client.create_schedule(SCHEDULE_ID, schedule)
-        log.info("reconciliation scheduled every %s", settings.reconcile_every)
-        return
-    except ScheduleAlreadyRunningError:
-        pass
-
-    def replace(current: ScheduleUpdateInput) -> ScheduleUpdate:
-        # The settings' action, spec and policy; the state (paused by an operator, say) stays as it is.
-        return ScheduleUpdate(schedule=dataclasses.replace(schedule, state=current.description.schedule.state))
-
-    await handle.update(replace)
-    log.info("reconciliation schedule updated: every %s", settings.reconcile_every)
+    """Bring the schedule in line with `RECONCILE_EVERY` (every worker does this at start-up, so it is
+    idempotent): removed when it is off, and beside PortaBilling (a reconciliation compares the CMMS with
+    the built-in billing)."""
+    every = settings.reconcile_every if settings.billing_source == "builtin" else None
+    await gateway.keep_reconciliation_schedule(client, settings, every)

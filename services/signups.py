@@ -17,27 +17,18 @@ import asyncio
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
-from temporalio.client import (
-    Client,
-    WithStartWorkflowOperation,
-    WorkflowUpdateFailedError,
-    WorkflowUpdateRPCTimeoutOrCancelledError,
-    WorkflowUpdateStage,
-)
-from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.client import Client, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from billing.db import FOR_CHANGE, SessionMaker, snapshot, transaction
 from billing.models import Account, Customer, Reseller, Signup, SmsMessage, utcnow
-from billing.otp import code_hmac, is_well_formed, password_hmac, same_hmac
+from billing.otp import code_hmac, is_well_formed, password_hmac
 from billing.provisioning import effective_profile
 from billing.sms_reports import sent_sms
 from contracts.phone import BadPhoneNumber, normalise
-from contracts.search_attributes import ProvisioningState, search_attributes
 from contracts.signups import (
     ACCOUNT_NOT_CLAIMABLE,
     PROVISIONING_FAILED,
@@ -57,13 +48,14 @@ from contracts.signups import (
     SignupView,
     Verification,
     VerifyRequest,
-    VerifyResult,
+    same_hmac,
     signup_workflow_id,
 )
+from contracts.workflows import SIGNUP_CONFIRM, SIGNUP_SEND_CODE, SIGNUP_VERIFY
+from core import gateway
 from core.settings import Settings
 from services.errors import Conflict, Gone, Invalid, NotFound, ServiceError, TooMany, Unavailable, Upstream
 from services.rate_limit import RateLimiter, Verdict
-from workflows.ott_signup import OttSignupWorkflow
 
 # A signup request meeting the number's previous signup as it closes waits this many times 0.2 s.
 _START_ATTEMPTS = 10
@@ -95,11 +87,7 @@ class Signups:
         await self._limit(client_label, e164)
         for attempt in range(_START_ATTEMPTS):
             try:
-                view: SignupView = await self._temporal.execute_update_with_start_workflow(
-                    OttSignupWorkflow.send_code,
-                    SendCodeRequest(),
-                    start_workflow_operation=self._start_operation(client_label, e164),
-                )
+                view = await gateway.send_signup_code(self._temporal, settings, self._start_input(client_label, e164))
             except WorkflowUpdateFailedError as err:
                 cause = err.cause
                 closing = isinstance(cause, ApplicationError) and cause.type in (SIGNUP_CLOSED, SIGNUP_EXPIRED)
@@ -119,8 +107,8 @@ class Signups:
             raise _closed(signup.status)
         await self._limit(client_label, signup.phone_number)
         try:
-            view: SignupView = await self._handle(signup).execute_update(
-                OttSignupWorkflow.send_code, SendCodeRequest(signup_id=signup_id)
+            view = await gateway.update(
+                self._temporal, SIGNUP_SEND_CODE, _workflow_id(signup), SendCodeRequest(signup_id=signup_id)
             )
         except (WorkflowUpdateFailedError, RPCError) as err:
             raise _closed((await self._after_refusal(signup_id, err)).status) from None
@@ -144,12 +132,13 @@ class Signups:
             raise _closed(signup.status)
         place = await self._hold_wrong_code_place(signup.phone_number)
         try:
-            update = await self._handle(signup).start_update(
-                OttSignupWorkflow.verify,
+            result = await gateway.update_within(
+                self._temporal,
+                SIGNUP_VERIFY,
+                _workflow_id(signup),
                 VerifyRequest(signup_id=signup_id, code_hmac=typed),
-                wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+                settings.signup_verify_timeout_seconds,
             )
-            result: VerifyResult = await asyncio.wait_for(update.result(), settings.signup_verify_timeout_seconds)
         except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
             await self._give_back(signup.phone_number, place)
             # The account is being provisioned (the CMMS may be slow): the same code again picks it up.
@@ -181,12 +170,13 @@ class Signups:
             raise _closed(signup.status)
         await self._hold_password(signup_id, issued, password)
         try:
-            update = await self._handle(signup).start_update(
-                OttSignupWorkflow.confirm,
+            result = await gateway.update_within(
+                self._temporal,
+                SIGNUP_CONFIRM,
+                _workflow_id(signup),
                 ConfirmRequest(signup_id=signup_id, password_hmac=issued),
-                wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+                settings.signup_verify_timeout_seconds,
             )
-            result: VerifyResult = await asyncio.wait_for(update.result(), settings.signup_verify_timeout_seconds)
         except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
             raise Unavailable(
                 "the account is still being provisioned; repeat the call with the same password"
@@ -207,30 +197,20 @@ class Signups:
 
     # --- helpers ---
 
-    def _handle(self, signup: Signup) -> Any:
-        return self._temporal.get_workflow_handle_for(OttSignupWorkflow.run, signup_workflow_id(signup.phone_number))
-
-    def _start_operation(self, client_label: str, e164: str) -> WithStartWorkflowOperation[Any, Any]:
-        """Start the number's signup workflow unless one is pending, whose answer then names its own signup id."""
+    def _start_input(self, client_label: str, e164: str) -> OttSignupInput:
+        """How a new signup of the number starts (a pending one is continued instead)."""
         settings = self._settings
-        return WithStartWorkflowOperation(
-            OttSignupWorkflow.run,
-            OttSignupInput(
-                signup_id=f"su-{secrets.token_urlsafe(16)}",
-                phone_number=e164,
-                policy=SignupPolicy(
-                    code_ttl_seconds=settings.signup_code_ttl_seconds,
-                    max_attempts=settings.signup_max_attempts,
-                    max_sends=settings.signup_max_sends,
-                    resend_cooldown_seconds=settings.signup_resend_cooldown_seconds,
-                ),
-                client_id=client_label,
-                verification=Verification(settings.signup_verification),
+        return OttSignupInput(
+            signup_id=f"su-{secrets.token_urlsafe(16)}",
+            phone_number=e164,
+            policy=SignupPolicy(
+                code_ttl_seconds=settings.signup_code_ttl_seconds,
+                max_attempts=settings.signup_max_attempts,
+                max_sends=settings.signup_max_sends,
+                resend_cooldown_seconds=settings.signup_resend_cooldown_seconds,
             ),
-            id=signup_workflow_id(e164),
-            task_queue=settings.temporal_task_queue,
-            search_attributes=search_attributes(state=ProvisioningState.pending),
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            client_id=client_label,
+            verification=Verification(settings.signup_verification),
         )
 
     async def _limit(self, client_label: str, e164: str) -> None:
@@ -396,3 +376,8 @@ def _update_refusal(err: WorkflowUpdateFailedError) -> ServiceError:
 
 def _invalid(field: str, message: str, kind: str) -> Invalid:
     return Invalid(message, [{"field": field, "message": message, "type": kind}])
+
+
+def _workflow_id(signup: Signup) -> str:
+    """The number's signup workflow (one per number: a new signup of it continues a pending one)."""
+    return signup_workflow_id(signup.phone_number)

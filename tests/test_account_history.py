@@ -13,7 +13,7 @@ import httpx
 from billing.db import transaction
 from billing.models import Account, AccountStatus, PushStatus, Signup, utcnow
 from contracts.signups import SignupState
-from services.delivery import sync_account
+from core.gateway import sync_account
 from tests.support.catalog import new_id, order_body, seed_catalog
 from tests.support.net import free_port
 from tests.support.orders import finished, submit

@@ -5,7 +5,7 @@ import asyncio
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from billing.models import Account, AccountStatus, Customer, utcnow
-from services.delivery import account_changed, sync_account
+from core.gateway import account_changed, sync_account
 from tests.support.catalog import order_body, seed_catalog
 from tests.support.orders import finished, submit
 from tests.support.stack import Stack

@@ -8,8 +8,7 @@ from typing import Any
 from billing.models import Account, AccountStatus, Customer
 from contracts.provisioning import ProvisionAccountResult
 from contracts.rollouts import rollout_workflow_id
-from core.temporal import result_once_started
-from services.delivery import sync_account
+from core.gateway import result_once_started, sync_account
 from tests.support.catalog import Catalog, create, new_id, order_body, random_imei, seed_catalog
 from tests.support.orders import finished, submit
 from tests.support.rollouts import patch_customer, rollout_when, seed_accounts

@@ -11,8 +11,7 @@ from billing.models import Account, PushStatus, utcnow
 from contracts.cmms import CmmsAccount
 from contracts.provisioning import account_workflow_id
 from contracts.wallets import MessagingRolloutResult
-from core.temporal import result_once_started
-from services.delivery import start_order, sync_account
+from core.gateway import result_once_started, start_order, sync_account
 from tests.support.catalog import Catalog, create, new_id, order_body, seed_catalog
 from tests.support.messaging import (
     ledger,
@@ -213,7 +212,9 @@ async def test_an_account_named_by_an_accepted_order_can_be_given_a_wallet_at_on
     waiting = await stack.api.get(f"/v1/orders/{order.order_id}", headers=stack.website)
     assert waiting.json()["messaging"] == "active"  # the held wallet pays from the start
 
-    await start_order(stack.temporal, stack.settings, order)
+    await start_order(
+        stack.temporal, stack.settings, order.order_id, customer_id=order.customer_id, account_id=order.account_id
+    )
     done = await finished(stack, order.order_id)
     assert done["status"] == "completed" and done["messaging"] == "active"
     assert (await wait_for_record(stack.sim, order.account_id, lambda r: True)).messaging_enabled is True

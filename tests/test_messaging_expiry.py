@@ -11,9 +11,10 @@ from temporalio.testing import WorkflowEnvironment
 from billing.db import make_engine, make_sessionmaker, transaction
 from billing.messaging import MESSAGING
 from billing.models import Account, AccountStatus, Customer, CustomerClass, Product
+from billing.wallets import Movement, MovementKind
 from core.settings import Settings
 from services.outbox import Outbox
-from services.wallets import Movement, MovementKind, apply_movement, get_wallet, ledger, open_wallet
+from services.wallets import apply_movement, get_wallet, ledger, open_wallet
 from tests.conftest import server_address, sqlite_database
 from tests.support.catalog import new_id
 from tests.support.messaging import wait_for_record

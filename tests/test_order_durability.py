@@ -6,7 +6,8 @@ from pathlib import Path
 import httpx
 
 from contracts.orders import MvnoOrderResult
-from core.temporal import connect, result_once_started
+from core.gateway import result_once_started
+from core.temporal import connect
 from tests.conftest import sqlite_database
 from tests.support.catalog import Catalog, order_body
 from tests.support.simulator import SimulatorProcess

@@ -37,9 +37,9 @@ from contracts.reconciliation import (
     reconciliation_workflow_id,
 )
 from contracts.search_attributes import DRIFT_FOUND, PROVISIONING_STATE, REPAIRS_FAILED
+from core.gateway import start_reconciliation
 from core.settings import Settings
 from core.temporal import connect
-from services.delivery import start_reconciliation
 from services.reconciliation import ensure_reconciliation_schedule, new_reconciliation_id
 from tests.support.catalog import Catalog, new_id, order_body, random_imei, seed_catalog
 from tests.support.database import migrate, postgres_database

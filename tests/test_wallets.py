@@ -14,20 +14,11 @@ from sqlmodel import col, func, select
 from billing.db import SessionMaker, async_url, make_engine, make_sessionmaker, transaction
 from billing.messaging import MESSAGING
 from billing.models import Account, AccountStatus, WalletLot, WalletMovement, utcnow
+from billing.sources.builtin import BuiltinSource
+from billing.wallets import AccountTerminated, InsufficientBalance, Movement, MovementKind, WalletExpired, expire_due
 from services.accounts import terminate_account
 from services.outbox import Outbox
-from services.wallets import (
-    AccountTerminated,
-    InsufficientBalance,
-    LedgerEntry,
-    Movement,
-    MovementKind,
-    WalletExpired,
-    apply_movement,
-    expire_due,
-    get_wallet,
-    open_wallet,
-)
+from services.wallets import LedgerEntry, apply_movement, get_wallet, open_wallet
 from services.wallets import ledger as ledger_page
 from tests.support.catalog import Catalog, create, new_id, seed_catalog
 from tests.support.messaging import billing_only_account, ledger, move, wallet_view
@@ -282,6 +273,25 @@ async def test_expired_units_are_gone_and_a_top_up_after_expiry_starts_a_new_bal
     entries = await ledger(stack, account_id)
     assert (entries[-1]["kind"], entries[-1]["amount"], _at(entries[-1]["expires_at"])) == ("top_up", 3, soon)
     assert sum(e["amount"] for e in entries) == 3
+
+
+async def test_reading_the_desired_state_writes_nothing_the_expiry_step_writes_the_expired_units_off(
+    stack: Stack,
+) -> None:
+    account_id = await _account(stack)
+    outbox = Outbox(stack.sessions, stack.temporal, stack.settings)
+    await open_wallet(outbox, account_id, MESSAGING, 0, None)
+    long_ago = utcnow() - timedelta(days=3)
+    await apply_movement(outbox, account_id, MESSAGING, Movement(MovementKind.top_up, 5, valid_days=1), now=long_ago)
+    source = BuiltinSource(stack.sessions, stack.settings)
+
+    await source.desired(account_id, utcnow())
+    assert await _movements(stack, account_id) == 1  # the top-up only: a read wrote no expiry
+
+    await source.expire_due(account_id, utcnow())
+    assert await _movements(stack, account_id) == 2
+    async with stack.sessions() as session:
+        assert (await session.exec(select(WalletLot).where(WalletLot.account_id == account_id))).all() == []
 
 
 async def test_a_top_up_without_a_lifetime_takes_the_products_default(stack: Stack) -> None:

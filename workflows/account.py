@@ -20,6 +20,8 @@ with workflow.unsafe.imports_passed_through():
         ProvisionAccountResult,
     )
     from contracts.search_attributes import ProvisioningState
+    from contracts.workflows import ACCOUNT, ACCOUNT_CHANGED, ACCOUNT_LAST_ERROR, ACCOUNT_SYNC
+    from workflows import handlers
     from workflows.policies import cmms_step
     from workflows.visibility import show
 
@@ -27,7 +29,7 @@ with workflow.unsafe.imports_passed_through():
 MAX_PUSHES_PER_RUN = 200
 
 
-@workflow.defn
+@workflow.defn(name=ACCOUNT.name)
 class AccountWorkflow:
     @workflow.init
     def __init__(self, start: AccountWorkflowInput) -> None:
@@ -38,12 +40,12 @@ class AccountWorkflow:
         self._last: ProvisionAccountResult | None = None
         self._last_error: str | None = None
 
-    @workflow.signal
+    @workflow.signal(name=ACCOUNT_CHANGED.name)
     def changed(self) -> None:
         """Billing changed something the CMMS holds: push the current state soon."""
         self._requested += 1
 
-    @workflow.update
+    @handlers.update(ACCOUNT_SYNC)
     async def sync(self) -> AccountSyncResult:
         """Push the current state and answer once the CMMS holds it (or the account is gone)."""
         self._requested += 1
@@ -56,7 +58,7 @@ class AccountWorkflow:
             removed=bool(last and last.removed),
         )
 
-    @workflow.query
+    @workflow.query(name=ACCOUNT_LAST_ERROR.name)
     def last_error(self) -> str | None:
         return self._last_error
 

@@ -21,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
         SyncAccountsInput,
     )
     from contracts.search_attributes import ProvisioningState
+    from contracts.workflows import CUSTOMER_ROLLOUT, ROLLOUT_CHANGED, ROLLOUT_PROGRESS
     from workflows.policies import ACCOUNT_SYNC_STEP, DB_STEP
     from workflows.visibility import show
 
@@ -28,7 +29,7 @@ with workflow.unsafe.imports_passed_through():
 PAGES_PER_RUN = 20
 
 
-@workflow.defn
+@workflow.defn(name=CUSTOMER_ROLLOUT.name)
 class CustomerRolloutWorkflow:
     @workflow.init
     def __init__(self, start: CustomerRolloutInput) -> None:
@@ -36,12 +37,12 @@ class CustomerRolloutWorkflow:
         self._target = max(start.revision, self._progress.revision)  # the newest revision heard of
         self._after = start.after_account_id
 
-    @workflow.signal
+    @workflow.signal(name=ROLLOUT_CHANGED.name)
     def changed(self, change: RolloutChange) -> None:
         """The customer changed again: its accounts must end with this revision's values (or newer)."""
         self._target = max(self._target, change.revision)
 
-    @workflow.query
+    @workflow.query(name=ROLLOUT_PROGRESS.name)
     def progress(self) -> RolloutProgress:
         return self._progress
 

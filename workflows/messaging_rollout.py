@@ -12,6 +12,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.wallets import MessagingRolloutActivities
     from contracts.search_attributes import ProvisioningState
     from contracts.wallets import MessagingRolloutInput, MessagingRolloutResult, ProductAccountsPage
+    from contracts.workflows import MESSAGING_ROLLOUT
     from workflows.policies import DB_STEP
     from workflows.visibility import show
 
@@ -19,7 +20,7 @@ PAGE_SIZE = 500
 PAGES_PER_RUN = 100
 
 
-@workflow.defn
+@workflow.defn(name=MESSAGING_ROLLOUT.name)
 class MessagingRolloutWorkflow:
     @workflow.run
     async def run(self, start: MessagingRolloutInput) -> MessagingRolloutResult:

@@ -19,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from contracts.provisioning import AccountWorkflowInput, ProvisionAccountInput, account_workflow_id
     from contracts.search_attributes import ProvisioningState, search_attributes
+    from contracts.workflows import MVNO_ORDER
     from workflows.account import AccountWorkflow
     from workflows.policies import DB_STEP, cmms_step
     from workflows.visibility import show
@@ -27,7 +28,7 @@ with workflow.unsafe.imports_passed_through():
 WAKE_AT_WALLET_EXPIRY = "wake-at-wallet-expiry"
 
 
-@workflow.defn
+@workflow.defn(name=MVNO_ORDER.name)
 class MvnoOrderWorkflow:
     """Create the billing account, provision the CMMS, complete the order (or roll it back)."""
 

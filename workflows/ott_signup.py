@@ -23,7 +23,6 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities.provisioning import ProvisioningActivities
     from activities.signups import SignupActivities
-    from billing.otp import same_hmac
     from contracts.provisioning import ProvisionAccountInput
     from contracts.search_attributes import ProvisioningState
     from contracts.signups import (
@@ -49,7 +48,10 @@ with workflow.unsafe.imports_passed_through():
         Verification,
         VerifyRequest,
         VerifyResult,
+        same_hmac,
     )
+    from contracts.workflows import OTT_SIGNUP, SIGNUP_CONFIRM, SIGNUP_SEND_CODE, SIGNUP_STATE, SIGNUP_VERIFY
+    from workflows import handlers
     from workflows.policies import DB_STEP, StepOptions, cmms_step
     from workflows.visibility import show
 
@@ -77,7 +79,7 @@ PUSH_STEP: StepOptions = {
 FAILURE_RECORDED_BEFORE_ANSWER = "failure-recorded-before-answer"
 
 
-@workflow.defn
+@workflow.defn(name=OTT_SIGNUP.name)
 class OttSignupWorkflow:
     @workflow.init
     def __init__(self, start: OttSignupInput) -> None:
@@ -124,14 +126,14 @@ class OttSignupWorkflow:
             return True
         return False
 
-    @workflow.query
+    @workflow.query(name=SIGNUP_STATE.name)
     def state(self) -> OttSignupResult:
         """Where the signup stands (for the Temporal UI and tests); never the code or its hash."""
         return OttSignupResult(signup_id=self._signup_id, status=self._status, account_id=self._account_id)
 
     # --- send_code: a signup request for the number, or a resend ---
 
-    @workflow.update
+    @handlers.update(SIGNUP_SEND_CODE)
     async def send_code(self, request: SendCodeRequest) -> SignupView:
         """Send a new code (the old one stops working) and answer the signup; a repeated signup
         request inside the cooldown or past the send limit answers the pending signup unchanged."""
@@ -203,7 +205,7 @@ class OttSignupWorkflow:
 
     # --- verify: the HMAC of the typed code ---
 
-    @workflow.update
+    @handlers.update(SIGNUP_VERIFY)
     async def verify(self, request: VerifyRequest) -> VerifyResult:
         """Check the code; on the right one create (or find) the number's account and provision it."""
         if self._verification == Verification.cmms:
@@ -241,7 +243,7 @@ class OttSignupWorkflow:
 
     # --- confirm: the CMMS verified the number and issued the app's password ---
 
-    @workflow.update
+    @handlers.update(SIGNUP_CONFIRM)
     async def confirm(self, request: ConfirmRequest) -> VerifyResult:
         """Create (or renew) the number's account with the CMMS's password and provision it."""
         self._check_confirmable(request)

@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
         RepairInput,
     )
     from contracts.search_attributes import DRIFT_FOUND, REPAIRS_FAILED, ProvisioningState
+    from contracts.workflows import RECONCILIATION, RECONCILIATION_PROGRESS
     from workflows.policies import ACCOUNT_SYNC_STEP, DB_STEP, HeartbeatStep, cmms_step, cmms_task_queue
     from workflows.visibility import show
 
@@ -53,7 +54,7 @@ ORPHAN_STEP: HeartbeatStep = {
 }
 
 
-@workflow.defn
+@workflow.defn(name=RECONCILIATION.name)
 class ReconciliationWorkflow:
     @workflow.init
     def __init__(self, start: ReconciliationInput) -> None:
@@ -63,7 +64,7 @@ class ReconciliationWorkflow:
         self._billing = start.billing
         self._cmms = start.cmms
 
-    @workflow.query
+    @workflow.query(name=RECONCILIATION_PROGRESS.name)
     def progress(self) -> ReconciliationProgress:
         return self._progress
 

@@ -84,7 +84,7 @@ class SignupSummary(BaseModel):
     updated_at: datetime
 
 
-class WorkflowRun(BaseModel):
+class WorkflowRunPublic(BaseModel):
     """A workflow that names the account (its order, its signup, each run of its own workflow)."""
 
     workflow_id: str
@@ -96,7 +96,7 @@ class WorkflowRun(BaseModel):
     closed_at: datetime | None
 
 
-class Push(BaseModel):
+class PushPublic(BaseModel):
     """One push of the account to the CMMS and how it ended (`in_progress`: still trying)."""
 
     workflow_id: str
@@ -108,29 +108,29 @@ class Push(BaseModel):
     error: str | None
 
 
-class AccountHistory(BaseModel):
+class AccountHistoryPublic(BaseModel):
     account: AccountPublic
     orders: list[OrderPublic]
     signups: list[SignupSummary]
     changes: list[AuditEntryPublic]  # the edits operators made, with who and when
-    workflows: list[WorkflowRun]
-    pushes: list[Push]  # oldest first, the newest 100
+    workflows: list[WorkflowRunPublic]
+    pushes: list[PushPublic]  # oldest first, the newest 100
     last_error: str | None  # why the last push failed, if it did
     temporal: Literal["ok", "unavailable"]  # "unavailable": Temporal could not be read; billing's part is shown
 
 
 @router.get("/{account_id}/history")
-async def get_history(account_id: AnyId, outbox: OutboxDep, temporal: TemporalDep) -> AccountHistory:
+async def get_history(account_id: AnyId, outbox: OutboxDep, temporal: TemporalDep) -> AccountHistoryPublic:
     """What happened to the account: its orders, signups and edits from billing; its workflows and every
     push to the CMMS with its outcome and times from Temporal."""
     found = await account_history.account_history(outbox, temporal, account_id)
-    return AccountHistory(
+    return AccountHistoryPublic(
         account=AccountPublic.model_validate(found.account, from_attributes=True),
         orders=[public_order(view) for view in found.orders],
         signups=[SignupSummary.model_validate(row, from_attributes=True) for row in found.signups],
         changes=[AuditEntryPublic.model_validate(row, from_attributes=True) for row in found.changes],
-        workflows=[WorkflowRun.model_validate(run, from_attributes=True) for run in found.workflows],
-        pushes=[Push.model_validate(push, from_attributes=True) for push in found.pushes],
+        workflows=[WorkflowRunPublic.model_validate(run, from_attributes=True) for run in found.workflows],
+        pushes=[PushPublic.model_validate(push, from_attributes=True) for push in found.pushes],
         last_error=found.last_error,
         temporal="unavailable" if found.temporal == "unavailable" else "ok",
     )

@@ -11,8 +11,8 @@ from api.deps import CallerDep, OutboxDep, require
 from api.fields import WHOLE, AnyId, Name, ResourceId
 from api.pagination import Page, PageDep
 from billing.models import Product
+from billing.wallets import MAX_BALANCE
 from services import products
-from services.wallets import MAX_BALANCE
 
 router = APIRouter(prefix="/v1/products", tags=["products"], dependencies=[Depends(require(Role.admin))])
 

@@ -10,8 +10,7 @@ from api.auth import Role
 from api.deps import SettingsDep, TemporalDep, require
 from api.problems import Problem
 from contracts.reconciliation import BESIDE_PORTABILLING, ReconciliationProgress
-from services.delivery import start_reconciliation
-from services.reconciliation import new_reconciliation_id, reconciliation_progress
+from services import reconciliation
 
 router = APIRouter(prefix="/v1/reconciliations", tags=["reconciliations"], dependencies=[Depends(require(Role.admin))])
 
@@ -30,19 +29,18 @@ async def post_reconciliation(temporal: TemporalDep, settings: SettingsDep) -> R
     """Start a reconciliation now; its progress and result are at `progress_url`."""
     if settings.billing_source != "builtin":
         raise Problem(409, BESIDE_PORTABILLING)
-    reconciliation_id = new_reconciliation_id()
-    workflow_id = await start_reconciliation(temporal, settings, reconciliation_id)
+    started = await reconciliation.start_reconciliation(temporal, settings)
     return ReconciliationAccepted(
-        reconciliation_id=reconciliation_id,
-        workflow_id=workflow_id,
-        progress_url=f"/v1/reconciliations/{reconciliation_id}",
+        reconciliation_id=started.reconciliation_id,
+        workflow_id=started.workflow_id,
+        progress_url=f"/v1/reconciliations/{started.reconciliation_id}",
     )
 
 
 @router.get("/{reconciliation_id}")
 async def get_reconciliation(reconciliation_id: ReconciliationId, temporal: TemporalDep) -> ReconciliationProgress:
     """`{status: running|completed|failed, checked, missing, different, orphaned, repaired, failed}`."""
-    progress = await reconciliation_progress(temporal, reconciliation_id)
+    progress = await reconciliation.reconciliation_progress(temporal, reconciliation_id)
     if progress is None:
         raise Problem(404, f"reconciliation {reconciliation_id!r} does not exist")
     return progress

@@ -1,6 +1,6 @@
 """Service wallets and account service policies (use case 4), under `/v1/accounts/{account_id}`.
 
-A wallet change (services.wallets: top-ups with a lifetime, charges taking the units expiring first,
+A wallet change (billing.wallets: top-ups with a lifetime, charges taking the units expiring first,
 expiries) is committed with the outbox record that has the account's workflow push the *current*
 messaging state to the CMMS, where the account's product lets billing drive it.
 """
@@ -18,6 +18,7 @@ from api.fields import WHOLE, AnyId, DateTime
 from api.problems import Problem
 from billing.messaging import MESSAGING
 from billing.models import MessagingState, utcnow
+from billing.wallets import MAX_BALANCE, Movement, MovementKind, WalletSnapshot
 from services import accounts, wallets
 
 router = APIRouter(prefix="/v1/accounts", tags=["wallets"])
@@ -25,7 +26,7 @@ router = APIRouter(prefix="/v1/accounts", tags=["wallets"])
 _admin = [Depends(require(Role.admin))]
 _admin_or_cmms = [Depends(require(Role.cmms))]  # admin may do everything
 
-Units = Annotated[StrictInt, Field(gt=0, le=wallets.MAX_BALANCE), WHOLE]
+Units = Annotated[StrictInt, Field(gt=0, le=MAX_BALANCE), WHOLE]
 IdempotencyKey = Annotated[
     str | None,
     Header(alias="Idempotency-Key", min_length=1, max_length=200, description="Applies a retried request once"),
@@ -36,7 +37,7 @@ class WalletCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     service: Literal["messaging"]
-    balance: Annotated[StrictInt, Field(ge=0, le=wallets.MAX_BALANCE), WHOLE]
+    balance: Annotated[StrictInt, Field(ge=0, le=MAX_BALANCE), WHOLE]
     expires_at: DateTime | None = None
 
 
@@ -84,13 +85,13 @@ class WalletPublic(BaseModel):
 class LedgerEntryPublic(BaseModel):
     """A top-up (+), a charge (-) or an expiry (-, dated when the units expired); their sum is the balance."""
 
-    kind: wallets.MovementKind
+    kind: MovementKind
     amount: int
     at: datetime
     expires_at: datetime | None = None  # a top-up's (or expired units') lifetime
 
 
-class LedgerPage(BaseModel):
+class LedgerPagePublic(BaseModel):
     items: list[LedgerEntryPublic]
     next: str | None  # the cursor of the next page; null on the last
 
@@ -131,9 +132,7 @@ async def top_up(
     """Add units with their own lifetime; a top-up that makes the wallet usable resumes messaging (after
     everything expired, it starts a new balance)."""
     _check_future("expires_at", body.expires_at)
-    movement = wallets.Movement(
-        wallets.MovementKind.top_up, body.amount, body.expires_at, idempotency_key, valid_days=body.valid_days
-    )
+    movement = Movement(MovementKind.top_up, body.amount, body.expires_at, idempotency_key, valid_days=body.valid_days)
     return _view(await wallets.apply_movement(outbox, account_id, MESSAGING, movement))
 
 
@@ -145,7 +144,7 @@ async def charge(
     idempotency_key: IdempotencyKey = None,
 ) -> WalletPublic:
     """Take units; more than the balance is refused with 409 and nothing is charged."""
-    movement = wallets.Movement(wallets.MovementKind.charge, body.amount, None, idempotency_key)
+    movement = Movement(MovementKind.charge, body.amount, None, idempotency_key)
     return _view(await wallets.apply_movement(outbox, account_id, MESSAGING, movement))
 
 
@@ -155,14 +154,14 @@ async def list_movements(
     outbox: OutboxDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,18}$", description="`next` of the previous page")] = None,
-) -> LedgerPage:
+) -> LedgerPagePublic:
     """The wallet's ledger, oldest first: top-ups, charges and expiries; their amounts sum to the balance."""
     page = await wallets.ledger(outbox, account_id, MESSAGING, limit=limit, after=int(cursor) if cursor else None)
     items = [
         LedgerEntryPublic(kind=entry.kind, amount=entry.amount, at=entry.at, expires_at=entry.expires_at)
         for entry in page.entries
     ]
-    return LedgerPage(items=items, next=str(page.next_after) if page.next_after is not None else None)
+    return LedgerPagePublic(items=items, next=str(page.next_after) if page.next_after is not None else None)
 
 
 @router.put("/{account_id}/service-policies/messaging", dependencies=_admin)
@@ -184,7 +183,7 @@ def _check_future(field: str, value: datetime | None) -> None:
         )
 
 
-def _view(snapshot: wallets.WalletSnapshot) -> WalletPublic:
+def _view(snapshot: WalletSnapshot) -> WalletPublic:
     return WalletPublic(
         account_id=snapshot.account_id,
         service=snapshot.service,

@@ -65,9 +65,14 @@ class Outcome:
 class BillingSource(Protocol):
     """What the activities need from billing; `account_id` is the account's key in the workflows."""
 
+    async def expire_due(self, account_id: str, now: datetime) -> None:
+        """Write off what expired by `now` in billing's own books (the built-in billing's wallet units), the
+        step before `desired`; reading the desired state itself writes nothing."""
+        ...
+
     async def desired(self, account_id: str, now: datetime) -> Desired:
-        """The account's desired CMMS record at `now`. Raises `BillingUnavailable`, `BillingRefusal`, or
-        (built-in billing, an account it never had) `LookupError`."""
+        """The account's desired CMMS record at `now`, as billing holds it (read only). Raises
+        `BillingUnavailable`, `BillingRefusal`, or (built-in billing, an account it never had) `LookupError`."""
         ...
 
     async def record(self, account_id: str, outcome: Outcome) -> None:

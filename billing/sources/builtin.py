@@ -11,9 +11,9 @@ from billing.messaging import MESSAGING
 from billing.models import Account, AccountStatus, Customer, PushStatus, utcnow
 from billing.provisioning import desired_state
 from billing.sources.base import Desired, Outcome
+from billing.wallets import expire_due
 from contracts.rollouts import AccountPage
 from core.settings import Settings
-from services.wallets import expire_due
 
 # Accounts a customer's rollout re-provisions. A pending account is its order's to provision (and to
 # roll back); a terminated one has left the CMMS.
@@ -25,10 +25,11 @@ class BuiltinSource:
         self._sessions = sessions
         self._settings = settings
 
-    async def desired(self, account_id: str, now: datetime) -> Desired:
-        # Units whose top-up expired are written off first (the ledger dates it at the expiry), so the push
-        # and the wallet agree; nothing on a terminated account.
+    async def expire_due(self, account_id: str, now: datetime) -> None:
+        # The ledger dates the write-off at the expiry; nothing on a terminated account.
         await expire_due(self._sessions, account_id, MESSAGING, now)
+
+    async def desired(self, account_id: str, now: datetime) -> Desired:
         async with snapshot(self._sessions) as session:
             account = await session.get(Account, account_id)
             if account is None:

@@ -81,6 +81,9 @@ class PortaBillingSource:
         self._settings = settings
         self._read: dict[str, PortaBillingAccount] = {}  # by account: what `desired` read, for `record`
 
+    async def expire_due(self, account_id: str, now: datetime) -> None:
+        """Nothing: PortaBilling expires its own wallets, and `desired` reads them as they are."""
+
     async def desired(self, account_id: str, now: datetime) -> Desired:
         i_account = parse_key(account_id)
         with _reading(f"account {i_account}"):

@@ -6,7 +6,7 @@ from typing import Any
 
 from billing.models import Order, OrderStatus, OutboxKind, OutboxRecord, utcnow
 from contracts.orders import MvnoOrderResult, order_workflow_id
-from core.temporal import result_once_started
+from core.gateway import result_once_started
 from tests.support.catalog import Catalog, new_id, random_imei
 from tests.support.stack import Stack
 
