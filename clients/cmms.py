@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from clients.http import RETRYABLE_4XX, retry_after
 from clients.pacing import Pacer
 from contracts.cmms import CmmsAccount, CmmsPage, CmmsRecord
+from core.settings import CmmsSettings
 
 # Sized for about 100 provisioning calls in flight from one worker.
 _LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100)
@@ -75,6 +76,16 @@ class CmmsClient:
             timeout=timeout,
             limits=_LIMITS,
             transport=transport,
+        )
+
+    @classmethod
+    def from_settings(cls, settings: CmmsSettings) -> Self:
+        """The client of the CMMS the settings name, at their timeout and rate limit."""
+        return cls(
+            settings.url,
+            settings.token.get_secret_value(),
+            timeout=settings.timeout_seconds,
+            rate_limit_per_second=settings.rate_limit_per_second,
         )
 
     async def __aenter__(self) -> Self:

@@ -21,6 +21,8 @@ from typing import Self
 
 import httpx
 
+from core.settings import SmsSettings
+
 _REASON_MAX = 200
 
 # Delivery report types to ask for (the guide's "SMS Delivery Reports" chapter): 1 delivered to the
@@ -75,6 +77,17 @@ class KannelClient:
         if sender:
             self._headers["X-Kannel-From"] = sender
         self._http = httpx.AsyncClient(timeout=timeout)
+
+    @classmethod
+    def from_settings(cls, settings: SmsSettings) -> Self:
+        """The client of the gateway the settings name, with their credentials, sender and timeout."""
+        return cls(
+            settings.gateway_url,
+            settings.username,
+            settings.password.get_secret_value(),
+            sender=settings.sender,
+            timeout=settings.timeout_seconds,
+        )
 
     async def send(self, to: str, text: str, *, dlr_url: str | None = None) -> Submitted:
         """Hand one message to the gateway; returns once Kannel has taken it.

@@ -26,7 +26,6 @@ from contracts.reconciliation import ReconciliationInput, reconciliation_workflo
 from contracts.rollouts import CustomerRolloutInput, RolloutChange, rollout_workflow_id
 from contracts.search_attributes import OpsState, search_attributes
 from contracts.wallets import MessagingRolloutInput, messaging_rollout_workflow_id
-from core.settings import Settings
 
 # The workflows by their registered names: activities deliver through this module too, and the
 # workflow modules import the activities, so naming the classes here would make an import cycle.
@@ -46,14 +45,14 @@ RPC_TIMEOUT = timedelta(seconds=10)
 CHANGED_SIGNAL = "changed"
 
 
-async def start_order(client: Client, settings: Settings, order: Order) -> str:
+async def start_order(client: Client, task_queue: str, order: Order) -> str:
     """Start the order's workflow; one already started or finished is left as it is."""
     with contextlib.suppress(WorkflowAlreadyStartedError):
         await client.start_workflow(
             ORDER_WORKFLOW,
             MvnoOrderInput(order_id=order.order_id),
             id=order.workflow_id,
-            task_queue=settings.temporal_task_queue,
+            task_queue=task_queue,
             search_attributes=search_attributes(
                 state=OpsState.provisioning,
                 order_id=order.order_id,
@@ -67,14 +66,14 @@ async def start_order(client: Client, settings: Settings, order: Order) -> str:
     return order.workflow_id
 
 
-async def account_changed(client: Client, settings: Settings, account_id: str) -> str:
+async def account_changed(client: Client, task_queue: str, account_id: str) -> str:
     """Signal (starting it if needed) the account's workflow; returns its id. Does not wait for the CMMS."""
     workflow_id = account_workflow_id(account_id)
     await client.start_workflow(
         ACCOUNT_WORKFLOW,
         AccountWorkflowInput(account_id=account_id),
         id=workflow_id,
-        task_queue=settings.temporal_task_queue,
+        task_queue=task_queue,
         search_attributes=search_attributes(state=OpsState.pushing, account_id=account_id),
         start_signal=CHANGED_SIGNAL,
         rpc_timeout=RPC_TIMEOUT,
@@ -82,13 +81,13 @@ async def account_changed(client: Client, settings: Settings, account_id: str) -
     return workflow_id
 
 
-async def sync_account(client: Client, settings: Settings, account_id: str) -> AccountSyncResult:
+async def sync_account(client: Client, task_queue: str, account_id: str) -> AccountSyncResult:
     """Push billing's current state to the CMMS through the account's workflow, and wait until it is there."""
     start: WithStartWorkflowOperation[Any, Any] = WithStartWorkflowOperation(
         ACCOUNT_WORKFLOW,
         AccountWorkflowInput(account_id=account_id),
         id=account_workflow_id(account_id),
-        task_queue=settings.temporal_task_queue,
+        task_queue=task_queue,
         search_attributes=search_attributes(state=OpsState.pushing, account_id=account_id),
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
     )
@@ -98,7 +97,7 @@ async def sync_account(client: Client, settings: Settings, account_id: str) -> A
     return result
 
 
-async def customer_changed(client: Client, settings: Settings, customer_id: str, revision: int) -> str:
+async def customer_changed(client: Client, task_queue: str, customer_id: str, revision: int) -> str:
     """Have every account of the customer re-provisioned with `revision`'s values; returns the rollout's id.
 
     Signal-with-start: a rollout already running for the customer starts its pass again for the newer
@@ -109,7 +108,7 @@ async def customer_changed(client: Client, settings: Settings, customer_id: str,
         ROLLOUT_WORKFLOW,
         CustomerRolloutInput(customer_id=customer_id, revision=revision),
         id=workflow_id,
-        task_queue=settings.temporal_task_queue,
+        task_queue=task_queue,
         search_attributes=search_attributes(state=OpsState.rolling_out, customer_id=customer_id),
         start_signal=CHANGED_SIGNAL,
         start_signal_args=[RolloutChange(revision=revision)],
@@ -118,14 +117,14 @@ async def customer_changed(client: Client, settings: Settings, customer_id: str,
     return workflow_id
 
 
-async def product_policy_changed(client: Client, settings: Settings, product_id: str) -> str:
+async def product_policy_changed(client: Client, task_queue: str, product_id: str) -> str:
     """Bring every account of the product into line with its messaging policy; returns the rollout's id."""
     workflow_id = messaging_rollout_workflow_id(product_id)
     await client.start_workflow(
         MESSAGING_ROLLOUT_WORKFLOW,
         MessagingRolloutInput(product_id=product_id),
         id=workflow_id,
-        task_queue=settings.temporal_task_queue,
+        task_queue=task_queue,
         search_attributes=search_attributes(state=OpsState.rolling_out),
         # A newer change starts again from the first account rather than racing the older rollout.
         id_conflict_policy=WorkflowIDConflictPolicy.TERMINATE_EXISTING,
@@ -134,15 +133,15 @@ async def product_policy_changed(client: Client, settings: Settings, product_id:
     return workflow_id
 
 
-async def start_reconciliation(client: Client, settings: Settings, reconciliation_id: str) -> str:
+async def start_reconciliation(client: Client, task_queue: str, reconciliation_id: str, page_size: int) -> str:
     """Start a reconciliation now (an operator's request, answered only once Temporal has it); returns
     its workflow id."""
     workflow_id = reconciliation_workflow_id(reconciliation_id)
     await client.start_workflow(
         RECONCILIATION_WORKFLOW,
-        ReconciliationInput(page_size=settings.reconcile_page_size),
+        ReconciliationInput(page_size=page_size),
         id=workflow_id,
-        task_queue=settings.temporal_task_queue,
+        task_queue=task_queue,
         search_attributes=search_attributes(state=OpsState.reconciling),
         rpc_timeout=RPC_TIMEOUT,
     )

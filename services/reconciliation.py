@@ -29,7 +29,7 @@ from contracts.reconciliation import (
     reconciliation_workflow_id,
 )
 from contracts.search_attributes import OpsState, search_attributes
-from core.settings import Settings
+from core.settings import ReconciliationSettings
 from workflows.reconciliation import ReconciliationWorkflow
 
 log = logging.getLogger("reconciliation")
@@ -57,30 +57,34 @@ async def reconciliation_progress(client: Client, reconciliation_id: str) -> Rec
         raise
 
 
-def reconciliation_schedule(settings: Settings) -> Schedule | None:
+def reconciliation_schedule(
+    settings: ReconciliationSettings, *, task_queue: str, billing_source: str
+) -> Schedule | None:
     """The schedule `RECONCILE_EVERY` asks for; None when it is off. A run still going when the next
     is due makes that one skipped, never a second run beside it. None beside PortaBilling too: a
     reconciliation compares the CMMS with the built-in billing."""
-    if settings.reconcile_every is None or settings.billing_source != "builtin":
+    if settings.every is None or billing_source != "builtin":
         return None
     action = ScheduleActionStartWorkflow(
         ReconciliationWorkflow.run,
-        ReconciliationInput(page_size=settings.reconcile_page_size),
+        ReconciliationInput(page_size=settings.page_size),
         id=SCHEDULED_WORKFLOW_ID,  # the server adds the time of each run
-        task_queue=settings.temporal_task_queue,
+        task_queue=task_queue,
         typed_search_attributes=search_attributes(state=OpsState.reconciling),
     )
     return Schedule(
         action=action,
-        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=settings.reconcile_every)]),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=settings.every)]),
         policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
     )
 
 
-async def ensure_reconciliation_schedule(client: Client, settings: Settings) -> None:
+async def ensure_reconciliation_schedule(
+    client: Client, settings: ReconciliationSettings, *, task_queue: str, billing_source: str
+) -> None:
     """Create the schedule, or bring an existing one in line with the settings (every worker does this
     at start-up, so it is idempotent); remove it when `RECONCILE_EVERY` is off."""
-    schedule = reconciliation_schedule(settings)
+    schedule = reconciliation_schedule(settings, task_queue=task_queue, billing_source=billing_source)
     handle = client.get_schedule_handle(SCHEDULE_ID)
     if schedule is None:
         try:
@@ -92,7 +96,7 @@ async def ensure_reconciliation_schedule(client: Client, settings: Settings) -> 
         return
     try:
         await client.create_schedule(SCHEDULE_ID, schedule)
-        log.info("reconciliation scheduled every %s", settings.reconcile_every)
+        log.info("reconciliation scheduled every %s", settings.every)
         return
     except ScheduleAlreadyRunningError:
         pass
@@ -102,4 +106,4 @@ async def ensure_reconciliation_schedule(client: Client, settings: Settings) -> 
         return ScheduleUpdate(schedule=dataclasses.replace(schedule, state=current.description.schedule.state))
 
     await handle.update(replace)
-    log.info("reconciliation schedule updated: every %s", settings.reconcile_every)
+    log.info("reconciliation schedule updated: every %s", settings.every)

@@ -31,7 +31,9 @@ async def post_reconciliation(temporal: TemporalDep, settings: SettingsDep) -> R
     if settings.billing_source != "builtin":
         raise Problem(409, BESIDE_PORTABILLING)
     reconciliation_id = new_reconciliation_id()
-    workflow_id = await start_reconciliation(temporal, settings, reconciliation_id)
+    workflow_id = await start_reconciliation(
+        temporal, settings.temporal.task_queue, reconciliation_id, settings.reconciliation.page_size
+    )
     return ReconciliationAccepted(
         reconciliation_id=reconciliation_id,
         workflow_id=workflow_id,

@@ -12,7 +12,7 @@ from billing.models import Account, AccountStatus, Customer, ProvisioningState, 
 from billing.provisioning import desired_state
 from billing.sources.base import Desired, Outcome
 from contracts.rollouts import AccountPage
-from core.settings import Settings
+from core.settings import ProvisioningSettings, RolloutSettings
 from services.wallets import expire_due
 
 # Accounts a customer's rollout re-provisions. A pending account is its order's to provision (and to
@@ -21,9 +21,10 @@ ROLLED_OUT = (AccountStatus.active, AccountStatus.blocked)
 
 
 class BuiltinSource:
-    def __init__(self, sessions: SessionMaker, settings: Settings) -> None:
+    def __init__(self, sessions: SessionMaker, provisioning: ProvisioningSettings, rollouts: RolloutSettings) -> None:
         self._sessions = sessions
-        self._settings = settings
+        self._provisioning = provisioning
+        self._rollouts = rollouts
 
     async def desired(self, account_id: str, now: datetime) -> Desired:
         # Units whose top-up expired are written off first (the ledger dates it at the expiry), so the push
@@ -35,7 +36,7 @@ class BuiltinSource:
                 raise LookupError(f"account {account_id} does not exist")
             if account.status == AccountStatus.terminated:
                 return Desired(cmms_account_id=account_id, record=None)
-            state = await desired_state(session, account, self._settings, now=now)
+            state = await desired_state(session, account, self._provisioning, now=now)
         return Desired(
             cmms_account_id=account_id,
             record=state.record,
@@ -70,7 +71,7 @@ class BuiltinSource:
             query = select(Account.account_id).where(*rolled_out)
             if after is not None:
                 query = query.where(col(Account.account_id) > after)
-            limit = self._settings.rollout_page_size
+            limit = self._rollouts.page_size
             ids = list(await session.exec(query.order_by(col(Account.account_id)).limit(limit)))
             total = None
             if count_total:

@@ -40,6 +40,7 @@ from contracts.portabilling import (
     ProvisioningStatus,
     ServiceWalletListAnswer,
 )
+from core.settings import PortaBillingSettings
 
 __all__ = [
     "CustomerAccounts",
@@ -82,6 +83,11 @@ class PortaBillingClient:
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"), timeout=timeout, limits=_LIMITS, transport=transport
         )
+
+    @classmethod
+    def from_settings(cls, settings: PortaBillingSettings) -> Self:
+        """The client of the PortaBilling the settings name, logging in as their API user."""
+        return cls(settings.url, settings.login, settings.password.get_secret_value(), timeout=settings.timeout_seconds)
 
     async def __aenter__(self) -> Self:
         return self
