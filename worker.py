@@ -20,7 +20,7 @@ from activities.reconciliation import ReconciliationActivities
 from activities.rollouts import RolloutActivities
 from activities.signups import SignupActivities
 from activities.wallets import MessagingRolloutActivities
-from billing.db import SessionMaker, make_engine, make_sessionmaker
+from billing.db import SessionMaker, make_sessionmaker, open_billing
 from billing.sources.base import BillingSource
 from billing.sources.builtin import BuiltinSource
 from billing.sources.factory import billing_source
@@ -48,7 +48,7 @@ WORKFLOWS: Sequence[type] = [
 ]
 
 
-def billing_activities(sessions: SessionMaker, settings: Settings) -> list[Callable[..., Any]]:
+def billing_activities(sessions: SessionMaker) -> list[Callable[..., Any]]:
     """Activities on the main task queue, bound to the clients they use."""
     orders = OrderActivities(sessions)
     return [orders.create_order_account, orders.complete_order, orders.fail_order]
@@ -58,20 +58,28 @@ def rollout_activities(
     source: BillingSource, client: Client, sessions: SessionMaker, settings: Settings
 ) -> list[Callable[..., Any]]:
     """A customer's rollout (use case 3): its steps call the accounts' workflows through `client`."""
-    rollouts = RolloutActivities(source, sessions, client, settings)
+    rollouts = RolloutActivities(source, sessions, client, settings.rollouts, settings.temporal.task_queue)
     return [rollouts.list_rollout_accounts, rollouts.sync_rollout_accounts]
 
 
 def messaging_activities(client: Client, sessions: SessionMaker, settings: Settings) -> list[Callable[..., Any]]:
     """A product's messaging policy rollout (use case 4): tells the accounts' workflows through `client`."""
-    rollout = MessagingRolloutActivities(sessions, client, settings)
+    rollout = MessagingRolloutActivities(sessions, client, settings.temporal.task_queue)
     return [rollout.signal_product_accounts]
 
 
 def signup_activities(client: Client, sessions: SessionMaker, settings: Settings) -> list[Callable[..., Any]]:
     """OTT signups (use case 2): send the code by SMS, record the signup, create the number's account
     (a live one's new password is pushed through its account workflow, via `client`)."""
-    signups = SignupActivities(sessions, settings, client)
+    signups = SignupActivities(
+        sessions,
+        settings.signups,
+        client,
+        sms=settings.sms,
+        outbox=settings.outbox,
+        secret_key=settings.secret_key,
+        task_queue=settings.temporal.task_queue,
+    )
     return [
         signups.send_signup_code,
         signups.record_signup,
@@ -81,9 +89,9 @@ def signup_activities(client: Client, sessions: SessionMaker, settings: Settings
     ]
 
 
-def cmms_activities(source: BillingSource, cmms: CmmsClient, settings: Settings) -> list[Callable[..., Any]]:
+def cmms_activities(source: BillingSource, cmms: CmmsClient) -> list[Callable[..., Any]]:
     """Activities that call the CMMS: on the rate-limited task queue."""
-    provisioning = ProvisioningActivities(source, cmms, settings)
+    provisioning = ProvisioningActivities(source, cmms)
     return [provisioning.provision_account]
 
 
@@ -95,17 +103,27 @@ def build_workers(
     source: BillingSource | None = None,
 ) -> list[Worker]:
     """The two workers; `source` is where billing is read (the built-in billing when not given)."""
-    source = source or BuiltinSource(sessions, settings)
-    reconciliation = ReconciliationActivities(sessions, cmms, client, settings)
+    source = source or BuiltinSource(sessions, settings.provisioning, settings.rollouts)
+    task_queue = settings.temporal.task_queue
+    reconciliation = ReconciliationActivities(
+        sessions,
+        cmms,
+        client,
+        settings.reconciliation,
+        provisioning=settings.provisioning,
+        secret_key=settings.secret_key,
+        billing_source=settings.billing_source,
+        task_queue=task_queue,
+    )
     # Reconciliation's billing side and its repairs (through the accounts' workflows) on the main queue;
     # its CMMS side (the record list, orphans removed) on the rate-limited one.
     billing_side: list[Callable[..., Any]] = [reconciliation.read_billing_page, reconciliation.repair_accounts]
     cmms_side: list[Callable[..., Any]] = [reconciliation.read_cmms_page, reconciliation.remove_orphans]
     main = Worker(
         client,
-        task_queue=settings.temporal_task_queue,
+        task_queue=task_queue,
         workflows=WORKFLOWS,
-        activities=billing_activities(sessions, settings)
+        activities=billing_activities(sessions)
         + rollout_activities(source, client, sessions, settings)
         + messaging_activities(client, sessions, settings)
         + signup_activities(client, sessions, settings)
@@ -114,27 +132,32 @@ def build_workers(
     )
     cmms_calls = Worker(
         client,
-        task_queue=cmms_task_queue(settings.temporal_task_queue),
-        activities=cmms_activities(source, cmms, settings) + cmms_side,
+        task_queue=cmms_task_queue(task_queue),
+        activities=cmms_activities(source, cmms) + cmms_side,
         max_concurrent_activities=100,
-        max_task_queue_activities_per_second=settings.cmms_rate_limit_per_second,
+        max_task_queue_activities_per_second=settings.cmms.rate_limit_per_second,
     )
     return [main, cmms_calls]
 
 
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
     """Run the workers until `stop` is set; the reconciliation schedule is brought in line first."""
-    engine = make_engine(settings.database_url)
+    engine = open_billing(settings.database)
     # The SDK's own metrics (task latencies, slots, polls) for Prometheus, on WORKER_METRICS_PORT.
-    client = await connect(settings, runtime=metrics_runtime(settings))
-    await ensure_reconciliation_schedule(client, settings)
+    client = await connect(settings.temporal, runtime=metrics_runtime(settings.worker))
+    await ensure_reconciliation_schedule(
+        client,
+        settings.reconciliation,
+        task_queue=settings.temporal.task_queue,
+        billing_source=settings.billing_source,
+    )
     async with AsyncExitStack() as stack:
         cmms = await stack.enter_async_context(
             CmmsClient(
-                settings.cmms_url,
-                settings.cmms_token.get_secret_value(),
-                timeout=settings.cmms_timeout_seconds,
-                rate_limit_per_second=settings.cmms_rate_limit_per_second,
+                settings.cmms.url,
+                settings.cmms.token.get_secret_value(),
+                timeout=settings.cmms.timeout_seconds,
+                rate_limit_per_second=settings.cmms.rate_limit_per_second,
             )
         )
         sessions = make_sessionmaker(engine)
@@ -142,7 +165,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         for worker in build_workers(client, settings, sessions, cmms, source):
             await stack.enter_async_context(worker)
         logging.getLogger("worker").info(
-            "worker polling task queue %r at %s", settings.temporal_task_queue, settings.temporal_address
+            "worker polling task queue %r at %s", settings.temporal.task_queue, settings.temporal.address
         )
         freeze_startup_objects()
         await stop.wait()
@@ -151,7 +174,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
 
 async def main() -> None:
     settings = get_settings()
-    configure_logging(settings)
+    configure_logging(settings.log)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

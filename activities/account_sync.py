@@ -14,7 +14,6 @@ from temporalio.client import Client, WorkflowUpdateRPCTimeoutOrCancelledError
 from billing.db import SessionMaker, snapshot
 from billing.models import Account, AccountStatus
 from core.gateway import sync_account
-from core.settings import Settings
 
 # How long to wait for one account's sync before asking again. An update can be lost to an account
 # workflow that is just ending (the account was terminated meanwhile); asking again is harmless.
@@ -30,7 +29,7 @@ class Done(BaseModel):
 
 
 async def sync_accounts(
-    sessions: SessionMaker, client: Client, settings: Settings, account_ids: list[str], window: int
+    sessions: SessionMaker, client: Client, task_queue: str, account_ids: list[str], window: int
 ) -> None:
     """Sync every account of `account_ids`, `window` at a time, and return once the CMMS holds each."""
     done = set(previously_done())
@@ -38,7 +37,7 @@ async def sync_accounts(
 
     async def sync(account_id: str) -> None:
         async with gate:
-            while not await _synced_once(sessions, client, settings, account_id):
+            while not await _synced_once(sessions, client, task_queue, account_id):
                 pass
         done.add(account_id)
 
@@ -70,12 +69,12 @@ def heartbeating(done: set[str] | None = None) -> Iterator[None]:
         task.cancel()
 
 
-async def _synced_once(sessions: SessionMaker, client: Client, settings: Settings, account_id: str) -> bool:
+async def _synced_once(sessions: SessionMaker, client: Client, task_queue: str, account_id: str) -> bool:
     """Ask the account's workflow to sync; False when no answer came in time and it should be asked again."""
     patience = asyncio.timeout(SYNC_PATIENCE_SECONDS)
     try:
         async with patience:
-            await sync_account(client, settings, account_id)
+            await sync_account(client, task_queue, account_id)
     except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as err:
         if not patience.expired():  # the activity itself is cancelled (worker shutting down, say)
             raise asyncio.CancelledError from err

@@ -21,14 +21,12 @@ from contracts.provisioning import (
     ProvisionAccountInput,
     ProvisionAccountResult,
 )
-from core.settings import Settings
 
 
 class ProvisioningActivities:
-    def __init__(self, source: BillingSource, cmms: CmmsClient, settings: Settings) -> None:
+    def __init__(self, source: BillingSource, cmms: CmmsClient) -> None:
         self._source = source
         self._cmms = cmms
-        self._settings = settings
 
     @activity.defn(name="provision_account")
     async def provision_account(self, request: ProvisionAccountInput) -> ProvisionAccountResult:

@@ -12,6 +12,7 @@ import hmac
 import json
 from datetime import timedelta
 
+from pydantic import SecretStr
 from sqlalchemy import ColumnElement
 from sqlmodel import col, select
 from temporalio import activity
@@ -36,7 +37,7 @@ from contracts.reconciliation import (
     RepairInput,
     RepairResult,
 )
-from core.settings import Settings
+from core.settings import ProvisioningSettings, ReconciliationSettings
 
 # Accounts whose CMMS record billing vouches for. A pending account's record is its order's business
 # (created, or rolled back, by it); a terminated account has no record.
@@ -46,19 +47,33 @@ _DIGEST_LABEL = b"reconciliation-digest"
 
 
 class ReconciliationActivities:
-    def __init__(self, sessions: SessionMaker, cmms: CmmsClient, client: Client, settings: Settings) -> None:
+    def __init__(
+        self,
+        sessions: SessionMaker,
+        cmms: CmmsClient,
+        client: Client,
+        settings: ReconciliationSettings,
+        *,
+        provisioning: ProvisioningSettings,
+        secret_key: SecretStr,
+        billing_source: str,
+        task_queue: str,
+    ) -> None:
         self._sessions = sessions
         self._cmms = cmms
         self._client = client
         self._settings = settings
+        self._provisioning = provisioning  # what the CMMS should hold
+        self._billing_source = billing_source
+        self._task_queue = task_queue  # the accounts' workflows', which make the repairs
         # A key of its own, derived from SECRET_KEY: digests in a history say nothing without it.
-        self._key = hmac.new(settings.secret_key.get_secret_value().encode(), _DIGEST_LABEL, hashlib.sha256).digest()
+        self._key = hmac.new(secret_key.get_secret_value().encode(), _DIGEST_LABEL, hashlib.sha256).digest()
 
     @activity.defn(name="read_billing_page")
     async def read_billing_page(self, request: PageInput) -> BillingEntryPage:
         """A page of billing's accounts (pending, active, blocked) after `request.after`, as digests of
         what the CMMS should hold for each (the provisioning step's own desired state)."""
-        if self._settings.billing_source != "builtin":
+        if self._billing_source != "builtin":
             # Beside PortaBilling these tables are empty: every CMMS record would pass for an orphan.
             raise ApplicationError(BESIDE_PORTABILLING, type="ReconciliationUnavailable", non_retryable=True)
         now = utcnow()
@@ -74,7 +89,7 @@ class ReconciliationActivities:
                 if account.status == AccountStatus.pending:
                     entries.append(BillingEntry(account_id=account.account_id, digest=None, messaging=None))
                     continue
-                record = (await desired_state(session, account, self._settings, now=now)).record
+                record = (await desired_state(session, account, self._provisioning, now=now)).record
                 entries.append(
                     BillingEntry(
                         account_id=account.account_id,
@@ -106,9 +121,7 @@ class ReconciliationActivities:
         """Have each account's own workflow push billing's current state (so the repair queues behind,
         and never overtakes, a change being made meanwhile), `RECONCILE_WINDOW` at a time, and wait until
         the CMMS holds it. Heartbeats the accounts done, so a retry carries on where it was."""
-        await sync_accounts(
-            self._sessions, self._client, self._settings, request.account_ids, self._settings.reconcile_window
-        )
+        await sync_accounts(self._sessions, self._client, self._task_queue, request.account_ids, self._settings.window)
         async with snapshot(self._sessions) as session:
             refused = await session.exec(
                 select(Account.account_id).where(
@@ -123,7 +136,7 @@ class ReconciliationActivities:
     async def remove_orphans(self, request: RepairInput) -> OrphansResult:
         """Delete CMMS records that have no live account, billing being asked again just before each
         delete: a record whose account appeared since its page was read (an order) is left alone."""
-        window = asyncio.Semaphore(self._settings.reconcile_window)
+        window = asyncio.Semaphore(self._settings.window)
 
         async def remove(account_id: str) -> bool | None:
             """True: removed (or already gone); False: the CMMS refused; None: not an orphan after all."""

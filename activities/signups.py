@@ -2,6 +2,7 @@
 
 import logging
 
+from pydantic import SecretStr
 from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -44,7 +45,7 @@ from contracts.signups import (
     SignupState,
 )
 from core.gateway import sync_account
-from core.settings import Settings
+from core.settings import OutboxSettings, SignupSettings, SmsSettings
 
 log = logging.getLogger(__name__)
 
@@ -65,10 +66,24 @@ def signup_account_id(e164: str) -> str:
 
 
 class SignupActivities:
-    def __init__(self, sessions: SessionMaker, settings: Settings, client: Client) -> None:
+    def __init__(
+        self,
+        sessions: SessionMaker,
+        settings: SignupSettings,
+        client: Client,
+        *,
+        sms: SmsSettings,
+        outbox: OutboxSettings,
+        secret_key: SecretStr,
+        task_queue: str,
+    ) -> None:
         self._sessions = sessions
         self._settings = settings
         self._client = client
+        self._sms = sms  # how the codes are texted
+        self._outbox = outbox  # when a new wallet's account workflow hears of it
+        self._secret_key = secret_key  # the codes' keyed hashes
+        self._task_queue = task_queue  # the accounts' workflows'
 
     @activity.defn(name="send_signup_code")
     async def send_signup_code(self, request: SendCodeInput) -> SendCodeResult:
@@ -82,24 +97,24 @@ class SignupActivities:
         finds it; a send that did not happen is forgotten, one the gateway refused is `rejected`.
         """
         settings = self._settings
-        code = new_code(settings.signup_code_digits)
-        claimed = await self._claim_send(request, code_hmac(settings, request.signup_id, code))
+        code = new_code(settings.code_digits)
+        claimed = await self._claim_send(request, code_hmac(self._secret_key, request.signup_id, code))
         if claimed is not None:
             return SendCodeResult(code_hmac=claimed)
-        text = settings.sms_template.format(code=code, minutes=max(1, settings.signup_code_ttl_seconds // 60))
+        text = self._sms.template.format(code=code, minutes=max(1, settings.code_ttl_seconds // 60))
         token = new_report_token()
         message = SmsMessage(report_token_hash=token_hash(token), signup_id=request.signup_id)
         async with transaction(self._sessions) as session:
             session.add(message)
-        base = settings.sms_report_base_url.rstrip("/")
+        base = self._sms.report_base_url.rstrip("/")
         try:
             # A connection per message: signups are few, and the worker holds no pool to close.
             async with KannelClient(
-                settings.sms_gateway_url,
-                settings.sms_username,
-                settings.sms_password.get_secret_value(),
-                sender=settings.sms_sender,
-                timeout=settings.sms_timeout_seconds,
+                self._sms.gateway_url,
+                self._sms.username,
+                self._sms.password.get_secret_value(),
+                sender=self._sms.sender,
+                timeout=self._sms.timeout_seconds,
             ) as sms:
                 await sms.send(
                     request.phone_number,
@@ -120,14 +135,14 @@ class SignupActivities:
                 )
                 await self._mark_send(request, _SENT)
                 sms_sent("unanswered")
-                return SendCodeResult(code_hmac=code_hmac(settings, request.signup_id, code))
+                return SendCodeResult(code_hmac=code_hmac(self._secret_key, request.signup_id, code))
             await self._mark_send(request, _FAILED)
             await self._forget_sms(message.report_token_hash)
             sms_sent("unavailable")
             raise ApplicationError(str(err), type=SMS_UNAVAILABLE) from None
         await self._mark_send(request, _SENT)
         sms_sent("accepted")
-        return SendCodeResult(code_hmac=code_hmac(settings, request.signup_id, code))
+        return SendCodeResult(code_hmac=code_hmac(self._secret_key, request.signup_id, code))
 
     async def _claim_send(self, request: SendCodeInput, hmac: str) -> str | None:
         """Claim send `seq` for this code; the HMAC of an earlier claim of it (text nothing), or None."""
@@ -246,7 +261,7 @@ class SignupActivities:
             session.add(account)
             if created:  # a new life starts with the product's initial wallet, if it gives one
                 await session.flush()
-                await open_product_wallet(session, account_id, self._settings.ott_product_id, self._settings)
+                await open_product_wallet(session, account_id, self._settings.ott_product_id, self._outbox)
             signup.account_id = account_id
             signup.account_revision = account.revision
             signup.secret_hmac = request.secret_hmac or signup.secret_hmac
@@ -259,7 +274,7 @@ class SignupActivities:
     async def push_signup_account(self, request: SignupAccountInput) -> None:
         """The live account's new password, pushed by its own workflow (the one writer of its CMMS
         record); returns once the CMMS holds it."""
-        await sync_account(self._client, self._settings, signup_account_id(request.phone_number))
+        await sync_account(self._client, self._task_queue, signup_account_id(request.phone_number))
 
     async def _new_life(self, session: AsyncSession, account: Account, password: str, origin: str) -> None:
         """A terminated OTT account claimed again starts afresh: nothing of its old life comes back."""

@@ -10,17 +10,16 @@ from billing.db import SessionMaker
 from billing.models import Account, AccountStatus
 from contracts.wallets import ProductAccountsPage, ProductAccountsPageResult
 from core.gateway import account_changed
-from core.settings import Settings
 
 # Signals in flight at once from one activity: enough to keep the server busy, not to flood it.
 SIGNAL_CONCURRENCY = 20
 
 
 class MessagingRolloutActivities:
-    def __init__(self, sessions: SessionMaker, client: Client, settings: Settings) -> None:
+    def __init__(self, sessions: SessionMaker, client: Client, task_queue: str) -> None:
         self._sessions = sessions
         self._client = client
-        self._settings = settings
+        self._task_queue = task_queue  # the accounts' workflows'
 
     @activity.defn(name="signal_product_accounts")
     async def signal_product_accounts(self, page: ProductAccountsPage) -> ProductAccountsPageResult:
@@ -39,7 +38,7 @@ class MessagingRolloutActivities:
 
         async def signal(account_id: str) -> None:
             async with gate:
-                await account_changed(self._client, self._settings, account_id)
+                await account_changed(self._client, self._task_queue, account_id)
                 activity.heartbeat()
 
         await asyncio.gather(*(signal(account_id) for account_id in ids))

@@ -10,11 +10,11 @@ from core.settings import get_settings
 
 def main() -> None:
     settings = get_settings()
-    configure_logging(settings)
+    configure_logging(settings.log)
     app = create_app(settings)
     freeze_startup_objects()
     # log_config=None: uvicorn's lines go through the structured handler configured above.
-    uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_config=None)
+    uvicorn.run(app, host=settings.api.host, port=settings.api.port, log_config=None)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from api.routers import (
     sms_reports,
     wallets,
 )
-from billing.db import make_engine, make_sessionmaker
+from billing.db import make_sessionmaker, open_billing
 from core.settings import Settings, get_settings
 from core.temporal import connect
 from services import operations_gauges
@@ -59,24 +59,33 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(settings.database_url)
+        engine = open_billing(settings.database)
         sessions = make_sessionmaker(engine)
         # Lazy: the API starts, and takes changes, while Temporal is unreachable; the outbox tells it later.
-        temporal = await connect(settings, lazy=True)
-        outbox = Outbox(sessions, temporal, settings)
-        redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
+        temporal = await connect(settings.temporal, lazy=True)
+        task_queue = settings.temporal.task_queue
+        outbox = Outbox(sessions, temporal, settings.outbox, task_queue)
+        redis_url = settings.signups.redis_url.get_secret_value() if settings.signups.redis_url else None
         limiter = make_rate_limiter(sessions, redis_url)
         state = AppState(
             settings=settings,
             temporal=temporal,
-            keys=ApiKeys(settings.api_keys.get_secret_value()),
+            keys=ApiKeys(settings.api.keys.get_secret_value()),
             outbox=outbox,
-            signups=Signups(sessions, temporal, settings, limiter),
+            signups=Signups(
+                sessions,
+                temporal,
+                settings.signups,
+                limiter,
+                provisioning=settings.provisioning,
+                secret_key=settings.secret_key,
+                task_queue=task_queue,
+            ),
         )
         app.state.services = state
         background = [asyncio.create_task(outbox.relay_forever())]
         if settings.billing_source == "portabilling":
-            background.append(asyncio.create_task(forget_old_events_forever(sessions, settings)))
+            background.append(asyncio.create_task(forget_old_events_forever(sessions, settings.portabilling)))
         yield
         for task in background:
             task.cancel()
@@ -95,7 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     install_problem_handlers(app)
-    install_body_limit(app, settings.api_max_body_bytes)
+    install_body_limit(app, settings.api.max_body_bytes)
     install_metrics(app, lambda: operations_gauges.refresh(app.state.services.temporal))  # Prometheus at /metrics
     install_docs(app)
 

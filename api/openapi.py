@@ -112,8 +112,8 @@ def document_settings(document: dict[str, Any], settings: Settings) -> None:
     if settings.billing_source != "portabilling":
         del document["paths"][ESPF_EVENTS]
     code = document["components"]["schemas"]["CodeEntered"]["properties"]["code"]
-    code["pattern"] = f"^[0-9]{{{settings.signup_code_digits}}}$"
-    code["description"] = f"The {settings.signup_code_digits} digits of the code the SMS carried"
+    code["pattern"] = f"^[0-9]{{{settings.signups.code_digits}}}$"
+    code["description"] = f"The {settings.signups.code_digits} digits of the code the SMS carried"
 
 
 def implied_errors(route: RouteContext) -> dict[int, str]:

@@ -55,8 +55,8 @@ async def main() -> None:
         httpx.AsyncClient(base_url=stack.sim_url, timeout=60) as sim,
     ):
         settings = Settings(_env_file=None, database_url=stack.env["DATABASE_URL"])
-        seed_billing(settings.database_url, args.accounts)
-        await seed_cmms(sim, args.accounts, settings.default_domain)
+        seed_billing(settings.database, args.accounts)
+        await seed_cmms(sim, args.accounts, settings.provisioning.default_domain)
         accounts = [account_id(i) for i in range(args.accounts)]
         warm_up = (change(api, sim, account, -1 - i) for i, account in enumerate(accounts))  # their workflows start
         await asyncio.gather(*warm_up)

@@ -24,7 +24,7 @@ async def main() -> None:
     parser.add_argument("--busy-cores", type=int, nargs="+", default=[0, 1, 2], help="spinning processes beside it")
     args = parser.parse_args()
     async with bench_stack() as stack:
-        client = await connect(Settings(_env_file=None, temporal_address=stack.temporal_address))
+        client = await connect(Settings(_env_file=None, temporal_address=stack.temporal_address).temporal)
         await floor_rate(client, workflows=50, steps=3, concurrency=args.concurrency)  # warm-up
         for busy in args.busy_cores:
             spin = (sys.executable, "-c", "while True: pass")

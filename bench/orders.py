@@ -61,7 +61,7 @@ async def cmms_created_at(sim_url: str) -> dict[str, float]:
 
 
 async def throughput(stack: BenchStack, api: httpx.AsyncClient, count: int, concurrency: int) -> dict[str, float]:
-    client = await connect(Settings(_env_file=None, temporal_address=stack.temporal_address))
+    client = await connect(Settings(_env_file=None, temporal_address=stack.temporal_address).temporal)
     run = f"tp{secrets.token_hex(3)}"
     accepted: dict[str, float] = {}  # wall clock, as the simulator's timestamps
     gate = asyncio.Semaphore(concurrency)
@@ -116,7 +116,7 @@ async def main() -> None:
     billing = {"DATABASE_URL": args.database_url} if args.database_url else {}
     async with bench_stack(**billing) as stack, httpx.AsyncClient(base_url=stack.api_url, timeout=60) as api:
         await seed(api)
-        client = await connect(Settings(_env_file=None, temporal_address=stack.temporal_address))
+        client = await connect(Settings(_env_file=None, temporal_address=stack.temporal_address).temporal)
         await floor_rate(client, workflows=50, steps=3, concurrency=args.concurrency)  # warm-up
         before = stack.cpu()
         floor = await floor_rate(client, workflows=args.orders, steps=3, concurrency=args.concurrency)

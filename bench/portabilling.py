@@ -163,8 +163,8 @@ async def main() -> None:
                 if e["delivered_at"]
             ]
             retried = sum(1 for e in events if e["attempts"] > e["deliveries"])
-            settings = Settings(_env_file=None, temporal_address=stack.temporal_address)
-            floor = await floor_rate(await connect(settings), workflows=100, steps=1, concurrency=10)
+            temporal = Settings(_env_file=None, temporal_address=stack.temporal_address).temporal
+            floor = await floor_rate(await connect(temporal), workflows=100, steps=1, concurrency=10)
         print(f"{changes} PortaBilling changes at {args.rate:g}/s over {elapsed:.1f} s ({args.accounts} accounts):")
         print(f"  POST /v1/portabilling/events ({len(posts)} deliveries): {summary_ms(posts)}")
         print(f"  of which emitted -> answered 200 (the simulator's queue and the POST): {summary_ms(queued)}")

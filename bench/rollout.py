@@ -27,7 +27,7 @@ from bench.harness import bench_stack, cmms_records
 from bench.seed import Rows, bulk_insert
 from billing.models import Account, AccountStatus, Customer, CustomerClass, Product
 from contracts.rollouts import rollout_workflow_id
-from core.settings import Settings
+from core.settings import DatabaseSettings, Settings
 from core.temporal import connect
 
 ADMIN = {"Authorization": "Bearer dev-admin-key"}
@@ -39,7 +39,7 @@ def account_id(index: int) -> str:
     return f"roll-{index:06d}"
 
 
-def seed_billing(database_url: str, accounts: int) -> None:
+def seed_billing(database: DatabaseSettings, accounts: int) -> None:
     """Bulk rows, no API: a class enabling the custom fields, the customer, a product, its accounts."""
     rows: Rows = [
         (CustomerClass, [CustomerClass(customer_class_id="bench", name="Bench", custom_fields=["profileName"])]),
@@ -70,7 +70,7 @@ def seed_billing(database_url: str, accounts: int) -> None:
             ],
         ),
     ]
-    bulk_insert(database_url, rows)
+    bulk_insert(database, rows)
 
 
 async def seed_cmms(sim: httpx.AsyncClient, accounts: int, domain: str) -> None:
@@ -102,7 +102,7 @@ async def roll_out(api: httpx.AsyncClient, profile: str) -> tuple[float, dict[st
 
 async def largest_history(settings: Settings) -> tuple[int, int]:
     """How many runs the rollout took, and the most events any one of them has."""
-    client = await connect(settings)
+    client = await connect(settings.temporal)
     largest, runs = 0, 0
     async for execution in client.list_workflows(f"WorkflowId = '{rollout_workflow_id(CUSTOMER)}'"):
         history = await client.get_workflow_handle(execution.id, run_id=execution.run_id).fetch_history()
@@ -129,8 +129,8 @@ async def main() -> None:
         settings = Settings(
             _env_file=None, temporal_address=stack.temporal_address, database_url=stack.env["DATABASE_URL"]
         )
-        seed_billing(settings.database_url, args.accounts)
-        await seed_cmms(sim, args.accounts, settings.default_domain)
+        seed_billing(settings.database, args.accounts)
+        await seed_cmms(sim, args.accounts, settings.provisioning.default_domain)
         if args.warm:
             warm, _ = await roll_out(api, "Residential")
             print(f"warm-up rollout (creates {args.accounts} account workflows): {warm:.1f} s")
@@ -155,7 +155,7 @@ async def report(api: httpx.AsyncClient, sim: httpx.AsyncClient, settings: Setti
     print(f"  CMMS calls {stats['provisioning_calls']}, writes {stats['writes']}; stale records after: {stale}")
     print(f"  rollout runs (continue-as-new): {runs}; largest history {largest} events (target < 10,000)")
     if args.floor:
-        client = await connect(settings)
+        client = await connect(settings.temporal)
         await floor_rate(client, workflows=100, steps=1, concurrency=args.window)  # warm-up
         floor = await floor_rate(client, workflows=1000, steps=1, concurrency=args.window)
         ratio = (args.accounts / elapsed) / floor

@@ -4,13 +4,17 @@ from sqlalchemy import create_engine, insert
 from sqlmodel import SQLModel
 
 from billing.db import sync_url
+from billing.encrypted import use_key_ring
+from core.settings import DatabaseSettings
 
 Rows = list[tuple[type[SQLModel], list[SQLModel]]]
 
 
-def bulk_insert(database_url: str, rows: Rows) -> None:
-    """Insert each table's models in one statement, tables in the order given (parents first)."""
-    engine = create_engine(sync_url(database_url))
+def bulk_insert(database: DatabaseSettings, rows: Rows) -> None:
+    """Insert each table's models in one statement, tables in the order given (parents first); encrypted
+    columns with the settings' key ring, which the service's processes share."""
+    use_key_ring(database.key_ring)
+    engine = create_engine(sync_url(database.url))
     with engine.begin() as conn:
         for table, models in rows:  # core inserts in bulk; the models fill in their defaults
             # An id left to the database (None) is left out, as PostgreSQL refuses NULL for a serial key.

@@ -94,7 +94,10 @@ async def run(api_url: str, sim_url: str, key: str, signups: int, concurrency: i
     print(f"  both calls together:                     {summary_ms(out.both)}")
     rate = len(out.both) / elapsed
     floor = await floor_rate(
-        await connect(Settings(), address=temporal), workflows=signups, steps=SIGNUP_STEPS, concurrency=concurrency
+        await connect(Settings().temporal, address=temporal),
+        workflows=signups,
+        steps=SIGNUP_STEPS,
+        concurrency=concurrency,
     )
     print(f"  completed {rate:.1f} signups/s; {len(out.errors)} errors")
     print(f"  engine floor ({SIGNUP_STEPS}-activity no-op workflow): {floor:.1f}/s; ratio {rate / floor:.2f}")

@@ -35,7 +35,7 @@ from billing.messaging import MESSAGING
 from billing.models import Account, AccountStatus, Customer, CustomerClass, Product, Wallet, WalletLot
 from contracts.provisioning import account_workflow_id
 from core.gateway import account_changed
-from core.settings import Settings
+from core.settings import DatabaseSettings, Settings
 from core.temporal import connect
 
 ADMIN = {"Authorization": "Bearer dev-admin-key"}
@@ -57,7 +57,7 @@ def account_id(index: int) -> str:
     return f"bench-{index:06d}"
 
 
-def seed(database_url: str, accounts: int, suspended: int) -> None:
+def seed(database: DatabaseSettings, accounts: int, suspended: int) -> None:
     """Bulk rows, no API: a class, a customer, a product that pushes messaging, accounts and their wallets."""
     expires_at = datetime.now(UTC) + timedelta(days=30)
     policies = {MESSAGING: {"push_events": True}}
@@ -99,7 +99,7 @@ def seed(database_url: str, accounts: int, suspended: int) -> None:
             ],
         ),
     ]
-    bulk_insert(database_url, rows)
+    bulk_insert(database, rows)
 
 
 async def record(sim: httpx.AsyncClient, account: str) -> dict[str, object] | None:
@@ -120,13 +120,13 @@ async def wait_messaging(sim: httpx.AsyncClient, account: str, enabled: bool, de
 
 async def start_all(stack: BenchStack, settings: Settings, accounts: int, concurrency: int) -> float:
     """Signal-with-start every account's workflow, and wait until the CMMS holds every account; seconds taken."""
-    client = await connect(settings)
+    client = await connect(settings.temporal)
     gate = asyncio.Semaphore(concurrency)
     started = time.perf_counter()
 
     async def one(index: int) -> None:
         async with gate:
-            await account_changed(client, settings, account_id(index))
+            await account_changed(client, settings.temporal.task_queue, account_id(index))
 
     await asyncio.gather(*(one(i) for i in range(accounts)))
     async with httpx.AsyncClient(base_url=stack.sim_url, timeout=60) as sim:
@@ -144,7 +144,7 @@ async def expiry_lateness(
     each flip, and each account's expiry."""
     now = datetime.now(UTC)
     due = {account_id(first + i): now + timedelta(seconds=20 + 40 * i / count) for i in range(count)}
-    engine = create_engine(sync_url(settings.database_url))
+    engine = create_engine(sync_url(settings.database.url))
     with engine.begin() as conn:
         for account, expires_at in due.items():
             conn.execute(
@@ -154,8 +154,8 @@ async def expiry_lateness(
                 update(WalletLot).where(WalletLot.account_id == account).values(expires_at=expires_at)  # type: ignore[arg-type]
             )
     engine.dispose()
-    client = await connect(settings)
-    await asyncio.gather(*(account_changed(client, settings, account) for account in due))
+    client = await connect(settings.temporal)
+    await asyncio.gather(*(account_changed(client, settings.temporal.task_queue, account) for account in due))
     limits = httpx.Limits(max_connections=50)
     async with httpx.AsyncClient(base_url=stack.sim_url, timeout=30, limits=limits) as sim:
 
@@ -243,7 +243,7 @@ async def main() -> None:
             database_url=stack.env["DATABASE_URL"],
             cmms_url=stack.sim_url,
         )
-        seed(settings.database_url, args.accounts, args.suspended)
+        seed(settings.database, args.accounts, args.suspended)
         peaks: dict[str, float] = {}
         stop = asyncio.Event()
         sampler = asyncio.create_task(sample_memory(stack, peaks, stop))
@@ -260,7 +260,7 @@ async def main() -> None:
         missed = sum(1 for s in lateness if s == float("inf"))
         print(f"expiry lateness (expires_at → CMMS suspended): {summary_ms(lateness)}; missed {missed}")
         print(f"  p99 {percentile(lateness, 99):.2f} s (target ≤ 2 s)")
-        for part, samples in (await lateness_breakdown(await connect(settings), due)).items():
+        for part, samples in (await lateness_breakdown(await connect(settings.temporal), due)).items():
             print(f"  {part}: {summary_ms(samples)}")
         print(f"top-up → CMMS resumed: {summary_ms(latency)}; p95 {percentile(latency, 95) * 1000:.0f} ms")
         print("peak RSS during the run: " + _mib(peaks))

@@ -20,6 +20,8 @@ from sqlalchemy.util import await_only
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from billing import sqlite_inline
+from billing.encrypted import use_key_ring
+from core.settings import DatabaseSettings
 
 SessionMaker = async_sessionmaker[AsyncSession]
 
@@ -140,6 +142,13 @@ def make_engine(database_url: str) -> AsyncEngine:
         event.listen(engine.sync_engine, "checkin", _sqlite_released)
         return engine
     return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
+def open_billing(database: DatabaseSettings) -> AsyncEngine:
+    """The billing database's engine, its key ring handed to the encrypted columns: how the API and the
+    worker open billing at start-up."""
+    use_key_ring(database.key_ring)
+    return make_engine(database.url)
 
 
 def make_sessionmaker(engine: AsyncEngine) -> SessionMaker:

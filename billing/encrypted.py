@@ -3,29 +3,34 @@
 Code keeps reading and writing `account.sip_password` as a plain string; the database holds
 `v1:<kid>:<base64url(nonce + ciphertext + tag)>`. The column's name is bound into the ciphertext
 (associated data), so a value copied into another encrypted column does not decrypt.
-The keys come from `DATABASE_ENCRYPTION_KEYS` (see `core.crypto` for the format and rotation).
+The keys come from `DATABASE_ENCRYPTION_KEYS` (see `core.crypto` for the format and rotation): each
+process's entry point hands them over once at start-up (`use_key_ring`), before any row is read or written.
 """
 
 import base64
-from functools import lru_cache
 
 from sqlalchemy import Dialect, String, TypeDecorator
 
 from core.crypto import KeyRing
-from core.settings import get_settings
 
 PREFIX = "v1"
 
+# The process's key ring: a column type is made at import time, long before the settings are read.
+_keys: KeyRing | None = None
 
-@lru_cache(maxsize=4)
-def _ring(spec: str) -> KeyRing:
-    return KeyRing.parse(spec)
+
+def use_key_ring(keys: KeyRing) -> None:
+    """Encrypt and decrypt with `keys` from now on, in the whole process (its entry point calls this
+    once, beside the engine's set-up; tests, with the key ring of their settings)."""
+    global _keys
+    _keys = keys
 
 
 def database_keys() -> KeyRing:
-    """The process's key ring, from its settings (read once; tests' explicit settings use the same
-    development default unless they set the variable, which the whole process then shares)."""
-    return _ring(get_settings().database_encryption_keys.get_secret_value())
+    """The key ring the entry point handed over."""
+    if _keys is None:
+        raise RuntimeError("no key ring for the encrypted columns: the entry point calls use_key_ring first")
+    return _keys
 
 
 def ciphertext_length(plaintext_length: int, kid_length: int = 32) -> int:

@@ -5,7 +5,7 @@ import hashlib
 import hmac
 import secrets
 
-from core.settings import Settings
+from pydantic import SecretStr
 
 
 def new_code(digits: int) -> str:
@@ -18,18 +18,18 @@ def is_well_formed(code: str, digits: int) -> bool:
     return len(code) == digits and code.isascii() and code.isdigit()
 
 
-def code_hmac(settings: Settings, signup_id: str, code: str) -> str:
+def code_hmac(secret_key: SecretStr, signup_id: str, code: str) -> str:
     """The keyed hash of `code` for one signup: what the workflow keeps and compares, never the code.
 
     Bound to the signup id, so the same code in two signups hashes differently; without the key,
     the hash of a 6-digit code cannot be brute-forced.
     """
-    key = settings.secret_key.get_secret_value().encode()
+    key = secret_key.get_secret_value().encode()
     return hmac.new(key, f"otp:{signup_id}:{code}".encode(), hashlib.sha256).hexdigest()
 
 
-def password_hmac(settings: Settings, signup_id: str, password: str) -> str:
+def password_hmac(secret_key: SecretStr, signup_id: str, password: str) -> str:
     """The keyed hash of the password the CMMS issued for one signup: a repeated confirmation is told
     from another password by it, and the workflow carries it instead of the password."""
-    key = settings.secret_key.get_secret_value().encode()
+    key = secret_key.get_secret_value().encode()
     return hmac.new(key, f"cmms-password:{signup_id}:{password}".encode(), hashlib.sha256).hexdigest()

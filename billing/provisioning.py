@@ -8,7 +8,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from billing.messaging import desired_messaging
 from billing.models import Account, AccountStatus, Customer, Reseller
 from contracts.cmms import CmmsAccount
-from core.settings import Settings
+from core.settings import ProvisioningSettings
 
 PROFILE_FIELD = "profileName"
 DOMAIN_FIELD = "domain"
@@ -20,11 +20,13 @@ class EffectiveProfile:
     domain: str
 
 
-def effective_profile(customer: Customer, reseller: Reseller | None, settings: Settings) -> EffectiveProfile:
+def effective_profile(
+    customer: Customer, reseller: Reseller | None, provisioning: ProvisioningSettings
+) -> EffectiveProfile:
     """Domain: the customer's, else the reseller's, else the provider's; profile: the customer's, else the default."""
     fields = customer.custom_fields
-    domain = fields.get(DOMAIN_FIELD) or (reseller.domain if reseller else None) or settings.default_domain
-    return EffectiveProfile(profile=fields.get(PROFILE_FIELD) or settings.default_profile, domain=domain)
+    domain = fields.get(DOMAIN_FIELD) or (reseller.domain if reseller else None) or provisioning.default_domain
+    return EffectiveProfile(profile=fields.get(PROFILE_FIELD) or provisioning.default_profile, domain=domain)
 
 
 @dataclass(frozen=True)
@@ -38,11 +40,13 @@ class DesiredState:
     customer_revision: int  # the revision of the customer values it carries
 
 
-async def desired_state(session: AsyncSession, account: Account, settings: Settings, *, now: datetime) -> DesiredState:
+async def desired_state(
+    session: AsyncSession, account: Account, provisioning: ProvisioningSettings, *, now: datetime
+) -> DesiredState:
     """The full record the CMMS should hold for `account` at `now`."""
     customer = await session.get_one(Customer, account.customer_id)
     reseller = await session.get(Reseller, customer.reseller_id) if customer.reseller_id else None
-    effective = effective_profile(customer, reseller, settings)
+    effective = effective_profile(customer, reseller, provisioning)
     messaging = await desired_messaging(session, account, now)
     record = CmmsAccount(
         password=account.sip_password,  # pydantic wraps it in SecretStr

@@ -45,7 +45,7 @@ from billing.models import (
     WalletMovement,
     utcnow,
 )
-from core.settings import Settings
+from core.settings import OutboxSettings
 
 # Balances are stored as 32-bit integers on every database.
 MAX_BALANCE = 2**31 - 1
@@ -192,13 +192,13 @@ async def open_initial_wallet(
     return expires_at if balance > 0 else None
 
 
-async def open_product_wallet(session: AsyncSession, account_id: str, product_id: str, settings: Settings) -> None:
+async def open_product_wallet(session: AsyncSession, account_id: str, product_id: str, outbox: OutboxSettings) -> None:
     """`open_initial_wallet` for an account just added to `session` under `product_id` (a signup's). Units that
     expire are watched by the account's workflow: the outbox relay tells it a lease after the commit, by
     when the account has normally gone live."""
     now = utcnow()
     if await open_initial_wallet(session, account_id, await session.get_one(Product, product_id), now) is not None:
-        later = now + timedelta(seconds=settings.outbox_lease_seconds)
+        later = now + timedelta(seconds=outbox.lease_seconds)
         session.add(OutboxRecord(kind=OutboxKind.account, target=account_id, available_at=later))
 
 

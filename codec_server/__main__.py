@@ -9,8 +9,10 @@ from core.settings import get_settings
 
 def main() -> None:
     settings = get_settings()
-    configure_logging(settings)
-    uvicorn.run(create_app(settings), host=settings.codec_server_host, port=settings.codec_server_port, log_config=None)
+    configure_logging(settings.log)
+    codec = settings.codec_server
+    app = create_app(codec, settings.temporal.payload_keys, settings.environment)
+    uvicorn.run(app, host=codec.host, port=codec.port, log_config=None)
 
 
 if __name__ == "__main__":

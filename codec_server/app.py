@@ -12,6 +12,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from google.protobuf import json_format
+from pydantic import SecretStr
 from temporalio.api.common.v1 import Payload, Payloads
 
 from codec_server.auth import (
@@ -24,7 +25,7 @@ from codec_server.auth import (
 )
 from core.codec import EncryptionCodec
 from core.crypto import DecryptionError, KeyRing, UnknownKeyError
-from core.settings import Settings
+from core.settings import CodecServerSettings
 
 log = logging.getLogger("codec_server")
 Transform = Callable[[Sequence[Payload]], Awaitable[list[Payload]]]
@@ -51,12 +52,13 @@ LOGIN_FORM = """<form method="post" action="/login">
 <button type="submit">Sign in</button></form>"""
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """The codec server for `settings`: its keys, its token and the UI origins it answers."""
-    codec = EncryptionCodec(KeyRing.parse(settings.payload_keys.get_secret_value()))
-    token = settings.codec_server_token.get_secret_value()
-    lifetime = settings.codec_server_session_hours * 3600
-    open_locally = open_on_loopback(settings.environment, settings.codec_server_host)
+def create_app(settings: CodecServerSettings, payload_keys: SecretStr, environment: str) -> FastAPI:
+    """The codec server for `settings` (its token and the UI origins it answers), decoding with the
+    `payload_keys` ring (PAYLOAD_KEYS); it skips sign-in on loopback in the development `environment`."""
+    codec = EncryptionCodec(KeyRing.parse(payload_keys.get_secret_value()))
+    token = settings.token.get_secret_value()
+    lifetime = settings.session_hours * 3600
+    open_locally = open_on_loopback(environment, settings.host)
     if open_locally:
         log.warning("development: decoding for callers on this machine without sign-in")
 
@@ -106,11 +108,11 @@ def create_app(settings: Settings) -> FastAPI:
         given = parse_qs((await request.body()).decode(errors="replace")).get("token", [""])[0]
         if not given or not token_matches(given, token):
             return _page("Codec server", "<p>Wrong token.</p>" + LOGIN_FORM, status=401)
-        origins = ", ".join(html.escape(o) for o in settings.codec_server_origins)
+        origins = ", ".join(html.escape(o) for o in settings.origins)
         response = _page(
             "Signed in",
             f"<p>This browser may now decode payloads in the Temporal UI ({origins}) for "
-            f"{settings.codec_server_session_hours} hours. In the UI's codec server settings, use this "
+            f"{settings.session_hours} hours. In the UI's codec server settings, use this "
             "address with <em>Include cross-origin credentials</em> ticked.</p>",
         )
         response.set_cookie(
@@ -137,7 +139,7 @@ def create_app(settings: Settings) -> FastAPI:
     # preflights (which never carry credentials) are answered here, before any authentication.
     app.add_middleware(
         CORSMiddleware,
-        allow_origins=settings.codec_server_origins,
+        allow_origins=settings.origins,
         allow_credentials=True,
         allow_methods=["POST"],
         allow_headers=["content-type", "x-namespace", "authorization"],

@@ -73,7 +73,6 @@ from contracts.workflows import (
     UpdateRef,
     WorkflowRef,
 )
-from core.settings import Settings
 
 _schedule_log = logging.getLogger("reconciliation")
 
@@ -89,7 +88,7 @@ RPC_TIMEOUT = timedelta(seconds=10)
 # --- starting and telling workflows ---
 
 
-async def start_order(client: Client, settings: Settings, order_id: str, *, customer_id: str, account_id: str) -> str:
+async def start_order(client: Client, task_queue: str, order_id: str, *, customer_id: str, account_id: str) -> str:
     """Start the order's workflow; one already started or finished is left as it is. Returns its id."""
     workflow_id = order_workflow_id(order_id)
     with contextlib.suppress(WorkflowAlreadyStartedError):
@@ -97,7 +96,7 @@ async def start_order(client: Client, settings: Settings, order_id: str, *, cust
             MVNO_ORDER.name,
             MvnoOrderInput(order_id=order_id),
             id=workflow_id,
-            task_queue=settings.temporal_task_queue,
+            task_queue=task_queue,
             search_attributes=search_attributes(
                 state=ProvisioningState.provisioning, order_id=order_id, customer_id=customer_id, account_id=account_id
             ),
@@ -108,14 +107,14 @@ async def start_order(client: Client, settings: Settings, order_id: str, *, cust
     return workflow_id
 
 
-async def account_changed(client: Client, settings: Settings, account_id: str) -> str:
+async def account_changed(client: Client, task_queue: str, account_id: str) -> str:
     """Signal (starting it if needed) the account's workflow; returns its id. Does not wait for the CMMS."""
     workflow_id = account_workflow_id(account_id)
     await client.start_workflow(
         ACCOUNT.name,
         AccountWorkflowInput(account_id=account_id),
         id=workflow_id,
-        task_queue=settings.temporal_task_queue,
+        task_queue=task_queue,
         search_attributes=search_attributes(state=ProvisioningState.pushing, account_id=account_id),
         start_signal=ACCOUNT_CHANGED.name,
         rpc_timeout=RPC_TIMEOUT,
@@ -123,19 +122,19 @@ async def account_changed(client: Client, settings: Settings, account_id: str) -
     return workflow_id
 
 
-async def sync_account(client: Client, settings: Settings, account_id: str) -> AccountSyncResult:
+async def sync_account(client: Client, task_queue: str, account_id: str) -> AccountSyncResult:
     """Push billing's current state to the CMMS through the account's workflow, and wait until it is there."""
     start = _start_operation(
         ACCOUNT,
         AccountWorkflowInput(account_id=account_id),
         id=account_workflow_id(account_id),
-        task_queue=settings.temporal_task_queue,
+        task_queue=task_queue,
         search_attributes=search_attributes(state=ProvisioningState.pushing, account_id=account_id),
     )
     return await _update_with_start(client, ACCOUNT_SYNC, None, start)
 
 
-async def customer_changed(client: Client, settings: Settings, customer_id: str, revision: int) -> str:
+async def customer_changed(client: Client, task_queue: str, customer_id: str, revision: int) -> str:
     """Have every account of the customer re-provisioned with `revision`'s values; returns the rollout's id.
 
     Signal-with-start: a rollout already running for the customer starts its pass again for the newer
@@ -146,7 +145,7 @@ async def customer_changed(client: Client, settings: Settings, customer_id: str,
         CUSTOMER_ROLLOUT.name,
         CustomerRolloutInput(customer_id=customer_id, revision=revision),
         id=workflow_id,
-        task_queue=settings.temporal_task_queue,
+        task_queue=task_queue,
         search_attributes=search_attributes(state=ProvisioningState.rolling_out, customer_id=customer_id),
         start_signal=ROLLOUT_CHANGED.name,
         start_signal_args=_signal_args(ROLLOUT_CHANGED, RolloutChange(revision=revision)),
@@ -155,14 +154,14 @@ async def customer_changed(client: Client, settings: Settings, customer_id: str,
     return workflow_id
 
 
-async def product_policy_changed(client: Client, settings: Settings, product_id: str) -> str:
+async def product_policy_changed(client: Client, task_queue: str, product_id: str) -> str:
     """Bring every account of the product into line with its messaging policy; returns the rollout's id."""
     workflow_id = messaging_rollout_workflow_id(product_id)
     await client.start_workflow(
         MESSAGING_ROLLOUT.name,
         MessagingRolloutInput(product_id=product_id),
         id=workflow_id,
-        task_queue=settings.temporal_task_queue,
+        task_queue=task_queue,
         search_attributes=search_attributes(state=ProvisioningState.rolling_out),
         # A newer change starts again from the first account rather than racing the older rollout.
         id_conflict_policy=WorkflowIDConflictPolicy.TERMINATE_EXISTING,
@@ -171,28 +170,28 @@ async def product_policy_changed(client: Client, settings: Settings, product_id:
     return workflow_id
 
 
-async def start_reconciliation(client: Client, settings: Settings, reconciliation_id: str) -> str:
+async def start_reconciliation(client: Client, task_queue: str, reconciliation_id: str, page_size: int) -> str:
     """Start a reconciliation now (answered only once Temporal has it); returns its workflow id."""
     workflow_id = reconciliation_workflow_id(reconciliation_id)
     await client.start_workflow(
         RECONCILIATION.name,
-        ReconciliationInput(page_size=settings.reconcile_page_size),
+        ReconciliationInput(page_size=page_size),
         id=workflow_id,
-        task_queue=settings.temporal_task_queue,
+        task_queue=task_queue,
         search_attributes=search_attributes(state=ProvisioningState.reconciling),
         rpc_timeout=RPC_TIMEOUT,
     )
     return workflow_id
 
 
-async def send_signup_code(client: Client, settings: Settings, start: OttSignupInput) -> SignupView:
+async def send_signup_code(client: Client, task_queue: str, start: OttSignupInput) -> SignupView:
     """Have the number's signup workflow send a code, starting it unless one is pending (whose answer then
     names its own signup id)."""
     operation = _start_operation(
         OTT_SIGNUP,
         start,
         id=signup_workflow_id(start.phone_number),
-        task_queue=settings.temporal_task_queue,
+        task_queue=task_queue,
         search_attributes=search_attributes(state=ProvisioningState.pending),
     )
     return await _update_with_start(client, SIGNUP_SEND_CODE, SendCodeRequest(), operation)
@@ -361,14 +360,14 @@ async def _apply(client: Client, activity_type: str, event: HistoryEvent, runs: 
 # --- the reconciliation Schedule ---
 
 
-def reconciliation_schedule(settings: Settings, every: timedelta) -> Schedule:
+def reconciliation_schedule(task_queue: str, page_size: int, every: timedelta) -> Schedule:
     """A reconciliation every `every`. A run still going when the next is due makes that one skipped,
     never a second run beside it."""
     action = ScheduleActionStartWorkflow(
         RECONCILIATION.name,
-        ReconciliationInput(page_size=settings.reconcile_page_size),
+        ReconciliationInput(page_size=page_size),
         id=SCHEDULED_WORKFLOW_ID,  # the server adds the time of each run
-        task_queue=settings.temporal_task_queue,
+        task_queue=task_queue,
         typed_search_attributes=search_attributes(state=ProvisioningState.reconciling),
     )
     return Schedule(
@@ -378,7 +377,9 @@ def reconciliation_schedule(settings: Settings, every: timedelta) -> Schedule:
     )
 
 
-async def keep_reconciliation_schedule(client: Client, settings: Settings, every: timedelta | None) -> None:
+async def keep_reconciliation_schedule(
+    client: Client, task_queue: str, page_size: int, every: timedelta | None
+) -> None:
     """Create the schedule, or bring an existing one in line (idempotent); remove it when `every` is None."""
     handle = client.get_schedule_handle(SCHEDULE_ID)
     if every is None:
@@ -389,7 +390,7 @@ async def keep_reconciliation_schedule(client: Client, settings: Settings, every
             if err.status != RPCStatusCode.NOT_FOUND:
                 raise
         return
-    schedule = reconciliation_schedule(settings, every)
+    schedule = reconciliation_schedule(task_queue, page_size, every)
     try:
         await client.create_schedule(SCHEDULE_ID, schedule)
         _schedule_log.info("reconciliation scheduled every %s", every)

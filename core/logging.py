@@ -15,7 +15,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from core.settings import Settings
+from core.settings import LogSettings
 
 # Fields a line may carry beside the message, in this order.
 CONTEXT_FIELDS = (
@@ -115,13 +115,13 @@ class StructuredFormatter(logging.Formatter):
         return " ".join(f"{key}={_logfmt_value(value)}" for key, value in fields.items())
 
 
-def configure_logging(settings: Settings) -> None:
+def configure_logging(log: LogSettings) -> None:
     """Route every logger (uvicorn's and the SDK's included) through one structured handler."""
     handler = logging.StreamHandler()
-    handler.setFormatter(StructuredFormatter(settings.log_format))
+    handler.setFormatter(StructuredFormatter(log.format))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(settings.log_level)
+    root.setLevel(log.level)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True

@@ -37,7 +37,7 @@ async def register_search_attributes(client: Client) -> list[str]:
 
 async def main() -> None:
     settings = get_settings()
-    added = await register_search_attributes(await connect(settings))
+    added = await register_search_attributes(await connect(settings.temporal))
     print(f"search attributes added: {', '.join(added)}" if added else "search attributes: all registered")
 
 

@@ -1,13 +1,27 @@
-"""Typed settings, read from the environment and an optional `.env` (never at import time)."""
+"""Typed settings, read from the environment and an optional `.env` (never at import time).
+
+Grouped by the component that reads them: `settings.temporal`, `settings.cmms`, `settings.signups`…,
+each part handed to its component by the entry point. The environment variables keep their flat names
+(`TEMPORAL_TASK_QUEUE`, `CMMS_URL`): each part's field carries its variable's name as its alias, and
+`Settings` reads those variables (and `.env`) and groups them. `Settings(temporal_address=…)` takes
+them by name too, in lower case, as the environment gives them."""
 
 import re
+from collections.abc import Mapping
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from core.crypto import KeyRing
 from core.dev_secrets import (
@@ -34,175 +48,241 @@ __all__ = [
     "EXPLICIT_IN_PRODUCTION",
     "EXPLICIT_IN_PRODUCTION_BESIDE_PORTABILLING",
     "VAR_DIR",
+    "ApiSettings",
+    "CmmsSettings",
+    "CodecServerSettings",
+    "DatabaseSettings",
+    "Environment",
+    "LogSettings",
+    "OutboxSettings",
+    "PortaBillingSettings",
+    "ProvisioningSettings",
+    "ReconciliationSettings",
+    "RolloutSettings",
     "Settings",
+    "SignupSettings",
+    "SmsSettings",
+    "TemporalSettings",
+    "WorkerSettings",
     "get_settings",
     "settings_error_line",
 ]
 
 VAR_DIR = Path("var")
 # The settings production needs given on purpose: their defaults point at the local simulator.
-EXPLICIT_IN_PRODUCTION = ("cmms_url", "sms_gateway_url")
+EXPLICIT_IN_PRODUCTION = ("CMMS_URL", "SMS_GATEWAY_URL")
 # The same, beside PortaBilling only (BILLING_SOURCE=portabilling).
-EXPLICIT_IN_PRODUCTION_BESIDE_PORTABILLING = ("portabilling_url",)
+EXPLICIT_IN_PRODUCTION_BESIDE_PORTABILLING = ("PORTABILLING_URL",)
+
+Environment = Literal["development", "test", "production"]
 
 
-class Settings(BaseSettings):
-    """Everything the API, the worker and the scripts can be told; secrets are `SecretStr`."""
+def _env(name: str, default: Any, **constraints: Any) -> Any:
+    """A part's field, read from the environment variable `name`."""
+    return Field(default, alias=name, **constraints)
 
-    # Errors never show the input: it holds every secret.
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", hide_input_in_errors=True)
 
-    environment: Literal["development", "test", "production"] = "development"
+class _Part(BaseModel):
+    """One component's settings; each field's alias is the environment variable it is read from. Built
+    by `Settings`, or directly by field name (`TemporalSettings(address=…)`)."""
 
-    # Temporal
-    temporal_address: str = "127.0.0.1:7233"
-    temporal_namespace: str = "default"
-    temporal_task_queue: str = "provisioning"
-    temporal_ui_port: int = 8233
+    # Errors never show the input: it holds secrets.
+    model_config = ConfigDict(validate_by_name=True, validate_by_alias=True, hide_input_in_errors=True)
+
+
+class TemporalSettings(_Part):
+    """Where the Temporal server is, and how to reach it: for `core.temporal.connect`."""
+
+    address: str = _env("TEMPORAL_ADDRESS", "127.0.0.1:7233")
+    namespace: str = _env("TEMPORAL_NAMESPACE", "default")
+    task_queue: str = _env("TEMPORAL_TASK_QUEUE", "provisioning")
+    ui_port: int = _env("TEMPORAL_UI_PORT", 8233)
     # A TLS cluster or Temporal Cloud. TLS is on when asked for, or when any of the files or the API
     # key is given: the CA file to trust (the system's roots when unset), a client certificate and
     # its key for mTLS (both or neither), the name the server's certificate carries when it is not
     # the address's host, and a Temporal Cloud API key (sent as a bearer token, over TLS only).
-    temporal_tls: bool = False
-    temporal_tls_server_ca_cert_path: Path | None = None
-    temporal_tls_client_cert_path: Path | None = None
-    temporal_tls_client_key_path: Path | None = None
-    temporal_tls_server_name: str | None = None
-    temporal_api_key: SecretStr | None = None
+    tls: bool = _env("TEMPORAL_TLS", False)
+    tls_server_ca_cert_path: Path | None = _env("TEMPORAL_TLS_SERVER_CA_CERT_PATH", None)
+    tls_client_cert_path: Path | None = _env("TEMPORAL_TLS_CLIENT_CERT_PATH", None)
+    tls_client_key_path: Path | None = _env("TEMPORAL_TLS_CLIENT_KEY_PATH", None)
+    tls_server_name: str | None = _env("TEMPORAL_TLS_SERVER_NAME", None)
+    api_key: SecretStr | None = _env("TEMPORAL_API_KEY", None)
+    # The key ring Temporal payloads are encrypted with (core.codec); the codec server decrypts with it.
+    # Key rings are `kid:base64url-32-bytes,...`: the first encrypts, all decrypt, so a key is rotated
+    # by putting a new one first and keeping the old after it.
+    payload_keys: SecretStr = _env("PAYLOAD_KEYS", SecretStr(DEV_PAYLOAD_KEYS))
 
-    # Billing database: SQLite under var/ unless DATABASE_URL names another (postgresql+psycopg://…).
-    database_url: str = f"sqlite:///{VAR_DIR}/billing.sqlite3"
+    @property
+    def uses_tls(self) -> bool:
+        return (
+            self.tls
+            or self.api_key is not None
+            or any((self.tls_server_ca_cert_path, self.tls_client_cert_path, self.tls_server_name))
+        )
 
-    # API
-    api_host: str = "127.0.0.1"
-    api_port: int = 8000
-    api_keys: SecretStr = SecretStr(DEV_API_KEYS)
+
+class DatabaseSettings(_Part):
+    """The billing database."""
+
+    # SQLite under var/ unless DATABASE_URL names another (postgresql+psycopg://…).
+    url: str = _env("DATABASE_URL", f"sqlite:///{VAR_DIR}/billing.sqlite3")
+    # The key ring SIP passwords are encrypted with at rest (billing.encrypted); the format is PAYLOAD_KEYS'.
+    encryption_keys: SecretStr = _env("DATABASE_ENCRYPTION_KEYS", SecretStr(DEV_DATABASE_ENCRYPTION_KEYS))
+
+    @property
+    def key_ring(self) -> KeyRing:
+        return KeyRing.parse(self.encryption_keys.get_secret_value())
+
+
+class ApiSettings(_Part):
+    """The HTTP API."""
+
+    host: str = _env("API_HOST", "127.0.0.1")
+    port: int = _env("API_PORT", 8000)
+    keys: SecretStr = _env("API_KEYS", SecretStr(DEV_API_KEYS))
     # The largest request body the API reads; larger ones are refused (413) before the key is checked.
-    api_max_body_bytes: int = Field(default=64 * 1024, gt=0)
+    max_body_bytes: int = _env("API_MAX_BODY_BYTES", 64 * 1024, gt=0)
 
-    # CMMS (the simulator by default)
-    cmms_url: str = "http://127.0.0.1:8100"
-    cmms_token: SecretStr = SecretStr(DEV_CMMS_TOKEN)
-    cmms_timeout_seconds: float = 10.0
+
+class CmmsSettings(_Part):
+    """The CMMS (the simulator by default), for `clients.cmms.CmmsClient`."""
+
+    url: str = _env("CMMS_URL", "http://127.0.0.1:8100")
+    token: SecretStr = _env("CMMS_TOKEN", SecretStr(DEV_CMMS_TOKEN))
+    timeout_seconds: float = _env("CMMS_TIMEOUT_SECONDS", 10.0)
     # Most CMMS calls a second, across every worker (the Temporal server enforces it); unset: no limit.
-    cmms_rate_limit_per_second: float | None = None
+    rate_limit_per_second: float | None = _env("CMMS_RATE_LIMIT_PER_SECOND", None)
 
-    # Where accounts, customers, products and wallets are kept: `builtin`, this service's own billing
-    # database and API; `portabilling`, a PortaBilling beside it, which tells us of changes through ESPF
-    # events ("Receiving provisioning events") and is read through its JSON API.
-    billing_source: Literal["builtin", "portabilling"] = "builtin"
-    # PortaBilling's JSON API and ESPF status API (the PortaBilling simulator by default): its address,
-    # the API user we log in as, how long one call may take, the status group our provisioning reports
-    # go to (one of PortaBilling's predefined groups), and the account custom field holding the IMEI.
-    portabilling_url: str = "http://127.0.0.1:8200"
-    portabilling_login: str = "cmms-sync"
-    portabilling_password: SecretStr = SecretStr(DEV_PORTABILLING_PASSWORD)
-    portabilling_timeout_seconds: float = Field(default=10.0, gt=0)
-    portabilling_status_group: str = "VoIP"
-    portabilling_imei_field: str = "IMEI"
+
+class PortaBillingSettings(_Part):
+    """PortaBilling, when it is the billing (BILLING_SOURCE=portabilling).
+
+    Its JSON API and ESPF status API (the PortaBilling simulator by default): its address, the API user
+    we log in as, how long one call may take, the status group our provisioning reports go to (one of
+    PortaBilling's predefined groups), and the account custom field holding the IMEI."""
+
+    url: str = _env("PORTABILLING_URL", "http://127.0.0.1:8200")
+    login: str = _env("PORTABILLING_LOGIN", "cmms-sync")
+    password: SecretStr = _env("PORTABILLING_PASSWORD", SecretStr(DEV_PORTABILLING_PASSWORD))
+    timeout_seconds: float = _env("PORTABILLING_TIMEOUT_SECONDS", 10.0, gt=0)
+    status_group: str = _env("PORTABILLING_STATUS_GROUP", "VoIP")
+    imei_field: str = _env("PORTABILLING_IMEI_FIELD", "IMEI")
     # The HTTP basic credentials PortaBilling's ESPF sends with each event to /v1/portabilling/events.
-    espf_username: str = "espf"
-    espf_password: SecretStr = SecretStr(DEV_ESPF_PASSWORD)
+    espf_username: str = _env("ESPF_USERNAME", "espf")
+    espf_password: SecretStr = _env("ESPF_PASSWORD", SecretStr(DEV_ESPF_PASSWORD))
     # How long a received event is kept, to answer PortaBilling's repeats of it as repeats (it repeats
     # within minutes; a week is ample). Older ones are deleted hourly by the API.
-    portabilling_event_retention_days: int = Field(default=7, ge=1)
+    event_retention_days: int = _env("PORTABILLING_EVENT_RETENTION_DAYS", 7, ge=1)
     # Where `make run` starts the PortaBilling simulator (BILLING_SOURCE=portabilling only).
-    portabilling_sim_port: int = 8200
+    sim_port: int = _env("PORTABILLING_SIM_PORT", 8200)
 
-    # The outbox relay (services.outbox): what a committed change must tell Temporal is delivered right
-    # after the commit; a record left undelivered (Temporal away, the API stopped) is looked for every
-    # OUTBOX_POLL_SECONDS, taken by one API process for OUTBOX_LEASE_SECONDS at a time, and tried again
-    # with a backoff of at most OUTBOX_RETRY_MAX_SECONDS.
-    outbox_poll_seconds: float = Field(default=1.0, gt=0)
-    outbox_lease_seconds: float = Field(default=10.0, gt=0)
-    outbox_retry_max_seconds: float = Field(default=5.0, gt=0)
 
-    # Keys the service derives from: request fingerprints, OTP HMACs.
-    secret_key: SecretStr = SecretStr(DEV_SECRET_KEY)
+class OutboxSettings(_Part):
+    """The outbox relay (services.outbox): what a committed change must tell Temporal is delivered right
+    after the commit; a record left undelivered (Temporal away, the API stopped) is looked for every
+    OUTBOX_POLL_SECONDS, taken by one API process for OUTBOX_LEASE_SECONDS at a time, and tried again
+    with a backoff of at most OUTBOX_RETRY_MAX_SECONDS."""
 
-    # Provisioning defaults (use case 3): the effective profile and domain fall back to these.
-    default_profile: str = "Residential"
-    default_domain: str = "sip.example.net"
+    poll_seconds: float = _env("OUTBOX_POLL_SECONDS", 1.0, gt=0)
+    lease_seconds: float = _env("OUTBOX_LEASE_SECONDS", 10.0, gt=0)
+    retry_max_seconds: float = _env("OUTBOX_RETRY_MAX_SECONDS", 5.0, gt=0)
 
-    # OTT signups. Countries: ISO 3166 codes, comma-separated; `*` allows all. Empty allows all too,
-    # outside production only: an open list there invites SMS pumping, so production wants it said.
-    signup_allowed_countries: str = ""
+
+class ProvisioningSettings(_Part):
+    """What an account's CMMS record is made of, where billing leaves it open."""
+
+    # The effective profile and domain fall back to these.
+    default_profile: str = _env("DEFAULT_PROFILE", "Residential")
+    default_domain: str = _env("DEFAULT_DOMAIN", "sip.example.net")
+    # The profiles the CMMS knows, checked at the API (empty: any).
+    profiles: str = _env("CMMS_PROFILES", "Residential,Business")
+
+    @property
+    def known_profiles(self) -> frozenset[str]:
+        """The profile names the CMMS accepts (empty: not known up front, the CMMS decides)."""
+        return frozenset(p.strip() for p in self.profiles.split(",") if p.strip())
+
+
+class RolloutSettings(_Part):
+    """How a customer's rollout walks its accounts: ids per page, CMMS syncs in flight at once."""
+
+    page_size: int = _env("ROLLOUT_PAGE_SIZE", 200)
+    window: int = _env("ROLLOUT_WINDOW", 50)
+
+
+class SignupSettings(_Part):
+    """OTT signups: who may sign up, the code policy, the API's rate limits."""
+
+    # Countries: ISO 3166 codes, comma-separated; `*` allows all. Empty allows all too, outside
+    # production only: an open list there invites SMS pumping, so production wants it said.
+    countries: str = _env("SIGNUP_ALLOWED_COUNTRIES", "")
     # Who generates, texts and checks the code: billing (the v1 contract), or the CMMS, which then
     # confirms the number with the credentials it issued (the PortaBilling integration's way).
-    signup_verification: Literal["billing", "cmms"] = "billing"
-    ott_customer_id: str = "ott"
-    ott_product_id: str = "ott-standard"
-    # OTT signups (use case 2): the code policy, the API's rate limits, the SMS gateway.
-    signup_code_digits: int = 6
-    signup_code_ttl_seconds: int = 600
-    signup_max_attempts: int = 5
-    signup_max_sends: int = 5
-    signup_resend_cooldown_seconds: int = 30
+    verification: Literal["billing", "cmms"] = _env("SIGNUP_VERIFICATION", "billing")
+    ott_customer_id: str = _env("OTT_CUSTOMER_ID", "ott")
+    ott_product_id: str = _env("OTT_PRODUCT_ID", "ott-standard")
+    # The code policy.
+    code_digits: int = _env("SIGNUP_CODE_DIGITS", 6)
+    code_ttl_seconds: int = _env("SIGNUP_CODE_TTL_SECONDS", 600)
+    max_attempts: int = _env("SIGNUP_MAX_ATTEMPTS", 5)
+    max_sends: int = _env("SIGNUP_MAX_SENDS", 5)
+    resend_cooldown_seconds: int = _env("SIGNUP_RESEND_COOLDOWN_SECONDS", 30)
     # Signup requests (start and resend) per phone number, and per API client, in a sliding window.
-    signup_number_limit: int = 10
-    signup_number_window_seconds: int = 3600
-    signup_client_limit: int = 600
-    signup_client_window_seconds: int = 60
+    number_limit: int = _env("SIGNUP_NUMBER_LIMIT", 10)
+    number_window_seconds: int = _env("SIGNUP_NUMBER_WINDOW_SECONDS", 3600)
+    client_limit: int = _env("SIGNUP_CLIENT_LIMIT", 600)
+    client_window_seconds: int = _env("SIGNUP_CLIENT_WINDOW_SECONDS", 60)
     # Verify calls per phone number and per API client, and wrong codes per number across all its
     # signups and resends: past any of them, 429 with Retry-After.
-    signup_verify_number_limit: int = 20
-    signup_verify_number_window_seconds: int = 3600
-    signup_verify_client_limit: int = 600
-    signup_verify_client_window_seconds: int = 60
-    signup_wrong_code_limit: int = 10
-    signup_wrong_code_window_seconds: int = 86400
+    verify_number_limit: int = _env("SIGNUP_VERIFY_NUMBER_LIMIT", 20)
+    verify_number_window_seconds: int = _env("SIGNUP_VERIFY_NUMBER_WINDOW_SECONDS", 3600)
+    verify_client_limit: int = _env("SIGNUP_VERIFY_CLIENT_LIMIT", 600)
+    verify_client_window_seconds: int = _env("SIGNUP_VERIFY_CLIENT_WINDOW_SECONDS", 60)
+    wrong_code_limit: int = _env("SIGNUP_WRONG_CODE_LIMIT", 10)
+    wrong_code_window_seconds: int = _env("SIGNUP_WRONG_CODE_WINDOW_SECONDS", 86400)
     # Where the API processes keep those limits together: Redis when set (`redis://host:6379/0`),
     # else the billing database.
-    redis_url: SecretStr | None = None
+    redis_url: SecretStr | None = _env("REDIS_URL", None)
     # How long a verify call waits for the account to be provisioned before answering 503.
-    signup_verify_timeout_seconds: float = 20.0
+    verify_timeout_seconds: float = _env("SIGNUP_VERIFY_TIMEOUT_SECONDS", 20.0)
+
+    @property
+    def allowed_countries(self) -> frozenset[str]:
+        """The countries signups serve; empty: all of them."""
+        countries = frozenset(c.strip().upper() for c in self.countries.split(",") if c.strip())
+        return frozenset() if "*" in countries else countries
+
+
+class SmsSettings(_Part):
+    """The signup codes' SMS, through Kannel's sendsms interface (`clients.kannel.KannelClient`)."""
+
     # `{code}` and `{minutes}` are filled in.
-    sms_template: str = "Your security code is {code}. It expires in {minutes} minutes."
+    template: str = _env("SMS_TEMPLATE", "Your security code is {code}. It expires in {minutes} minutes.")
     # What `make run` puts in front of the simulator's SMSC: "simulator" (its Kannel-compatible sink
     # answers sendsms itself) or "kannel" (a real bearerbox and smsbox, Debian's `kannel` package).
-    sms_gateway: Literal["simulator", "kannel"] = "simulator"
+    gateway: Literal["simulator", "kannel"] = _env("SMS_GATEWAY", "simulator")
     # Kannel's sendsms interface (the simulator's sink by default).
-    sms_gateway_url: str = "http://127.0.0.1:8100/cgi-bin/sendsms"
-    sms_username: str = DEV_SMS_USERNAME
-    sms_password: SecretStr = SecretStr(DEV_SMS_PASSWORD)
-    sms_timeout_seconds: float = 5.0
+    gateway_url: str = _env("SMS_GATEWAY_URL", "http://127.0.0.1:8100/cgi-bin/sendsms")
+    username: str = _env("SMS_USERNAME", DEV_SMS_USERNAME)
+    password: SecretStr = _env("SMS_PASSWORD", SecretStr(DEV_SMS_PASSWORD))
+    timeout_seconds: float = _env("SMS_TIMEOUT_SECONDS", 5.0)
     # The sender Kannel puts on the SMS (`X-Kannel-From`); empty: the smsbox's `global-sender`.
-    sms_sender: str = ""
+    sender: str = _env("SMS_SENDER", "")
     # The API's address as the Kannel smsbox reaches it: each code SMS asks for delivery reports at
     # `<this>/v1/sms/delivery-reports/<per-message token>`. Empty: no delivery reports are asked for.
-    sms_report_base_url: str = "http://127.0.0.1:8000"
+    report_base_url: str = _env("SMS_REPORT_BASE_URL", "http://127.0.0.1:8000")
 
-    # Customized provisioning (use case 3): the profiles the CMMS knows, checked at the API (empty: any),
-    # and how a customer's rollout walks its accounts: ids per page, CMMS syncs in flight at once.
-    cmms_profiles: str = "Residential,Business"
-    rollout_page_size: int = 200
-    rollout_window: int = 50
 
-    # Reconciliation (billing against the CMMS): how often the worker's Temporal Schedule runs it
-    # (`90s`, `15m`, `1h`, `1d`, plain seconds or ISO 8601; `0` or `off`: no schedule, on demand only),
-    # records compared per page, and repairs in flight at once.
-    reconcile_every: timedelta | None = timedelta(hours=1)
-    reconcile_page_size: int = Field(default=200, ge=1, le=1000)
-    reconcile_window: int = Field(default=20, ge=1, le=500)
+class ReconciliationSettings(_Part):
+    """Reconciliation (billing against the CMMS): how often the worker's Temporal Schedule runs it
+    (`90s`, `15m`, `1h`, `1d`, plain seconds or ISO 8601; `0` or `off`: no schedule, on demand only),
+    records compared per page, and repairs in flight at once."""
 
-    log_level: str = "INFO"
+    every: timedelta | None = _env("RECONCILE_EVERY", timedelta(hours=1))
+    page_size: int = _env("RECONCILE_PAGE_SIZE", 200, ge=1, le=1000)
+    window: int = _env("RECONCILE_WINDOW", 20, ge=1, le=500)
 
-    # Secrets and observability. Key rings are `kid:base64url-32-bytes,...`: the first
-    # encrypts, all decrypt, so a key is rotated by putting a new one first and keeping the old after it.
-    payload_keys: SecretStr = SecretStr(DEV_PAYLOAD_KEYS)  # Temporal payloads (core.codec)
-    database_encryption_keys: SecretStr = SecretStr(DEV_DATABASE_ENCRYPTION_KEYS)  # SIP passwords at rest
-    # The codec server the Temporal UI decodes payloads with: loopback unless told otherwise.
-    codec_server_host: str = "127.0.0.1"
-    codec_server_port: int = 8234
-    codec_server_token: SecretStr = SecretStr(DEV_CODEC_SERVER_TOKEN)
-    codec_server_cors_origins: str = "http://127.0.0.1:8233,http://localhost:8233"  # the UI's origins
-    codec_server_session_hours: int = 8  # how long an operator's codec login cookie lasts
-    # Prometheus: the worker's SDK metrics on this loopback port (0: none); the API serves /metrics itself.
-    worker_metrics_host: str = "127.0.0.1"
-    worker_metrics_port: int = 9464
-    log_format: Literal["logfmt", "json"] = "logfmt"
-
-    @field_validator("reconcile_every", mode="before")
+    @field_validator("every", mode="before")
     @classmethod
     def _parse_every(cls, value: object) -> object:
         """`off`, `0` → None; `90s`, `15m`, `1h`, `1d` → a timedelta; anything else as pydantic reads it."""
@@ -219,12 +299,146 @@ class Settings(BaseSettings):
             return None
         return value
 
-    @field_validator("reconcile_every")
+    @field_validator("every")
     @classmethod
     def _positive_every(cls, value: timedelta | None) -> timedelta | None:
         if value is not None and value <= timedelta(0):
             raise ValueError("must be positive, or 0/off to turn the schedule off")
         return value
+
+
+class CodecServerSettings(_Part):
+    """The codec server the Temporal UI decodes payloads with: loopback unless told otherwise."""
+
+    host: str = _env("CODEC_SERVER_HOST", "127.0.0.1")
+    port: int = _env("CODEC_SERVER_PORT", 8234)
+    token: SecretStr = _env("CODEC_SERVER_TOKEN", SecretStr(DEV_CODEC_SERVER_TOKEN))
+    cors_origins: str = _env("CODEC_SERVER_CORS_ORIGINS", "http://127.0.0.1:8233,http://localhost:8233")  # the UI's
+    session_hours: int = _env("CODEC_SERVER_SESSION_HOURS", 8)  # how long an operator's codec login cookie lasts
+
+    @property
+    def origins(self) -> list[str]:
+        """The Temporal UI origins the codec server answers cross-origin calls from."""
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+
+class WorkerSettings(_Part):
+    """The worker process: Prometheus gets its SDK metrics on this loopback port (0: none); the API
+    serves /metrics itself."""
+
+    metrics_host: str = _env("WORKER_METRICS_HOST", "127.0.0.1")
+    metrics_port: int = _env("WORKER_METRICS_PORT", 9464)
+
+
+class LogSettings(_Part):
+    """Every process's log lines (core.logging)."""
+
+    level: str = _env("LOG_LEVEL", "INFO")
+    format: Literal["logfmt", "json"] = _env("LOG_FORMAT", "logfmt")
+
+
+class _Given(PydanticBaseSettingsSource):
+    """The values given to `Settings(…)`; flat ones under their variable's lower-case name, as the
+    environment's are, so that the value given wins over the environment's however it is spelt."""
+
+    def __init__(self, settings_cls: type[BaseSettings], given: PydanticBaseSettingsSource) -> None:
+        super().__init__(settings_cls)
+        self._given = given
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ answers for every field at once
+
+    def __call__(self) -> dict[str, Any]:
+        return {(key.lower() if key.upper() in _WHERE else key): value for key, value in self._given().items()}
+
+
+class _Variables(PydanticBaseSettingsSource):
+    """The settings' variables among a set of environment variables (the process's, or `.env`'s)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], found: Mapping[str, str | None]) -> None:
+        super().__init__(settings_cls)
+        self._found = found
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ answers for every field at once
+
+    def __call__(self) -> dict[str, Any]:
+        # The found names are lower case: the settings are not case-sensitive.
+        names = (variable.lower() for variable in _WHERE)
+        return {name: self._found[name] for name in names if name in self._found}
+
+
+class Settings(BaseSettings):
+    """Everything the API, the worker and the scripts can be told, by component; secrets are `SecretStr`."""
+
+    # Errors never show the input: it holds every secret.
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", hide_input_in_errors=True)
+
+    environment: Environment = "development"
+    # Where accounts, customers, products and wallets are kept: `builtin`, this service's own billing
+    # database and API; `portabilling`, a PortaBilling beside it, which tells us of changes through ESPF
+    # events ("Receiving provisioning events") and is read through its JSON API.
+    billing_source: Literal["builtin", "portabilling"] = "builtin"
+    # The key the service derives from: request fingerprints, OTP HMACs, reconciliation digests.
+    secret_key: SecretStr = SecretStr(DEV_SECRET_KEY)
+
+    temporal: TemporalSettings = Field(default_factory=TemporalSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+    cmms: CmmsSettings = Field(default_factory=CmmsSettings)
+    portabilling: PortaBillingSettings = Field(default_factory=PortaBillingSettings)
+    outbox: OutboxSettings = Field(default_factory=OutboxSettings)
+    provisioning: ProvisioningSettings = Field(default_factory=ProvisioningSettings)
+    rollouts: RolloutSettings = Field(default_factory=RolloutSettings)
+    signups: SignupSettings = Field(default_factory=SignupSettings)
+    sms: SmsSettings = Field(default_factory=SmsSettings)
+    reconciliation: ReconciliationSettings = Field(default_factory=ReconciliationSettings)
+    codec_server: CodecServerSettings = Field(default_factory=CodecServerSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The variables are flat, the fields grouped: the values given first, then the process's
+        # environment, then `.env` (each read by pydantic-settings, `_env_file=` and case rules included).
+        assert isinstance(env_settings, EnvSettingsSource) and isinstance(dotenv_settings, DotEnvSettingsSource)
+        return (
+            _Given(settings_cls, init_settings),
+            _Variables(settings_cls, env_settings.env_vars),
+            _Variables(settings_cls, dotenv_settings.env_vars),
+            file_secret_settings,
+        )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _group_by_part(cls, data: Any) -> Any:
+        """Flat values (`temporal_address`, `TEMPORAL_ADDRESS`) into their parts (`temporal`); a part
+        given whole keeps what it was given over the flat values."""
+        if not isinstance(data, dict):
+            return data
+        grouped: dict[str, Any] = {}
+        flat: dict[str, dict[str, Any]] = {}
+        for key, value in data.items():
+            part, _ = _WHERE.get(key.upper(), (None, key)) if isinstance(key, str) else (None, key)
+            if part is None:
+                grouped[key] = value
+            else:
+                flat.setdefault(part, {})[key.upper()] = value
+        for part, values in flat.items():
+            given = grouped.get(part)
+            if given is None:
+                grouped[part] = values
+            elif isinstance(given, Mapping):
+                aliases = {name: field.alias for name, field in _PARTS[part].model_fields.items()}
+                grouped[part] = values | {aliases.get(key, key): value for key, value in given.items()}
+        return grouped
 
     @model_validator(mode="after")
     def _refuse_dev_secrets_in_production(self) -> "Settings":
@@ -235,8 +449,8 @@ class Settings(BaseSettings):
         # invent any (and serves no ESPF events, so the development ESPF password opens nothing).
         portabilling_tokens = (
             {
-                "PORTABILLING_PASSWORD": self.portabilling_password.get_secret_value(),
-                "ESPF_PASSWORD": self.espf_password.get_secret_value(),
+                "PORTABILLING_PASSWORD": self.portabilling.password.get_secret_value(),
+                "ESPF_PASSWORD": self.portabilling.espf_password.get_secret_value(),
             }
             if beside_portabilling
             else {}
@@ -244,18 +458,18 @@ class Settings(BaseSettings):
         explicit = EXPLICIT_IN_PRODUCTION + (EXPLICIT_IN_PRODUCTION_BESIDE_PORTABILLING if beside_portabilling else ())
         problems = production_problems(
             rings={
-                "PAYLOAD_KEYS": self.payload_keys.get_secret_value(),
-                "DATABASE_ENCRYPTION_KEYS": self.database_encryption_keys.get_secret_value(),
+                "PAYLOAD_KEYS": self.temporal.payload_keys.get_secret_value(),
+                "DATABASE_ENCRYPTION_KEYS": self.database.encryption_keys.get_secret_value(),
             },
             tokens={
-                "CMMS_TOKEN": self.cmms_token.get_secret_value(),
-                "CODEC_SERVER_TOKEN": self.codec_server_token.get_secret_value(),
-                "SMS_PASSWORD": self.sms_password.get_secret_value(),
+                "CMMS_TOKEN": self.cmms.token.get_secret_value(),
+                "CODEC_SERVER_TOKEN": self.codec_server.token.get_secret_value(),
+                "SMS_PASSWORD": self.sms.password.get_secret_value(),
                 **portabilling_tokens,
             },
-            api_keys=self.api_keys.get_secret_value(),
+            api_keys=self.api.keys.get_secret_value(),
             secret_key=self.secret_key.get_secret_value(),
-            explicit={name.upper(): name in self.model_fields_set for name in explicit},
+            explicit={name: self.given(name) for name in explicit},
         )
         if problems:
             raise ValueError("; ".join(problems))
@@ -263,7 +477,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_an_open_signup_country_list_in_production(self) -> "Settings":
-        if self.environment == "production" and not self.signup_allowed_countries.replace(",", "").strip():
+        if self.environment == "production" and not self.signups.countries.replace(",", "").strip():
             raise ValueError("SIGNUP_ALLOWED_COUNTRIES must name the countries signups serve (or `*` for all)")
         return self
 
@@ -271,8 +485,8 @@ class Settings(BaseSettings):
     def _key_rings_parse(self) -> "Settings":
         # Fail at start-up, naming the setting (KeyRing's errors name key ids, never keys).
         for name, ring in (
-            ("PAYLOAD_KEYS", self.payload_keys),
-            ("DATABASE_ENCRYPTION_KEYS", self.database_encryption_keys),
+            ("PAYLOAD_KEYS", self.temporal.payload_keys),
+            ("DATABASE_ENCRYPTION_KEYS", self.database.encryption_keys),
         ):
             try:
                 KeyRing.parse(ring.get_secret_value())
@@ -282,45 +496,63 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _client_certificate_comes_with_its_key(self) -> "Settings":
-        if (self.temporal_tls_client_cert_path is None) != (self.temporal_tls_client_key_path is None):
+        if (self.temporal.tls_client_cert_path is None) != (self.temporal.tls_client_key_path is None):
             raise ValueError("TEMPORAL_TLS_CLIENT_CERT_PATH and TEMPORAL_TLS_CLIENT_KEY_PATH go together")
         return self
 
-    @property
-    def temporal_uses_tls(self) -> bool:
-        return (
-            self.temporal_tls
-            or self.temporal_api_key is not None
-            or any(
-                (
-                    self.temporal_tls_server_ca_cert_path,
-                    self.temporal_tls_client_cert_path,
-                    self.temporal_tls_server_name,
-                )
-            )
-        )
+    @classmethod
+    def variables(cls) -> frozenset[str]:
+        """The name of every environment variable the settings are read from."""
+        return frozenset(_WHERE)
 
-    @property
-    def codec_server_origins(self) -> list[str]:
-        """The Temporal UI origins the codec server answers cross-origin calls from."""
-        return [o.strip() for o in self.codec_server_cors_origins.split(",") if o.strip()]
+    def given(self, variable: str) -> bool:
+        """Whether the variable (`CMMS_URL`) was given, rather than left to its default."""
+        part, name = _WHERE[variable]
+        return name in (self.model_fields_set if part is None else getattr(self, part).model_fields_set)
 
-    @property
-    def known_profiles(self) -> frozenset[str]:
-        """The profile names the CMMS accepts (empty: not known up front, the CMMS decides)."""
-        return frozenset(p.strip() for p in self.cmms_profiles.split(",") if p.strip())
+    def by_variable(self) -> dict[str, Any]:
+        """Every setting's value under its environment variable's name."""
+        return {
+            variable: getattr(self if part is None else getattr(self, part), name)
+            for variable, (part, name) in _WHERE.items()
+        }
 
-    @property
-    def allowed_countries(self) -> frozenset[str]:
-        """The countries signups serve; empty: all of them."""
-        countries = frozenset(c.strip().upper() for c in self.signup_allowed_countries.split(",") if c.strip())
-        return frozenset() if "*" in countries else countries
+    def with_changes(self, **values: Any) -> "Settings":
+        """A copy with some settings changed, each named as its variable is, in lower case (`api_port=…`);
+        not validated, as `model_copy` does not (for a test's or benchmark's second process)."""
+        top: dict[str, Any] = {}
+        parts: dict[str, dict[str, Any]] = {}
+        for variable, value in values.items():
+            part, name = _WHERE[variable.upper()]
+            if part is None:
+                top[name] = value
+            else:
+                parts.setdefault(part, {})[name] = value
+        top |= {part: getattr(self, part).model_copy(update=changes) for part, changes in parts.items()}
+        return self.model_copy(update=top)
+
+
+def _parts() -> dict[str, type[_Part]]:
+    """Settings' parts by field name (`temporal` → TemporalSettings)."""
+    parts: dict[str, type[_Part]] = {}
+    for name, field in Settings.model_fields.items():
+        if isinstance(field.annotation, type) and issubclass(field.annotation, _Part):
+            parts[name] = field.annotation
+    return parts
+
+
+_PARTS = _parts()
+# Each variable's place: its part (None: Settings itself) and its field there.
+_WHERE: dict[str, tuple[str | None, str]] = {
+    name.upper(): (None, name) for name in Settings.model_fields if name not in _PARTS
+} | {str(field.alias): (part, name) for part, model in _PARTS.items() for name, field in model.model_fields.items()}
 
 
 @lru_cache
 def get_settings() -> Settings:
-    """The process's settings, read once on first use. Settings that cannot be used end the process
-    with one line naming them (no traceback, and no value echoed: pydantic's message would show the input)."""
+    """The process's settings, read once on first use by its entry point. Settings that cannot be used
+    end the process with one line naming them (no traceback, and no value echoed: pydantic's message
+    would show the input)."""
     try:
         return Settings()
     except ValidationError as err:
@@ -328,10 +560,13 @@ def get_settings() -> Settings:
 
 
 def settings_error_line(err: ValidationError) -> str:
-    """One line naming what is wrong with the settings, without their values."""
+    """One line naming what is wrong with the settings, by variable, without their values."""
     parts = []
     for error in err.errors(include_input=False, include_url=False):
-        where = ".".join(str(part).upper() for part in error["loc"])
+        loc = error["loc"]
+        if loc and loc[0] in _PARTS:
+            loc = loc[1:]  # the variable alone: a part's fields are named by their variables
+        where = ".".join(str(part).upper() for part in loc)
         message = error["msg"].removeprefix("Value error, ")
         parts.append(f"{where}: {message}" if where else message)
     return "; ".join(parts)

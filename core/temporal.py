@@ -16,7 +16,7 @@ from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
 from core.codec import EncryptionCodec
 from core.crypto import KeyRing
-from core.settings import Settings
+from core.settings import TemporalSettings, WorkerSettings
 
 T = TypeVar("T")
 
@@ -44,10 +44,10 @@ def is_transient(err: BaseException) -> bool:
     return isinstance(err, RuntimeError) and str(err).startswith(_CONNECT_FAILED)
 
 
-def data_converter(settings: Settings) -> DataConverter:
-    """Pydantic models as JSON, then encrypted (`core.codec`); failures' messages and stack traces
-    are moved into an encoded payload too, so nothing readable is left in the history."""
-    codec = EncryptionCodec(KeyRing.parse(settings.payload_keys.get_secret_value()))
+def data_converter(temporal: TemporalSettings) -> DataConverter:
+    """Pydantic models as JSON, then encrypted (`core.codec`) with the PAYLOAD_KEYS ring; failures'
+    messages and stack traces are moved into an encoded payload too, so nothing readable is left in the history."""
+    codec = EncryptionCodec(KeyRing.parse(temporal.payload_keys.get_secret_value()))
     return dataclasses.replace(
         pydantic_data_converter,
         payload_codec=codec,
@@ -55,46 +55,46 @@ def data_converter(settings: Settings) -> DataConverter:
     )
 
 
-def metrics_runtime(settings: Settings) -> Runtime | None:
+def metrics_runtime(worker: WorkerSettings) -> Runtime | None:
     """A Temporal runtime exporting the SDK's own metrics (task latencies, slots, polls) for
     Prometheus on `WORKER_METRICS_HOST:WORKER_METRICS_PORT`; None when the port is 0."""
-    if not settings.worker_metrics_port:
+    if not worker.metrics_port:
         return None
-    bind = f"{settings.worker_metrics_host}:{settings.worker_metrics_port}"
+    bind = f"{worker.metrics_host}:{worker.metrics_port}"
     return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=bind)))
 
 
-def tls_config(settings: Settings) -> TLSConfig | bool:
+def tls_config(temporal: TemporalSettings) -> TLSConfig | bool:
     """The TLS the settings ask for (files read now, so a missing one fails at start-up), or False."""
-    if not settings.temporal_uses_tls:
+    if not temporal.uses_tls:
         return False
 
     def read(path: Path | None) -> bytes | None:
         return path.read_bytes() if path is not None else None
 
     return TLSConfig(
-        server_root_ca_cert=read(settings.temporal_tls_server_ca_cert_path),
-        domain=settings.temporal_tls_server_name,
-        client_cert=read(settings.temporal_tls_client_cert_path),
-        client_private_key=read(settings.temporal_tls_client_key_path),
+        server_root_ca_cert=read(temporal.tls_server_ca_cert_path),
+        domain=temporal.tls_server_name,
+        client_cert=read(temporal.tls_client_cert_path),
+        client_private_key=read(temporal.tls_client_key_path),
     )
 
 
 async def connect(
-    settings: Settings, *, address: str | None = None, runtime: Runtime | None = None, lazy: bool = False
+    temporal: TemporalSettings, *, address: str | None = None, runtime: Runtime | None = None, lazy: bool = False
 ) -> Client:
-    """Connect to the settings' Temporal server (or `address`) with the project's data converter, over
+    """Connect to the Temporal server the settings name (or `address`) with the project's data converter, over
     TLS or mTLS and with an API key when the settings say so; `runtime` carries telemetry (the worker
     passes `metrics_runtime`), the default one otherwise. `lazy`: connect at the first call instead (and
     again after a lost connection), so a process that can serve without Temporal starts while Temporal
     is unreachable."""
-    api_key = settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None
+    api_key = temporal.api_key.get_secret_value() if temporal.api_key else None
     return await Client.connect(
-        address or settings.temporal_address,
-        namespace=settings.temporal_namespace,
-        data_converter=data_converter(settings),
+        address or temporal.address,
+        namespace=temporal.namespace,
+        data_converter=data_converter(temporal),
         runtime=runtime,
-        tls=tls_config(settings),
+        tls=tls_config(temporal),
         api_key=api_key,
         lazy=lazy,
     )

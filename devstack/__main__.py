@@ -14,7 +14,7 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
 from codec_server.auth import open_on_loopback
-from core.settings import VAR_DIR, Settings, get_settings
+from core.settings import VAR_DIR, ApiSettings, Settings, SmsSettings, TemporalSettings, get_settings
 from core.temporal import connect
 from devstack.kannel import busy_ports, devstack_config, kannel_binaries
 from devstack.ports import Port, taken
@@ -40,16 +40,16 @@ async def _http_ok(url: str) -> bool:
         return False
 
 
-async def _polled_by(client: Client, settings: Settings, pid: int) -> bool:
+async def _polled_by(client: Client, temporal: TemporalSettings, pid: int) -> bool:
     """Whether the worker process `pid` polls both its task queues (its pollers carry `pid@host`)."""
     queues = (
-        (settings.temporal_task_queue, TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW),
-        (cmms_task_queue(settings.temporal_task_queue), TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY),
+        (temporal.task_queue, TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW),
+        (cmms_task_queue(temporal.task_queue), TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY),
     )
     for name, kind in queues:
         described = await client.workflow_service.describe_task_queue(
             DescribeTaskQueueRequest(
-                namespace=settings.temporal_namespace, task_queue=TaskQueue(name=name), task_queue_type=kind
+                namespace=temporal.namespace, task_queue=TaskQueue(name=name), task_queue_type=kind
             )
         )
         if not any(poller.identity.startswith(f"{pid}@") for poller in described.pollers):
@@ -58,58 +58,55 @@ async def _polled_by(client: Client, settings: Settings, pid: int) -> bool:
 
 
 def _ports(settings: Settings, sim_port: int) -> list[Port]:
-    temporal_host, _, temporal_port = settings.temporal_address.rpartition(":")
+    temporal_host, _, temporal_port = settings.temporal.address.rpartition(":")
     beside_portabilling = [
         Port(
             "PortaBilling simulator",
             "127.0.0.1",
-            settings.portabilling_sim_port,
+            settings.portabilling.sim_port,
             "PORTABILLING_SIM_PORT",
         )
     ]
     return [
         Port("Temporal", temporal_host, int(temporal_port), "TEMPORAL_ADDRESS"),
-        Port("Temporal UI", temporal_host, settings.temporal_ui_port, "TEMPORAL_UI_PORT"),
+        Port("Temporal UI", temporal_host, settings.temporal.ui_port, "TEMPORAL_UI_PORT"),
         Port("CMMS simulator", "127.0.0.1", sim_port, "CMMS_SIM_PORT (and CMMS_URL, SMS_GATEWAY_URL)"),
-        Port("codec server", settings.codec_server_host, settings.codec_server_port, "CODEC_SERVER_PORT"),
-        Port("worker metrics", settings.worker_metrics_host, settings.worker_metrics_port, "WORKER_METRICS_PORT"),
-        Port("API", settings.api_host, settings.api_port, "API_PORT"),
+        Port("codec server", settings.codec_server.host, settings.codec_server.port, "CODEC_SERVER_PORT"),
+        Port("worker metrics", settings.worker.metrics_host, settings.worker.metrics_port, "WORKER_METRICS_PORT"),
+        Port("API", settings.api.host, settings.api.port, "API_PORT"),
         *(beside_portabilling if settings.billing_source == "portabilling" else []),
     ]
 
 
-def _event_url(settings: Settings) -> str:
+def _event_url(api: ApiSettings) -> str:
     """Where the PortaBilling simulator sends its ESPF events: the API's receiver."""
-    host = "127.0.0.1" if settings.api_host in ("0.0.0.0", "") else settings.api_host  # noqa: S104
-    return f"http://{host}:{settings.api_port}/v1/portabilling/events"
+    host = "127.0.0.1" if api.host in ("0.0.0.0", "") else api.host  # noqa: S104
+    return f"http://{host}:{api.port}/v1/portabilling/events"
 
 
 async def _start_portabilling_sim(supervisor: Supervisor, settings: Settings) -> str:
     """The PortaBilling simulator, its events sent to the API (they are retried until the API answers,
     so it may start first); returns its URL."""
-    url = f"http://127.0.0.1:{settings.portabilling_sim_port}"
+    url = f"http://127.0.0.1:{settings.portabilling.sim_port}"
     env = {
         "PORTABILLING_SIM_HOST": "127.0.0.1",
-        "PORTABILLING_SIM_PORT": str(settings.portabilling_sim_port),
-        "PORTABILLING_SIM_EVENT_URL": _event_url(settings),
+        "PORTABILLING_SIM_PORT": str(settings.portabilling.sim_port),
+        "PORTABILLING_SIM_EVENT_URL": _event_url(settings.api),
     }
     child = Child("portabilling-sim", [sys.executable, "-m", "simulators.portabilling"], env=env)
     await supervisor.start(child, lambda: _http_ok(f"{url}/healthz"))
-    if "portabilling_url" not in settings.model_fields_set:
+    if not settings.given("PORTABILLING_URL"):
         # The worker and the API (started next, with this environment) read this simulator.
         os.environ["PORTABILLING_URL"] = url
     return url
 
 
-async def _start_kannel(supervisor: Supervisor, sim_url: str) -> None:
+async def _start_kannel(supervisor: Supervisor, sim_url: str, sms: SmsSettings) -> None:
     """A real bearerbox and smsbox in front of the simulator's SMSC; the worker sends to this smsbox."""
     binaries = kannel_binaries()
     if binaries is None:
         raise RuntimeError("SMS_GATEWAY=kannel needs Kannel: apt-get install kannel")
-    settings = get_settings()
-    config = devstack_config(
-        VAR_DIR / "kannel", sim_url, settings.sms_username, settings.sms_password.get_secret_value()
-    )
+    config = devstack_config(VAR_DIR / "kannel", sim_url, sms.username, sms.password.get_secret_value())
     busy = busy_ports(config)
     if busy:
         raise RuntimeError(f"Kannel's ports {busy} are taken (a system Kannel? `service kannel stop`)")
@@ -131,7 +128,7 @@ async def main() -> int:
         ),
         flush=True,
     )
-    temporal_host, _, temporal_port = settings.temporal_address.rpartition(":")
+    temporal_host, _, temporal_port = settings.temporal.address.rpartition(":")
     sim_port = int(os.environ.get("CMMS_SIM_PORT", "8100"))
     problems = taken(_ports(settings, sim_port))
     if problems:
@@ -143,11 +140,11 @@ async def main() -> int:
     supervisor = Supervisor()
     supervisor.handle_signals()
     try:
-        codec = f"http://{settings.codec_server_host}:{settings.codec_server_port}"
+        codec = f"http://{settings.codec_server.host}:{settings.codec_server.port}"
         args = dev_server_args(
             host=temporal_host,
             port=int(temporal_port),
-            ui_port=settings.temporal_ui_port,
+            ui_port=settings.temporal.ui_port,
             db_file=VAR_DIR / "temporal.sqlite3",
             codec_endpoint=codec,
         )
@@ -165,18 +162,18 @@ async def main() -> int:
             Child("cmms-sim", [python, "-m", "simulators.cmms"]),
             lambda: _http_ok(f"http://127.0.0.1:{sim_port}/healthz"),
         )
-        if settings.sms_gateway == "kannel":
-            await _start_kannel(supervisor, f"http://127.0.0.1:{sim_port}")
+        if settings.sms.gateway == "kannel":
+            await _start_kannel(supervisor, f"http://127.0.0.1:{sim_port}", settings.sms)
         portabilling = (
             await _start_portabilling_sim(supervisor, settings) if settings.billing_source == "portabilling" else None
         )
         await supervisor.start(
             Child("codec-server", [python, "-m", "codec_server"]), lambda: _http_ok(f"{codec}/healthz")
         )
-        temporal = await connect(settings)
+        temporal = await connect(settings.temporal)
         worker = Child("worker", in_background([python, str(ROOT / "worker.py")]))
-        await supervisor.start(worker, lambda: _polled_by(temporal, settings, worker.pid))
-        api = f"http://{settings.api_host}:{settings.api_port}"
+        await supervisor.start(worker, lambda: _polled_by(temporal, settings.temporal, worker.pid))
+        api = f"http://{settings.api.host}:{settings.api.port}"
         await supervisor.start(Child("api", [python, "-m", "api"]), lambda: _http_ok(f"{api}/healthz"))
         # Every process answered; one that died since must not leave a "running" banner behind.
         supervisor.check_all_running()
@@ -186,23 +183,23 @@ async def main() -> int:
         return 1
     codec_access = (
         "the UI decodes without sign-in on this machine"
-        if open_on_loopback(settings.environment, settings.codec_server_host)
+        if open_on_loopback(settings.environment, settings.codec_server.host)
         else f"sign in at {codec}/login with CODEC_SERVER_TOKEN; see docs/operations.md"
     )
     print(
         "\n[devstack] running — Ctrl-C stops everything\n"
         f"  API            {api}  (docs: {api}/docs)\n"
-        f"  Temporal       {settings.temporal_address}  (UI: http://{temporal_host}:{settings.temporal_ui_port})\n"
+        f"  Temporal       {settings.temporal.address}  (UI: http://{temporal_host}:{settings.temporal.ui_port})\n"
         f"  codec server   {codec}  ({codec_access})\n"
         f"  CMMS simulator http://127.0.0.1:{sim_port}\n"
         + (
-            f"  PortaBilling   {portabilling}  (simulator; ESPF events to {_event_url(settings)})\n"
+            f"  PortaBilling   {portabilling}  (simulator; ESPF events to {_event_url(settings.api)})\n"
             if portabilling
             else ""
         )
-        + f"  SMS gateway    {os.environ.get('SMS_GATEWAY_URL', settings.sms_gateway_url)}\n"
-        f"  metrics        {api}/metrics, worker http://{settings.worker_metrics_host}:{settings.worker_metrics_port}/metrics\n"
-        f"  billing DB     {settings.database_url}\n",
+        + f"  SMS gateway    {os.environ.get('SMS_GATEWAY_URL', settings.sms.gateway_url)}\n"
+        f"  metrics        {api}/metrics, worker http://{settings.worker.metrics_host}:{settings.worker.metrics_port}/metrics\n"
+        f"  billing DB     {settings.database.url}\n",
         flush=True,
     )
     await supervisor.stopping.wait()

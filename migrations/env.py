@@ -6,9 +6,13 @@ from sqlmodel import SQLModel
 
 import billing.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 from billing.db import ensure_sqlite_dir, sync_url
+from billing.encrypted import use_key_ring
 from core.settings import get_settings
 
-database_url = context.get_x_argument(as_dictionary=True).get("url") or get_settings().database_url
+database = get_settings().database
+# A data migration reads and writes encrypted columns with the settings' key ring.
+use_key_ring(database.key_ring)
+database_url = context.get_x_argument(as_dictionary=True).get("url") or database.url
 ensure_sqlite_dir(database_url)
 engine = create_engine(sync_url(database_url))
 

@@ -31,7 +31,7 @@ from billing.provisioning import DOMAIN_FIELD, PROFILE_FIELD, EffectiveProfile, 
 from contracts.rollouts import RolloutProgress, rollout_workflow_id
 from contracts.workflows import ROLLOUT_PROGRESS
 from core import gateway
-from core.settings import Settings
+from core.settings import ProvisioningSettings
 from services import audit
 from services.errors import Conflict, Invalid, NotFound, unknown_reference
 from services.outbox import Outbox, Tx
@@ -93,7 +93,7 @@ async def list_resellers(outbox: Outbox, request: PageRequest) -> KeysetPage[Res
 
 
 async def change_reseller(
-    outbox: Outbox, settings: Settings, reseller_id: str, name: str | None, domain: str | None, actor: str
+    outbox: Outbox, settings: ProvisioningSettings, reseller_id: str, name: str | None, domain: str | None, actor: str
 ) -> ResellerChanged:
     """Rename a reseller or change its domain. A new domain is the effective domain of every customer of
     the reseller without a domain of its own: each such customer's accounts are re-provisioned."""
@@ -140,7 +140,7 @@ async def get_customer_class(outbox: Outbox, customer_class_id: str) -> Customer
     return await read(outbox.sessions, CustomerClass, customer_class_id, "customer class")
 
 
-async def create_customer(outbox: Outbox, settings: Settings, customer: Customer, actor: str) -> Customer:
+async def create_customer(outbox: Outbox, settings: ProvisioningSettings, customer: Customer, actor: str) -> Customer:
     async with adding(outbox.sessions, "customer", customer.customer_id) as session:
         customer_class = await session.get(CustomerClass, customer.customer_class_id)
         if customer_class is None:
@@ -172,7 +172,7 @@ async def list_customers(outbox: Outbox, where: CustomerFilter, request: PageReq
 
 
 async def change_customer(
-    outbox: Outbox, settings: Settings, customer_id: str, patch: CustomerPatch, actor: str
+    outbox: Outbox, settings: ProvisioningSettings, customer_id: str, patch: CustomerPatch, actor: str
 ) -> CustomerChanged:
     """Change a customer's name, class, reseller or custom fields. Every account of the customer is
     re-provisioned when the custom fields are patched (also when nothing changed: a way to re-run a
@@ -206,10 +206,10 @@ async def change_customer(
     return CustomerChanged(customer, rollout)
 
 
-async def delete_customer(outbox: Outbox, settings: Settings, customer_id: str, actor: str) -> None:
+async def delete_customer(outbox: Outbox, ott_customer_id: str, customer_id: str, actor: str) -> None:
     """Delete a customer that has no live account (nor an order that may make one). It is kept, marked
     deleted, since its orders and terminated accounts refer to it; it is no longer listed, read or used."""
-    if customer_id == settings.ott_customer_id:
+    if customer_id == ott_customer_id:
         raise Conflict(f"customer {customer_id!r} holds the OTT signups' accounts and cannot be deleted")
     async with outbox.transaction() as tx:
         # FOR UPDATE (not the usual key share): an order or account referring to it waits for this commit.
@@ -251,7 +251,7 @@ async def rollout_progress(outbox: Outbox, temporal: Client, customer_id: str) -
 
 
 async def _check_custom_fields(
-    session: AsyncSession, settings: Settings, customer_class: CustomerClass, values: dict[str, str]
+    session: AsyncSession, settings: ProvisioningSettings, customer_class: CustomerClass, values: dict[str, str]
 ) -> None:
     """Refused unless every value is enabled on the class, allowed by its definition, and a profile the CMMS knows."""
     errors = await value_errors(session, customer_class, values)
@@ -273,7 +273,7 @@ async def _live(session: AsyncSession, customer_id: str, *, lock: bool = False) 
     return customer
 
 
-async def _effective(session: AsyncSession, settings: Settings, customer: Customer) -> EffectiveProfile:
+async def _effective(session: AsyncSession, settings: ProvisioningSettings, customer: Customer) -> EffectiveProfile:
     reseller = await session.get(Reseller, customer.reseller_id) if customer.reseller_id else None
     return effective_profile(customer, reseller, settings)
 

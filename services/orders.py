@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any, NamedTuple, TypeVar
 
 import sqlalchemy as sa
+from pydantic import SecretStr
 from sqlalchemy import ScalarSelect
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
@@ -33,7 +34,6 @@ from billing.models import (
 )
 from billing.uniqueness import imei_taken
 from contracts.orders import order_origin, order_workflow_id
-from core.settings import Settings
 from services.errors import Conflict, unknown_reference
 from services.outbox import Outbox
 from services.pagination import KeysetPage, PageRequest, page
@@ -64,10 +64,10 @@ class OrderView:
     messaging: MessagingState | None
 
 
-async def submit_order(outbox: Outbox, settings: Settings, request: OrderRequest) -> tuple[OrderView, bool]:
+async def submit_order(outbox: Outbox, secret_key: SecretStr, request: OrderRequest) -> tuple[OrderView, bool]:
     """The order as stored, and whether this request created it. The same order again answers what it is;
     the same `order_id` with other content is a conflict."""
-    fingerprint = _fingerprint(settings, request)
+    fingerprint = _fingerprint(secret_key, request)
     created = False
     try:
         async with outbox.transaction() as tx:
@@ -220,7 +220,7 @@ def _refuse_conflicts(request: OrderRequest, found: _Lookup) -> None:
         raise Conflict(f"IMEI {request.imei} is being provisioned by order {found.imei_order!r}")
 
 
-def _fingerprint(settings: Settings, request: OrderRequest) -> str:
+def _fingerprint(secret_key: SecretStr, request: OrderRequest) -> str:
     """A keyed hash of the whole request: tells a repeat from a conflict without keeping the password."""
     canonical = {
         "order_id": request.order_id,
@@ -229,4 +229,4 @@ def _fingerprint(settings: Settings, request: OrderRequest) -> str:
         "account": {"imei": request.imei, "account_id": request.account_id, "password": request.password},
     }
     message = json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()
-    return hmac.new(settings.secret_key.get_secret_value().encode(), message, hashlib.sha256).hexdigest()
+    return hmac.new(secret_key.get_secret_value().encode(), message, hashlib.sha256).hexdigest()

@@ -32,7 +32,7 @@ from temporalio.service import RPCError
 from billing.db import SessionMaker, snapshot, transaction
 from billing.models import Order, OrderStatus, OutboxKind, OutboxRecord, utcnow
 from core import gateway
-from core.settings import Settings
+from core.settings import OutboxSettings
 from core.temporal import is_transient
 
 log = logging.getLogger(__name__)
@@ -73,11 +73,12 @@ class Tx:
 class Outbox:
     """Billing transactions that tell Temporal, and the relay that makes sure it hears."""
 
-    def __init__(self, sessions: SessionMaker, temporal: Client, settings: Settings) -> None:
+    def __init__(self, sessions: SessionMaker, temporal: Client, settings: OutboxSettings, task_queue: str) -> None:
         self.sessions = sessions
         self._temporal = temporal
         self._settings = settings
-        self._lease = timedelta(seconds=settings.outbox_lease_seconds)
+        self._task_queue = task_queue  # the workflows'
+        self._lease = timedelta(seconds=settings.lease_seconds)
         self._in_flight: set[asyncio.Task[None]] = set()
         # Records delivered and not yet deleted: deleted together by the relay, at most every half lease,
         # so that a change costs billing one write transaction, not two (on SQLite every write waits for
@@ -102,7 +103,7 @@ class Outbox:
     async def relay_forever(self) -> None:
         """Deliver what was left undelivered, every OUTBOX_POLL_SECONDS, for the process's lifetime."""
         while True:
-            await asyncio.sleep(self._settings.outbox_poll_seconds)
+            await asyncio.sleep(self._settings.poll_seconds)
             try:
                 await self.relay_once()
             except Exception as err:  # the database away, say: the next round tries again
@@ -251,7 +252,7 @@ class Outbox:
         return None
 
     async def _tell(self, record: OutboxRecord, order: Order | None) -> None:
-        client, settings = self._temporal, self._settings
+        client, task_queue = self._temporal, self._task_queue
         match record.kind:
             case OutboxKind.order:
                 if order is None:  # the relay's: read the order as it stands
@@ -260,19 +261,19 @@ class Outbox:
                 # Only an order still `accepted` may lack its workflow: any later state was set by it.
                 if order is not None and order.status == OrderStatus.accepted:
                     await gateway.start_order(
-                        client, settings, order.order_id, customer_id=order.customer_id, account_id=order.account_id
+                        client, task_queue, order.order_id, customer_id=order.customer_id, account_id=order.account_id
                     )
             case OutboxKind.account:
-                await gateway.account_changed(client, settings, record.target)
+                await gateway.account_changed(client, task_queue, record.target)
             case OutboxKind.customer:
-                await gateway.customer_changed(client, settings, record.target, record.revision or 0)
+                await gateway.customer_changed(client, task_queue, record.target, record.revision or 0)
             case OutboxKind.product:
-                await gateway.product_policy_changed(client, settings, record.target)
+                await gateway.product_policy_changed(client, task_queue, record.target)
 
     async def _postpone(self, session: AsyncSession, record: OutboxRecord, reason: str) -> float:
         """Count the failed try and set when the record is next due; returns the wait in seconds."""
         attempts = record.attempts + 1
-        wait = min(self._settings.outbox_retry_max_seconds, 0.25 * 2.0 ** min(attempts, 16))
+        wait = min(self._settings.retry_max_seconds, 0.25 * 2.0 ** min(attempts, 16))
         await session.exec(
             update(OutboxRecord)
             .where(col(OutboxRecord.id) == record.id)

@@ -24,7 +24,7 @@ from billing.db import SessionMaker, insert_or, snapshot, transaction
 from billing.models import OutboxKind, PortaBillingEvent, utcnow
 from billing.sources.portabilling import account_key, customer_key
 from contracts.portabilling import ACCOUNT_EVENT_TYPES, CUSTOMER_EVENT_TYPES, EspfEvent
-from core.settings import Settings
+from core.settings import PortaBillingSettings
 from services.outbox import Outbox
 
 log = logging.getLogger("portabilling.events")
@@ -107,9 +107,9 @@ async def forget_old_events(sessions: SessionMaker, received_before: datetime) -
         forgotten += len(ids)
 
 
-async def forget_old_events_forever(sessions: SessionMaker, settings: Settings) -> None:
+async def forget_old_events_forever(sessions: SessionMaker, portabilling: PortaBillingSettings) -> None:
     """Every FORGET_EVERY_SECONDS, for the API process's lifetime (beside PortaBilling)."""
-    keep = timedelta(days=settings.portabilling_event_retention_days)
+    keep = timedelta(days=portabilling.event_retention_days)
     while True:
         try:
             if forgotten := await forget_old_events(sessions, utcnow() - keep):

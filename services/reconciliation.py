@@ -10,7 +10,7 @@ from temporalio.client import Client
 from contracts.reconciliation import ReconciliationProgress, reconciliation_workflow_id
 from contracts.workflows import RECONCILIATION_PROGRESS
 from core import gateway
-from core.settings import Settings
+from core.settings import ReconciliationSettings, Settings
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,9 @@ def new_reconciliation_id() -> str:
 async def start_reconciliation(client: Client, settings: Settings, reconciliation_id: str | None = None) -> Started:
     """Start a reconciliation now (an operator's request, answered only once Temporal has it)."""
     reconciliation_id = reconciliation_id or new_reconciliation_id()
-    workflow_id = await gateway.start_reconciliation(client, settings, reconciliation_id)
+    workflow_id = await gateway.start_reconciliation(
+        client, settings.temporal.task_queue, reconciliation_id, settings.reconciliation.page_size
+    )
     return Started(reconciliation_id, workflow_id)
 
 
@@ -41,9 +43,11 @@ async def reconciliation_progress(client: Client, reconciliation_id: str) -> Rec
     return reading.value
 
 
-async def ensure_reconciliation_schedule(client: Client, settings: Settings) -> None:
+async def ensure_reconciliation_schedule(
+    client: Client, settings: ReconciliationSettings, *, task_queue: str, billing_source: str
+) -> None:
     """Bring the schedule in line with `RECONCILE_EVERY` (every worker does this at start-up, so it is
     idempotent): removed when it is off, and beside PortaBilling (a reconciliation compares the CMMS with
     the built-in billing)."""
-    every = settings.reconcile_every if settings.billing_source == "builtin" else None
-    await gateway.keep_reconciliation_schedule(client, settings, every)
+    every = settings.every if billing_source == "builtin" else None
+    await gateway.keep_reconciliation_schedule(client, task_queue, settings.page_size, every)

@@ -18,6 +18,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from pydantic import SecretStr
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.exceptions import ApplicationError
@@ -53,7 +54,7 @@ from contracts.signups import (
 )
 from contracts.workflows import SIGNUP_CONFIRM, SIGNUP_SEND_CODE, SIGNUP_VERIFY
 from core import gateway
-from core.settings import Settings
+from core.settings import ProvisioningSettings, SignupSettings
 from services.errors import Conflict, Gone, Invalid, NotFound, ServiceError, TooMany, Unavailable, Upstream
 from services.rate_limit import RateLimiter, Verdict
 
@@ -71,10 +72,23 @@ class Credentials:
 class Signups:
     """The signup calls of one API process: billing, Temporal, the settings and the shared limits."""
 
-    def __init__(self, sessions: SessionMaker, temporal: Client, settings: Settings, limiter: RateLimiter) -> None:
+    def __init__(
+        self,
+        sessions: SessionMaker,
+        temporal: Client,
+        settings: SignupSettings,
+        limiter: RateLimiter,
+        *,
+        provisioning: ProvisioningSettings,
+        secret_key: SecretStr,
+        task_queue: str,
+    ) -> None:
         self._sessions = sessions
         self._temporal = temporal
         self._settings = settings
+        self._provisioning = provisioning  # the domain in the credentials
+        self._secret_key = secret_key  # the codes' and passwords' keyed hashes
+        self._task_queue = task_queue  # the signup workflows'
         self.limiter = limiter
 
     async def start(self, client_label: str, phone_number: str) -> SignupView:
@@ -87,7 +101,9 @@ class Signups:
         await self._limit(client_label, e164)
         for attempt in range(_START_ATTEMPTS):
             try:
-                view = await gateway.send_signup_code(self._temporal, settings, self._start_input(client_label, e164))
+                view = await gateway.send_signup_code(
+                    self._temporal, self._task_queue, self._start_input(client_label, e164)
+                )
             except WorkflowUpdateFailedError as err:
                 cause = err.cause
                 closing = isinstance(cause, ApplicationError) and cause.type in (SIGNUP_CLOSED, SIGNUP_EXPIRED)
@@ -121,11 +137,11 @@ class Signups:
         credentials and changes nothing."""
         settings = self._settings
         self._billing_verifies()
-        if not is_well_formed(code, settings.signup_code_digits):
-            raise _invalid("code", f"the code is {settings.signup_code_digits} digits", "code_format")
+        if not is_well_formed(code, settings.code_digits):
+            raise _invalid("code", f"the code is {settings.code_digits} digits", "code_format")
         signup = await self._signup(signup_id)
         await self._limit_verify(client_label, signup.phone_number)
-        typed = code_hmac(settings, signup_id, code)
+        typed = code_hmac(self._secret_key, signup_id, code)
         if signup.status == SignupState.verified:
             return await self._verified_again(signup, typed)
         if signup.status != SignupState.pending:
@@ -137,7 +153,7 @@ class Signups:
                 SIGNUP_VERIFY,
                 _workflow_id(signup),
                 VerifyRequest(signup_id=signup_id, code_hmac=typed),
-                settings.signup_verify_timeout_seconds,
+                settings.verify_timeout_seconds,
             )
         except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
             await self._give_back(signup.phone_number, place)
@@ -159,11 +175,11 @@ class Signups:
         digits) is created with it, or the number's OTT account takes it, and reaches the CMMS; returns
         the account id."""
         settings = self._settings
-        if settings.signup_verification != Verification.cmms:
+        if settings.verification != Verification.cmms:
             raise Conflict("billing verifies the code in this deployment: use verify", title="Billing verifies")
         signup = await self._signup(signup_id)
         await self._limit_verify(client_label, signup.phone_number)
-        issued = password_hmac(settings, signup_id, password)
+        issued = password_hmac(self._secret_key, signup_id, password)
         if signup.status == SignupState.verified:
             return _confirmed_again(signup, issued)
         if signup.status != SignupState.pending:
@@ -175,7 +191,7 @@ class Signups:
                 SIGNUP_CONFIRM,
                 _workflow_id(signup),
                 ConfirmRequest(signup_id=signup_id, password_hmac=issued),
-                settings.signup_verify_timeout_seconds,
+                settings.verify_timeout_seconds,
             )
         except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
             raise Unavailable(
@@ -204,24 +220,24 @@ class Signups:
             signup_id=f"su-{secrets.token_urlsafe(16)}",
             phone_number=e164,
             policy=SignupPolicy(
-                code_ttl_seconds=settings.signup_code_ttl_seconds,
-                max_attempts=settings.signup_max_attempts,
-                max_sends=settings.signup_max_sends,
-                resend_cooldown_seconds=settings.signup_resend_cooldown_seconds,
+                code_ttl_seconds=settings.code_ttl_seconds,
+                max_attempts=settings.max_attempts,
+                max_sends=settings.max_sends,
+                resend_cooldown_seconds=settings.resend_cooldown_seconds,
             ),
             client_id=client_label,
-            verification=Verification(settings.signup_verification),
+            verification=Verification(settings.verification),
         )
 
     async def _limit(self, client_label: str, e164: str) -> None:
         """Per-client, then per-number: a request over either limit is refused and sends nothing."""
         settings = self._settings
         verdict = await self.limiter.hit(
-            f"signup:client:{client_label}", settings.signup_client_limit, settings.signup_client_window_seconds
+            f"signup:client:{client_label}", settings.client_limit, settings.client_window_seconds
         )
         if verdict.allowed:
             verdict = await self.limiter.hit(
-                f"signup:number:{e164}", settings.signup_number_limit, settings.signup_number_window_seconds
+                f"signup:number:{e164}", settings.number_limit, settings.number_window_seconds
             )
         if verdict.retry_after is not None:
             raise TooMany("too many signup requests; try again later", retry_after=verdict.retry_after)
@@ -231,14 +247,14 @@ class Signups:
         settings = self._settings
         verdict = await self.limiter.hit(
             f"verify:client:{client_label}",
-            settings.signup_verify_client_limit,
-            settings.signup_verify_client_window_seconds,
+            settings.verify_client_limit,
+            settings.verify_client_window_seconds,
         )
         if verdict.allowed:
             verdict = await self.limiter.hit(
                 f"verify:number:{e164}",
-                settings.signup_verify_number_limit,
-                settings.signup_verify_number_window_seconds,
+                settings.verify_number_limit,
+                settings.verify_number_window_seconds,
             )
         if verdict.retry_after is not None:
             raise TooMany("too many verification requests; try again later", retry_after=verdict.retry_after)
@@ -247,7 +263,7 @@ class Signups:
         """A place in the number's count of wrong codes, held while the workflow judges this one."""
         settings = self._settings
         verdict = await self.limiter.hit(
-            f"wrong-code:{e164}", settings.signup_wrong_code_limit, settings.signup_wrong_code_window_seconds
+            f"wrong-code:{e164}", settings.wrong_code_limit, settings.wrong_code_window_seconds
         )
         if verdict.retry_after is not None:
             raise TooMany("too many wrong codes for this number; try again later", retry_after=verdict.retry_after)
@@ -259,7 +275,7 @@ class Signups:
             await self.limiter.take_back(f"wrong-code:{e164}", place.token)
 
     def _billing_verifies(self) -> None:
-        if self._settings.signup_verification == Verification.cmms:
+        if self._settings.verification == Verification.cmms:
             raise Conflict(
                 "the CMMS sends and verifies the codes in this deployment; it confirms the number with confirm",
                 title="The CMMS verifies",
@@ -315,7 +331,7 @@ class Signups:
                 raise Conflict("the number's credentials have been renewed since; start a new signup")
             customer = await session.get_one(Customer, account.customer_id)
             reseller = await session.get(Reseller, customer.reseller_id) if customer.reseller_id else None
-        domain = effective_profile(customer, reseller, self._settings).domain
+        domain = effective_profile(customer, reseller, self._provisioning).domain
         return Credentials(account_id=account.account_id, password=account.sip_password, domain=domain)
 
 

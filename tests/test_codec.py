@@ -46,7 +46,7 @@ def _settings(**overrides: Any) -> Settings:
 
 async def _encoded(keys: str, value: object) -> Payload:
     """`value` as the project's data converter stores it under `keys`."""
-    converter = data_converter(_settings(payload_keys=keys))
+    converter = data_converter(_settings(payload_keys=keys).temporal)
     [payload] = await converter.encode([value])
     return payload
 
@@ -70,13 +70,13 @@ async def test_payloads_are_stored_encrypted_under_a_named_key() -> None:
     assert payload.metadata["encoding"] == b"binary/encrypted"
     assert payload.metadata["encryption-key-id"] == b"new"
     assert b"ord-secret-marker" not in payload.data
-    [value] = await data_converter(_settings()).decode([payload], [dict])
+    [value] = await data_converter(_settings().temporal).decode([payload], [dict])
     assert value == {"order_id": "ord-secret-marker"}
 
 
 async def test_an_old_key_still_decodes_after_rotation_and_a_retired_one_fails_clearly() -> None:
     before_rotation = await _encoded(OLD, "written under the old key")
-    after = data_converter(_settings(payload_keys=f"{NEW},{OLD}"))
+    after = data_converter(_settings(payload_keys=f"{NEW},{OLD}").temporal)
     assert await after.decode([before_rotation], [str]) == ["written under the old key"]
     # New data goes under the new key only.
     assert (await after.encode(["x"]))[0].metadata["encryption-key-id"] == b"new"
@@ -190,8 +190,8 @@ async def test_without_sign_in_the_ui_is_refused_outside_local_development(
 ) -> None:
     payload = await _encoded(NEW, "still hidden")
     settings = _settings(**overrides)
-    bearer = {"Authorization": f"Bearer {settings.codec_server_token.get_secret_value()}"}
-    app = create_app(settings)
+    bearer = {"Authorization": f"Bearer {settings.codec_server.token.get_secret_value()}"}
+    app = create_app(settings.codec_server, settings.temporal.payload_keys, settings.environment)
     transport = httpx.ASGITransport(app=app, client=(peer, 50000))
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8234") as ui:
         preflight = await ui.options("/decode", headers=UI_PREFLIGHT)

@@ -63,7 +63,7 @@ async def dev_ui() -> AsyncIterator[DevUi]:
 
 async def _workflow_page(settings: Settings, ui: str, given: str) -> str:
     """Run a workflow on `given` with the project's data converter; the address of its page in the UI."""
-    client = await connect(settings)
+    client = await connect(settings.temporal)
     queue = f"ui-codec-{uuid.uuid4().hex[:8]}"
     async with Worker(client, task_queue=queue, workflows=[UiCodecCheck]):
         handle = await client.start_workflow(UiCodecCheck.run, given, id=queue, task_queue=queue)

@@ -87,7 +87,7 @@ async def test_the_domain_and_profile_fall_back_to_the_reseller_then_the_default
     catalog = await seed_catalog(stack, custom_fields={"domain": "own.example"}, reseller_domain="reseller.example")
     _, imei = await _ordered(stack, catalog)
     device = await _device(stack, imei)
-    assert device["domain"] == "own.example" and device["profile"] == stack.settings.default_profile
+    assert device["domain"] == "own.example" and device["profile"] == stack.settings.provisioning.default_profile
 
     await patch_customer(stack.api, catalog.customer_id, {"domain": None, "profileName": "Business"})
     await rollout_when(stack.api, catalog.customer_id, revision=2)
@@ -97,7 +97,10 @@ async def test_the_domain_and_profile_fall_back_to_the_reseller_then_the_default
     plain = await seed_catalog(stack)
     _, plain_imei = await _ordered(stack, plain)
     device = await _device(stack, plain_imei)
-    assert device["domain"] == stack.settings.default_domain and device["profile"] == stack.settings.default_profile
+    assert (
+        device["domain"] == stack.settings.provisioning.default_domain
+        and device["profile"] == stack.settings.provisioning.default_profile
+    )
 
 
 async def test_bad_custom_fields_are_refused_and_change_nothing(stack: Stack) -> None:
@@ -191,7 +194,7 @@ async def test_account_changes_reach_the_device_in_the_order_they_were_made(stac
 
 async def _synced(stack: Stack, account_id: str) -> None:
     """Wait until the account's workflow has pushed every change made so far."""
-    await sync_account(stack.temporal, stack.settings, account_id)
+    await sync_account(stack.temporal, stack.settings.temporal.task_queue, account_id)
 
 
 async def test_bad_account_changes_are_refused_and_change_nothing(stack: Stack) -> None:

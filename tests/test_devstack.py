@@ -25,7 +25,8 @@ RUNNING = "[devstack] running"
 
 
 def _env(directory: Path, **overrides: str) -> dict[str, str]:
-    settings = {n.upper() for s in (Settings, SimulatorSettings, PortaBillingSimSettings) for n in s.model_fields}
+    simulators = {n.upper() for s in (SimulatorSettings, PortaBillingSimSettings) for n in s.model_fields}
+    settings = Settings.variables() | simulators
     env = {k: v for k, v in os.environ.items() if k.upper() not in settings}  # nothing of the developer's
     sim = free_port()
     env |= {

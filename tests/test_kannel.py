@@ -171,8 +171,8 @@ async def test_an_smsbox_refusing_the_credentials_is_a_clear_error_without_retri
     good, kannel, sim = kannel_stack.stack, kannel_stack.kannel, kannel_stack.sim
     # A worker (and API) of its own, whose SMS password the smsbox does not know.
     settings = stack_settings(
-        good.settings.temporal_address,
-        good.settings.database_url,
+        good.settings.temporal.address,
+        good.settings.database.url,
         sim,
         sms_gateway_url=kannel.sendsms_url,
         sms_username=sim.sms_username,

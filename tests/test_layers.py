@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ALLOWED: dict[str, frozenset[str] | None] = {
     "contracts": frozenset(),
     "core": frozenset({"contracts"}),
-    "clients": frozenset({"contracts", "core"}),
+    "clients": frozenset({"contracts"}),
     "billing": frozenset({"contracts", "core", "clients"}),
     "activities": frozenset({"contracts", "core", "clients", "billing"}),
     # Workflows run in the sandbox: contracts and the activities they schedule, nothing with I/O.

@@ -19,7 +19,7 @@ LIMIT = 64 * 1024
 @pytest.fixture(scope="module")
 async def api(dev_server: str, sim: SimulatorProcess, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
     settings = stack_settings(dev_server, sqlite_database(tmp_path_factory.mktemp("limits")), sim)
-    assert settings.api_max_body_bytes == LIMIT  # the default
+    assert settings.api.max_body_bytes == LIMIT  # the default
     async with serving_api(settings) as url:
         yield url
 

@@ -56,7 +56,7 @@ async def test_a_burst_of_wallet_changes_ends_with_the_latest_state(stack: Stack
         assert (await move(stack, account_id, "charges", 1)).status_code == 200
         assert (await move(stack, account_id, "top-ups", 1)).status_code == 200
     assert (await move(stack, account_id, "charges", 1)).status_code == 200
-    result = await sync_account(stack.temporal, stack.settings, account_id)
+    result = await sync_account(stack.temporal, stack.settings.temporal.task_queue, account_id)
     record = await stack.sim.get_record(account_id)
     assert record is not None and record.messaging_enabled is False and record.version == result.cmms_version
     await wait_for_wallet(stack, account_id, "suspended")
@@ -77,7 +77,7 @@ async def test_product_policy_off_never_tells_the_cmms_even_with_the_account_pol
         assert opened["push_events"] is False
         await move(stack, account_id, "charges", 1)
         # Even a push of the account's whole record (as any other change would cause) leaves messaging alone.
-        await sync_account(stack.temporal, stack.settings, account_id)
+        await sync_account(stack.temporal, stack.settings.temporal.task_queue, account_id)
         after = await stack.sim.get_record(account_id)
         assert after is not None and after.messaging_enabled is True and after.version == before.version
         wallet = (await stack.api.get(f"/v1/accounts/{account_id}/wallets/messaging", headers=stack.admin)).json()
@@ -213,7 +213,11 @@ async def test_an_account_named_by_an_accepted_order_can_be_given_a_wallet_at_on
     assert waiting.json()["messaging"] == "active"  # the held wallet pays from the start
 
     await start_order(
-        stack.temporal, stack.settings, order.order_id, customer_id=order.customer_id, account_id=order.account_id
+        stack.temporal,
+        stack.settings.temporal.task_queue,
+        order.order_id,
+        customer_id=order.customer_id,
+        account_id=order.account_id,
     )
     done = await finished(stack, order.order_id)
     assert done["status"] == "completed" and done["messaging"] == "active"
@@ -251,7 +255,7 @@ async def test_turning_the_policy_off_hands_messaging_back_to_the_cmms_once(stac
         record = await wait_for_record(stack.sim, account_id, lambda r: True)
         own = CmmsAccount(password="Cmms-Side-Change-1", imei=record.imei, profile=record.profile, domain=record.domain)
         await cmms.upsert_account(account_id, own.model_copy(update={"messaging_enabled": False}))
-    await sync_account(stack.temporal, stack.settings, account_id)
+    await sync_account(stack.temporal, stack.settings.temporal.task_queue, account_id)
     assert (await wait_for_record(stack.sim, account_id, lambda r: True)).messaging_enabled is False
 
     # Turned on again: billing drives it again (no wallet: suspended), and then a top-up resumes it.

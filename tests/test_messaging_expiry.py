@@ -40,7 +40,11 @@ async def skipping(
     engine = make_engine(database_url)
     async with running_worker(settings):
         yield Skipping(
-            time_skipping_server, settings, Outbox(make_sessionmaker(engine), time_skipping_server.client, settings)
+            time_skipping_server,
+            settings,
+            Outbox(
+                make_sessionmaker(engine), time_skipping_server.client, settings.outbox, settings.temporal.task_queue
+            ),
         )
     await engine.dispose()
 

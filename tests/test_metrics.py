@@ -48,23 +48,23 @@ async def test_the_worker_exports_the_sdks_runtime_metrics(
     dev_server: str, sim: SimulatorProcess, tmp_path: Path
 ) -> None:
     settings = stack_settings(dev_server, sqlite_database(tmp_path), sim, worker_metrics_port=free_port())
-    runtime = metrics_runtime(settings)
+    runtime = metrics_runtime(settings.worker)
     assert runtime is not None
-    client = await connect(settings, runtime=runtime)
-    engine = make_engine(settings.database_url)
-    async with CmmsClient(settings.cmms_url, settings.cmms_token.get_secret_value()) as cmms, AsyncExitStack() as run:
+    client = await connect(settings.temporal, runtime=runtime)
+    engine = make_engine(settings.database.url)
+    async with CmmsClient(settings.cmms.url, settings.cmms.token.get_secret_value()) as cmms, AsyncExitStack() as run:
         for worker in build_workers(client, settings, make_sessionmaker(engine), cmms):
             await run.enter_async_context(worker)
         async with httpx.AsyncClient() as http:
             body = ""
             for _ in range(50):  # pollers register a moment after the workers start
-                body = (await http.get(f"http://127.0.0.1:{settings.worker_metrics_port}/metrics")).text
+                body = (await http.get(f"http://127.0.0.1:{settings.worker.metrics_port}/metrics")).text
                 if "temporal_num_pollers" in body:
                     break
                 await asyncio.sleep(0.1)
     await engine.dispose()
     assert "temporal_request" in body  # the client's calls to the server
-    assert f'task_queue="{settings.temporal_task_queue}"' in body  # the workers' own series
+    assert f'task_queue="{settings.temporal.task_queue}"' in body  # the workers' own series
 
 
 def test_log_lines_carry_the_ids_of_the_workflow_and_mask_secrets() -> None:

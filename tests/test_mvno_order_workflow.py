@@ -31,12 +31,12 @@ async def settings(time_skipping_server: WorkflowEnvironment, sim: SimulatorProc
 @pytest.fixture
 async def client(settings: Settings) -> AsyncIterator[Client]:
     async with running_worker(settings):
-        yield await connect(settings)
+        yield await connect(settings.temporal)
 
 
 async def _order(settings: Settings, *, profile: str | None = None) -> Order:
     """An order as the API stores it, for a customer whose class enables the profile."""
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database.url)
     sessions = make_sessionmaker(engine)
     order = Order(
         order_id="o-1",
@@ -64,7 +64,7 @@ Row = TypeVar("Row", Order, Account)
 
 
 async def _row(settings: Settings, model: type[Row], key: str) -> Row | None:
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database.url)
     async with make_sessionmaker(engine)() as session:
         row = await session.get(model, key)
     await engine.dispose()
@@ -77,7 +77,7 @@ async def test_the_order_completes_and_the_account_is_active(client: Client, set
         MvnoOrderWorkflow.run,
         MvnoOrderInput(order_id=order.order_id),
         id=order.workflow_id,
-        task_queue=settings.temporal_task_queue,
+        task_queue=settings.temporal.task_queue,
     )
     assert result == MvnoOrderResult(order_id="o-1", account_id="a-1", status="completed")
     account = await _row(settings, Account, "a-1")
@@ -92,7 +92,7 @@ async def test_a_profile_the_cmms_refuses_fails_the_order_and_rolls_the_account_
         MvnoOrderWorkflow.run,
         MvnoOrderInput(order_id=order.order_id),
         id=order.workflow_id,
-        task_queue=settings.temporal_task_queue,
+        task_queue=settings.temporal.task_queue,
     )
     assert result.status == "failed" and result.error is not None and "Gold" in result.error
     stored = await _row(settings, Order, "o-1")
@@ -106,7 +106,7 @@ async def test_an_order_that_does_not_exist_fails_loudly(client: Client, setting
             MvnoOrderWorkflow.run,
             MvnoOrderInput(order_id="missing"),
             id="order-missing",
-            task_queue=settings.temporal_task_queue,
+            task_queue=settings.temporal.task_queue,
         )
     cause = raised.value.cause
     assert isinstance(cause, ApplicationError) and cause.type == ORDER_NOT_FOUND
@@ -126,7 +126,7 @@ async def test_an_account_id_or_imei_taken_since_acceptance_fails_the_order(
         sip_password="not-this-orders",
         created_by="signup:s-1",
     )
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database.url)
     async with make_sessionmaker(engine)() as session:
         session.add(other)
         await session.commit()
@@ -135,7 +135,7 @@ async def test_an_account_id_or_imei_taken_since_acceptance_fails_the_order(
         MvnoOrderWorkflow.run,
         MvnoOrderInput(order_id=order.order_id),
         id=order.workflow_id,
-        task_queue=settings.temporal_task_queue,
+        task_queue=settings.temporal.task_queue,
     )
     expected = "account id a-1 is already in use" if taken == "account id" else f"IMEI {order.imei} already belongs"
     assert result.status == "failed" and result.error is not None and result.error.startswith(expected)

@@ -38,7 +38,7 @@ async def stack(dev_server: str, tmp_path_factory: pytest.TempPathFactory) -> As
 async def listed(stack: Stack, query: str, count: int = 1, within: float = 30.0) -> list[WorkflowExecution]:
     """The runs of this stack's task queue that `query` selects, once there are `count` of them
     (visibility lists a change a moment after it happens)."""
-    scoped = f'TaskQueue = "{stack.settings.temporal_task_queue}" AND ({query})'
+    scoped = f'TaskQueue = "{stack.settings.temporal.task_queue}" AND ({query})'
     deadline = time.monotonic() + within
     while True:
         found = [execution async for execution in stack.temporal.list_workflows(scoped)]
@@ -186,7 +186,7 @@ async def test_no_history_of_a_full_run_holds_a_password_or_a_code(stack: Stack)
     wrong = f"{(int(first) + 1) % 1_000_000:06d}"
     answer: dict[str, Any] = {"signup_id": signup_id, "code": wrong}
     assert (await stack.sim.http.post("/app/v1/verify", json=answer)).status_code == 422
-    await asyncio.sleep(stack.settings.signup_resend_cooldown_seconds)
+    await asyncio.sleep(stack.settings.signups.resend_cooldown_seconds)
     assert (await stack.api.post(f"/v1/signups/{signup_id}/resend", headers=stack.cmms)).status_code == 202
     codes = await sent_codes(stack.sim, number)
     assert len(codes) == 2
@@ -195,7 +195,7 @@ async def test_no_history_of_a_full_run_holds_a_password_or_a_code(stack: Stack)
     secrets_used += [*codes, wrong, verified.json()["password"]]
     ids += [signup_id, verified.json()["account_id"]]
 
-    dump = await dump_histories(stack.temporal, f'TaskQueue = "{stack.settings.temporal_task_queue}"')
+    dump = await dump_histories(stack.temporal, f'TaskQueue = "{stack.settings.temporal.task_queue}"')
     expected_types = {
         "MvnoOrderWorkflow",
         "AccountWorkflow",
@@ -219,7 +219,7 @@ async def test_registering_the_search_attributes_again_adds_none(stack: Stack) -
 
 def test_the_registration_command_exits_cleanly(stack: Stack) -> None:
     """The Compose file's `migrate` step runs it before the worker and the API: it must exit 0."""
-    environment = os.environ | {"TEMPORAL_ADDRESS": stack.settings.temporal_address, "ENVIRONMENT": "test"}
+    environment = os.environ | {"TEMPORAL_ADDRESS": stack.settings.temporal.address, "ENVIRONMENT": "test"}
     done = subprocess.run(
         [sys.executable, "-m", "core.register_search_attributes"],
         env=environment,

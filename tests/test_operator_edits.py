@@ -55,7 +55,7 @@ async def test_a_customer_moved_to_another_reseller_is_reprovisioned(stack: Stac
     alone = await _patch(stack, url, {"reseller_id": None}, 202)
     assert alone["reseller_id"] is None and alone["revision"] == 3
     await rollout_when(stack.api, catalog.customer_id, revision=3)
-    assert await _domains(stack, accounts) == {stack.settings.default_domain}
+    assert await _domains(stack, accounts) == {stack.settings.provisioning.default_domain}
 
 
 async def test_a_new_class_must_enable_the_custom_fields_the_customer_keeps(stack: Stack) -> None:
@@ -130,7 +130,7 @@ async def test_a_customer_is_deleted_only_without_live_accounts(stack: Stack) ->
     busy = await seed_catalog(stack)
     await store_order(stack, busy, status=OrderStatus.provisioning)
     problem(await stack.api.delete(f"/v1/customers/{busy.customer_id}", headers=stack.admin), 409)
-    problem(await stack.api.delete(f"/v1/customers/{stack.settings.ott_customer_id}", headers=stack.admin), 409)
+    problem(await stack.api.delete(f"/v1/customers/{stack.settings.signups.ott_customer_id}", headers=stack.admin), 409)
 
     deleted = await stack.api.delete(url, headers=stack.admin)
     assert deleted.status_code == 204 and deleted.content == b""

@@ -28,7 +28,7 @@ async def test_an_order_completes_after_its_worker_is_stopped_during_a_cmms_outa
     dev_server: str, faulty_sim: SimulatorProcess, tmp_path: Path
 ) -> None:
     settings = stack_settings(dev_server, sqlite_database(tmp_path), faulty_sim)
-    temporal = await connect(settings)
+    temporal = await connect(settings.temporal)
     async with serving_api(settings) as base_url, httpx.AsyncClient(base_url=base_url) as api:
         body = order_body(await _seed(api))
         order_url = f"/v1/orders/{body['order_id']}"

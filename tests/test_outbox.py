@@ -45,8 +45,13 @@ async def test_the_post_answers_and_the_workflow_starts_after(quick_stack: Stack
     assert accepted["status"] == "accepted" and accepted["workflow_id"] == f"order-{body['order_id']}"
     assert (await finished(quick_stack, body["order_id"]))["status"] == "completed"
     # Delivered records are deleted together, at most every half lease: gone within a lease.
-    outbox = Outbox(quick_stack.sessions, quick_stack.temporal, quick_stack.settings)
-    deadline = time.monotonic() + quick_stack.settings.outbox_lease_seconds + 5
+    outbox = Outbox(
+        quick_stack.sessions,
+        quick_stack.temporal,
+        quick_stack.settings.outbox,
+        quick_stack.settings.temporal.task_queue,
+    )
+    deadline = time.monotonic() + quick_stack.settings.outbox.lease_seconds + 5
     left = await outbox.pending()
     while left and time.monotonic() < deadline:
         await asyncio.sleep(0.2)
@@ -94,8 +99,10 @@ async def _two_relays(dev_server: str, sim: SimulatorProcess, database: str) -> 
     settings = stack_settings(dev_server, database, sim, temporal_task_queue=f"idle-{secrets.token_hex(4)}")
     targets = [new_id("acct") for _ in range(40)]
     engines = [make_engine(database) for _ in range(2)]
-    client = await connect(settings)
-    relays = [Outbox(make_sessionmaker(engine), client, settings) for engine in engines]
+    client = await connect(settings.temporal)
+    relays = [
+        Outbox(make_sessionmaker(engine), client, settings.outbox, settings.temporal.task_queue) for engine in engines
+    ]
     try:
         async with relays[0].sessions() as session:
             session.add_all(
@@ -131,7 +138,7 @@ async def test_the_api_starts_and_takes_changes_while_temporal_is_unreachable(
         progress = await api.get("/v1/customers/k/rollout")
         assert progress.status_code == 200, progress.text
         assert progress.json()["status"] == "running" and progress.json()["revision"] == 2
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database.url)
     async with snapshot(make_sessionmaker(engine)) as session:
         records = (await session.exec(select(OutboxRecord))).all()
     await engine.dispose()
@@ -161,7 +168,7 @@ async def test_changes_made_while_temporal_is_down_all_reach_the_cmms_when_it_re
             wallet = {"service": "messaging", "balance": 5}
             opened = await stack.api.post(f"/v1/accounts/{account_id}/wallets", json=wallet, headers=stack.admin)
             assert opened.status_code == 201, opened.text
-            outbox = Outbox(stack.sessions, stack.temporal, settings)
+            outbox = Outbox(stack.sessions, stack.temporal, settings.outbox, settings.temporal.task_queue)
             assert await outbox.pending() >= 3
             for _ in range(100):  # until a delivery has failed and said so
                 if any("Temporal not told yet" in r.getMessage() for r in caplog.records):

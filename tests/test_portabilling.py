@@ -388,7 +388,7 @@ async def test_a_portabilling_outage_delays_the_push_and_loses_nothing(beside: B
 
 
 async def worker_metrics(beside: Beside) -> str:
-    port = beside.stack.settings.worker_metrics_port
+    port = beside.stack.settings.worker.metrics_port
     async with httpx.AsyncClient() as http:
         return (await http.get(f"http://127.0.0.1:{port}/metrics")).text
 

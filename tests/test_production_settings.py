@@ -135,7 +135,7 @@ def test_builtin_billing_reads_no_portabilling_setting_so_production_asks_for_no
     # A deployment without PortaBilling must not invent its passwords; it serves no ESPF events.
     settings = Settings(_env_file=None, **REAL)
     assert settings.billing_source == "builtin"
-    assert settings.espf_password.get_secret_value() == DEV_ESPF_PASSWORD
+    assert settings.portabilling.espf_password.get_secret_value() == DEV_ESPF_PASSWORD
 
 
 def test_every_problem_is_named_on_one_line() -> None:
@@ -150,7 +150,7 @@ def test_development_keeps_its_defaults() -> None:
 
 
 def test_a_process_started_with_a_development_secret_stops_with_one_line_naming_it(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k.upper() not in {n.upper() for n in Settings.model_fields}}
+    env = {k: v for k, v in os.environ.items() if k.upper() not in Settings.variables()}
     env |= {k.upper(): v for k, v in REAL.items()} | {"PAYLOAD_KEYS": f"prod:{PAYLOAD_KEY.rstrip('=')}"}
     env["PYTHONPATH"] = str(ROOT)  # run from an empty directory: no `.env` of the checkout is read
     for module in (["-m", "api"], [str(ROOT / "worker.py")], ["-m", "codec_server"]):

@@ -13,6 +13,7 @@ import httpx
 import pytest
 from sqlmodel import col, select, update
 from temporalio.client import (
+    Client,
     ScheduleActionExecutionStartWorkflow,
     ScheduleActionStartWorkflow,
     ScheduleOverlapPolicy,
@@ -23,7 +24,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import ActivityEnvironment
 
 from activities.reconciliation import ReconciliationActivities
-from billing.db import make_engine, make_sessionmaker, snapshot, transaction
+from billing.db import SessionMaker, make_engine, make_sessionmaker, snapshot, transaction
 from billing.models import Account, AccountStatus, Customer, CustomerClass, Product, utcnow
 from billing.provisioning import desired_state
 from clients.cmms import CmmsClient
@@ -64,9 +65,37 @@ async def sim(billing_database: str, tmp_path_factory: pytest.TempPathFactory) -
         yield running
 
 
+def _queue_and_page(settings: Settings) -> tuple[str, str, int]:
+    """`start_reconciliation`'s arguments after the client, for a new reconciliation on these settings."""
+    return settings.temporal.task_queue, new_reconciliation_id(), settings.reconciliation.page_size
+
+
+def _activities(
+    sessions: SessionMaker, cmms: CmmsClient, client: Client, settings: Settings
+) -> ReconciliationActivities:
+    """The reconciliation's activities as the worker builds them from `settings`."""
+    return ReconciliationActivities(
+        sessions,
+        cmms,
+        client,
+        settings.reconciliation,
+        provisioning=settings.provisioning,
+        secret_key=settings.secret_key,
+        billing_source=settings.billing_source,
+        task_queue=settings.temporal.task_queue,
+    )
+
+
+async def _ensure_schedule(client: Client, settings: Settings) -> None:
+    """`ensure_reconciliation_schedule` as the worker calls it with `settings`."""
+    await ensure_reconciliation_schedule(
+        client, settings.reconciliation, task_queue=settings.temporal.task_queue, billing_source=settings.billing_source
+    )
+
+
 async def reconcile(stack: Stack) -> tuple[str, ReconciliationProgress]:
     """Run a reconciliation to its end; its workflow id and result."""
-    workflow_id = await start_reconciliation(stack.temporal, stack.settings, new_reconciliation_id())
+    workflow_id = await start_reconciliation(stack.temporal, *_queue_and_page(stack.settings))
     handle = stack.temporal.get_workflow_handle_for(ReconciliationWorkflow.run, workflow_id)
     return workflow_id, await asyncio.wait_for(handle.result(), 120)
 
@@ -98,7 +127,7 @@ async def assert_cmms_holds_billing(stack: Stack) -> None:
                 records.pop(account.account_id, None)
             if account.status not in (AccountStatus.active, AccountStatus.blocked):
                 continue
-            wanted = (await desired_state(session, account, stack.settings, now=utcnow())).record
+            wanted = (await desired_state(session, account, stack.settings.provisioning, now=utcnow())).record
             held = records.pop(account.account_id)
             shown = (held.imei, held.profile, held.domain, held.blocked)
             assert shown == (wanted.imei, wanted.profile, wanted.domain, wanted.blocked), account.account_id
@@ -247,8 +276,8 @@ async def test_a_long_reconciliation_continues_as_new_and_keeps_its_counts(stack
         await stack.sim.put_raw(new_id("stray"), password="p", profile="Business", domain="d.example")
     live = await live_count(stack)
     # One record a page: more batches than one run takes (BATCHES_PER_RUN).
-    settings = stack.settings.model_copy(update={"reconcile_page_size": 1})
-    workflow_id = await start_reconciliation(stack.temporal, settings, new_reconciliation_id())
+    settings = stack.settings.with_changes(reconcile_page_size=1)
+    workflow_id = await start_reconciliation(stack.temporal, *_queue_and_page(settings))
     handle = stack.temporal.get_workflow_handle_for(ReconciliationWorkflow.run, workflow_id)
     first_run = (await handle.describe()).run_id
     result = await asyncio.wait_for(handle.result(), 120)
@@ -264,13 +293,13 @@ async def test_repairs_keep_to_the_cmms_rate_limit(stack: Stack) -> None:
         await stack.sim.put_raw(new_id("stray"), password="p", profile="Business", domain="d.example")
     live = await live_count(stack)
     # Workers of their own, held to 4 CMMS calls a second, as the settings would hold them in production.
-    settings = stack.settings.model_copy(
-        update={"temporal_task_queue": f"recon-{secrets.token_hex(4)}", "cmms_rate_limit_per_second": 4.0}
+    settings = stack.settings.with_changes(
+        temporal_task_queue=f"recon-{secrets.token_hex(4)}", cmms_rate_limit_per_second=4.0
     )
     async with running_worker(settings):
         await stack.sim.reset_stats()
         started = time.monotonic()
-        workflow_id = await start_reconciliation(stack.temporal, settings, new_reconciliation_id())
+        workflow_id = await start_reconciliation(stack.temporal, *_queue_and_page(settings))
         handle = stack.temporal.get_workflow_handle_for(ReconciliationWorkflow.run, workflow_id)
         result = await asyncio.wait_for(handle.result(), 120)
         took = time.monotonic() - started
@@ -288,7 +317,7 @@ async def test_a_run_the_cmms_refuses_its_records_to_fails_and_says_so(stack: St
         ReconciliationWorkflow.run,
         ReconciliationInput(page_size=CMMS_PAGE_MAX + 1),
         id=workflow_id,
-        task_queue=stack.settings.temporal_task_queue,
+        task_queue=stack.settings.temporal.task_queue,
     )
     with pytest.raises(WorkflowFailureError) as failure:
         await asyncio.wait_for(handle.result(), 60)
@@ -323,7 +352,7 @@ async def test_an_orphan_whose_account_appeared_meanwhile_is_left_alone(stack: S
     for account_id in (arrived, stray):
         await stack.sim.put_raw(account_id, password="p", profile="Business", domain="d.example")
     async with stack.sim.client() as cmms:
-        activities = ReconciliationActivities(stack.sessions, cmms, stack.temporal, stack.settings)
+        activities = _activities(stack.sessions, cmms, stack.temporal, stack.settings)
         result = await ActivityEnvironment().run(activities.remove_orphans, RepairInput(account_ids=[arrived, stray]))
     assert (result.removed, result.not_orphaned, result.failed) == (1, 1, 0)
     assert await stack.sim.get_record(arrived) is not None and await stack.sim.get_record(stray) is None
@@ -361,7 +390,7 @@ async def test_billing_pages_in_the_cmms_byte_order_whatever_the_database_collat
             assert list(await session.exec(select(Account.account_id).order_by(Account.account_id))) != ids
         settings = Settings(_env_file=None, temporal_address=dev_server)
         async with CmmsClient("http://127.0.0.1:9", "unused") as cmms:
-            activities = ReconciliationActivities(sessions, cmms, await connect(settings), settings)
+            activities = _activities(sessions, cmms, await connect(settings.temporal), settings)
             paged: list[str] = []
             after = None
             while True:
@@ -375,12 +404,10 @@ async def test_billing_pages_in_the_cmms_byte_order_whatever_the_database_collat
 
 async def test_the_worker_keeps_the_schedule_and_its_runs_are_counted_in_metrics(stack: Stack) -> None:
     # A worker of its own (task queue, metrics port), as `python worker.py` runs it.
-    settings = stack.settings.model_copy(
-        update={
-            "temporal_task_queue": f"recon-{secrets.token_hex(4)}",
-            "reconcile_every": timedelta(minutes=30),
-            "worker_metrics_port": free_port(),
-        }
+    settings = stack.settings.with_changes(
+        temporal_task_queue=f"recon-{secrets.token_hex(4)}",
+        reconcile_every=timedelta(minutes=30),
+        worker_metrics_port=free_port(),
     )
     schedule = stack.temporal.get_schedule_handle(SCHEDULE_ID)
     stop = asyncio.Event()
@@ -399,7 +426,7 @@ async def test_the_worker_keeps_the_schedule_and_its_runs_are_counted_in_metrics
         assert description.schedule.policy.overlap == ScheduleOverlapPolicy.SKIP
         action = description.schedule.action
         assert isinstance(action, ScheduleActionStartWorkflow)
-        assert action.workflow == "ReconciliationWorkflow" and action.task_queue == settings.temporal_task_queue
+        assert action.workflow == "ReconciliationWorkflow" and action.task_queue == settings.temporal.task_queue
 
         # A scheduled run, now: it reconciles like any other, and the worker's metrics count it.
         await stack.sim.put_raw(new_id("stray"), password="p", profile="Business", domain="d.example")
@@ -422,7 +449,7 @@ async def test_the_worker_keeps_the_schedule_and_its_runs_are_counted_in_metrics
         )
         assert counts(view.json()) == counts(result)
         async with httpx.AsyncClient() as http:
-            metrics = (await http.get(f"http://127.0.0.1:{settings.worker_metrics_port}/metrics")).text
+            metrics = (await http.get(f"http://127.0.0.1:{settings.worker.metrics_port}/metrics")).text
         checked = [line for line in metrics.splitlines() if "reconciliation_accounts" in line and "checked" in line]
         assert checked and float(checked[0].rsplit(" ", 1)[1]) == result.checked, metrics
     finally:
@@ -432,14 +459,12 @@ async def test_the_worker_keeps_the_schedule_and_its_runs_are_counted_in_metrics
     # Started again with other settings, the worker updates it (an operator's pause stays);
     # with RECONCILE_EVERY off, removes it.
     await schedule.pause(note="maintenance")
-    await ensure_reconciliation_schedule(
-        stack.temporal, settings.model_copy(update={"reconcile_every": timedelta(hours=2)})
-    )
+    await _ensure_schedule(stack.temporal, settings.with_changes(reconcile_every=timedelta(hours=2)))
     updated = await schedule.describe()
     assert [i.every for i in updated.schedule.spec.intervals] == [timedelta(hours=2)]
     assert updated.schedule.state.paused
-    await ensure_reconciliation_schedule(stack.temporal, settings.model_copy(update={"reconcile_every": None}))
+    await _ensure_schedule(stack.temporal, settings.with_changes(reconcile_every=None))
     with pytest.raises(RPCError) as gone:
         await schedule.describe()
     assert gone.value.status == RPCStatusCode.NOT_FOUND
-    await ensure_reconciliation_schedule(stack.temporal, settings.model_copy(update={"reconcile_every": None}))
+    await _ensure_schedule(stack.temporal, settings.with_changes(reconcile_every=None))

@@ -25,5 +25,5 @@ def test_every_workflow_type_has_a_recorded_history() -> None:
 
 @pytest.mark.parametrize("history", HISTORIES, ids=[history.workflow_id for history in HISTORIES])
 async def test_a_recorded_history_replays(history: WorkflowHistory) -> None:
-    replayer = Replayer(workflows=WORKFLOWS, data_converter=data_converter(Settings(_env_file=None)))
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=data_converter(Settings(_env_file=None).temporal))
     await replayer.replay_workflow(history)

@@ -33,9 +33,9 @@ async def rig(dev_server: str, billing_database: str, sim: SimulatorProcess) -> 
         rollout_window=10,
         cmms_profiles="",  # not known up front: the CMMS is the judge of a profile
     )
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database.url)
     async with serving_api(settings) as base_url, httpx.AsyncClient(base_url=base_url, timeout=30.0) as api:
-        temporal: Client = await connect(settings)
+        temporal: Client = await connect(settings.temporal)
         yield Stack(settings, api, sim, temporal, make_sessionmaker(engine))
     await engine.dispose()
 

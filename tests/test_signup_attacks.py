@@ -45,7 +45,7 @@ async def stack(
 @pytest.fixture(scope="module")
 async def second_api(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
     """Another API process on the same billing database (as behind a load balancer)."""
-    settings = stack.settings.model_copy(update={"api_port": free_port()})
+    settings = stack.settings.with_changes(api_port=free_port())
     async with serving_api(settings) as base_url, httpx.AsyncClient(base_url=base_url, timeout=30) as api:
         yield api
 
@@ -76,8 +76,8 @@ async def test_wrong_codes_are_counted_per_number_across_signups_resends_and_api
         if refused:
             break
         assert attempt < 2
-    assert wrong_answers == stack.settings.signup_wrong_code_limit
-    assert refused and 86000 < refused[0] <= stack.settings.signup_wrong_code_window_seconds
+    assert wrong_answers == stack.settings.signups.wrong_code_limit
+    assert refused and 86000 < refused[0] <= stack.settings.signups.wrong_code_window_seconds
     # Even the right code is refused now: the number is locked for the day.
     right = await verify(stack, signup_id, await last_code(stack.sim, number))
     assert right.status_code == 429, right.text
@@ -85,7 +85,7 @@ async def test_wrong_codes_are_counted_per_number_across_signups_resends_and_api
 
 
 async def _resend_after_cooldown(stack: Stack, signup_id: str) -> None:
-    await asyncio.sleep(stack.settings.signup_resend_cooldown_seconds + 0.1)
+    await asyncio.sleep(stack.settings.signups.resend_cooldown_seconds + 0.1)
     resent = await stack.api.post(f"/v1/signups/{signup_id}/resend", headers=stack.cmms)
     assert resent.status_code == 202, resent.text
 
@@ -94,13 +94,11 @@ async def _resend_after_cooldown(stack: Stack, signup_id: str) -> None:
 async def strict_api(stack: Stack) -> AsyncIterator[tuple[httpx.AsyncClient, dict[str, str]]]:
     """An API process with tight verify limits and a CMMS key of its own (its own per-client count)."""
     key = "strict-cmms-key"
-    settings = stack.settings.model_copy(
-        update={
-            "api_port": free_port(),
-            "api_keys": SecretStr(f"{key}:cmms,{API_KEYS}"),
-            "signup_verify_number_limit": 2,
-            "signup_verify_client_limit": 4,
-        }
+    settings = stack.settings.with_changes(
+        api_port=free_port(),
+        api_keys=SecretStr(f"{key}:cmms,{API_KEYS}"),
+        signup_verify_number_limit=2,
+        signup_verify_client_limit=4,
     )
     async with serving_api(settings) as base_url, httpx.AsyncClient(base_url=base_url, timeout=30) as api:
         yield api, {"Authorization": f"Bearer {key}"}
@@ -147,7 +145,7 @@ async def test_an_account_a_signup_did_not_create_is_never_handed_out(
     assert "cannot claim" in answer.json()["detail"] and "password" not in answer.text
     assert any(f"account {digits} belongs to customer" in r.getMessage() for r in caplog.records)
     account = (await stack.api.get(f"/v1/accounts/{digits}", headers=stack.admin)).json()
-    assert account["customer_id"] != stack.settings.ott_customer_id and account["status"] == "active"
+    assert account["customer_id"] != stack.settings.signups.ott_customer_id and account["status"] == "active"
     assert cmms_password(stack.sim, digits) == password and await stack.sim.get_record(digits) == before
     signup = (await stack.api.get(f"/v1/signups/{signup_id}", headers=stack.cmms)).json()
     assert signup["status"] == "failed" and signup["account_id"] is None
@@ -164,7 +162,7 @@ async def test_a_number_with_an_account_gets_a_new_password_pushed_to_the_cmms(s
     assert again["account_id"] == digits and again["password"] != original["password"]
     assert cmms_password(stack.sim, digits) == again["password"]  # the old device's password stops working
     account = (await stack.api.get(f"/v1/accounts/{digits}", headers=stack.admin)).json()
-    assert account["status"] == "active" and account["customer_id"] == stack.settings.ott_customer_id
+    assert account["status"] == "active" and account["customer_id"] == stack.settings.signups.ott_customer_id
 
 
 async def test_a_terminated_account_claimed_again_starts_a_new_life(stack: Stack) -> None:
@@ -217,9 +215,9 @@ async def test_a_repeated_verify_answers_the_same_credentials_and_sends_nothing(
 
 async def test_with_redis_two_api_processes_share_the_count_of_wrong_codes(stack: Stack) -> None:
     """REDIS_URL set: the limits live in Redis, not in the billing database, and are still shared."""
-    settings = stack.settings.model_copy(update={"redis_url": SecretStr(REDIS_URL), "signup_wrong_code_limit": 3})
-    first = settings.model_copy(update={"api_port": free_port()})
-    second = settings.model_copy(update={"api_port": free_port()})
+    settings = stack.settings.with_changes(redis_url=SecretStr(REDIS_URL), signup_wrong_code_limit=3)
+    first = settings.with_changes(api_port=free_port())
+    second = settings.with_changes(api_port=free_port())
     number = random_mobile()
     signup_id = (await start_signup(stack, number))["signup_id"]
     guess = {"code": wrong_code(await last_code(stack.sim, number))}
@@ -241,13 +239,13 @@ async def test_with_redis_two_api_processes_share_the_count_of_wrong_codes(stack
 
 async def test_concurrent_guesses_through_two_api_processes_get_no_extra_tries(stack: Stack) -> None:
     """Five wrong codes at once, through two API processes, against a limit of three a day: three are judged."""
-    settings = stack.settings.model_copy(update={"signup_wrong_code_limit": 3})
+    settings = stack.settings.with_changes(signup_wrong_code_limit=3)
     number = random_mobile()
     signup_id = (await start_signup(stack, number))["signup_id"]
     guess = {"code": wrong_code(await last_code(stack.sim, number))}
     async with (
-        serving_api(settings.model_copy(update={"api_port": free_port()})) as one,
-        serving_api(settings.model_copy(update={"api_port": free_port()})) as two,
+        serving_api(settings.with_changes(api_port=free_port())) as one,
+        serving_api(settings.with_changes(api_port=free_port())) as two,
         httpx.AsyncClient(base_url=one, timeout=30) as api_one,
         httpx.AsyncClient(base_url=two, timeout=30) as api_two,
     ):

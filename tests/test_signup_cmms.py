@@ -52,12 +52,12 @@ async def test_the_cmms_texts_and_checks_the_code_and_billing_creates_the_accoun
     configured = await app.post("/app/v1/verify", json={"signup_id": signup_id, "code": code})
     assert configured.status_code == 200, configured.text
     credentials = configured.json()
-    assert credentials["account_id"] == digits and credentials["domain"] == stack.settings.default_domain
+    assert credentials["account_id"] == digits and credentials["domain"] == stack.settings.provisioning.default_domain
     assert cmms_password(stack.sim, digits) == credentials["password"]  # the password the CMMS issued
 
     account = (await stack.api.get(f"/v1/accounts/{digits}", headers=stack.admin)).json()
-    assert account["status"] == "active" and account["customer_id"] == stack.settings.ott_customer_id
-    assert account["product_id"] == stack.settings.ott_product_id
+    assert account["status"] == "active" and account["customer_id"] == stack.settings.signups.ott_customer_id
+    assert account["product_id"] == stack.settings.signups.ott_product_id
     signup = (await stack.api.get(f"/v1/signups/{signup_id}", headers=stack.cmms)).json()
     assert signup["status"] == "verified" and signup["account_id"] == digits
     # The same picture for ops as when billing verifies: the signup's run, verified, with its account.

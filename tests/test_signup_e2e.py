@@ -59,11 +59,13 @@ async def test_the_app_signs_up_and_receives_its_credentials(stack: Stack) -> No
     credentials = configured.json()
     account_id = number.lstrip("+")
     assert credentials["account_id"] == account_id and len(credentials["password"]) == 24
-    assert credentials["profile"] == "Residential" and credentials["domain"] == stack.settings.default_domain
+    assert (
+        credentials["profile"] == "Residential" and credentials["domain"] == stack.settings.provisioning.default_domain
+    )
 
     account = await stack.api.get(f"/v1/accounts/{account_id}", headers=stack.admin)
     assert account.status_code == 200 and account.json()["status"] == "active"
-    assert account.json()["customer_id"] == stack.settings.ott_customer_id
+    assert account.json()["customer_id"] == stack.settings.signups.ott_customer_id
     record = await stack.sim.get_record(account_id)
     assert record is not None and record.version == credentials["version"]
     signup = await stack.api.get(f"/v1/signups/{signup_id}", headers=stack.cmms)
@@ -86,7 +88,7 @@ async def test_a_second_signup_for_the_number_continues_the_pending_one(stack: S
 
     resend = await stack.api.post(f"/v1/signups/{first['signup_id']}/resend", headers=stack.cmms)
     assert resend.status_code == 429, resend.text
-    assert 0 < int(resend.headers["Retry-After"]) <= stack.settings.signup_resend_cooldown_seconds
+    assert 0 < int(resend.headers["Retry-After"]) <= stack.settings.signups.resend_cooldown_seconds
 
     verified = await verify(stack, first["signup_id"], await last_code(stack.sim, number))
     assert verified.status_code == 200, verified.text
@@ -132,7 +134,7 @@ async def test_wrong_input_gets_a_clear_4xx_and_changes_nothing(stack: Stack) ->
 
 async def test_requests_past_the_per_number_limit_get_429(stack: Stack) -> None:
     number = random_mobile("+3361", digits=7)  # France is allowed too
-    for _ in range(stack.settings.signup_number_limit):
+    for _ in range(stack.settings.signups.number_limit):
         await start_signup(stack, number)
     over = await stack.api.post("/v1/signups", json={"phone_number": number}, headers=stack.cmms)
     assert over.status_code == 429, over.text
@@ -156,13 +158,11 @@ async def strict_api(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
     """A second API process on the same worker and database, with a per-client limit of 2 signup
     requests a minute, codes that live one second, and a CMMS key of its own (limits are shared by
     every API process: the other tests' requests count for the stack's key)."""
-    settings = stack.settings.model_copy(
-        update={
-            "api_port": free_port(),
-            "api_keys": SecretStr(f"{API_KEYS},{STRICT_KEY}:cmms"),
-            "signup_client_limit": 2,
-            "signup_code_ttl_seconds": 1,
-        }
+    settings = stack.settings.with_changes(
+        api_port=free_port(),
+        api_keys=SecretStr(f"{API_KEYS},{STRICT_KEY}:cmms"),
+        signup_client_limit=2,
+        signup_code_ttl_seconds=1,
     )
     async with serving_api(settings) as base_url, httpx.AsyncClient(base_url=base_url, timeout=30) as api:
         yield api
@@ -221,7 +221,7 @@ async def test_the_code_and_the_password_are_in_no_history_search_attribute_or_l
 
 
 async def test_the_ott_products_initial_wallet_opens_with_the_signups_account(stack: Stack) -> None:
-    product_id = stack.settings.ott_product_id
+    product_id = stack.settings.signups.ott_product_id
     starter = {"messaging": {"push_events": True, "initial_wallet": {"amount": 20, "valid_days": 7}}}
     created = await stack.api.post(
         "/v1/products", json={"product_id": product_id, "name": "OTT", "service_policies": starter}, headers=stack.admin
@@ -244,7 +244,7 @@ async def test_the_ott_products_initial_wallet_opens_with_the_signups_account(st
     # The account's own workflow is handed the account (by the outbox relay, a lease later) and waits for
     # the 7-day expiry.
     handle = stack.temporal.get_workflow_handle(account_workflow_id(account_id))
-    deadline = time.monotonic() + stack.settings.outbox_lease_seconds + 20
+    deadline = time.monotonic() + stack.settings.outbox.lease_seconds + 20
     while True:
         try:
             if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:

@@ -107,6 +107,9 @@ def test_production_refuses_an_empty_country_list_and_takes_a_star_for_all() -> 
         Settings(_env_file=None, **production)
     with pytest.raises(ValidationError, match="SIGNUP_ALLOWED_COUNTRIES"):
         Settings(_env_file=None, **production, signup_allowed_countries=" , ")
-    assert Settings(_env_file=None, **production, signup_allowed_countries="*").allowed_countries == frozenset()
-    assert Settings(_env_file=None, **production, signup_allowed_countries="de,FR").allowed_countries == {"DE", "FR"}
-    assert Settings(_env_file=None).allowed_countries == frozenset()  # development: all, as before
+    assert Settings(_env_file=None, **production, signup_allowed_countries="*").signups.allowed_countries == frozenset()
+    assert Settings(_env_file=None, **production, signup_allowed_countries="de,FR").signups.allowed_countries == {
+        "DE",
+        "FR",
+    }
+    assert Settings(_env_file=None).signups.allowed_countries == frozenset()  # development: all, as before

@@ -68,13 +68,13 @@ async def test_no_second_code_however_often_the_worker_dies_and_never_more_than_
     log = tmp_path / "worker.log"
     async with serving_api(settings) as base_url, httpx.AsyncClient(base_url=base_url, timeout=60) as api:
         signup_id = ""
-        for send in range(1, settings.signup_max_sends + 1):
+        for send in range(1, settings.signups.max_sends + 1):
             gateway.released.clear()  # the gateway holds its answer: the worker dies waiting for it
             async with worker_process(settings, log) as worker:
                 if send == 1:
                     request = api.post("/v1/signups", json={"phone_number": number}, headers=CMMS)
                 else:
-                    await asyncio.sleep(settings.signup_resend_cooldown_seconds)
+                    await asyncio.sleep(settings.signups.resend_cooldown_seconds)
                     request = api.post(f"/v1/signups/{signup_id}/resend", headers=CMMS)
                 answer = asyncio.ensure_future(request)
                 await gateway.until_received(send)
@@ -86,12 +86,12 @@ async def test_no_second_code_however_often_the_worker_dies_and_never_more_than_
                 assert response.status_code == 202, response.text
                 signup_id = response.json()["signup_id"]
                 assert len(await sent_codes(sim, number)) == send
-                if send == settings.signup_max_sends:
-                    await asyncio.sleep(settings.signup_resend_cooldown_seconds)
+                if send == settings.signups.max_sends:
+                    await asyncio.sleep(settings.signups.resend_cooldown_seconds)
                     over = await api.post(f"/v1/signups/{signup_id}/resend", headers=CMMS)
                     assert over.status_code == 429, over.text
                     code = (await sent_codes(sim, number))[-1]
                     verified = await api.post(f"/v1/signups/{signup_id}/verify", json={"code": code}, headers=CMMS)
                     assert verified.status_code == 200, verified.text
-    assert gateway.received == settings.signup_max_sends
-    assert len(await sent_codes(sim, number)) == settings.signup_max_sends
+    assert gateway.received == settings.signups.max_sends
+    assert len(await sent_codes(sim, number)) == settings.signups.max_sends

@@ -65,7 +65,7 @@ async def _start(env: Env) -> tuple[WorkflowHandle[OttSignupWorkflow, OttSignupR
         OttSignupWorkflow.run,
         OttSignupInput(signup_id=signup_id, phone_number=number, policy=POLICY),
         id=signup_workflow_id(number),
-        task_queue=env.settings.temporal_task_queue,
+        task_queue=env.settings.temporal.task_queue,
     )
     view = await handle.execute_update(OttSignupWorkflow.send_code, SendCodeRequest())
     assert view.sent and view.signup_id == signup_id
@@ -75,12 +75,12 @@ async def _start(env: Env) -> tuple[WorkflowHandle[OttSignupWorkflow, OttSignupR
 async def _verify(
     env: Env, handle: WorkflowHandle[OttSignupWorkflow, OttSignupResult], signup_id: str, code: str
 ) -> VerifyResult:
-    request = VerifyRequest(signup_id=signup_id, code_hmac=code_hmac(env.settings, signup_id, code))
+    request = VerifyRequest(signup_id=signup_id, code_hmac=code_hmac(env.settings.secret_key, signup_id, code))
     return await handle.execute_update(OttSignupWorkflow.verify, request)
 
 
 async def _row(env: Env, signup_id: str) -> Signup:
-    engine = make_engine(env.settings.database_url)
+    engine = make_engine(env.settings.database.url)
     try:
         async with make_sessionmaker(engine)() as session:
             return await session.get_one(Signup, signup_id)
@@ -128,7 +128,7 @@ async def test_resends_wait_out_the_cooldown_and_stop_at_five_each_with_a_new_co
     verified = await _verify(env, handle, signup_id, codes[-1])
     assert verified.verified and verified.account_id == number.lstrip("+")
     assert (await handle.result()).status == SignupState.verified
-    engine = make_engine(env.settings.database_url)
+    engine = make_engine(env.settings.database.url)
     async with make_sessionmaker(engine)() as session:
         account = await session.get_one(Account, number.lstrip("+"))
         assert account.status == AccountStatus.active and account.created_by == f"signup:{signup_id}"
@@ -163,7 +163,7 @@ async def _start_cmms(env: Env) -> tuple[WorkflowHandle[OttSignupWorkflow, OttSi
         OttSignupWorkflow.run,
         OttSignupInput(signup_id=signup_id, phone_number=number, policy=POLICY, verification=Verification.cmms),
         id=signup_workflow_id(number),
-        task_queue=env.settings.temporal_task_queue,
+        task_queue=env.settings.temporal.task_queue,
     )
     view = await handle.execute_update(OttSignupWorkflow.send_code, SendCodeRequest())
     assert not view.sent and view.signup_id == signup_id
@@ -172,8 +172,8 @@ async def _start_cmms(env: Env) -> tuple[WorkflowHandle[OttSignupWorkflow, OttSi
 
 async def _hold_password(env: Env, signup_id: str, password: str) -> str:
     """What the API does before `confirm`: the CMMS's password on the signup's row, its HMAC for the workflow."""
-    issued = password_hmac(env.settings, signup_id, password)
-    engine = make_engine(env.settings.database_url)
+    issued = password_hmac(env.settings.secret_key, signup_id, password)
+    engine = make_engine(env.settings.database.url)
     async with make_sessionmaker(engine)() as session, session.begin():
         row = await session.get_one(Signup, signup_id)
         row.secret_hmac, row.requested_password = issued, password
@@ -204,7 +204,7 @@ async def test_the_cmms_reporting_the_number_again_keeps_the_signup_open_for_its
     )
     assert confirmed.verified and confirmed.account_id == number.lstrip("+")
     assert (await handle.result()).status == SignupState.verified
-    engine = make_engine(env.settings.database_url)
+    engine = make_engine(env.settings.database.url)
     async with make_sessionmaker(engine)() as session:
         account = await session.get_one(Account, number.lstrip("+"))
         assert account.sip_password == "Issued-by-the-CMMS-7" and account.status == AccountStatus.active

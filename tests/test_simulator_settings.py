@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr
 from pydantic_settings import BaseSettings
 
 from core.dev_secrets import (
@@ -28,9 +28,25 @@ SIMULATORS = ROOT / "simulators"
 ALLOWED = {"simulators", "contracts", "clients"}
 
 
-def _default(settings: type[BaseSettings], name: str) -> Any:
-    value = settings.model_fields[name].default
+def _plain(value: Any) -> Any:
     return value.get_secret_value() if isinstance(value, SecretStr) else value
+
+
+def _default(settings: type[BaseSettings], name: str) -> Any:
+    return _plain(settings.model_fields[name].default)
+
+
+def _service_defaults() -> dict[str, Any]:
+    """The service's default for each of its environment variables, by the variable's lower-case name
+    (the simulators' field names)."""
+    defaults: dict[str, Any] = {}
+    for name, field in Settings.model_fields.items():
+        part = field.annotation
+        if isinstance(part, type) and issubclass(part, BaseModel):
+            defaults |= {(f.alias or n).lower(): _plain(f.default) for n, f in part.model_fields.items()}
+        else:
+            defaults[(field.alias or name).lower()] = _plain(field.default)
+    return defaults
 
 
 def test_the_simulators_defaults_are_the_services_development_secrets() -> None:
@@ -45,9 +61,10 @@ def test_the_simulators_defaults_are_the_services_development_secrets() -> None:
 
 @pytest.mark.parametrize("settings", [SimulatorSettings, PortaBillingSimSettings])
 def test_a_setting_both_sides_read_has_one_default(settings: type[BaseSettings]) -> None:
-    shared = set(settings.model_fields) & set(Settings.model_fields)
+    service = _service_defaults()
+    shared = set(settings.model_fields) & set(service)
     assert shared  # the credentials at least: the comparison is not vacuous
-    assert {name: _default(settings, name) for name in shared} == {name: _default(Settings, name) for name in shared}
+    assert {name: _default(settings, name) for name in shared} == {name: service[name] for name in shared}
 
 
 def _project_packages() -> set[str]:

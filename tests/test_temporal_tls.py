@@ -39,7 +39,7 @@ def _settings(address: str, **values: Any) -> Settings:
 
 
 async def _answers(settings: Settings) -> bool:
-    client = await connect(settings)  # the SDK asks the server for its system info on connecting
+    client = await connect(settings.temporal)  # the SDK asks the server for its system info on connecting
     await client.count_workflows()
     return True
 
@@ -80,14 +80,14 @@ async def test_tls_trusts_only_the_given_authority(tls_server: str, tmp_path: Pa
 async def test_an_api_key_goes_over_tls(tls_server: str, pki: tuple[CertificateAuthority, Issued, Issued]) -> None:
     ca, _, _ = pki
     settings = _settings(tls_server, temporal_tls_server_ca_cert_path=ca.cert, temporal_api_key="a-cloud-api-key")
-    client = await connect(settings)
+    client = await connect(settings.temporal)
     await client.count_workflows()
     assert client.service_client.config.api_key == "a-cloud-api-key"
     # A key alone turns TLS on (Temporal Cloud): never sent in the clear.
-    assert _settings("example.tmprl.cloud:7233", temporal_api_key="k").temporal_uses_tls
+    assert _settings("example.tmprl.cloud:7233", temporal_api_key="k").temporal.uses_tls
 
 
 def test_a_client_certificate_needs_its_key(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="TEMPORAL_TLS_CLIENT_KEY_PATH"):
         _settings("127.0.0.1:7233", temporal_tls_client_cert_path=tmp_path / "c.pem")
-    assert not _settings("127.0.0.1:7233").temporal_uses_tls  # plaintext by default, as the dev server
+    assert not _settings("127.0.0.1:7233").temporal.uses_tls  # plaintext by default, as the dev server

@@ -125,7 +125,7 @@ async def walkthrough_stack(**settings: str) -> AsyncIterator[Ports]:
             yield Ports(
                 api=int(running.api_url.rsplit(":", 1)[1]),
                 simulator=int(running.sim_url.rsplit(":", 1)[1]),
-                codec=codec.codec_server_port,
+                codec=codec.codec_server.port,
                 temporal_address=running.temporal_address,
                 portabilling=int(running.portabilling_url.rsplit(":", 1)[1]) if running.portabilling_url else None,
             )

@@ -154,8 +154,8 @@ async def _patient_sessions(database_url: str) -> AsyncIterator[SessionMaker]:
 async def test_a_thousand_concurrent_charges_and_top_ups_leave_the_exact_balance(stack: Stack) -> None:
     account_id = await _account(stack)
     drained = await _account(stack)
-    async with _patient_sessions(stack.settings.database_url) as patient:
-        sessions = Outbox(patient, stack.temporal, stack.settings)
+    async with _patient_sessions(stack.settings.database.url) as patient:
+        sessions = Outbox(patient, stack.temporal, stack.settings.outbox, stack.settings.temporal.task_queue)
         await open_wallet(sessions, account_id, MESSAGING, 1000, None)
         charge = Movement(MovementKind.charge, 1)
         top_up = Movement(MovementKind.top_up, 2)
@@ -179,8 +179,8 @@ async def test_a_thousand_concurrent_charges_and_top_ups_leave_the_exact_balance
 
 async def test_units_expiring_under_concurrent_movements_leave_a_ledger_that_sums_to_the_balance(stack: Stack) -> None:
     account_id = await _account(stack)
-    async with _patient_sessions(stack.settings.database_url) as patient:
-        outbox = Outbox(patient, stack.temporal, stack.settings)
+    async with _patient_sessions(stack.settings.database.url) as patient:
+        outbox = Outbox(patient, stack.temporal, stack.settings.outbox, stack.settings.temporal.task_queue)
         await open_wallet(outbox, account_id, MESSAGING, 0, None)
         expiry = utcnow() + timedelta(seconds=1.5)
         short, lasting, charge = (
@@ -221,7 +221,7 @@ def _at(value: str) -> datetime:
 
 async def test_each_top_up_lasts_its_own_lifetime_and_charges_take_the_units_expiring_first(stack: Stack) -> None:
     account_id = await _account(stack)
-    outbox = Outbox(stack.sessions, stack.temporal, stack.settings)
+    outbox = Outbox(stack.sessions, stack.temporal, stack.settings.outbox, stack.settings.temporal.task_queue)
     await open_wallet(outbox, account_id, MESSAGING, 0, None)
     start = utcnow() - timedelta(days=20)  # the top-ups were bought 20 days ago
     for amount, days in ((20, 30), (10, 5), (7, None)):
@@ -257,7 +257,7 @@ async def test_each_top_up_lasts_its_own_lifetime_and_charges_take_the_units_exp
 
 async def test_expired_units_are_gone_and_a_top_up_after_expiry_starts_a_new_balance(stack: Stack) -> None:
     account_id = await _account(stack)
-    outbox = Outbox(stack.sessions, stack.temporal, stack.settings)
+    outbox = Outbox(stack.sessions, stack.temporal, stack.settings.outbox, stack.settings.temporal.task_queue)
     await open_wallet(outbox, account_id, MESSAGING, 0, None)
     long_ago = utcnow() - timedelta(days=3)
     await apply_movement(outbox, account_id, MESSAGING, Movement(MovementKind.top_up, 5, valid_days=1), now=long_ago)
@@ -279,11 +279,11 @@ async def test_reading_the_desired_state_writes_nothing_the_expiry_step_writes_t
     stack: Stack,
 ) -> None:
     account_id = await _account(stack)
-    outbox = Outbox(stack.sessions, stack.temporal, stack.settings)
+    outbox = Outbox(stack.sessions, stack.temporal, stack.settings.outbox, stack.settings.temporal.task_queue)
     await open_wallet(outbox, account_id, MESSAGING, 0, None)
     long_ago = utcnow() - timedelta(days=3)
     await apply_movement(outbox, account_id, MESSAGING, Movement(MovementKind.top_up, 5, valid_days=1), now=long_ago)
-    source = BuiltinSource(stack.sessions, stack.settings)
+    source = BuiltinSource(stack.sessions, stack.settings.provisioning, stack.settings.rollouts)
 
     await source.desired(account_id, utcnow())
     assert await _movements(stack, account_id) == 1  # the top-up only: a read wrote no expiry
@@ -318,7 +318,7 @@ async def test_a_top_up_without_a_lifetime_takes_the_products_default(stack: Sta
 
 async def test_a_terminated_accounts_wallet_never_changes_again(stack: Stack) -> None:
     account_id = await _account(stack)
-    outbox = Outbox(stack.sessions, stack.temporal, stack.settings)
+    outbox = Outbox(stack.sessions, stack.temporal, stack.settings.outbox, stack.settings.temporal.task_queue)
     await open_wallet(outbox, account_id, MESSAGING, 0, None)
     await apply_movement(
         outbox, account_id, MESSAGING, Movement(MovementKind.top_up, 5, valid_days=1), now=utcnow() - timedelta(days=2)
@@ -359,8 +359,8 @@ async def test_the_ledger_pages_and_refuses_bad_paging(stack: Stack) -> None:
 
 async def test_no_movement_lands_after_the_account_is_terminated(stack: Stack) -> None:
     account_id = await _account(stack)
-    async with _patient_sessions(stack.settings.database_url) as patient:
-        outbox = Outbox(patient, stack.temporal, stack.settings)
+    async with _patient_sessions(stack.settings.database.url) as patient:
+        outbox = Outbox(patient, stack.temporal, stack.settings.outbox, stack.settings.temporal.task_queue)
         await open_wallet(outbox, account_id, MESSAGING, 1000, None)
         terminated_at: list[float] = []
         outcomes: list[tuple[float, bool]] = []

@@ -78,7 +78,7 @@ class CustomerChangeAccepted(CustomerPublic):
 async def create_customer(
     body: CustomerCreate, outbox: OutboxDep, settings: SettingsDep, caller: CallerDep
 ) -> CustomerPublic:
-    row = await customers.create_customer(outbox, settings, Customer(**body.model_dump()), caller.label)
+    row = await customers.create_customer(outbox, settings.provisioning, Customer(**body.model_dump()), caller.label)
     return CustomerPublic.model_validate(row, from_attributes=True)
 
 
@@ -124,7 +124,7 @@ async def update_customer(
         reseller_set="reseller_id" in body.model_fields_set,
         custom_fields=body.custom_fields,
     )
-    changed = await customers.change_customer(outbox, settings, customer_id, patch, caller.label)
+    changed = await customers.change_customer(outbox, settings.provisioning, customer_id, patch, caller.label)
     view = CustomerPublic.model_validate(changed.customer, from_attributes=True)
     if changed.rollout is None:
         response.status_code = 200
@@ -139,7 +139,7 @@ async def update_customer(
 @router.delete("/{customer_id}", status_code=204, responses={409: {"description": "It has live accounts"}})
 async def delete_customer(customer_id: AnyId, outbox: OutboxDep, settings: SettingsDep, caller: CallerDep) -> None:
     """Delete a customer with no live account (terminate them first) and no order in progress."""
-    await customers.delete_customer(outbox, settings, customer_id, caller.label)
+    await customers.delete_customer(outbox, settings.signups.ott_customer_id, customer_id, caller.label)
 
 
 @router.get("/{customer_id}/rollout")

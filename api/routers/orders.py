@@ -65,7 +65,7 @@ async def submit_order(body: OrderCreate, outbox: OutboxDep, settings: SettingsD
         account_id=body.account.account_id,
         password=body.account.password.get_secret_value() if body.account.password else None,
     )
-    view, created = await orders.submit_order(outbox, settings, request)
+    view, created = await orders.submit_order(outbox, settings.secret_key, request)
     if not created:
         response.status_code = 200
     return public_order(view)

@@ -49,7 +49,9 @@ async def espf_credentials(state: StateDep, request: Request, _: Annotated[None,
     settings = state.settings
     if settings.billing_source != "portabilling":
         raise Problem(404, "PortaBilling events are served only with BILLING_SOURCE=portabilling")
-    expected = f"{settings.espf_username}:{settings.espf_password.get_secret_value()}".encode()
+    expected = (
+        f"{settings.portabilling.espf_username}:{settings.portabilling.espf_password.get_secret_value()}".encode()
+    )
     if not hmac.compare_digest(_basic(request.headers.get("Authorization")), expected):
         problem = Problem(401, "PortaBilling's ESPF credentials (HTTP Basic) are required")
         problem.headers["WWW-Authenticate"] = 'Basic realm="espf", charset="UTF-8"'

@@ -96,7 +96,9 @@ async def update_reseller(
 ) -> ResellerChangeAccepted:
     """Rename a reseller or change its domain. A new domain reaches every account of the reseller's
     customers that have no domain of their own (`202`: their rollouts are under way)."""
-    changed = await customers.change_reseller(outbox, settings, reseller_id, body.name, body.domain, caller.label)
+    changed = await customers.change_reseller(
+        outbox, settings.provisioning, reseller_id, body.name, body.domain, caller.label
+    )
     if not changed.customers:
         response.status_code = 200
     view = ResellerPublic.model_validate(changed.reseller, from_attributes=True)

@@ -13,7 +13,7 @@ from billing.provisioning import desired_state
 from billing.sources.base import Desired, Outcome
 from billing.wallets import expire_due
 from contracts.rollouts import AccountPage
-from core.settings import Settings
+from core.settings import ProvisioningSettings, RolloutSettings
 
 # Accounts a customer's rollout re-provisions. A pending account is its order's to provision (and to
 # roll back); a terminated one has left the CMMS.
@@ -21,9 +21,10 @@ ROLLED_OUT = (AccountStatus.active, AccountStatus.blocked)
 
 
 class BuiltinSource:
-    def __init__(self, sessions: SessionMaker, settings: Settings) -> None:
+    def __init__(self, sessions: SessionMaker, provisioning: ProvisioningSettings, rollouts: RolloutSettings) -> None:
         self._sessions = sessions
-        self._settings = settings
+        self._provisioning = provisioning
+        self._rollouts = rollouts
 
     async def expire_due(self, account_id: str, now: datetime) -> None:
         # The ledger dates the write-off at the expiry; nothing on a terminated account.
@@ -36,7 +37,7 @@ class BuiltinSource:
                 raise LookupError(f"account {account_id} does not exist")
             if account.status == AccountStatus.terminated:
                 return Desired(cmms_account_id=account_id, record=None)
-            state = await desired_state(session, account, self._settings, now=now)
+            state = await desired_state(session, account, self._provisioning, now=now)
         return Desired(
             cmms_account_id=account_id,
             record=state.record,
@@ -71,7 +72,7 @@ class BuiltinSource:
             query = select(Account.account_id).where(*rolled_out)
             if after is not None:
                 query = query.where(col(Account.account_id) > after)
-            limit = self._settings.rollout_page_size
+            limit = self._rollouts.page_size
             ids = list(await session.exec(query.order_by(col(Account.account_id)).limit(limit)))
             total = None
             if count_total:

@@ -15,12 +15,10 @@ from core.settings import Settings
 async def billing_source(settings: Settings, sessions: SessionMaker) -> AsyncIterator[BillingSource]:
     """`BILLING_SOURCE`: the built-in billing, or PortaBilling read over its JSON API."""
     if settings.billing_source == "builtin":
-        yield BuiltinSource(sessions, settings)
+        yield BuiltinSource(sessions, settings.provisioning, settings.rollouts)
         return
+    part = settings.portabilling
     async with PortaBillingClient(
-        settings.portabilling_url,
-        settings.portabilling_login,
-        settings.portabilling_password.get_secret_value(),
-        timeout=settings.portabilling_timeout_seconds,
+        part.url, part.login, part.password.get_secret_value(), timeout=part.timeout_seconds
     ) as client:
-        yield PortaBillingSource(client, sessions, settings)
+        yield PortaBillingSource(client, sessions, settings.portabilling, settings.provisioning, settings.rollouts)

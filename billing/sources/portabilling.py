@@ -42,7 +42,7 @@ from clients.portabilling.client import (
 from contracts.cmms import CmmsAccount
 from contracts.portabilling import PbAccount, PbWallet, ProvisioningStatus
 from contracts.rollouts import AccountPage
-from core.settings import Settings
+from core.settings import PortaBillingSettings, ProvisioningSettings, RolloutSettings
 
 ACCOUNT_PREFIX = "pb-"
 CUSTOMER_PREFIX = "pb-"
@@ -75,10 +75,19 @@ def parse_key(key: str) -> int:
 
 
 class PortaBillingSource:
-    def __init__(self, client: PortaBillingClient, sessions: SessionMaker, settings: Settings) -> None:
+    def __init__(
+        self,
+        client: PortaBillingClient,
+        sessions: SessionMaker,
+        settings: PortaBillingSettings,
+        provisioning: ProvisioningSettings,
+        rollouts: RolloutSettings,
+    ) -> None:
         self._client = client
         self._sessions = sessions
         self._settings = settings
+        self._provisioning = provisioning
+        self._rollouts = rollouts
         self._read: dict[str, PortaBillingAccount] = {}  # by account: what `desired` read, for `record`
 
     async def expire_due(self, account_id: str, now: datetime) -> None:
@@ -100,11 +109,9 @@ class PortaBillingSource:
                 self._client.product(account.i_product),
                 self._client.service_wallets(account.i_account),
             )
-        imei = account_fields.get(self._settings.portabilling_imei_field) or None
+        imei = account_fields.get(self._settings.imei_field) or None
         if imei is not None and not _IMEI.fullmatch(imei):
-            raise BillingRefusal(
-                f"the account's {self._settings.portabilling_imei_field} custom field is not 15 digits"
-            )
+            raise BillingRefusal(f"the account's {self._settings.imei_field} custom field is not 15 digits")
         expires_at = _expiry(account)
         driven = product is not None and product.messaging_push_events
         messaging, messaging_wake = _messaging(wallets, now) if driven else (None, None)
@@ -113,8 +120,8 @@ class PortaBillingSource:
         record = CmmsAccount(
             password=account.service_password,
             imei=imei,
-            profile=customer_fields.get(PROFILE_FIELD) or self._settings.default_profile,
-            domain=customer_fields.get(DOMAIN_FIELD) or self._settings.default_domain,
+            profile=customer_fields.get(PROFILE_FIELD) or self._provisioning.default_profile,
+            domain=customer_fields.get(DOMAIN_FIELD) or self._provisioning.default_domain,
             blocked=account.blocked
             or (customer is not None and customer.blocked)
             or (expires_at is not None and expires_at <= now),
@@ -155,7 +162,7 @@ class PortaBillingSource:
 
         async def tell() -> None:
             with _reading(f"(writing) the status of account {i_account}"):
-                status, group = _STATUS[outcome.state], self._settings.portabilling_status_group
+                status, group = _STATUS[outcome.state], self._settings.status_group
                 await self._client.post_status(i_account, status, _message(outcome), group=group)
 
         await asyncio.gather(keep(), tell())  # independent: at once
@@ -173,7 +180,7 @@ class PortaBillingSource:
         """Pages of the customer's accounts as PortaBilling lists them; the cursor is the next offset."""
         i_customer = parse_key(customer_id)
         offset = int(after) if after else 0
-        limit = self._settings.rollout_page_size
+        limit = self._rollouts.page_size
         with _reading(f"the accounts of customer {i_customer}"):
             found = await self._client.customer_accounts(i_customer, offset=offset, limit=limit)
         return AccountPage(

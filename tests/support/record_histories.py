@@ -18,7 +18,7 @@ HISTORIES = Path(__file__).resolve().parents[1] / "histories"
 
 async def record(pairs: list[str]) -> None:
     # The development payload key, whatever `.env` says: the tests replay with it. TEMPORAL_ADDRESS applies.
-    client = await connect(Settings(_env_file=None))
+    client = await connect(Settings(_env_file=None).temporal)
     for pair in pairs:
         workflow_id, name = pair.split("=", 1)
         history = await client.get_workflow_handle(workflow_id).fetch_history()

@@ -14,7 +14,7 @@ from starlette.types import ASGIApp
 from temporalio.client import Client
 
 from api.app import create_app
-from billing.db import SessionMaker, make_engine, make_sessionmaker
+from billing.db import SessionMaker, make_sessionmaker, open_billing
 from billing.sources.factory import billing_source
 from clients.cmms import CmmsClient
 from core.settings import Settings
@@ -94,20 +94,20 @@ async def serving(app: ASGIApp, port: int, *, lifespan: Literal["on", "off"] = "
 
 def serving_api(settings: Settings) -> AbstractAsyncContextManager[str]:
     """The FastAPI app on the settings' port; yields its base URL."""
-    return serving(create_app(settings), settings.api_port)
+    return serving(create_app(settings), settings.api.port)
 
 
 @asynccontextmanager
 async def running_worker(settings: Settings) -> AsyncIterator[None]:
     """The worker, exporting its metrics on the settings' `worker_metrics_port` when it is not 0."""
-    engine = make_engine(settings.database_url)
-    client = await connect(settings, runtime=metrics_runtime(settings))
+    engine = open_billing(settings.database)
+    client = await connect(settings.temporal, runtime=metrics_runtime(settings.worker))
     async with (
         CmmsClient(
-            settings.cmms_url,
-            settings.cmms_token.get_secret_value(),
+            settings.cmms.url,
+            settings.cmms.token.get_secret_value(),
             timeout=5.0,
-            rate_limit_per_second=settings.cmms_rate_limit_per_second,
+            rate_limit_per_second=settings.cmms.rate_limit_per_second,
         ) as cmms,
         AsyncExitStack() as workers,
     ):
@@ -121,11 +121,11 @@ async def running_worker(settings: Settings) -> AsyncIterator[None]:
 
 @asynccontextmanager
 async def running_stack(settings: Settings, sim: SimulatorProcess) -> AsyncIterator[Stack]:
-    engine = make_engine(settings.database_url)
+    engine = open_billing(settings.database)
     async with (
         running_worker(settings),
         serving_api(settings) as base_url,
         httpx.AsyncClient(base_url=base_url, timeout=30.0) as api,
     ):
-        yield Stack(settings, api, sim, await connect(settings), make_sessionmaker(engine))
+        yield Stack(settings, api, sim, await connect(settings.temporal), make_sessionmaker(engine))
     await engine.dispose()

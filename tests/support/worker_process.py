@@ -18,11 +18,10 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 def settings_env(settings: Settings) -> dict[str, str]:
     """The settings as the environment variables that give a process the same ones."""
     env: dict[str, str] = {}
-    for name in Settings.model_fields:
-        value = getattr(settings, name)
+    for name, value in settings.by_variable().items():
         if value is None:
             continue
-        env[name.upper()] = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+        env[name] = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
     return env
 
 
