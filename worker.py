@@ -57,19 +57,19 @@ def billing_activities(sessions: SessionMaker) -> list[Callable[..., Any]]:
 def rollout_activities(
     source: BillingSource, client: Client, sessions: SessionMaker, settings: Settings
 ) -> list[Callable[..., Any]]:
-    """A customer's rollout (use case 3): its steps call the accounts' workflows through `client`."""
+    """A customer's rollout (customized provisioning): its steps call the accounts' workflows through `client`."""
     rollouts = RolloutActivities(source, sessions, client, settings.rollouts, settings.temporal.task_queue)
     return [rollouts.list_rollout_accounts, rollouts.sync_rollout_accounts]
 
 
 def messaging_activities(client: Client, sessions: SessionMaker, settings: Settings) -> list[Callable[..., Any]]:
-    """A product's messaging policy rollout (use case 4): tells the accounts' workflows through `client`."""
+    """A product's messaging policy rollout (messaging by wallet): tells the accounts' workflows through `client`."""
     rollout = MessagingRolloutActivities(sessions, client, settings.temporal.task_queue)
     return [rollout.signal_product_accounts]
 
 
 def signup_activities(client: Client, sessions: SessionMaker, settings: Settings) -> list[Callable[..., Any]]:
-    """OTT signups (use case 2): send the code by SMS, record the signup, create the number's account
+    """OTT self-signups: send the code by SMS, record the signup, create the number's account
     (a live one's new password is pushed through its account workflow, via `client`)."""
     signups = SignupActivities(
         sessions,

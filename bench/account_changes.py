@@ -1,4 +1,4 @@
-"""Single-account change propagation (use case 3): API call → the CMMS record's version raised.
+"""Single-account change propagation (customized provisioning): API call → the CMMS record's version raised.
 
     .venv/bin/python -m bench.account_changes --changes 200 --concurrency 1
 

@@ -1,4 +1,4 @@
-"""Messaging-by-wallet benchmark (use case 4): many accounts holding wallets, each with its account workflow.
+"""Messaging-by-wallet benchmark: many accounts holding wallets, each with its account workflow.
 
     .venv/bin/python -m bench.wallets --accounts 10000
 

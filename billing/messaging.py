@@ -1,4 +1,4 @@
-"""Use case 4's decision: should the CMMS let an account send messages, and until when?
+"""Messaging by wallet, the decision: should the CMMS let an account send messages, and until when?
 
 Only the account's *product* decides whether billing drives messaging at all (its messaging service
 policy with `push_events`); a policy stored on the account itself is shown but never considered.

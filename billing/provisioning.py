@@ -1,4 +1,4 @@
-"""What the CMMS should hold for an account, derived from billing (use case 3's fallbacks)."""
+"""What the CMMS should hold for an account, derived from billing (customized provisioning's fallbacks)."""
 
 from dataclasses import dataclass
 from datetime import datetime

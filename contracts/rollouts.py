@@ -1,4 +1,4 @@
-"""Inputs and results of a customer's rollout (use case 3): ids and counters only, never secrets."""
+"""Inputs and results of a customer's rollout (customized provisioning): ids and counters only, never secrets."""
 
 from typing import Literal
 

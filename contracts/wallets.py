@@ -1,4 +1,4 @@
-"""Inputs and results of the messaging policy rollout (use case 4): ids only."""
+"""Inputs and results of the messaging policy rollout (messaging by wallet): ids only."""
 
 from pydantic import BaseModel
 

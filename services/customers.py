@@ -1,7 +1,7 @@
 """Resellers, customer classes and customers: who buys accounts, and the custom fields they carry.
 
 A change that alters what a customer's accounts are provisioned with (its custom fields, its class's
-fields, its reseller, its reseller's domain) re-provisions all of its accounts (use case 3): the
+fields, its reseller, its reseller's domain) re-provisions all of its accounts (customized provisioning): the
 change and the customer's raised revision are committed with the outbox record that signals the
 customer's rollout. Every edit is recorded in the audit trail in the same transaction.
 """

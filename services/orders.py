@@ -1,4 +1,4 @@
-"""MVNO orders from the provider's website (use case 1): admission, and the order's own view.
+"""MVNO orders from the provider's website: admission, and the order's own view.
 
 An order is admitted in one transaction with the outbox record that starts its workflow, so a stored
 order is always started: right after the commit, or by the outbox relay once Temporal answers.

@@ -1,4 +1,4 @@
-"""Products: what an account is sold as, with its service policies (use case 4).
+"""Products: what an account is sold as, with its service policies (messaging by wallet).
 
 Turning a product's messaging `push_events` on or off is committed with the outbox record that starts the
 product's messaging rollout: every account of the product pushes its current state, which brings its

@@ -1,4 +1,4 @@
-"""OTT self-signup (use case 2): the rules around the number's signup workflow, called by the CMMS as
+"""OTT self-signup: the rules around the number's signup workflow, called by the CMMS as
 it relays what the app user does.
 
 It applies the per-number and per-client rate limits (shared by every API process:

@@ -1,4 +1,4 @@
-"""Service wallets as the API uses them (use case 4): open, top up, charge, read the wallet and its ledger.
+"""Service wallets as the API uses them (messaging by wallet): open, top up, charge, read the wallet and its ledger.
 
 The ledger's rules are billing's (billing.wallets); each change here is one transaction with the outbox
 record that has the account's workflow push the new messaging state, where the product lets billing

@@ -1,4 +1,4 @@
-"""Use case 3 end to end: custom fields validated at the API, a customer's change reaching every one of
+"""Customized provisioning end to end: custom fields validated at the API, a customer's change reaching every one of
 its devices, account changes reaching the CMMS in order, and the profile and domain fallbacks."""
 
 import asyncio

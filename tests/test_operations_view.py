@@ -136,7 +136,7 @@ async def test_no_history_of_a_full_run_holds_a_password_or_a_code(stack: Stack)
     secrets_used: list[str] = []
     ids: list[str] = []
 
-    # Use case 1: two orders, one with a password of the website's choosing, one generated.
+    # MVNO orders: two orders, one with a password of the website's choosing, one generated.
     catalog = await seed_catalog(stack, custom_fields={"profileName": "Residential"})
     chosen = f"Chosen-{secrets.token_hex(8)}"
     bodies = [order_body(catalog, password=chosen), order_body(catalog)]
@@ -160,11 +160,11 @@ async def test_no_history_of_a_full_run_holds_a_password_or_a_code(stack: Stack)
     assert await _password_of(stack, bodies[1]["account"]["imei"]) == changed_to
     secrets_used.append(changed_to)
 
-    # Use case 3: a profile change rolled out to the customer's accounts.
+    # Customized provisioning: a profile change rolled out to the customer's accounts.
     await patch_customer(stack.api, catalog.customer_id, {"profileName": "Business"})
     await rollout_when(stack.api, catalog.customer_id)
 
-    # Use case 4: a product's messaging policy turned on, then a wallet runs dry and is topped up.
+    # Messaging by wallet: a product's messaging policy turned on, then a wallet runs dry and is topped up.
     product_id = await product(stack, push_events=False)
     wallet_account = await ordered_account(stack, product_id=product_id)
     await open_wallet(stack, wallet_account, 5)
@@ -178,7 +178,7 @@ async def test_no_history_of_a_full_run_holds_a_password_or_a_code(stack: Stack)
     await wait_for_record(stack.sim, wallet_account, lambda record: record.messaging_enabled)
     ids.append(wallet_account)
 
-    # Use case 2: a signup with a wrong code, a resend and the right code.
+    # OTT self-signup: a signup with a wrong code, a resend and the right code.
     number = random_mobile()
     started = await stack.sim.http.post("/app/v1/signup", json={"phone_number": number})
     signup_id = started.json()["signup_id"]

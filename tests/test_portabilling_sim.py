@@ -1,5 +1,5 @@
-"""The PortaBilling simulator, a real process: its JSON API and status API as the wire spec has them,
-and the ESPF events each admin change emits, delivered to a real receiver on a real port."""
+"""The PortaBilling simulator, a real process: its JSON API and status API as docs/portabilling.md
+describes them, and the ESPF events each admin change emits, delivered to a real receiver on a real port."""
 
 import asyncio
 import itertools

@@ -17,7 +17,7 @@ from tests.support.rollouts import patch_customer, rollout, rollout_when, seed_a
 from tests.support.simulator import SimulatorProcess
 from tests.support.stack import Stack, running_worker, serving_api, stack_settings
 
-# Slow enough to stop a rollout half-way, small pages so that it continues-as-new (anchors: 20 pages a run).
+# Slow enough to stop a rollout half-way, small pages so that it continues-as-new (20 pages a run).
 RATE_LIMIT = 20.0
 PAGE_SIZE = 3
 

@@ -1,4 +1,4 @@
-"""Use case 3: a customer's custom fields changed, so every one of its accounts is re-provisioned.
+"""Customized provisioning: a customer's custom fields changed, so every one of its accounts is re-provisioned.
 
 One rollout per customer (`rollout-<customer_id>`). It walks the customer's accounts a page at a
 time and has each account's own workflow push billing's *current* state, a bounded window at a time

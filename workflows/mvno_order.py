@@ -1,4 +1,4 @@
-"""Use case 1: an MVNO phone order, from the website's POST to an account the device can fetch."""
+"""An MVNO phone order, from the website's POST to an account the device can fetch."""
 
 from datetime import datetime
 

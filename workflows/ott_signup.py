@@ -1,4 +1,4 @@
-"""Use case 2: OTT self-signup. A code goes out by SMS; the right code creates the number's account.
+"""OTT self-signup. A code goes out by SMS; the right code creates the number's account.
 
 One workflow per phone number while the signup is pending (id `signup-<digits>`), so a second
 signup for the number continues this one. Requests arrive as updates, answered synchronously:

@@ -1,7 +1,7 @@
 """Customers: who buys accounts, with the custom fields their class enables.
 
 A change that alters what the customer's accounts are provisioned with re-provisions all of them
-(use case 3): the change is committed with the outbox record that starts (or redirects) the
+(customized provisioning): the change is committed with the outbox record that starts (or redirects) the
 customer's rollout (services.customers).
 """
 

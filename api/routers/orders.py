@@ -1,4 +1,4 @@
-"""MVNO orders from the provider's website (use case 1)."""
+"""MVNO orders from the provider's website."""
 
 from datetime import datetime
 from typing import Annotated

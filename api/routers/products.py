@@ -1,4 +1,4 @@
-"""Products: what an account is sold as, with its service policies (use case 4)."""
+"""Products: what an account is sold as, with its service policies (messaging by wallet)."""
 
 from datetime import datetime
 from typing import Annotated, Any

@@ -1,4 +1,4 @@
-"""OTT self-signup (use case 2), called by the CMMS as it relays what the app user does: HTTP only,
+"""OTT self-signup, called by the CMMS as it relays what the app user does: HTTP only,
 the rules are services.signups'."""
 
 from datetime import datetime

@@ -1,4 +1,4 @@
-"""Service wallets and account service policies (use case 4), under `/v1/accounts/{account_id}`.
+"""Service wallets and account service policies (messaging by wallet), under `/v1/accounts/{account_id}`.
 
 A wallet change (billing.wallets: top-ups with a lifetime, charges taking the units expiring first,
 expiries) is committed with the outbox record that has the account's workflow push the *current*

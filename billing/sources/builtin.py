@@ -56,7 +56,7 @@ class BuiltinSource:
         }
         if outcome.cmms_version is not None:
             values["cmms_version"] = outcome.cmms_version
-        if outcome.messaging is not False:  # shown on the wallet (use case 4)
+        if outcome.messaging is not False:  # shown on the wallet (messaging by wallet)
             values["messaging_state"] = outcome.messaging
         async with transaction(self._sessions) as session:
             await session.exec(update(Account).where(col(Account.account_id) == account_id).values(values))

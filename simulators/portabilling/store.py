@@ -256,7 +256,7 @@ _EVENTS_OF_CHANGE: list[tuple[str, Callable[[Any], list[str]]]] = [
     ("imei", _always(EventType.ACCOUNT_CUSTOM_FIELD_CHANGED)),
     ("i_product", _always(EventType.ACCOUNT_PRODUCT_CHANGED)),
     ("expiration_date", _always(EventType.ACCOUNT_EXPIRATION_DATE_CHANGED)),
-    # Activation (bill_status I → O) has no event of its own in our spec: the webhook group's update.
+    # Activation (bill_status I → O) has no event type of its own in the ESPF list: the webhook group's update.
     ("inactive", _always(EventType.SUBSCRIBER_UPDATED)),
     ("closed", _always(EventType.ACCOUNT_CLOSED, EventType.SUBSCRIBER_DELETED)),
 ]

@@ -1,4 +1,4 @@
-"""Accounts with wallets for the messaging tests (use case 4), and a wait on the CMMS's record."""
+"""Accounts with wallets for the messaging tests (messaging by wallet), and a wait on the CMMS's record."""
 
 import asyncio
 import time
