@@ -1,4 +1,4 @@
-"""Customer rollout benchmark (customized provisioning): one customer's accounts re-provisioned under the CMMS rate limit.
+"""Customer rollout benchmark (customized provisioning): a customer's accounts re-provisioned under the CMMS rate limit.
 
     .venv/bin/python -m bench.rollout --accounts 5000 --rate 50
 
