@@ -85,7 +85,7 @@ class SimulatorProcess:
         self._proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "simulator",
+            "simulators.cmms",
             cwd=REPO_ROOT,
             env=self._env,
             stdout=self._log,
