@@ -30,7 +30,7 @@ from core.settings import Settings
 
 # The workflows by their registered names: activities deliver through this module too, and the
 # workflow modules import the activities, so naming the classes here would make an import cycle.
-# (tests/test_delivery_names.py checks the names against the classes.)
+# (tests/unit/test_delivery_names.py checks the names against the classes.)
 ORDER_WORKFLOW = "MvnoOrderWorkflow"
 ACCOUNT_WORKFLOW = "AccountWorkflow"
 ROLLOUT_WORKFLOW = "CustomerRolloutWorkflow"

@@ -16,7 +16,7 @@ from devstack.temporal_server import cli_path
 from simulators.cmms.settings import SimulatorSettings
 from simulators.portabilling.settings import PortaBillingSimSettings
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # The Compose specification's JSON schema, carried by the project (see tests/data/README.md).
 SCHEMA = ROOT / "tests" / "data" / "compose-spec.json"
 # Services running images of others: their variables are read by those images, not by this project.

@@ -20,7 +20,7 @@ from simulators.cmms.settings import SimulatorSettings
 from simulators.portabilling.settings import PortaBillingSimSettings
 from tests.support.net import free_port
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RUNNING = "[devstack] running"
 
 

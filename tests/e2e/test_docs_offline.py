@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from tests.conftest import sqlite_database
 from tests.support.browser import chromium, dump_dom
+from tests.support.database import sqlite_database
 from tests.support.simulator import SimulatorProcess
 from tests.support.stack import serving_api, stack_settings
 

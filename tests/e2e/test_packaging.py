@@ -14,7 +14,7 @@ import textwrap
 import zipfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 # What `python -m …` and the images start: each must import from the installed wheel.
 ENTRY_POINTS = (

@@ -39,7 +39,7 @@ from bench.harness import bench_stack, free_port
 from core.settings import Settings
 from tests.support.codec_server import serving_codec_server
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 SKIP_MARKER = re.compile(r"<!-- walkthrough: skip \((?P<reason>[^)]+)\) -->\s*$")

@@ -48,13 +48,13 @@ from schemathesis.specs.openapi.checks import is_unexpected_http_status_case
 from stdnum import luhn
 
 from api.fields import IMEI_FORMAT, MOBILE_NUMBER_FORMAT
-from tests.conftest import sqlite_database
+from tests.integration.test_route_access import ACCESS
 from tests.support.catalog import Catalog, create, new_id, order_body
+from tests.support.database import sqlite_database
 from tests.support.orders import finished, submit
 from tests.support.simulator import running_simulator
 from tests.support.stack import ADMIN_KEY, CMMS_KEY, WEBSITE_KEY, Stack, running_stack, stack_settings
 from tests.support.threaded_stack import in_thread
-from tests.test_route_access import ACCESS
 
 CALLERS: dict[str, str | None] = {"no key": None, "website": WEBSITE_KEY, "cmms": CMMS_KEY, "admin": ADMIN_KEY}
 ADMITTED_EXAMPLES = 25

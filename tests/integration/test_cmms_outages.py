@@ -13,8 +13,8 @@ from pydantic import SecretStr
 from billing.db import make_engine, make_sessionmaker
 from billing.models import Account, AccountStatus, Order, OrderStatus
 from core.temporal import connect
-from tests.conftest import sqlite_database
 from tests.support.catalog import order_body, seed_catalog
+from tests.support.database import sqlite_database
 from tests.support.net import free_port
 from tests.support.orders import finished, submit
 from tests.support.simulator import SimulatorProcess, running_simulator

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from api.problems import PROBLEM_JSON
-from tests.conftest import sqlite_database
+from tests.support.database import sqlite_database
 from tests.support.simulator import SimulatorProcess
 from tests.support.stack import WEBSITE_KEY, serving_api, stack_settings
 

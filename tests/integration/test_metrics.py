@@ -12,7 +12,7 @@ from billing.db import make_engine, make_sessionmaker
 from clients.cmms import CmmsClient
 from core.logging import StructuredFormatter
 from core.temporal import connect, metrics_runtime
-from tests.conftest import sqlite_database
+from tests.support.database import sqlite_database
 from tests.support.net import free_port
 from tests.support.simulator import SimulatorProcess
 from tests.support.stack import WEBSITE_KEY, serving_api, stack_settings

@@ -1,6 +1,6 @@
 """The OpenAPI document states every error an operation can answer, as a problem document, and the
 rules the API checks; a few of the API's answers that property-based testing found out of step with it.
-(`tests/test_api_contract.py` holds the whole API to its document.)"""
+(`tests/integration/test_api_contract.py` holds the whole API to its document.)"""
 
 from collections.abc import AsyncIterator
 from typing import Any

@@ -7,8 +7,8 @@ import httpx
 
 from contracts.orders import MvnoOrderResult
 from core.temporal import connect, result_once_started
-from tests.conftest import sqlite_database
 from tests.support.catalog import Catalog, order_body
+from tests.support.database import sqlite_database
 from tests.support.simulator import SimulatorProcess
 from tests.support.stack import ADMIN_KEY, WEBSITE_KEY, running_worker, serving_api, stack_settings
 

@@ -27,7 +27,6 @@ from tests.support.portabilling import (
     EventReceiver,
     PortaBillingAdmin,
     portabilling_client,
-    running_event_receiver,
     running_portabilling_sim,
 )
 
@@ -36,25 +35,6 @@ _serial = itertools.count(1)
 
 def new_id() -> str:
     return f"4940{next(_serial):07d}"
-
-
-@pytest.fixture(scope="module")
-async def receiver() -> AsyncIterator[EventReceiver]:
-    async with running_event_receiver() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-async def sim_url(receiver: EventReceiver) -> AsyncIterator[str]:
-    async with running_portabilling_sim(receiver.url, PORTABILLING_SIM_REPEAT_EVERY="0") as url:
-        yield url
-
-
-@pytest.fixture
-async def admin(sim_url: str) -> AsyncIterator[PortaBillingAdmin]:
-    admin = PortaBillingAdmin(sim_url)
-    yield admin
-    await admin.heal()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ and the ESPF events each admin change emits, delivered to a real receiver on a r
 import asyncio
 import itertools
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -31,27 +30,6 @@ _serial = itertools.count(1)
 
 def new_id() -> str:
     return f"4930{next(_serial):07d}"
-
-
-@pytest.fixture(scope="module")
-async def receiver() -> AsyncIterator[EventReceiver]:
-    async with running_event_receiver() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-async def sim_url(receiver: EventReceiver) -> AsyncIterator[str]:
-    # No deliberate repeats here: one test below has a simulator of its own for them.
-    async with running_portabilling_sim(receiver.url, PORTABILLING_SIM_REPEAT_EVERY="0") as url:
-        yield url
-
-
-@pytest.fixture
-async def admin(sim_url: str) -> AsyncIterator[PortaBillingAdmin]:
-    admin = PortaBillingAdmin(sim_url)
-    yield admin
-    await admin.heal()
-    await admin.release()
 
 
 async def a_customer_and_product(admin: PortaBillingAdmin) -> tuple[int, int]:

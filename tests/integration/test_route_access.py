@@ -16,7 +16,7 @@ from fastapi.routing import iter_route_contexts
 from api.app import create_app
 from api.problems import PROBLEM_JSON
 from core.settings import Settings
-from tests.conftest import sqlite_database
+from tests.support.database import sqlite_database
 from tests.support.simulator import SimulatorProcess
 from tests.support.stack import ADMIN_KEY, CMMS_KEY, WEBSITE_KEY, serving_api, stack_settings
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import sqlite_database
+from tests.support.database import sqlite_database
 from tests.support.signups import random_mobile, sent_codes, verify
 from tests.support.simulator import SimulatorProcess
 from tests.support.sms_gateway import SlowGateway, slow_gateway

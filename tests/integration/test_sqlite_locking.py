@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import text
 
 from billing.db import SessionMaker, make_engine, make_sessionmaker, snapshot, transaction
-from tests.conftest import sqlite_database
+from tests.support.database import sqlite_database
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import sqlite_database
 from tests.support.catalog import Catalog, order_body
+from tests.support.database import sqlite_database
 from tests.support.net import free_port
 from tests.support.simulator import SimulatorProcess
 from tests.support.stack import ADMIN_KEY, WEBSITE_KEY, serving_api, stack_settings

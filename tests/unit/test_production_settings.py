@@ -23,7 +23,7 @@ from core.dev_secrets import (
 )
 from core.settings import Settings
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PAYLOAD_KEY = DEV_PAYLOAD_KEYS.partition(":")[2]
 DATABASE_KEY = DEV_DATABASE_ENCRYPTION_KEYS.partition(":")[2]
 

@@ -14,11 +14,12 @@ from billing.models import Account, AccountStatus, Customer, CustomerClass, Prod
 from core.settings import Settings
 from services.outbox import Outbox
 from services.wallets import Movement, MovementKind, apply_movement, get_wallet, ledger, open_wallet
-from tests.conftest import server_address, sqlite_database
 from tests.support.catalog import new_id
+from tests.support.database import sqlite_database
 from tests.support.messaging import wait_for_record
 from tests.support.simulator import SimulatorProcess
 from tests.support.stack import running_worker, stack_settings
+from tests.support.temporal_server import server_address
 
 
 @dataclass

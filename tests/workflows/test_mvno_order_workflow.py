@@ -15,10 +15,11 @@ from billing.models import Account, Customer, CustomerClass, Order, OrderStatus,
 from contracts.orders import ORDER_NOT_FOUND, MvnoOrderInput, MvnoOrderResult, order_workflow_id
 from core.settings import Settings
 from core.temporal import connect
-from tests.conftest import server_address, sqlite_database
 from tests.support.catalog import random_imei
+from tests.support.database import sqlite_database
 from tests.support.simulator import SimulatorProcess
 from tests.support.stack import running_worker, stack_settings
+from tests.support.temporal_server import server_address
 from workflows.mvno_order import MvnoOrderWorkflow
 
 

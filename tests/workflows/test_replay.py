@@ -14,7 +14,7 @@ from worker import WORKFLOWS
 
 HISTORIES = [
     WorkflowHistory.from_json(path.stem, path.read_text())
-    for path in sorted((Path(__file__).parent / "histories").glob("*.json"))
+    for path in sorted((Path(__file__).resolve().parents[1] / "histories").glob("*.json"))
 ]
 
 

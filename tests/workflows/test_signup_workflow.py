@@ -31,10 +31,11 @@ from contracts.signups import (
     signup_workflow_id,
 )
 from core.settings import Settings
-from tests.conftest import server_address, sqlite_database
+from tests.support.database import sqlite_database
 from tests.support.signups import last_code, random_mobile, sent_codes
 from tests.support.simulator import SimulatorProcess
 from tests.support.stack import running_worker, stack_settings
+from tests.support.temporal_server import server_address
 from workflows.ott_signup import OttSignupWorkflow
 
 POLICY = SignupPolicy()  # the defaults: 10 minutes, 5 tries, 5 sends, 30 s apart
