@@ -5,7 +5,6 @@ Kannel is not installed."""
 
 import asyncio
 import logging
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from contracts.signups import signup_workflow_id
 from tests.support.database import migrate
 from tests.support.kannel import KannelProcess, requires_kannel, running_kannel
 from tests.support.net import free_port
+from tests.support.polling import eventually
 from tests.support.signups import last_code, random_mobile, start_signup, verify
 from tests.support.simulator import SimulatorProcess, running_simulator
 from tests.support.stack import CMMS_KEY, Stack, running_stack, stack_settings
@@ -74,13 +74,12 @@ async def _sms_of(stack: Stack, signup_id: str) -> list[dict[str, Any]]:
 
 
 async def _wait_for_status(stack: Stack, signup_id: str, status: str, within: float = 15.0) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + within
-    while True:
-        sms = await _sms_of(stack, signup_id)
-        if sms and sms[-1]["status"] == status:
-            return sms
-        assert time.monotonic() < deadline, f"no {status!r} report within {within} s: {sms}"
-        await asyncio.sleep(0.1)
+    return await eventually(
+        lambda: _sms_of(stack, signup_id),
+        lambda sms: bool(sms) and sms[-1]["status"] == status,
+        within=within,
+        what=f"a {status!r} report",
+    )
 
 
 async def _submissions(sim: SimulatorProcess) -> int:
@@ -115,10 +114,7 @@ async def test_utf8_text_arrives_intact(kannel_stack: KannelStack) -> None:
     async with KannelClient(kannel_stack.kannel.sendsms_url, sim.sms_username, sim.sms_password) as client:
         assert await client.send(number, "Ihr Code: 123456 — gültig 10 Minuten") == Submitted.accepted
         assert await client.send(number, "Your code is 654321. @£$¥èé") == Submitted.accepted
-    deadline = time.monotonic() + 10
-    while len(await sim.outbox(number)) < 2:
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.1)
+    await eventually(lambda: sim.outbox(number), lambda outbox: len(outbox) >= 2, within=10, what="both SMS")
     assert [m["text"] for m in await sim.outbox(number)] == [
         "Ihr Code: 123456 — gültig 10 Minuten",
         "Your code is 654321. @£$¥èé",

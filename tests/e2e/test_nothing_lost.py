@@ -4,11 +4,9 @@ worker is SIGKILLed, (c) an API process is SIGKILLed between its commit and the 
 (Temporal hung with SIGSTOP, so the delivery cannot finish first). Afterwards every account's CMMS record
 is what billing says, and every wallet balance is exact."""
 
-import asyncio
 import os
 import secrets
 import signal
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +18,7 @@ from billing.db import make_engine, make_sessionmaker, snapshot
 from billing.models import Account
 from devstack.temporal_server import wait_until_listening
 from tests.support.catalog import new_id, random_imei
+from tests.support.polling import eventually
 from workflows.policies import CMMS_STEP_TIMEOUT
 
 ADMIN = {"Authorization": "Bearer dev-admin-key"}
@@ -49,14 +48,7 @@ async def _ok(response: Awaitable[httpx.Response], *statuses: int) -> dict[str, 
 
 async def _eventually(check: Callable[[], Awaitable[str | None]], within: float) -> None:
     """Until `check` finds nothing wrong (None), for at most `within` seconds."""
-    deadline = time.monotonic() + within
-    wrong: str | None = "never checked"
-    while time.monotonic() < deadline:
-        wrong = await check()
-        if wrong is None:
-            return
-        await asyncio.sleep(0.25)
-    raise AssertionError(f"not converged after {within} s: {wrong}")
+    await eventually(check, lambda wrong: wrong is None, within=within, every=0.25, what="convergence")
 
 
 async def _seed(api: httpx.AsyncClient, accounts: int) -> Expected:

@@ -2,8 +2,6 @@
 with their outcomes, attempts and times, in one answer; a push waiting out a CMMS outage shows its tries
 and the reason; billing's part is answered while Temporal is unreachable."""
 
-import asyncio
-import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -16,6 +14,7 @@ from services.delivery import sync_account
 from tests.support.catalog import new_id, order_body, seed_catalog
 from tests.support.net import free_port
 from tests.support.orders import finished, submit
+from tests.support.polling import eventually
 from tests.support.signups import random_mobile
 from tests.support.simulator import SimulatorProcess
 from tests.support.stack import Stack, serving_api
@@ -25,15 +24,14 @@ Check = Callable[[dict[str, Any]], bool]
 
 async def _history_when(stack: Stack, account_id: str, ready: Check, within: float = 30) -> dict[str, Any]:
     """The account's history once `ready` holds of it (Temporal's visibility follows within moments)."""
-    deadline = time.monotonic() + within
-    while True:
+
+    async def history() -> dict[str, Any]:
         response = await stack.api.get(f"/v1/accounts/{account_id}/history", headers=stack.admin)
         assert response.status_code == 200, response.text
-        history: dict[str, Any] = response.json()
-        if ready(history):
-            return history
-        assert time.monotonic() < deadline, f"not there in {within}s: {history}"
-        await asyncio.sleep(0.2)
+        body: dict[str, Any] = response.json()
+        return body
+
+    return await eventually(history, ready, within=within, every=0.2, what="the account's history")
 
 
 async def _ordered_account(stack: Stack) -> tuple[str, str]:

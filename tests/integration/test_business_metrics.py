@@ -3,7 +3,6 @@ SMS by the gateway's answer beside the SDK's metrics; the API's /metrics counts 
 Temporal (rollouts, stuck orders, accounts waiting for or refused by the CMMS). Labels never carry an
 id, a number or a reason."""
 
-import asyncio
 import re
 import time
 from collections.abc import AsyncIterator, Callable
@@ -12,10 +11,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import sqlite_database
 from tests.support.catalog import order_body, random_imei, seed_catalog
+from tests.support.database import sqlite_database
 from tests.support.net import free_port
 from tests.support.orders import finished, submit
+from tests.support.polling import eventually
 from tests.support.rollouts import seed_accounts
 from tests.support.signups import last_code, random_mobile, signup_stack
 from tests.support.simulator import SimulatorProcess
@@ -44,14 +44,12 @@ def _value(body: str, name: str, **labels: str) -> float:
 
 
 async def _scrape_until(url: str, ready: Callable[[str], bool], within: float = 30) -> str:
-    deadline = time.monotonic() + within
     async with httpx.AsyncClient() as http:
-        while True:
-            body = (await http.get(url)).text
-            if ready(body):
-                return body
-            assert time.monotonic() < deadline, [line for line in body.splitlines() if line.startswith("business")]
-            await asyncio.sleep(0.2)
+
+        async def business() -> str:
+            return (await http.get(url)).text
+
+        return await eventually(business, ready, within=within, every=0.2, what=f"metrics of {url}")
 
 
 async def test_orders_and_cmms_calls_by_outcome_with_bounded_labels(

@@ -7,7 +7,6 @@ import os
 import secrets
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,11 +15,12 @@ from temporalio.client import WorkflowExecution
 
 from contracts.search_attributes import ACCOUNT_ID, CUSTOMER_ID, ORDER_ID, PROVISIONING_STATE
 from core.search_attributes import register_search_attributes
-from tests.conftest import sqlite_database
 from tests.support.catalog import order_body, seed_catalog
+from tests.support.database import sqlite_database
 from tests.support.history import dump_histories
 from tests.support.messaging import move, open_wallet, ordered_account, product, wait_for_record
 from tests.support.orders import finished, submit
+from tests.support.polling import eventually
 from tests.support.rollouts import patch_customer, rollout_when
 from tests.support.signups import last_code, random_mobile, sent_codes, signup_stack
 from tests.support.stack import Stack
@@ -39,13 +39,13 @@ async def listed(stack: Stack, query: str, count: int = 1, within: float = 30.0)
     """The runs of this stack's task queue that `query` selects, once there are `count` of them
     (visibility lists a change a moment after it happens)."""
     scoped = f'TaskQueue = "{stack.settings.temporal_task_queue}" AND ({query})'
-    deadline = time.monotonic() + within
-    while True:
-        found = [execution async for execution in stack.temporal.list_workflows(scoped)]
-        if len(found) >= count or time.monotonic() > deadline:
-            assert len(found) == count, f"{query}: {[(e.id, e.typed_search_attributes) for e in found]}"
-            return found
-        await asyncio.sleep(0.1)
+
+    async def runs() -> list[WorkflowExecution]:
+        return [execution async for execution in stack.temporal.list_workflows(scoped)]
+
+    found = await eventually(runs, lambda found: len(found) >= count, within=within, what=query)
+    assert len(found) == count, f"{query}: {[(e.id, e.typed_search_attributes) for e in found]}"
+    return found
 
 
 async def test_ops_find_an_order_its_account_and_its_customers_rollout(stack: Stack) -> None:

@@ -4,7 +4,6 @@ whichever API process is alive, once, whether Temporal was up, down or hanging w
 import asyncio
 import logging
 import secrets
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,12 +19,12 @@ from contracts.provisioning import account_workflow_id
 from contracts.search_attributes import ORDER_ID
 from core.temporal import connect
 from services.outbox import AWAY, Outbox
-from tests.conftest import sqlite_database
 from tests.support.catalog import new_id, order_body, seed_catalog
-from tests.support.database import fresh_database
+from tests.support.database import fresh_database, sqlite_database
 from tests.support.messaging import ordered_account, wait_for_record
 from tests.support.net import free_port
 from tests.support.orders import finished, store_order, submit
+from tests.support.polling import eventually
 from tests.support.simulator import SimulatorProcess
 from tests.support.stack import ADMIN_KEY, Stack, running_stack, serving_api, stack_settings
 from tests.support.temporal_server import OwnTemporalServer
@@ -46,12 +45,10 @@ async def test_the_post_answers_and_the_workflow_starts_after(quick_stack: Stack
     assert (await finished(quick_stack, body["order_id"]))["status"] == "completed"
     # Delivered records are deleted together, at most every half lease: gone within a lease.
     outbox = Outbox(quick_stack.sessions, quick_stack.temporal, quick_stack.settings)
-    deadline = time.monotonic() + quick_stack.settings.outbox_lease_seconds + 5
-    left = await outbox.pending()
-    while left and time.monotonic() < deadline:
-        await asyncio.sleep(0.2)
-        left = await outbox.pending()
-    assert left == 0
+    within = quick_stack.settings.outbox_lease_seconds + 5
+    assert (
+        await eventually(outbox.pending, lambda left: left == 0, within=within, every=0.2, what="an empty outbox") == 0
+    )
 
 
 async def test_an_order_whose_api_died_before_telling_temporal_is_started_by_the_relay(quick_stack: Stack) -> None:

@@ -6,8 +6,7 @@ import asyncio
 import base64
 import secrets
 import string
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -21,6 +20,7 @@ from contracts.cmms import CmmsRecord, password_digest
 from services.portabilling_events import forget_old_events
 from tests.support.history import all_histories_text
 from tests.support.net import free_port
+from tests.support.polling import eventually
 from tests.support.portabilling import running_portabilling_sim
 from tests.support.simulator import SimulatorProcess
 from tests.support.stack import Stack, running_stack, stack_settings
@@ -110,16 +110,6 @@ async def beside(dev_server: str, billing_database: str, sim: SimulatorProcess) 
         )
         async with running_stack(settings, sim) as stack, httpx.AsyncClient(base_url=pb_url, timeout=10) as pb:
             yield Beside(stack, pb)
-
-
-async def eventually(read: Callable[[], Awaitable[T]], accept: Callable[[T], bool], within: float = 30.0) -> T:
-    deadline = time.monotonic() + within
-    value = await read()
-    while not accept(value) and time.monotonic() < deadline:
-        await asyncio.sleep(0.1)
-        value = await read()
-    assert accept(value), value
-    return value
 
 
 async def record_of(sim: SimulatorProcess, account_id: str, accept: Callable[[CmmsRecord | None], bool]) -> Any:

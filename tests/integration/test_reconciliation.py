@@ -47,6 +47,7 @@ from tests.support.history import all_histories_text
 from tests.support.messaging import open_wallet, ordered_account, wait_for_record
 from tests.support.net import free_port
 from tests.support.orders import finished, submit
+from tests.support.polling import eventually
 from tests.support.rollouts import seed_accounts
 from tests.support.simulator import SimulatorProcess, running_simulator
 from tests.support.stack import Stack, running_worker
@@ -230,12 +231,13 @@ async def test_a_reconciliation_through_the_api(stack: Stack) -> None:
         assert set(COUNTS) <= set(running.json())
     finally:
         await stack.sim.clear_faults()
-    deadline = time.monotonic() + 60
-    while (view := await stack.api.get(f"/v1/reconciliations/{reconciliation_id}", headers=stack.admin)).json()[
-        "status"
-    ] != "completed":
-        assert time.monotonic() < deadline, view.json()
-        await asyncio.sleep(0.2)
+    view = await eventually(
+        lambda: stack.api.get(f"/v1/reconciliations/{reconciliation_id}", headers=stack.admin),
+        lambda view: view.json()["status"] == "completed",
+        within=60,
+        every=0.2,
+        what="the reconciliation's completion",
+    )
     assert counts(view.json()) == found(live, missing=1)
     assert await stack.sim.get_record(account_id) is not None
 

@@ -23,7 +23,7 @@ from tests.support.signups import (
     last_code,
     random_mobile,
     sent_codes,
-    signup_stack,
+    signup_stack_fixture,
     start_signup,
     verified_credentials,
     verify,
@@ -31,15 +31,7 @@ from tests.support.signups import (
 )
 from tests.support.stack import API_KEYS, Stack, serving_api
 
-
-@pytest.fixture(scope="module")
-async def stack(
-    dev_server: str, billing_database: str, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[Stack]:
-    async with signup_stack(
-        dev_server, billing_database, tmp_path_factory.mktemp("signup-attacks"), signup_resend_cooldown_seconds=1
-    ) as running:
-        yield running
+stack = signup_stack_fixture("signup-attacks", signup_resend_cooldown_seconds=1)
 
 
 @pytest.fixture(scope="module")

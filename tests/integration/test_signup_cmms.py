@@ -3,7 +3,6 @@ the CMMS, which texts and checks the code itself and confirms the number to bill
 issued; billing creates the account (ID = the number's digits) and provisions it. On SQLite and PostgreSQL."""
 
 import logging
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -18,21 +17,13 @@ from tests.support.signups import (
     last_code,
     random_mobile,
     sent_codes,
-    signup_stack,
+    signup_stack_fixture,
     start_signup,
     wrong_code,
 )
 from tests.support.stack import Stack
 
-
-@pytest.fixture(scope="module")
-async def stack(
-    dev_server: str, billing_database: str, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[Stack]:
-    async with signup_stack(
-        dev_server, billing_database, tmp_path_factory.mktemp("signup-cmms"), verification="cmms"
-    ) as running:
-        yield running
+stack = signup_stack_fixture("signup-cmms", verification="cmms")
 
 
 async def test_the_cmms_texts_and_checks_the_code_and_billing_creates_the_account(stack: Stack) -> None:

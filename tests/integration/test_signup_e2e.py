@@ -20,7 +20,7 @@ from tests.support.signups import (
     last_code,
     random_mobile,
     sent_codes,
-    signup_stack,
+    signup_stack_fixture,
     start_signup,
     verify,
 )
@@ -30,18 +30,7 @@ STRICT_KEY = "strict-cmms-key"
 STRICT = {"Authorization": f"Bearer {STRICT_KEY}"}
 
 
-@pytest.fixture(scope="module")
-async def stack(
-    dev_server: str, billing_database: str, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[Stack]:
-    async with signup_stack(
-        dev_server,
-        billing_database,
-        tmp_path_factory.mktemp("signup-sim"),
-        signup_allowed_countries="DE,FR",
-        signup_number_limit=4,
-    ) as running:
-        yield running
+stack = signup_stack_fixture("signup-sim", signup_allowed_countries="DE,FR", signup_number_limit=4)
 
 
 async def test_the_app_signs_up_and_receives_its_credentials(stack: Stack) -> None:

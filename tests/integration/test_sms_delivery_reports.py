@@ -1,9 +1,6 @@
 """Delivery reports of code SMS: each SMS asks for them with a token of its own, the API records them
 (forward only), and the signup view and a metric show them; on SQLite and PostgreSQL."""
 
-import asyncio
-import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -11,18 +8,14 @@ import pytest
 from billing.db import transaction
 from billing.models import SmsMessage
 from billing.sms_reports import new_report_token, token_hash
-from tests.support.signups import random_mobile, signup_stack, start_signup
+from tests.support.polling import eventually
+from tests.support.signups import random_mobile, signup_stack_fixture, start_signup
 from tests.support.stack import Stack
 
 REPORTS = "/v1/sms/delivery-reports"
 
 
-@pytest.fixture(scope="module")
-async def stack(
-    dev_server: str, billing_database: str, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[Stack]:
-    async with signup_stack(dev_server, billing_database, tmp_path_factory.mktemp("dlr-sim")) as running:
-        yield running
+stack = signup_stack_fixture("dlr-sim")
 
 
 async def _sms(stack: Stack, signup_id: str) -> list[dict[str, Any]]:
@@ -42,10 +35,12 @@ async def _stored_message(stack: Stack) -> str:
 
 async def test_the_signup_shows_each_code_sms_as_its_reports_leave_it(stack: Stack) -> None:
     signup = await start_signup(stack, random_mobile())
-    deadline = time.monotonic() + 15
-    while (sms := await _sms(stack, signup["signup_id"])) and sms[-1]["status"] != "delivered":
-        assert time.monotonic() < deadline, sms
-        await asyncio.sleep(0.1)
+    sms = await eventually(
+        lambda: _sms(stack, signup["signup_id"]),
+        lambda sms: not sms or sms[-1]["status"] == "delivered",
+        within=15,
+        what="a delivered report",
+    )
     assert len(sms) == 1 and set(sms[0]) == {"sent_at", "status", "error"} and sms[0]["error"] is None
     metrics = (await stack.api.get("/metrics")).text
     assert 'sms_delivery_reports_total{status="delivered"}' in metrics
