@@ -48,7 +48,7 @@ from schemathesis.specs.openapi.checks import is_unexpected_http_status_case
 from stdnum import luhn
 
 from api.fields import IMEI_FORMAT, MOBILE_NUMBER_FORMAT
-from tests.integration.test_route_access import ACCESS
+from tests.support.access import ACCESS
 from tests.support.catalog import Catalog, create, new_id, order_body
 from tests.support.database import sqlite_database
 from tests.support.orders import finished, submit

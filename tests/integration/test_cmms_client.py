@@ -1,44 +1,26 @@
-"""The CMMS client against the real simulator process (and a mock transport for odd answers)."""
+"""The CMMS client against the real simulator process (odd answers, from a mock transport:
+tests/unit/test_cmms_client.py)."""
 
 import asyncio
 import itertools
-import traceback
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
 import pytest
 from pydantic import SecretStr
 
 from clients.cmms import CmmsClient, CmmsError, CmmsMisconfigured, CmmsRejected, CmmsUnavailable
 from contracts.cmms import CmmsAccount, password_digest
+from tests.support.cmms import PASSWORD, account, assert_no_secrets
 from tests.support.net import free_port
 from tests.support.simulator import SimulatorProcess, running_simulator
 
-PASSWORD = "pw-Zq8-never-shown"
 _serial = itertools.count(1)
 
 
 def new_ids() -> tuple[str, str]:
     n = next(_serial)
     return f"4917600{n:06d}", f"35100000{n:07d}"
-
-
-def account(imei: str | None, **changes: object) -> CmmsAccount:
-    fields: dict[str, object] = {
-        "password": PASSWORD,
-        "imei": imei,
-        "profile": "Residential",
-        "domain": "acme.example",
-    }
-    return CmmsAccount.model_validate(fields | changes)
-
-
-def assert_no_secrets(exc: BaseException, *secrets: str) -> None:
-    """Neither the message, the repr nor the formatted traceback shows a secret."""
-    shown = str(exc) + repr(exc) + "".join(traceback.format_exception(exc))
-    for secret in secrets:
-        assert secret not in shown
 
 
 @pytest.fixture(scope="module")
@@ -145,16 +127,6 @@ async def test_a_404_on_a_write_is_misconfigured_but_on_a_read_means_absent(sim:
         assert await cmms.delete_account(account_id) is False
 
 
-async def test_a_forbidden_answer_is_misconfigured() -> None:
-    def forbidden(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(403, json={"detail": "token lacks the provisioning scope"})
-
-    async with mock_client(httpx.MockTransport(forbidden)) as cmms:
-        with pytest.raises(CmmsMisconfigured) as caught:
-            await cmms.upsert_account("4917600999990", account(None))
-    assert caught.value.status == 403 and "provisioning scope" in str(caught.value)
-
-
 async def test_an_outage_is_unavailable_with_retry_after(client: CmmsClient, sim: SimulatorProcess) -> None:
     account_id, imei = new_ids()
     await sim.set_faults(outage_seconds=30)
@@ -232,76 +204,6 @@ async def test_list_accounts_errors_are_classified_as_the_other_calls(sim: Simul
         with pytest.raises(CmmsUnavailable) as outage:
             await cmms.list_accounts(None, 10)
     assert outage.value.status == 503 and outage.value.retry_after is not None
-
-
-# --- odd answers, from a mock transport ---
-
-
-def mock_client(handler: httpx.MockTransport) -> CmmsClient:
-    return CmmsClient("http://cmms.test", "tok-mock-secret", transport=handler)
-
-
-async def test_an_echoed_secret_is_scrubbed_from_the_reason() -> None:
-    def echo(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(400, text=f"bad request: {request.content.decode()} {request.headers['authorization']}")
-
-    async with mock_client(httpx.MockTransport(echo)) as cmms:
-        with pytest.raises(CmmsRejected) as caught:
-            await cmms.upsert_account("4917600999995", account(None))
-    assert "***" in caught.value.reason
-    assert_no_secrets(caught.value, PASSWORD, "tok-mock-secret")
-
-
-async def test_a_non_json_error_body_and_a_long_reason() -> None:
-    def html(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(502, text="<html>" + "x" * 1000 + "</html>", headers={"Retry-After": "7"})
-
-    async with mock_client(httpx.MockTransport(html)) as cmms:
-        with pytest.raises(CmmsUnavailable) as caught:
-            await cmms.get_account("4917600999994")
-    assert caught.value.status == 502 and caught.value.retry_after == 7.0
-    assert "<html>" in str(caught.value) and len(str(caught.value)) < 400
-
-
-async def test_retry_after_as_an_http_date() -> None:
-    def limited(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(
-            429, json={"detail": "slow down"}, headers={"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}
-        )
-
-    async with mock_client(httpx.MockTransport(limited)) as cmms:
-        with pytest.raises(CmmsUnavailable) as caught:
-            await cmms.delete_account("4917600999993")
-    assert caught.value.retry_after == 0.0 and "slow down" in str(caught.value)
-
-
-async def test_a_garbled_success_is_unavailable() -> None:
-    def garbled(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, text="<html>proxy</html>")
-
-    async with mock_client(httpx.MockTransport(garbled)) as cmms:
-        with pytest.raises(CmmsUnavailable):
-            await cmms.get_account("4917600999992")
-        with pytest.raises(CmmsUnavailable):
-            await cmms.list_accounts(None, 10)
-
-
-@pytest.mark.parametrize("status", [400, 401, 403, 404, 408, 429, 500, 503])
-async def test_list_accounts_classifies_every_status_as_a_read_does(status: int) -> None:
-    def refuse(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(status, json={"detail": "no"})
-
-    async with mock_client(httpx.MockTransport(refuse)) as cmms:
-        with pytest.raises(CmmsError) as listing:
-            await cmms.list_accounts("a", 10)
-        with pytest.raises(CmmsError) as reading:
-            await cmms.upsert_account("4917600999991", account(None))
-    assert type(listing.value) is type(reading.value)
-
-
-def test_every_error_is_a_cmms_error() -> None:
-    assert issubclass(CmmsUnavailable, CmmsError) and issubclass(CmmsRejected, CmmsError)
-    assert issubclass(CmmsMisconfigured, CmmsUnavailable)
 
 
 async def test_a_rate_limit_holds_in_every_second(tmp_path: Path) -> None:

@@ -24,8 +24,14 @@ from tests.support.messaging import (
     wait_for_wallet,
 )
 from tests.support.orders import finished, store_order, submit
+from tests.support.polling import eventually
 from tests.support.simulator import SimulatorProcess
 from tests.support.stack import Stack
+
+
+async def provisioning_state(stack: Stack, account_id: str) -> ProvisioningState:
+    async with stack.sessions() as session:
+        return (await session.get_one(Account, account_id)).provisioning_state
 
 
 async def test_a_charge_to_zero_suspends_and_a_top_up_resumes(stack: Stack) -> None:
@@ -106,13 +112,12 @@ async def test_a_cmms_outage_delays_but_never_loses_a_suspend_or_a_resume(
         outage_ends = time.monotonic() + 3
         assert (await move(stack, account_id, kind, amount)).status_code == 200
         # The push is waiting for the CMMS: billing says so, and the wallet still shows the old state.
-        deadline = time.monotonic() + 2.5
-        state = None
-        while time.monotonic() < deadline and state != ProvisioningState.retry:
-            async with stack.sessions() as session:
-                state = (await session.get_one(Account, account_id)).provisioning_state
-            await asyncio.sleep(0.1)
-        assert state == ProvisioningState.retry
+        await eventually(
+            lambda: provisioning_state(stack, account_id),
+            lambda state: state == ProvisioningState.retry,
+            within=2.5,
+            what="the push waiting for the CMMS",
+        )
         await wait_for_record(faulty_sim, account_id, lambda r: r.messaging_enabled == enabled)  # noqa: B023
         assert time.monotonic() >= outage_ends
         await wait_for_wallet(stack, account_id, "active" if enabled else "suspended")

@@ -1,8 +1,7 @@
-"""Prometheus metrics: the API's requests by route template and status, the worker's SDK metrics,
-and structured log lines carrying workflow, order and account ids."""
+"""Prometheus metrics: the API's requests by route template and status, and the worker's SDK metrics (the
+structured log lines carrying workflow, order and account ids: tests/unit/test_log_masking.py)."""
 
 import asyncio
-import logging
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -10,7 +9,6 @@ import httpx
 
 from billing.db import make_engine, make_sessionmaker
 from clients.cmms import CmmsClient
-from core.logging import StructuredFormatter
 from core.temporal import connect, metrics_runtime
 from tests.support.database import sqlite_database
 from tests.support.net import free_port
@@ -65,33 +63,3 @@ async def test_the_worker_exports_the_sdks_runtime_metrics(
     await engine.dispose()
     assert "temporal_request" in body  # the client's calls to the server
     assert f'task_queue="{settings.temporal_task_queue}"' in body  # the workers' own series
-
-
-def test_log_lines_carry_the_ids_of_the_workflow_and_mask_secrets() -> None:
-    record = logging.LogRecord("activities", logging.INFO, __file__, 1, "pushed account %s", ("acct-1",), None)
-    record.temporal_activity = {
-        "workflow_id": "account-acct-1",
-        "activity_type": "provision_account",
-        "attempt": 2,
-        "namespace": "default",
-    }
-    line = StructuredFormatter().format(record)
-    assert "workflow_id=account-acct-1" in line and "account_id=acct-1" in line
-    assert "activity_type=provision_account attempt=2" in line and 'msg="pushed account acct-1"' in line
-
-    leak = logging.LogRecord(
-        "httpx", logging.INFO, __file__, 1, "GET /cgi-bin/sendsms?password=kannel&text=123456", None, None
-    )
-    leak.order_id = "ord-9"
-    json_line = StructuredFormatter("json").format(leak)
-    assert "kannel" not in json_line and "123456" not in json_line and '"order_id": "ord-9"' in json_line
-    report = logging.LogRecord(
-        "uvicorn.access",
-        logging.INFO,
-        __file__,
-        1,
-        '%s - "%s"',
-        ("127.0.0.1", "GET /v1/sms/delivery-reports/tOk3n_x?type=8"),
-        None,
-    )
-    assert "tOk3n_x" not in StructuredFormatter().format(report)

@@ -3,6 +3,7 @@
 import asyncio
 import json
 import time
+from typing import Any
 
 import httpx
 from sqlmodel import select
@@ -10,6 +11,7 @@ from sqlmodel import select
 from billing.models import Account, Order
 from tests.support.catalog import create, new_id, order_body, seed_catalog
 from tests.support.orders import finished, submit
+from tests.support.polling import eventually
 from tests.support.simulator import SimulatorProcess
 from tests.support.stack import Stack
 
@@ -100,13 +102,17 @@ async def test_an_order_waits_out_a_cmms_outage(stack: Stack, faulty_sim: Simula
     outage_ends = time.time() + 4
     await submit(stack, body)
 
-    deadline = time.time() + 3
-    seen_retry = False
-    while time.time() < deadline and not seen_retry:
-        view = (await stack.api.get(f"/v1/orders/{body['order_id']}", headers=stack.website)).json()
-        seen_retry = view["provisioning_state"] == "retry" and "unavailable" in (view["error"] or "")
-        await asyncio.sleep(0.2)
-    assert seen_retry, "the order should show that it is waiting for the CMMS"
+    async def view() -> dict[str, Any]:
+        answer: dict[str, Any] = (await stack.api.get(f"/v1/orders/{body['order_id']}", headers=stack.website)).json()
+        return answer
+
+    await eventually(
+        view,
+        lambda view: view["provisioning_state"] == "retry" and "unavailable" in (view["error"] or ""),
+        within=3,
+        every=0.2,
+        what="the order showing that it is waiting for the CMMS",
+    )
 
     order = await finished(stack, body["order_id"])
     assert order["status"] == "completed" and time.time() >= outage_ends

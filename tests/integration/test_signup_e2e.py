@@ -3,7 +3,6 @@ the SMS sink and the CMMS simulator, all real processes or sockets, on SQLite an
 
 import asyncio
 import logging
-import time
 from collections.abc import AsyncIterator
 
 import httpx
@@ -16,6 +15,7 @@ from contracts.provisioning import account_workflow_id
 from contracts.signups import signup_workflow_id
 from tests.support.history import dump_histories
 from tests.support.net import free_port
+from tests.support.polling import eventually
 from tests.support.signups import (
     last_code,
     random_mobile,
@@ -233,12 +233,17 @@ async def test_the_ott_products_initial_wallet_opens_with_the_signups_account(st
     # The account's own workflow is handed the account (by the outbox relay, a lease later) and waits for
     # the 7-day expiry.
     handle = stack.temporal.get_workflow_handle(account_workflow_id(account_id))
-    deadline = time.monotonic() + stack.settings.outbox_lease_seconds + 20
-    while True:
+
+    async def status() -> WorkflowExecutionStatus | None:
         try:
-            if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
-                break
+            return (await handle.describe()).status
         except RPCError:
-            pass
-        assert time.monotonic() < deadline, "the account's workflow never started"
-        await asyncio.sleep(0.5)
+            return None
+
+    await eventually(
+        status,
+        lambda status: status == WorkflowExecutionStatus.RUNNING,
+        within=stack.settings.outbox_lease_seconds + 20,
+        every=0.5,
+        what="the account's workflow running",
+    )

@@ -6,12 +6,9 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
 
 from billing.db import make_engine, make_sessionmaker
-from core.settings import Settings
 from services.rate_limit import DatabaseRateLimiter, RateLimiter, RedisRateLimiter
-from tests.support.production import PRODUCTION
 from tests.support.signups import REDIS_URL
 
 
@@ -99,14 +96,3 @@ async def test_the_clean_up_never_forgets_a_window_that_has_not_passed(billing_d
         assert (await limiter.hit(day, 10, 86400)).allowed
     finally:
         await engine.dispose()
-
-
-def test_production_refuses_an_empty_country_list_and_takes_a_star_for_all() -> None:
-    production = {name: value for name, value in PRODUCTION.items() if name != "signup_allowed_countries"}
-    with pytest.raises(ValidationError, match="SIGNUP_ALLOWED_COUNTRIES"):
-        Settings(_env_file=None, **production)
-    with pytest.raises(ValidationError, match="SIGNUP_ALLOWED_COUNTRIES"):
-        Settings(_env_file=None, **production, signup_allowed_countries=" , ")
-    assert Settings(_env_file=None, **production, signup_allowed_countries="*").allowed_countries == frozenset()
-    assert Settings(_env_file=None, **production, signup_allowed_countries="de,FR").allowed_countries == {"DE", "FR"}
-    assert Settings(_env_file=None).allowed_countries == frozenset()  # development: all, as before

@@ -3,7 +3,6 @@
 import asyncio
 import itertools
 import re
-import sqlite3
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -13,10 +12,8 @@ from urllib.parse import quote_from_bytes
 
 import httpx
 import pytest
-from pydantic import SecretStr
 
-from contracts.cmms import CmmsAccount, password_digest
-from simulators.cmms.store import Store
+from contracts.cmms import password_digest
 from tests.support.simulator import SimulatorProcess, running_simulator
 
 _serial = itertools.count(1)
@@ -475,24 +472,3 @@ async def test_stats_count_served_calls_and_writes(sim: SimulatorProcess) -> Non
 async def test_healthz(sim: SimulatorProcess) -> None:
     response = await sim.http.get("/healthz")
     assert (response.status_code, response.json()) == (200, {"status": "ok"})
-
-
-def test_a_state_file_from_before_updated_at_is_upgraded_in_place(tmp_path: Path) -> None:
-    path = tmp_path / "old.sqlite3"
-    with sqlite3.connect(path) as old:
-        old.execute(
-            "CREATE TABLE accounts (account_id TEXT PRIMARY KEY, password TEXT NOT NULL, imei TEXT UNIQUE,"
-            " profile TEXT NOT NULL, domain TEXT NOT NULL, messaging_enabled INTEGER NOT NULL,"
-            " blocked INTEGER NOT NULL, version INTEGER NOT NULL)"
-        )
-        old.execute("INSERT INTO accounts VALUES ('kept', 'pw-123456789', NULL, 'Business', 'a.example', 1, 0, 3)")
-    store = Store(path)
-    try:
-        kept = store.get_account("kept")
-        assert kept is not None and kept.version == 3 and kept.updated_at is None
-        body = CmmsAccount(password=SecretStr("pw-123456789"), imei=None, profile="Business", domain="b.example")
-        changed, _ = store.upsert_account("kept", body)
-        assert changed.version == 4 and changed.updated_at is not None
-        assert store.get_account("kept") == changed
-    finally:
-        store.close()

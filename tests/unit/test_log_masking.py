@@ -55,3 +55,33 @@ def test_ids_and_statuses_are_not_masked() -> None:
     message = "order o-1 account_id=acct-1 status_code=503 context=x encode=y provisioning_state=ok"
     line = StructuredFormatter().format(logging.LogRecord("t", logging.INFO, __file__, 1, message, None, None))
     assert message in line
+
+
+def test_log_lines_carry_the_ids_of_the_workflow_and_mask_secrets() -> None:
+    record = logging.LogRecord("activities", logging.INFO, __file__, 1, "pushed account %s", ("acct-1",), None)
+    record.temporal_activity = {
+        "workflow_id": "account-acct-1",
+        "activity_type": "provision_account",
+        "attempt": 2,
+        "namespace": "default",
+    }
+    line = StructuredFormatter().format(record)
+    assert "workflow_id=account-acct-1" in line and "account_id=acct-1" in line
+    assert "activity_type=provision_account attempt=2" in line and 'msg="pushed account acct-1"' in line
+
+    leak = logging.LogRecord(
+        "httpx", logging.INFO, __file__, 1, "GET /cgi-bin/sendsms?password=kannel&text=123456", None, None
+    )
+    leak.order_id = "ord-9"
+    json_line = StructuredFormatter("json").format(leak)
+    assert "kannel" not in json_line and "123456" not in json_line and '"order_id": "ord-9"' in json_line
+    report = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s"',
+        ("127.0.0.1", "GET /v1/sms/delivery-reports/tOk3n_x?type=8"),
+        None,
+    )
+    assert "tOk3n_x" not in StructuredFormatter().format(report)

@@ -2,8 +2,6 @@
 
 import base64
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -147,19 +145,6 @@ def test_every_problem_is_named_on_one_line() -> None:
 def test_development_keeps_its_defaults() -> None:
     assert Settings(_env_file=None).environment == "development"
     assert Settings(_env_file=None, environment="test").secret_key.get_secret_value() == DEV_SECRET_KEY
-
-
-def test_a_process_started_with_a_development_secret_stops_with_one_line_naming_it(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k.upper() not in {n.upper() for n in Settings.model_fields}}
-    env |= {k.upper(): v for k, v in REAL.items()} | {"PAYLOAD_KEYS": f"prod:{PAYLOAD_KEY.rstrip('=')}"}
-    env["PYTHONPATH"] = str(ROOT)  # run from an empty directory: no `.env` of the checkout is read
-    for module in (["-m", "api"], [str(ROOT / "worker.py")], ["-m", "codec_server"]):
-        done = subprocess.run(
-            [sys.executable, *module], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
-        )
-        assert done.returncode == 1, done.stderr
-        assert done.stderr.strip().splitlines() == ["refusing to start: PAYLOAD_KEYS holds a development key"]
-        assert PAYLOAD_KEY.rstrip("=") not in done.stdout + done.stderr
 
 
 def test_the_image_runs_production() -> None:
