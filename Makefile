@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint pytest migrate bench clean
+.PHONY: run test test-fast test-unit test-workflows test-integration test-e2e lint pytest migrate bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,14 @@ lint: $(STAMP)
 
 pytest: $(STAMP)
 	$(VENV)/bin/pytest
+
+## test-fast: the unit and workflow tiers only, no lint (well under a minute); see docs/testing.md
+test-fast: $(STAMP)
+	$(VENV)/bin/pytest tests/unit tests/workflows
+
+## test-unit, test-workflows, test-integration, test-e2e: one tier of tests/ each
+test-unit test-workflows test-integration test-e2e: $(STAMP)
+	$(VENV)/bin/pytest tests/$(@:test-%=%)
 
 ## migrate: apply the billing database migrations (make run does it too)
 migrate: $(STAMP)
