@@ -23,8 +23,12 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .
 
+# Test processes for `make test`: each module runs whole in one of them, with its own fixtures; the
+# session's dev server and simulator are one per process. PYTEST_WORKERS=0 runs everything in this one.
+PYTEST_WORKERS ?= 2
+
 pytest: $(STAMP)
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadscope
 
 ## test-fast: the unit and workflow tiers only, no lint (well under a minute); see docs/testing.md
 test-fast: $(STAMP)
