@@ -35,8 +35,11 @@ test-fast: $(STAMP)
 	$(VENV)/bin/pytest tests/unit tests/workflows
 
 ## test-unit, test-workflows, test-integration, test-e2e: one tier of tests/ each
-test-unit test-workflows test-integration test-e2e: $(STAMP)
+test-unit test-workflows: $(STAMP)
 	$(VENV)/bin/pytest tests/$(@:test-%=%)
+
+test-integration test-e2e: $(STAMP)
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadscope tests/$(@:test-%=%)
 
 ## migrate: apply the billing database migrations (make run does it too)
 migrate: $(STAMP)
