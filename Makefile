@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint pytest migrate bench clean
+.PHONY: run test test-fast test-unit test-workflows test-integration test-e2e lint pytest migrate bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,23 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .
 
+# Test processes for `make test`: each module runs whole in one of them, with its own fixtures; the
+# session's dev server and simulator are one per process. PYTEST_WORKERS=0 runs everything in this one.
+PYTEST_WORKERS ?= 2
+
 pytest: $(STAMP)
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadscope
+
+## test-fast: the unit and workflow tiers only, no lint (well under a minute); see docs/testing.md
+test-fast: $(STAMP)
+	$(VENV)/bin/pytest tests/unit tests/workflows
+
+## test-unit, test-workflows, test-integration, test-e2e: one tier of tests/ each
+test-unit test-workflows: $(STAMP)
+	$(VENV)/bin/pytest tests/$(@:test-%=%)
+
+test-integration test-e2e: $(STAMP)
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadscope tests/$(@:test-%=%)
 
 ## migrate: apply the billing database migrations (make run does it too)
 migrate: $(STAMP)

@@ -12,7 +12,7 @@ process's lock blocks the loop for no more than SQLite's busy timeout (2 ms) at 
 This keeps aiosqlite's `Connection` (whose interface SQLAlchemy's aiosqlite dialect adapts) and
 changes only how a call is carried out: `_execute`, the queue `_tx` that SQLAlchemy also puts calls
 on (to set `isolation_level`), and start-up without the thread. Those are aiosqlite's internals,
-hence its exact pin in pyproject.toml; tests/test_sqlite_locking.py fails if they change.
+hence its exact pin in pyproject.toml; tests/integration/test_sqlite_locking.py fails if they change.
 """
 
 import asyncio

@@ -54,3 +54,10 @@ def fresh_database(backend: str, directory: Path) -> Iterator[str]:
     with postgres_database() as url:
         migrate(url)
         yield url
+
+
+def sqlite_database(directory: Path) -> str:
+    """A migrated SQLite billing database in `directory`; yields its URL."""
+    url = f"sqlite:///{directory / 'billing.sqlite3'}"
+    migrate(url)
+    return url

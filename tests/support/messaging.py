@@ -1,7 +1,5 @@
 """Accounts with wallets for the messaging tests (messaging by wallet), and a wait on the CMMS's record."""
 
-import asyncio
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -12,6 +10,7 @@ from billing.models import Account, AccountStatus
 from contracts.cmms import CmmsRecord
 from tests.support.catalog import Catalog, create, new_id, order_body, seed_catalog
 from tests.support.orders import finished, submit
+from tests.support.polling import eventually
 from tests.support.simulator import SimulatorProcess
 from tests.support.stack import Stack
 
@@ -76,17 +75,18 @@ async def wait_for_record(
     sim: SimulatorProcess, account_id: str, accept: Callable[[CmmsRecord], bool], within: float = 30.0
 ) -> CmmsRecord:
     """The CMMS's record once `accept` holds for it (reads failing during an injected outage are retried)."""
-    deadline = time.monotonic() + within
-    record: CmmsRecord | None = None
-    while time.monotonic() < deadline:
+
+    async def record() -> CmmsRecord | None:
         try:
-            record = await sim.get_record(account_id)
+            return await sim.get_record(account_id)
         except httpx.HTTPStatusError:
-            record = None
-        if record is not None and accept(record):
-            return record
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"the CMMS record of {account_id} never matched; last seen: {record}")
+            return None
+
+    found = await eventually(
+        record, lambda seen: seen is not None and accept(seen), within=within, what=f"the CMMS record of {account_id}"
+    )
+    assert found is not None
+    return found
 
 
 async def wallet_view(stack: Stack, account_id: str) -> dict[str, Any]:
@@ -98,13 +98,9 @@ async def wallet_view(stack: Stack, account_id: str) -> dict[str, Any]:
 
 async def wait_for_wallet(stack: Stack, account_id: str, messaging: str, within: float = 30.0) -> dict[str, Any]:
     """The wallet's view once it shows `messaging` as confirmed by the CMMS."""
-    deadline = time.monotonic() + within
-    view = await wallet_view(stack, account_id)
-    while view["messaging"] != messaging and time.monotonic() < deadline:
-        await asyncio.sleep(0.1)
-        view = await wallet_view(stack, account_id)
-    assert view["messaging"] == messaging, view
-    return view
+    return await eventually(
+        lambda: wallet_view(stack, account_id), lambda view: view["messaging"] == messaging, within=within
+    )
 
 
 async def ledger(stack: Stack, account_id: str, *, limit: int = 500) -> list[dict[str, Any]]:

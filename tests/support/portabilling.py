@@ -25,6 +25,7 @@ from fastapi import FastAPI, Request, Response
 from clients.portabilling.client import PortaBillingClient
 from core.dev_secrets import DEV_ESPF_PASSWORD, DEV_PORTABILLING_PASSWORD
 from tests.support.net import free_port
+from tests.support.polling import eventually
 from tests.support.stack import serving
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -248,12 +249,11 @@ class EventReceiver:
 
     async def wait_for(self, check: Callable[[], bool], within: float = 10.0) -> None:
         """Until `check()` holds; AssertionError (listing what came) after `within` seconds."""
-        deadline = time.monotonic() + within
-        while not check():
-            if time.monotonic() > deadline:
-                got = [(r.event_type, r.variables) for r in self.received]
-                raise AssertionError(f"not received in {within}s; received: {got}")
-            await asyncio.sleep(0.02)
+
+        async def received() -> list[tuple[str, dict[str, str]]]:
+            return [(r.event_type, r.variables) for r in self.received]
+
+        await eventually(received, lambda _: check(), within=within, every=0.02, what="the events awaited")
 
     def app(self) -> FastAPI:
         app = FastAPI()

@@ -1,4 +1,4 @@
-"""Record workflow histories for the replay tests (`tests/test_replay.py`) from a running system.
+"""Record workflow histories for the replay tests (`tests/workflows/test_replay.py`) from a running system.
 
     .venv/bin/python -m tests.support.record_histories order-web-1001=mvno_order_completed ...
 

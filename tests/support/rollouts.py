@@ -1,7 +1,5 @@
 """Helpers for customized-provisioning tests: accounts seeded straight into billing, rollouts awaited."""
 
-import asyncio
-import time
 from typing import Any
 
 import httpx
@@ -9,6 +7,7 @@ import httpx
 from billing.db import SessionMaker, transaction
 from billing.models import Account, AccountStatus, PushStatus
 from tests.support.catalog import new_id, random_imei
+from tests.support.polling import eventually
 from tests.support.stack import ADMIN_KEY
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
@@ -65,19 +64,22 @@ async def rollout_when(
 ) -> dict[str, Any]:
     """Poll the rollout's progress until it has `done` accounts (or, by default, has completed); a rollout
     not started yet (its start follows the change's answer) is waited for."""
-    deadline = time.monotonic() + within
-    while True:
+
+    async def progress() -> dict[str, Any] | None:
         response = await api.get(f"/v1/customers/{customer_id}/rollout", headers=ADMIN)
         if response.status_code == 404:
-            assert time.monotonic() < deadline, f"no rollout started in {within}s"
-            await asyncio.sleep(0.1)
-            continue
+            return None
         assert response.status_code == 200, response.text
-        progress: dict[str, Any] = response.json()
-        if revision is None or progress["revision"] >= revision:
-            if done is None and progress["status"] == "completed":
-                return progress
-            if done is not None and progress["done"] + progress["failed"] >= done:
-                return progress
-        assert time.monotonic() < deadline, f"the rollout did not get there in {within}s: {progress}"
-        await asyncio.sleep(0.2)
+        body: dict[str, Any] = response.json()
+        return body
+
+    def there(progress: dict[str, Any] | None) -> bool:
+        if progress is None or (revision is not None and progress["revision"] < revision):
+            return False
+        if done is None:
+            return bool(progress["status"] == "completed")
+        return bool(progress["done"] + progress["failed"] >= done)
+
+    reached = await eventually(progress, there, within=within, what="the rollout's progress")
+    assert reached is not None
+    return reached

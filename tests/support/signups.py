@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from simulators.cmms.store import Store
 from tests.support.net import free_port
@@ -51,6 +52,20 @@ async def signup_stack(
         )
         async with running_stack(settings, sim) as stack:
             yield stack
+
+
+def signup_stack_fixture(name: str, **overrides: Any) -> Any:
+    """A module's `stack` fixture: `signup_stack` on the session's dev server and on each billing database,
+    with the module's settings (`overrides`); `name` names its simulator's state directory."""
+
+    @pytest.fixture(scope="module")
+    async def stack(
+        dev_server: str, billing_database: str, tmp_path_factory: pytest.TempPathFactory
+    ) -> AsyncIterator[Stack]:
+        async with signup_stack(dev_server, billing_database, tmp_path_factory.mktemp(name), **overrides) as running:
+            yield running
+
+    return stack
 
 
 async def sent_codes(sim: SimulatorProcess, e164: str) -> list[str]:

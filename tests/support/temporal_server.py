@@ -3,6 +3,8 @@
 import asyncio
 from pathlib import Path
 
+from temporalio.testing import WorkflowEnvironment
+
 from devstack.temporal_server import cli_path, dev_server_args, wait_until_listening
 from tests.support.net import free_port
 
@@ -29,3 +31,8 @@ class OwnTemporalServer:
         if self._process is not None and self._process.returncode is None:
             self._process.terminate()
             await self._process.wait()
+
+
+def server_address(env: WorkflowEnvironment) -> str:
+    """Where a test environment's Temporal server listens, for `connect()` and the stack's settings."""
+    return env.client.service_client.config.target_host

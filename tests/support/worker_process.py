@@ -3,7 +3,6 @@
 import asyncio
 import os
 import sys
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from core.settings import Settings
+from tests.support.polling import eventually
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,11 +35,12 @@ async def worker_process(settings: Settings, log_path: Path) -> AsyncIterator[as
             sys.executable, "worker.py", cwd=REPO_ROOT, env=env, stdout=log, stderr=asyncio.subprocess.STDOUT
         )
     try:
-        deadline = time.monotonic() + 60
-        while b"worker polling task queue" not in (await asyncio.to_thread(log_path.read_bytes))[start:]:
+
+        async def polling() -> bool:
             assert process.returncode is None, "the worker exited; see its log " + str(log_path)
-            assert time.monotonic() < deadline, "the worker did not start"
-            await asyncio.sleep(0.1)
+            return b"worker polling task queue" in (await asyncio.to_thread(log_path.read_bytes))[start:]
+
+        await eventually(polling, within=60, what="the worker polling its task queues")
         yield process
     finally:
         if process.returncode is None:

@@ -1,0 +1,434 @@
+"""Beside PortaBilling (`BILLING_SOURCE=portabilling`), end to end on real parts: the PortaBilling
+simulator emits ESPF events to the real API, the worker reads PortaBilling's JSON API, pushes to the
+CMMS simulator and writes the provisioning status back; on SQLite and on PostgreSQL."""
+
+import asyncio
+import base64
+import secrets
+import string
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+
+from billing.db import snapshot, transaction
+from billing.models import PortaBillingEvent
+from contracts.cmms import CmmsRecord, password_digest
+from services.portabilling_events import forget_old_events
+from tests.support.history import all_histories_text
+from tests.support.net import free_port
+from tests.support.polling import eventually
+from tests.support.portabilling import running_portabilling_sim
+from tests.support.simulator import SimulatorProcess
+from tests.support.stack import Stack, running_stack, stack_settings
+
+ESPF_USER = "espf-test"
+ESPF_PASSWORD = "espf-test-password"
+PB_LOGIN = "cmms-sync-test"
+PB_PASSWORD = "pb-test-password"
+T = TypeVar("T")
+
+
+@dataclass
+class Beside:
+    """The stack beside a PortaBilling simulator, with its control API (an administrator's hands)."""
+
+    stack: Stack
+    pb: httpx.AsyncClient
+
+    async def create(self, path: str, **body: Any) -> dict[str, Any]:
+        response = await self.pb.post(f"/_sim/{path}", json=body)
+        assert response.status_code == 201, response.text
+        created: dict[str, Any] = response.json()
+        return created
+
+    async def change(self, path: str, **body: Any) -> None:
+        response = await self.pb.patch(f"/_sim/{path}", json=body)
+        assert response.status_code == 200, response.text
+
+    async def statuses(self, i_account: int) -> list[dict[str, Any]]:
+        response = await self.pb.get("/_sim/status", params={"i_account": i_account})
+        response.raise_for_status()
+        found: list[dict[str, Any]] = response.json()
+        return found
+
+    async def new_account(self, imei: str, **extra: Any) -> tuple[int, str, str]:
+        """A customer with a product and one account; returns (i_account, id, service password)."""
+        product = await self.create("products", name="Mobile", messaging_push_events=extra.pop("push", False))
+        customer = await self.create(
+            "customers", name="Acme", custom_fields=extra.pop("custom_fields", {"profileName": "Business"})
+        )
+        account = await self.create(
+            "accounts",
+            id=extra.pop("id", new_id()),
+            i_customer=customer["i_customer"],
+            i_product=product["i_product"],
+            imei=imei,
+            **extra,
+        )
+        return account["i_account"], account["id"], account["service_password"]
+
+
+def new_imei() -> str:
+    """A fresh IMEI: the CMMS simulator is shared by the whole session (and both databases' runs)."""
+    return "35" + "".join(secrets.choice(string.digits) for _ in range(13))
+
+
+def new_id() -> str:
+    """A fresh account id (a phone number's digits), for the same reason."""
+    return "1" + "".join(secrets.choice(string.digits) for _ in range(10))
+
+
+@pytest.fixture(scope="module")
+async def beside(dev_server: str, billing_database: str, sim: SimulatorProcess) -> AsyncIterator[Beside]:
+    api_port = free_port()
+    event_url = f"http://127.0.0.1:{api_port}/v1/portabilling/events"
+    async with running_portabilling_sim(
+        event_url,
+        PORTABILLING_LOGIN=PB_LOGIN,
+        PORTABILLING_PASSWORD=PB_PASSWORD,
+        ESPF_USERNAME=ESPF_USER,
+        ESPF_PASSWORD=ESPF_PASSWORD,
+        # Account workflows outlive a module's stack on the shared Temporal server: ids of its own.
+        PORTABILLING_SIM_ID_OFFSET=str(secrets.randbelow(10**6) * 10**6),
+    ) as pb_url:
+        settings = stack_settings(
+            dev_server,
+            billing_database,
+            sim,
+            api_port=api_port,
+            billing_source="portabilling",
+            portabilling_url=pb_url,
+            portabilling_login=PB_LOGIN,
+            portabilling_password=PB_PASSWORD,
+            espf_username=ESPF_USER,
+            espf_password=ESPF_PASSWORD,
+            worker_metrics_port=free_port(),
+        )
+        async with running_stack(settings, sim) as stack, httpx.AsyncClient(base_url=pb_url, timeout=10) as pb:
+            yield Beside(stack, pb)
+
+
+async def record_of(sim: SimulatorProcess, account_id: str, accept: Callable[[CmmsRecord | None], bool]) -> Any:
+    return await eventually(lambda: sim.get_record(account_id), accept)
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+async def test_an_account_created_in_portabilling_reaches_the_cmms_and_the_device(beside: Beside) -> None:
+    imei = new_imei()
+    i_account, account_id, password = await beside.new_account(imei)
+    record = await record_of(beside.stack.sim, account_id, lambda r: r is not None)
+    assert (record.imei, record.profile, record.blocked) == (imei, "Business", False)
+    assert record.password_digest == password_digest(account_id, password)
+    device = await beside.stack.sim.http.post("/device/v1/provision", json={"imei": imei})
+    assert device.status_code == 200
+    assert (device.json()["account_id"], device.json()["password"]) == (account_id, password)
+    statuses = await eventually(lambda: beside.statuses(i_account), lambda s: any(x["status"] == "OK" for x in s))
+    assert statuses[-1]["group"] == "VoIP"
+    assert password not in str(statuses)
+    # The account's workflow carried ids only: no SIP password, nor PortaBilling's or ESPF's credentials.
+    history = await eventually(
+        lambda: all_histories_text(beside.stack.temporal, f'WorkflowId = "account-pb-{i_account}"'),
+        lambda text: f"pb-{i_account}" in text and "provision_account" in text,
+    )
+    for secret in (password, PB_PASSWORD, ESPF_PASSWORD):
+        assert secret not in history
+
+
+async def test_password_block_and_closure_reach_the_cmms(beside: Beside) -> None:
+    sim = beside.stack.sim
+    i_account, account_id, _ = await beside.new_account(new_imei())
+    await record_of(sim, account_id, lambda r: r is not None)
+    await beside.change(f"accounts/{i_account}", service_password="A-new-Password-0123456789")
+    await record_of(
+        sim,
+        account_id,
+        lambda r: r is not None and r.password_digest == password_digest(account_id, "A-new-Password-0123456789"),
+    )
+    await beside.change(f"accounts/{i_account}", blocked=True)
+    await record_of(sim, account_id, lambda r: r is not None and r.blocked)
+    await beside.change(f"accounts/{i_account}", blocked=False)
+    await record_of(sim, account_id, lambda r: r is not None and not r.blocked)
+    await beside.change(f"accounts/{i_account}", closed=True)
+    await record_of(sim, account_id, lambda r: r is None)
+
+
+async def test_an_id_change_moves_the_cmms_record(beside: Beside) -> None:
+    sim = beside.stack.sim
+    i_account, old_id, _ = await beside.new_account(new_imei())
+    await record_of(sim, old_id, lambda r: r is not None)
+    new = new_id()
+    await beside.change(f"accounts/{i_account}", id=new)
+    await record_of(sim, new, lambda r: r is not None)
+    await record_of(sim, old_id, lambda r: r is None)
+
+
+async def test_a_customer_profile_change_reaches_every_account(beside: Beside) -> None:
+    sim = beside.stack.sim
+    product = await beside.create("products", name="Mobile", messaging_push_events=False)
+    customer = await beside.create("customers", name="Two lines", custom_fields={"profileName": "Residential"})
+    ids = []
+    for _ in range(3):
+        account = await beside.create(
+            "accounts",
+            id=new_id(),
+            i_customer=customer["i_customer"],
+            i_product=product["i_product"],
+        )
+        ids.append(account["id"])
+    for account_id in ids:
+        await record_of(sim, account_id, lambda r: r is not None and r.profile == "Residential")
+    await beside.change(f"customers/{customer['i_customer']}", custom_fields={"profileName": "Business"})
+    for account_id in ids:
+        await record_of(sim, account_id, lambda r: r is not None and r.profile == "Business")
+    # The customer's rollout walked PortaBilling's list of its accounts, and counted them.
+    rollout = beside.stack.temporal.get_workflow_handle(f"rollout-pb-{customer['i_customer']}")
+    progress = await eventually(lambda: rollout.query("progress"), lambda p: p["status"] == "completed")
+    assert (progress["total"], progress["done"], progress["failed"]) == (3, 3, 0)
+
+
+async def test_a_messaging_wallet_running_dry_and_a_top_up_reach_the_cmms_with_the_policy_on(beside: Beside) -> None:
+    sim = beside.stack.sim
+    i_account, account_id, _ = await beside.new_account(new_imei(), push=True, messaging_units=2)
+    await record_of(sim, account_id, lambda r: r is not None and r.messaging_enabled)
+    response = await beside.pb.post(f"/_sim/accounts/{i_account}/charges", json={"service": "messaging", "units": 2})
+    assert response.status_code == 200, response.text
+    await record_of(sim, account_id, lambda r: r is not None and not r.messaging_enabled)
+    response = await beside.pb.post(
+        f"/_sim/accounts/{i_account}/topups", json={"service": "messaging", "units": 5, "valid_days": 30}
+    )
+    assert response.status_code in (200, 201), response.text
+    await record_of(sim, account_id, lambda r: r is not None and r.messaging_enabled)
+
+
+async def test_with_the_policy_off_a_dry_wallet_leaves_messaging_to_the_cmms(beside: Beside) -> None:
+    sim = beside.stack.sim
+    i_account, account_id, _ = await beside.new_account(new_imei(), push=False, messaging_units=1)
+    first = await record_of(sim, account_id, lambda r: r is not None)
+    assert first.messaging_enabled
+    response = await beside.pb.post(f"/_sim/accounts/{i_account}/charges", json={"service": "messaging", "units": 1})
+    assert response.status_code == 200, response.text
+    await beside.change(f"accounts/{i_account}", blocked=True)  # a later change, pushed after the charge's event
+    record = await record_of(sim, account_id, lambda r: r is not None and r.blocked)
+    assert record.messaging_enabled
+
+
+async def test_events_out_of_order_end_at_portabillings_current_state(beside: Beside) -> None:
+    sim = beside.stack.sim
+    i_account, account_id, _ = await beside.new_account(new_imei())
+    await record_of(sim, account_id, lambda r: r is not None)
+    (await beside.pb.post("/_sim/events/hold")).raise_for_status()
+    try:
+        await beside.change(f"accounts/{i_account}", blocked=True)
+        await beside.change(f"accounts/{i_account}", service_password="Latest-Password-0123456789")
+        await beside.change(f"accounts/{i_account}", blocked=False)
+    finally:
+        (await beside.pb.post("/_sim/events/release", json={"order": "reverse"})).raise_for_status()
+    digest = password_digest(account_id, "Latest-Password-0123456789")
+    # A push under way meanwhile (the creation's customer and product events, a repeated delivery) may
+    # have read PortaBilling between the held changes: the end state is what must match.
+    await record_of(sim, account_id, lambda r: r is not None and r.password_digest == digest and not r.blocked)
+
+
+async def test_a_repeated_event_is_processed_once(beside: Beside) -> None:
+    api = beside.stack.api
+    headers = basic(ESPF_USER, ESPF_PASSWORD)
+    event = {"event_type": "Account/Blocked", "variables": {"i_event": "900000001", "i_account": "990001"}}
+    first = await api.post("/v1/portabilling/events", json=event, headers=headers)
+    again = await api.post("/v1/portabilling/events", json=event, headers=headers)
+    assert (first.status_code, first.json()["status"]) == (200, "accepted")
+    assert (again.status_code, again.json()["status"]) == (200, "repeat")
+    # Many deliveries of one event at once: stored once, every one answered 200.
+    event = {"event_type": "Account/Unblocked", "variables": {"i_event": "900000002", "i_account": "990001"}}
+    answers = await asyncio.gather(
+        *(api.post("/v1/portabilling/events", json=event, headers=headers) for _ in range(10))
+    )
+    assert {a.status_code for a in answers} == {200}
+    assert sorted(a.json()["status"] for a in answers).count("accepted") == 1
+
+
+async def test_unknown_event_types_are_answered_200_and_read_again(beside: Beside) -> None:
+    api = beside.stack.api
+    headers = basic(ESPF_USER, ESPF_PASSWORD)
+    sim = beside.stack.sim
+    i_account, account_id, _ = await beside.new_account(new_imei())
+    await record_of(sim, account_id, lambda r: r is not None)
+    # Behind the events' back (held), then an event of a type from a later release: it reads the account again.
+    (await beside.pb.post("/_sim/events/hold")).raise_for_status()
+    await beside.change(f"accounts/{i_account}", blocked=True)
+    renamed = {
+        "event_type": "Account/Renamed/In/A/Later/Release",
+        "variables": {"i_event": "900000010", "i_account": str(i_account)},
+    }
+    answer = await api.post("/v1/portabilling/events", json=renamed, headers=headers)
+    assert (answer.status_code, answer.json()["status"]) == (200, "accepted")
+    await record_of(sim, account_id, lambda r: r is not None and r.blocked)
+    (await beside.pb.post("/_sim/events/release", json={"order": "fifo"})).raise_for_status()
+    invoice = {"event_type": "Invoice/Created", "variables": {"i_event": "900000011", "i_invoice": "77"}}
+    answer = await api.post("/v1/portabilling/events", json=invoice, headers=headers)
+    assert (answer.status_code, answer.json()["status"]) == (200, "ignored")
+    metrics = (await api.get("/metrics")).text
+    assert 'portabilling_events_total{known="false",outcome="accepted"}' in metrics
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        basic(ESPF_USER, "wrong"),
+        basic("someone", ESPF_PASSWORD),
+        {"Authorization": "Bearer test-admin-key"},
+        {"Authorization": "Basic not-base64!"},
+    ],
+    ids=["none", "wrong password", "wrong user", "an API key", "garbage"],
+)
+async def test_the_receiver_wants_espf_credentials(beside: Beside, headers: dict[str, str]) -> None:
+    event = {"event_type": "Account/Blocked", "variables": {"i_event": "900000020", "i_account": "990002"}}
+    answer = await beside.stack.api.post("/v1/portabilling/events", json=event, headers=headers)
+    assert answer.status_code == 401
+    assert answer.headers["www-authenticate"].startswith("Basic")
+    assert ESPF_PASSWORD not in answer.text
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"event_type": "Account/Blocked", "variables": {"i_account": "1"}},
+        {"event_type": "Account/Blocked", "variables": {"i_event": "x", "i_account": "1"}},
+        {"event_type": "", "variables": {"i_event": "1"}},
+        {"variables": {"i_event": "1"}},
+        {"event_type": "Account/Blocked", "variables": {"i_event": "-4"}},
+    ],
+    ids=["no i_event", "i_event not a number", "empty type", "no type", "negative i_event"],
+)
+async def test_a_malformed_event_is_refused_and_stores_nothing(beside: Beside, body: dict[str, Any]) -> None:
+    answer = await beside.stack.api.post("/v1/portabilling/events", json=body, headers=basic(ESPF_USER, ESPF_PASSWORD))
+    assert answer.status_code == 422, answer.text
+
+
+async def test_status_callbacks_say_retry_while_the_cmms_is_down_then_ok(
+    beside: Beside, faulty_sim: SimulatorProcess
+) -> None:
+    i_account, account_id, _ = await beside.new_account(new_imei())
+    await record_of(faulty_sim, account_id, lambda r: r is not None)
+    await faulty_sim.set_faults(outage_seconds=60)
+    await beside.change(f"accounts/{i_account}", blocked=True)
+    retry = await eventually(lambda: beside.statuses(i_account), lambda s: s[-1]["status"] == "RETRY")
+    assert "CMMS unavailable" in retry[-1]["message"]
+    await faulty_sim.clear_faults()
+    await eventually(lambda: beside.statuses(i_account), lambda s: s[-1]["status"] == "OK")
+    await record_of(faulty_sim, account_id, lambda r: r is not None and r.blocked)
+
+
+async def test_status_callback_says_failed_with_the_cmms_refusal(beside: Beside) -> None:
+    i_account, _, _ = await beside.new_account(new_imei(), custom_fields={"profileName": "NoSuchProfile"})
+    failed = await eventually(lambda: beside.statuses(i_account), lambda s: bool(s) and s[-1]["status"] == "FAILED")
+    assert "CMMS rejected" in failed[-1]["message"]
+
+
+async def test_a_top_up_expiring_suspends_messaging_by_itself(beside: Beside) -> None:
+    sim = beside.stack.sim
+    i_account, account_id, _ = await beside.new_account(new_imei(), push=True)
+    await record_of(sim, account_id, lambda r: r is not None and not r.messaging_enabled)
+    response = await beside.pb.post(
+        f"/_sim/accounts/{i_account}/topups", json={"service": "messaging", "units": 5, "valid_seconds": 3}
+    )
+    assert response.status_code in (200, 201), response.text
+    await record_of(sim, account_id, lambda r: r is not None and r.messaging_enabled)
+    # No event says the units lapsed: the account's workflow wakes at their expiry and reads again.
+    await record_of(sim, account_id, lambda r: r is not None and not r.messaging_enabled)
+
+
+async def test_an_account_past_its_expiration_date_is_blocked(beside: Beside) -> None:
+    sim = beside.stack.sim
+    i_account, account_id, _ = await beside.new_account(new_imei())
+    await record_of(sim, account_id, lambda r: r is not None and not r.blocked)
+    await beside.change(f"accounts/{i_account}", expiration_date=datetime.now(UTC).date().isoformat())
+    await record_of(sim, account_id, lambda r: r is not None and r.blocked)
+    await beside.change(f"accounts/{i_account}", expiration_date=None)
+    await record_of(sim, account_id, lambda r: r is not None and not r.blocked)
+
+
+async def test_a_portabilling_outage_delays_the_push_and_loses_nothing(beside: Beside) -> None:
+    sim = beside.stack.sim
+    i_account, account_id, _ = await beside.new_account(new_imei())
+    await record_of(sim, account_id, lambda r: r is not None and not r.blocked)
+    (await beside.pb.post("/_sim/faults", json={"api": "down"})).raise_for_status()
+    try:
+        await beside.change(f"accounts/{i_account}", blocked=True)
+        events = await eventually(
+            lambda: beside.pb.get("/_sim/events", params={"i_account": i_account}),
+            lambda r: all(e["state"] == "delivered" for e in r.json()),
+        )
+        assert events.json()
+        await asyncio.sleep(1.0)  # delivered, and PortaBilling cannot be read: the CMMS keeps the old state
+        record = await sim.get_record(account_id)
+        assert record is not None and not record.blocked
+    finally:
+        (await beside.pb.post("/_sim/faults", json={"api": "ok"})).raise_for_status()
+    await record_of(sim, account_id, lambda r: r is not None and r.blocked)
+    metrics = await worker_metrics(beside)
+    assert "business_billing_failures_total{" in metrics and 'kind="outage"' in metrics
+
+
+async def worker_metrics(beside: Beside) -> str:
+    port = beside.stack.settings.worker.metrics_port
+    async with httpx.AsyncClient() as http:
+        return (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+
+
+async def test_an_imei_field_the_cmms_cannot_take_fails_the_push_and_says_why(beside: Beside) -> None:
+    i_account, account_id, _ = await beside.new_account("12345")
+    failed = await eventually(lambda: beside.statuses(i_account), lambda s: bool(s) and s[-1]["status"] == "FAILED")
+    assert "IMEI custom field is not 15 digits" in failed[-1]["message"]
+    assert await beside.stack.sim.get_record(account_id) is None
+    assert 'kind="refused"' in await worker_metrics(beside)
+
+
+async def test_the_built_in_billing_refuses_beside_portabilling(beside: Beside) -> None:
+    api, stack = beside.stack.api, beside.stack
+    order = await api.post("/v1/orders", json={}, headers=stack.website)
+    customers = await api.get("/v1/customers", headers=stack.admin)
+    reconciliation = await api.post("/v1/reconciliations", headers=stack.admin)
+    assert (order.status_code, customers.status_code, reconciliation.status_code) == (409, 409, 409)
+    assert "PortaBilling" in order.json()["detail"]
+    anonymous = await api.get("/v1/customers")
+    assert anonymous.status_code == 401  # who has no key learns nothing of the billing
+
+
+async def test_events_past_their_retention_are_forgotten(beside: Beside) -> None:
+    api, sessions = beside.stack.api, beside.stack.sessions
+    headers = basic(ESPF_USER, ESPF_PASSWORD)
+    old, recent = 900000100 + secrets.randbelow(10**6), 910000100 + secrets.randbelow(10**6)
+    async with transaction(sessions) as session:
+        long_ago = datetime.now(UTC) - timedelta(days=8)
+        session.add(
+            PortaBillingEvent(i_event=old, event_type="Account/Blocked", i_account=990003, received_at=long_ago)
+        )
+        session.add(PortaBillingEvent(i_event=recent, event_type="Account/Blocked", i_account=990003))
+    assert await forget_old_events(sessions, datetime.now(UTC) - timedelta(days=7)) >= 1
+    async with snapshot(sessions) as session:
+        assert await session.get(PortaBillingEvent, old) is None
+        assert await session.get(PortaBillingEvent, recent) is not None
+    # A repeat of the recent one is still known as such.
+    event = {"event_type": "Account/Blocked", "variables": {"i_event": str(recent), "i_account": "990003"}}
+    answer = await api.post("/v1/portabilling/events", json=event, headers=headers)
+    assert answer.json()["status"] == "repeat"
+
+
+async def test_a_refusal_reaches_portabilling_once_its_status_api_is_back(beside: Beside) -> None:
+    (await beside.pb.post("/_sim/faults", json={"status_api": "down"})).raise_for_status()
+    try:
+        i_account, _, _ = await beside.new_account(new_imei(), custom_fields={"profileName": "NoSuchProfile"})
+        await asyncio.sleep(2.0)  # refused by the CMMS meanwhile, and the status could not be written
+        assert await beside.statuses(i_account) == []
+    finally:
+        (await beside.pb.post("/_sim/faults", json={"status_api": "ok"})).raise_for_status()
+    failed = await eventually(lambda: beside.statuses(i_account), lambda s: bool(s) and s[-1]["status"] == "FAILED")
+    assert "CMMS rejected" in failed[-1]["message"]

@@ -1,0 +1,251 @@
+"""No account can be stolen through a signup: each attack tried for real, end to end (the API, Temporal,
+the worker, the SMS sink and the CMMS simulator), on SQLite and PostgreSQL."""
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import SecretStr
+from sqlalchemy import func
+from sqlmodel import col, select
+
+from billing.models import RateLimitHit
+from tests.support.catalog import order_body, seed_catalog
+from tests.support.messaging import wait_for_record
+from tests.support.net import free_port
+from tests.support.orders import finished, submit
+from tests.support.signups import (
+    REDIS_URL,
+    cmms_password,
+    last_code,
+    random_mobile,
+    sent_codes,
+    signup_stack_fixture,
+    start_signup,
+    verified_credentials,
+    verify,
+    wrong_code,
+)
+from tests.support.stack import API_KEYS, Stack, serving_api
+
+stack = signup_stack_fixture("signup-attacks", signup_resend_cooldown_seconds=1)
+
+
+@pytest.fixture(scope="module")
+async def second_api(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    """Another API process on the same billing database (as behind a load balancer)."""
+    settings = stack.settings.with_changes(api_port=free_port())
+    async with serving_api(settings) as base_url, httpx.AsyncClient(base_url=base_url, timeout=30) as api:
+        yield api
+
+
+async def test_wrong_codes_are_counted_per_number_across_signups_resends_and_api_processes(
+    stack: Stack, second_api: httpx.AsyncClient
+) -> None:
+    """Ten wrong codes a day per number, however they are spread: new signups, resends, two API processes."""
+    number = random_mobile()
+    apis = [stack.api, second_api]
+    refused: list[int] = []
+    wrong_answers = 0
+    for attempt in range(3):  # three signups of the number, each one five tries long
+        signup_id = (await start_signup(stack, number))["signup_id"]
+        for guess in range(5):
+            if guess == 2:  # a resend in the middle: a new code, the count goes on
+                await _resend_after_cooldown(stack, signup_id)
+            code = await last_code(stack.sim, number)
+            answer = await apis[guess % 2].post(
+                f"/v1/signups/{signup_id}/verify", json={"code": wrong_code(code)}, headers=stack.cmms
+            )
+            if answer.status_code == 422:
+                wrong_answers += 1
+            else:
+                assert answer.status_code == 429, answer.text
+                refused.append(int(answer.headers["Retry-After"]))
+                break
+        if refused:
+            break
+        assert attempt < 2
+    assert wrong_answers == stack.settings.signups.wrong_code_limit
+    assert refused and 86000 < refused[0] <= stack.settings.signups.wrong_code_window_seconds
+    # Even the right code is refused now: the number is locked for the day.
+    right = await verify(stack, signup_id, await last_code(stack.sim, number))
+    assert right.status_code == 429, right.text
+    assert await stack.sim.get_record(number.lstrip("+")) is None
+
+
+async def _resend_after_cooldown(stack: Stack, signup_id: str) -> None:
+    await asyncio.sleep(stack.settings.signups.resend_cooldown_seconds + 0.1)
+    resent = await stack.api.post(f"/v1/signups/{signup_id}/resend", headers=stack.cmms)
+    assert resent.status_code == 202, resent.text
+
+
+@pytest.fixture(scope="module")
+async def strict_api(stack: Stack) -> AsyncIterator[tuple[httpx.AsyncClient, dict[str, str]]]:
+    """An API process with tight verify limits and a CMMS key of its own (its own per-client count)."""
+    key = "strict-cmms-key"
+    settings = stack.settings.with_changes(
+        api_port=free_port(),
+        api_keys=SecretStr(f"{key}:cmms,{API_KEYS}"),
+        signup_verify_number_limit=2,
+        signup_verify_client_limit=4,
+    )
+    async with serving_api(settings) as base_url, httpx.AsyncClient(base_url=base_url, timeout=30) as api:
+        yield api, {"Authorization": f"Bearer {key}"}
+
+
+async def test_verify_is_rate_limited_per_number_and_per_client(
+    stack: Stack, strict_api: tuple[httpx.AsyncClient, dict[str, str]]
+) -> None:
+    api, headers = strict_api
+    first, second = random_mobile(), random_mobile()
+    ids = [(await start_signup(stack, number))["signup_id"] for number in (first, second)]
+    pairs = zip(ids, (first, second), strict=True)
+    guesses = {signup_id: wrong_code(await last_code(stack.sim, number)) for signup_id, number in pairs}
+
+    def attempt(signup_id: str) -> Any:
+        return api.post(f"/v1/signups/{signup_id}/verify", json={"code": guesses[signup_id]}, headers=headers)
+
+    assert [(await attempt(ids[0])).status_code for _ in range(2)] == [422, 422]
+    per_number = await attempt(ids[0])
+    assert per_number.status_code == 429 and int(per_number.headers["Retry-After"]) > 0, per_number.text
+    assert "verification requests" in per_number.json()["detail"]
+    assert (await attempt(ids[1])).status_code == 422  # another number: this client's 4th call
+    per_client = await attempt(ids[1])
+    assert per_client.status_code == 429 and 0 < int(per_client.headers["Retry-After"]) <= 60, per_client.text
+
+
+async def test_an_account_a_signup_did_not_create_is_never_handed_out(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An MVNO account whose id happens to be the number's digits: refused, logged, left as it was."""
+    caplog.set_level(logging.INFO)
+    number = random_mobile()
+    digits = number.lstrip("+")
+    body = order_body(await seed_catalog(stack), account_id=digits)
+    await submit(stack, body)
+    assert (await finished(stack, body["order_id"]))["status"] == "completed"
+    before = await stack.sim.get_record(digits)
+    password = cmms_password(stack.sim, digits)
+
+    signup_id = (await start_signup(stack, number))["signup_id"]
+    answer = await verify(stack, signup_id, await last_code(stack.sim, number))
+    assert answer.status_code == 409, answer.text
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert "cannot claim" in answer.json()["detail"] and "password" not in answer.text
+    assert any(f"account {digits} belongs to customer" in r.getMessage() for r in caplog.records)
+    account = (await stack.api.get(f"/v1/accounts/{digits}", headers=stack.admin)).json()
+    assert account["customer_id"] != stack.settings.signups.ott_customer_id and account["status"] == "active"
+    assert cmms_password(stack.sim, digits) == password and await stack.sim.get_record(digits) == before
+    signup = (await stack.api.get(f"/v1/signups/{signup_id}", headers=stack.cmms)).json()
+    assert signup["status"] == "failed" and signup["account_id"] is None
+
+
+async def test_a_number_with_an_account_gets_a_new_password_pushed_to_the_cmms(stack: Stack) -> None:
+    number = random_mobile()
+    digits = number.lstrip("+")
+    original = await verified_credentials(stack, number)
+    assert cmms_password(stack.sim, digits) == original["password"]
+
+    # Someone else signs the number up again (or the app is reinstalled): a new password, never the old one.
+    again = await verified_credentials(stack, number)
+    assert again["account_id"] == digits and again["password"] != original["password"]
+    assert cmms_password(stack.sim, digits) == again["password"]  # the old device's password stops working
+    account = (await stack.api.get(f"/v1/accounts/{digits}", headers=stack.admin)).json()
+    assert account["status"] == "active" and account["customer_id"] == stack.settings.signups.ott_customer_id
+
+
+async def test_a_terminated_account_claimed_again_starts_a_new_life(stack: Stack) -> None:
+    number = random_mobile()
+    digits = number.lstrip("+")
+    first = await verified_credentials(stack, number)
+    wallet = await stack.api.post(
+        f"/v1/accounts/{digits}/wallets", json={"service": "messaging", "balance": 50}, headers=stack.admin
+    )
+    assert wallet.status_code == 201, wallet.text
+    assert (await stack.api.delete(f"/v1/accounts/{digits}", headers=stack.admin)).status_code == 202
+    for _ in range(300):
+        if await stack.sim.get_record(digits) is None:
+            break
+        await asyncio.sleep(0.1)
+    assert await stack.sim.get_record(digits) is None
+
+    second = await verified_credentials(stack, number)
+    assert second["password"] != first["password"]
+    account = (await stack.api.get(f"/v1/accounts/{digits}", headers=stack.admin)).json()
+    assert account["status"] == "active"
+    assert (await stack.api.get(f"/v1/accounts/{digits}/wallets/messaging", headers=stack.admin)).status_code == 404
+    await wait_for_record(stack.sim, digits, lambda record: True)
+    assert cmms_password(stack.sim, digits) == second["password"]
+
+
+async def test_a_repeated_verify_answers_the_same_credentials_and_sends_nothing(stack: Stack) -> None:
+    number = random_mobile()
+    digits = number.lstrip("+")
+    signup_id = (await start_signup(stack, number))["signup_id"]
+    code = await last_code(stack.sim, number)
+    first = await verify(stack, signup_id, code)
+    assert first.status_code == 200, first.text
+    record = await stack.sim.get_record(digits)
+
+    again = await verify(stack, signup_id, code)  # the answer was lost on the way: the CMMS asks again
+    assert again.status_code == 200, again.text
+    assert again.json() == first.json()
+    assert len(await sent_codes(stack.sim, number)) == 1
+    assert await stack.sim.get_record(digits) == record  # nothing pushed again
+
+    other = await verify(stack, signup_id, wrong_code(code))  # a guess learns nothing
+    assert other.status_code == 409 and "password" not in other.text
+
+    # Once a later signup has renewed the number's password, the old code answers no credentials.
+    await verified_credentials(stack, number)
+    stale = await verify(stack, signup_id, code)
+    assert stale.status_code == 409 and "password" not in stale.text
+
+
+async def test_with_redis_two_api_processes_share_the_count_of_wrong_codes(stack: Stack) -> None:
+    """REDIS_URL set: the limits live in Redis, not in the billing database, and are still shared."""
+    settings = stack.settings.with_changes(redis_url=SecretStr(REDIS_URL), signup_wrong_code_limit=3)
+    first = settings.with_changes(api_port=free_port())
+    second = settings.with_changes(api_port=free_port())
+    number = random_mobile()
+    signup_id = (await start_signup(stack, number))["signup_id"]
+    guess = {"code": wrong_code(await last_code(stack.sim, number))}
+    async with (
+        serving_api(first) as one,
+        serving_api(second) as two,
+        httpx.AsyncClient(base_url=one) as api_one,
+        httpx.AsyncClient(base_url=two) as api_two,
+    ):
+        answers = [
+            (await api.post(f"/v1/signups/{signup_id}/verify", json=guess, headers=stack.cmms)).status_code
+            for api in (api_one, api_two, api_one, api_two)
+        ]
+    assert answers == [422, 422, 422, 429]
+    async with stack.sessions() as session:
+        kept = select(func.count()).where(col(RateLimitHit.key) == f"wrong-code:{number}")
+        assert (await session.exec(kept)).one() == 0  # nothing of it in the billing database
+
+
+async def test_concurrent_guesses_through_two_api_processes_get_no_extra_tries(stack: Stack) -> None:
+    """Five wrong codes at once, through two API processes, against a limit of three a day: three are judged."""
+    settings = stack.settings.with_changes(signup_wrong_code_limit=3)
+    number = random_mobile()
+    signup_id = (await start_signup(stack, number))["signup_id"]
+    guess = {"code": wrong_code(await last_code(stack.sim, number))}
+    async with (
+        serving_api(settings.with_changes(api_port=free_port())) as one,
+        serving_api(settings.with_changes(api_port=free_port())) as two,
+        httpx.AsyncClient(base_url=one, timeout=30) as api_one,
+        httpx.AsyncClient(base_url=two, timeout=30) as api_two,
+    ):
+        answers = await asyncio.gather(
+            *(
+                api.post(f"/v1/signups/{signup_id}/verify", json=guess, headers=stack.cmms)
+                for api in (api_one, api_two, api_one, api_two, api_one)
+            )
+        )
+    statuses = sorted(answer.status_code for answer in answers)
+    assert statuses == [422, 422, 422, 429, 429], [answer.text for answer in answers]

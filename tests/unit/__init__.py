@@ -1,0 +1,1 @@
+"""Pure logic: no process, no network, no database."""
