@@ -16,7 +16,7 @@ from temporalio.service import RPCError
 
 from billing.uniqueness import broken_rule, imei_taken
 from core.temporal import is_transient
-from services.errors import Conflict, Gone, Invalid, NotFound, ServiceError, TooMany, Unavailable, Upstream
+from services.errors import Conflict, Gone, Invalid, NotFound, ServiceError, ServiceUnavailable, TooMany, Upstream
 
 PROBLEM_JSON = "application/problem+json"
 # How long a client is asked to wait before repeating a request that met an unavailable dependency.
@@ -70,7 +70,7 @@ _REFUSALS: dict[type[ServiceError], int] = {
     Invalid: 422,
     Gone: 410,
     TooMany: 429,
-    Unavailable: 503,
+    ServiceUnavailable: 503,
     Upstream: 502,
 }
 

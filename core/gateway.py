@@ -1,6 +1,6 @@
 """The one place that calls Temporal as a client: it starts, signals, updates and queries workflows, lists
 and counts them, reads their histories, and keeps the reconciliation Schedule. The API's services and
-the activities both go through it; it takes ids, settings and the contracts' inputs, never billing rows.
+the activities both go through it; it takes ids, the task queue and the contracts' inputs, never billing rows.
 
 Workflows, signals, updates and queries are named by the refs of contracts.workflows (the names the
 workflow classes register), each call typed by its ref's input and result.

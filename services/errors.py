@@ -14,8 +14,8 @@ __all__ = [
     "Invalid",
     "NotFound",
     "ServiceError",
+    "ServiceUnavailable",
     "TooMany",
-    "Unavailable",
     "Upstream",
     "unknown_reference",
 ]
@@ -29,7 +29,7 @@ class TooMany(ServiceError):
     """Over a limit: too many requests, attempts or messages."""
 
 
-class Unavailable(ServiceError):
+class ServiceUnavailable(ServiceError):
     """Something the request needs is not available just now: repeat it later."""
 
     def __init__(self, detail: str, *, retry_after: int = 5, **kwargs: Any) -> None:

@@ -55,7 +55,7 @@ from contracts.signups import (
 from contracts.workflows import SIGNUP_CONFIRM, SIGNUP_SEND_CODE, SIGNUP_VERIFY
 from core import gateway
 from core.settings import ProvisioningSettings, SignupSettings
-from services.errors import Conflict, Gone, Invalid, NotFound, ServiceError, TooMany, Unavailable, Upstream
+from services.errors import Conflict, Gone, Invalid, NotFound, ServiceError, ServiceUnavailable, TooMany, Upstream
 from services.rate_limit import RateLimiter, Verdict
 
 # A signup request meeting the number's previous signup as it closes waits this many times 0.2 s.
@@ -158,7 +158,9 @@ class Signups:
         except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
             await self._give_back(signup.phone_number, place)
             # The account is being provisioned (the CMMS may be slow): the same code again picks it up.
-            raise Unavailable("the account is still being provisioned; repeat the call with the same code") from None
+            raise ServiceUnavailable(
+                "the account is still being provisioned; repeat the call with the same code"
+            ) from None
         except (WorkflowUpdateFailedError, RPCError) as err:
             await self._give_back(signup.phone_number, place)
             closed = await self._after_refusal(signup_id, err)
@@ -194,7 +196,7 @@ class Signups:
                 settings.verify_timeout_seconds,
             )
         except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
-            raise Unavailable(
+            raise ServiceUnavailable(
                 "the account is still being provisioned; repeat the call with the same password"
             ) from None
         except (WorkflowUpdateFailedError, RPCError) as err:
@@ -382,7 +384,7 @@ def _update_refusal(err: WorkflowUpdateFailedError) -> ServiceError:
     if kind == WRONG_VERIFICATION:
         return Conflict(message, title="Another verification mode")
     if kind == SMS_UNAVAILABLE:
-        return Unavailable("the SMS gateway is unavailable; repeat the request shortly")
+        return ServiceUnavailable("the SMS gateway is unavailable; repeat the request shortly")
     if kind == SMS_REJECTED:
         return Upstream(message)  # the gateway's own reason
     if kind == PROVISIONING_FAILED:
