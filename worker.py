@@ -95,6 +95,23 @@ def cmms_activities(source: BillingSource, cmms: CmmsClient) -> list[Callable[..
     return [provisioning.provision_account]
 
 
+def reconciliation_activities(
+    client: Client, sessions: SessionMaker, cmms: CmmsClient, settings: Settings
+) -> ReconciliationActivities:
+    """Reconciliation: its billing side and repairs (through the accounts' workflows, via `client`), and
+    its CMMS side (the record list, orphans removed)."""
+    return ReconciliationActivities(
+        sessions,
+        cmms,
+        client,
+        settings.reconciliation,
+        provisioning=settings.provisioning,
+        secret_key=settings.secret_key,
+        billing_source=settings.billing_source,
+        task_queue=settings.temporal.task_queue,
+    )
+
+
 def build_workers(
     client: Client,
     settings: Settings,
@@ -105,16 +122,7 @@ def build_workers(
     """The two workers; `source` is where billing is read (the built-in billing when not given)."""
     source = source or BuiltinSource(sessions, settings.provisioning, settings.rollouts)
     task_queue = settings.temporal.task_queue
-    reconciliation = ReconciliationActivities(
-        sessions,
-        cmms,
-        client,
-        settings.reconciliation,
-        provisioning=settings.provisioning,
-        secret_key=settings.secret_key,
-        billing_source=settings.billing_source,
-        task_queue=task_queue,
-    )
+    reconciliation = reconciliation_activities(client, sessions, cmms, settings)
     # Reconciliation's billing side and its repairs (through the accounts' workflows) on the main queue;
     # its CMMS side (the record list, orphans removed) on the rate-limited one.
     billing_side: list[Callable[..., Any]] = [reconciliation.read_billing_page, reconciliation.repair_accounts]
@@ -145,12 +153,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     engine = open_billing(settings.database)
     # The SDK's own metrics (task latencies, slots, polls) for Prometheus, on WORKER_METRICS_PORT.
     client = await connect(settings.temporal, runtime=metrics_runtime(settings.worker))
-    await ensure_reconciliation_schedule(
-        client,
-        settings.reconciliation,
-        task_queue=settings.temporal.task_queue,
-        billing_source=settings.billing_source,
-    )
+    await ensure_reconciliation_schedule(client, settings)
     async with AsyncExitStack() as stack:
         cmms = await stack.enter_async_context(
             CmmsClient(

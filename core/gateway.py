@@ -69,7 +69,6 @@ from contracts.workflows import (
     ROLLOUT_CHANGED,
     SIGNUP_SEND_CODE,
     QueryRef,
-    SignalRef,
     UpdateRef,
     WorkflowRef,
 )
@@ -148,7 +147,7 @@ async def customer_changed(client: Client, task_queue: str, customer_id: str, re
         task_queue=task_queue,
         search_attributes=search_attributes(state=ProvisioningState.rolling_out, customer_id=customer_id),
         start_signal=ROLLOUT_CHANGED.name,
-        start_signal_args=_signal_args(ROLLOUT_CHANGED, RolloutChange(revision=revision)),
+        start_signal_args=_args(ROLLOUT_CHANGED.input, RolloutChange(revision=revision)),
         rpc_timeout=RPC_TIMEOUT,
     )
     return workflow_id
@@ -412,10 +411,6 @@ async def keep_reconciliation_schedule(
 def _args(declared: type[Any] | None, arg: object) -> list[Any]:
     """The call's arguments: none for a handler that takes none."""
     return [] if declared is None else [arg]
-
-
-def _signal_args(ref: SignalRef[In], arg: In) -> list[Any]:
-    return _args(ref.input, arg)
 
 
 def _start_operation(ref: WorkflowRef[In, Any], start: In, **options: Any) -> WithStartWorkflowOperation[Any, Any]:

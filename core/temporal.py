@@ -6,7 +6,7 @@ import os
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -17,8 +17,6 @@ from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 from core.codec import EncryptionCodec
 from core.crypto import KeyRing
 from core.settings import TemporalSettings, WorkerSettings
-
-T = TypeVar("T")
 
 # Temporal's answers that pass by themselves (server down, overloaded, slow): repeat the call later.
 # Any other status (an invalid argument, a namespace or permission missing) is a fault to fix.

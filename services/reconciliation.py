@@ -10,7 +10,7 @@ from temporalio.client import Client
 from contracts.reconciliation import ReconciliationProgress, reconciliation_workflow_id
 from contracts.workflows import RECONCILIATION_PROGRESS
 from core import gateway
-from core.settings import ReconciliationSettings, Settings
+from core.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -43,11 +43,11 @@ async def reconciliation_progress(client: Client, reconciliation_id: str) -> Rec
     return reading.value
 
 
-async def ensure_reconciliation_schedule(
-    client: Client, settings: ReconciliationSettings, *, task_queue: str, billing_source: str
-) -> None:
+async def ensure_reconciliation_schedule(client: Client, settings: Settings) -> None:
     """Bring the schedule in line with `RECONCILE_EVERY` (every worker does this at start-up, so it is
     idempotent): removed when it is off, and beside PortaBilling (a reconciliation compares the CMMS with
     the built-in billing)."""
-    every = settings.every if billing_source == "builtin" else None
-    await gateway.keep_reconciliation_schedule(client, task_queue, settings.page_size, every)
+    every = settings.reconciliation.every if settings.billing_source == "builtin" else None
+    await gateway.keep_reconciliation_schedule(
+        client, settings.temporal.task_queue, settings.reconciliation.page_size, every
+    )

@@ -13,7 +13,6 @@ import httpx
 import pytest
 from sqlmodel import col, select, update
 from temporalio.client import (
-    Client,
     ScheduleActionExecutionStartWorkflow,
     ScheduleActionStartWorkflow,
     ScheduleOverlapPolicy,
@@ -23,8 +22,7 @@ from temporalio.exceptions import ActivityError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import ActivityEnvironment
 
-from activities.reconciliation import ReconciliationActivities
-from billing.db import SessionMaker, make_engine, make_sessionmaker, snapshot, transaction
+from billing.db import make_engine, make_sessionmaker, snapshot, transaction
 from billing.models import Account, AccountStatus, Customer, CustomerClass, Product, utcnow
 from billing.provisioning import desired_state
 from clients.cmms import CmmsClient
@@ -38,10 +36,9 @@ from contracts.reconciliation import (
     reconciliation_workflow_id,
 )
 from contracts.search_attributes import DRIFT_FOUND, PROVISIONING_STATE, REPAIRS_FAILED
-from core.gateway import start_reconciliation
 from core.settings import Settings
 from core.temporal import connect
-from services.reconciliation import ensure_reconciliation_schedule, new_reconciliation_id
+from services.reconciliation import ensure_reconciliation_schedule, new_reconciliation_id, start_reconciliation
 from tests.support.catalog import Catalog, new_id, order_body, random_imei, seed_catalog
 from tests.support.database import migrate, postgres_database
 from tests.support.history import all_histories_text
@@ -52,7 +49,7 @@ from tests.support.polling import eventually
 from tests.support.rollouts import seed_accounts
 from tests.support.simulator import SimulatorProcess, running_simulator
 from tests.support.stack import Stack, running_worker
-from worker import serve
+from worker import reconciliation_activities, serve
 from workflows.reconciliation import ReconciliationWorkflow
 
 COUNTS = ("checked", "missing", "different", "orphaned", "repaired", "failed")
@@ -66,37 +63,9 @@ async def sim(billing_database: str, tmp_path_factory: pytest.TempPathFactory) -
         yield running
 
 
-def _queue_and_page(settings: Settings) -> tuple[str, str, int]:
-    """`start_reconciliation`'s arguments after the client, for a new reconciliation on these settings."""
-    return settings.temporal.task_queue, new_reconciliation_id(), settings.reconciliation.page_size
-
-
-def _activities(
-    sessions: SessionMaker, cmms: CmmsClient, client: Client, settings: Settings
-) -> ReconciliationActivities:
-    """The reconciliation's activities as the worker builds them from `settings`."""
-    return ReconciliationActivities(
-        sessions,
-        cmms,
-        client,
-        settings.reconciliation,
-        provisioning=settings.provisioning,
-        secret_key=settings.secret_key,
-        billing_source=settings.billing_source,
-        task_queue=settings.temporal.task_queue,
-    )
-
-
-async def _ensure_schedule(client: Client, settings: Settings) -> None:
-    """`ensure_reconciliation_schedule` as the worker calls it with `settings`."""
-    await ensure_reconciliation_schedule(
-        client, settings.reconciliation, task_queue=settings.temporal.task_queue, billing_source=settings.billing_source
-    )
-
-
 async def reconcile(stack: Stack) -> tuple[str, ReconciliationProgress]:
     """Run a reconciliation to its end; its workflow id and result."""
-    workflow_id = await start_reconciliation(stack.temporal, *_queue_and_page(stack.settings))
+    workflow_id = (await start_reconciliation(stack.temporal, stack.settings)).workflow_id
     handle = stack.temporal.get_workflow_handle_for(ReconciliationWorkflow.run, workflow_id)
     return workflow_id, await asyncio.wait_for(handle.result(), 120)
 
@@ -279,7 +248,7 @@ async def test_a_long_reconciliation_continues_as_new_and_keeps_its_counts(stack
     live = await live_count(stack)
     # One record a page: more batches than one run takes (BATCHES_PER_RUN).
     settings = stack.settings.with_changes(reconcile_page_size=1)
-    workflow_id = await start_reconciliation(stack.temporal, *_queue_and_page(settings))
+    workflow_id = (await start_reconciliation(stack.temporal, settings)).workflow_id
     handle = stack.temporal.get_workflow_handle_for(ReconciliationWorkflow.run, workflow_id)
     first_run = (await handle.describe()).run_id
     result = await asyncio.wait_for(handle.result(), 120)
@@ -301,7 +270,7 @@ async def test_repairs_keep_to_the_cmms_rate_limit(stack: Stack) -> None:
     async with running_worker(settings):
         await stack.sim.reset_stats()
         started = time.monotonic()
-        workflow_id = await start_reconciliation(stack.temporal, *_queue_and_page(settings))
+        workflow_id = (await start_reconciliation(stack.temporal, settings)).workflow_id
         handle = stack.temporal.get_workflow_handle_for(ReconciliationWorkflow.run, workflow_id)
         result = await asyncio.wait_for(handle.result(), 120)
         took = time.monotonic() - started
@@ -354,7 +323,7 @@ async def test_an_orphan_whose_account_appeared_meanwhile_is_left_alone(stack: S
     for account_id in (arrived, stray):
         await stack.sim.put_raw(account_id, password="p", profile="Business", domain="d.example")
     async with stack.sim.client() as cmms:
-        activities = _activities(stack.sessions, cmms, stack.temporal, stack.settings)
+        activities = reconciliation_activities(stack.temporal, stack.sessions, cmms, stack.settings)
         result = await ActivityEnvironment().run(activities.remove_orphans, RepairInput(account_ids=[arrived, stray]))
     assert (result.removed, result.not_orphaned, result.failed) == (1, 1, 0)
     assert await stack.sim.get_record(arrived) is not None and await stack.sim.get_record(stray) is None
@@ -392,7 +361,7 @@ async def test_billing_pages_in_the_cmms_byte_order_whatever_the_database_collat
             assert list(await session.exec(select(Account.account_id).order_by(Account.account_id))) != ids
         settings = Settings(_env_file=None, temporal_address=dev_server)
         async with CmmsClient("http://127.0.0.1:9", "unused") as cmms:
-            activities = _activities(sessions, cmms, await connect(settings.temporal), settings)
+            activities = reconciliation_activities(await connect(settings.temporal), sessions, cmms, settings)
             paged: list[str] = []
             after = None
             while True:
@@ -461,12 +430,12 @@ async def test_the_worker_keeps_the_schedule_and_its_runs_are_counted_in_metrics
     # Started again with other settings, the worker updates it (an operator's pause stays);
     # with RECONCILE_EVERY off, removes it.
     await schedule.pause(note="maintenance")
-    await _ensure_schedule(stack.temporal, settings.with_changes(reconcile_every=timedelta(hours=2)))
+    await ensure_reconciliation_schedule(stack.temporal, settings.with_changes(reconcile_every=timedelta(hours=2)))
     updated = await schedule.describe()
     assert [i.every for i in updated.schedule.spec.intervals] == [timedelta(hours=2)]
     assert updated.schedule.state.paused
-    await _ensure_schedule(stack.temporal, settings.with_changes(reconcile_every=None))
+    await ensure_reconciliation_schedule(stack.temporal, settings.with_changes(reconcile_every=None))
     with pytest.raises(RPCError) as gone:
         await schedule.describe()
     assert gone.value.status == RPCStatusCode.NOT_FOUND
-    await _ensure_schedule(stack.temporal, settings.with_changes(reconcile_every=None))
+    await ensure_reconciliation_schedule(stack.temporal, settings.with_changes(reconcile_every=None))
