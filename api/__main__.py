@@ -14,7 +14,13 @@ def main() -> None:
     app = create_app(settings)
     freeze_startup_objects()
     # log_config=None: uvicorn's lines go through the structured handler configured above.
-    uvicorn.run(app, host=settings.api.host, port=settings.api.port, log_config=None)
+    uvicorn.run(
+        app,
+        host=settings.api.host,
+        port=settings.api.port,
+        timeout_keep_alive=settings.api.keep_alive_seconds,
+        log_config=None,
+    )
 
 
 if __name__ == "__main__":

@@ -142,6 +142,10 @@ class ApiSettings(_Part):
     keys: SecretStr = _env("API_KEYS", SecretStr(DEV_API_KEYS))
     # The largest request body the API reads; larger ones are refused (413) before the key is checked.
     max_body_bytes: int = _env("API_MAX_BODY_BYTES", 64 * 1024, gt=0)
+    # How long an idle connection stays open. Longer than any client's or load balancer's own idle
+    # expiry (httpx's 5 s, a cloud balancer's 60 s): when both sides wait the same time, the server
+    # closes a connection just as the client sends on it, and that request fails.
+    keep_alive_seconds: int = _env("API_KEEP_ALIVE_SECONDS", 75, gt=0)
 
 
 class CmmsSettings(_Part):

@@ -23,6 +23,9 @@ from pydantic import BaseModel
 
 # In-flight calls may be sleeping in a latency fault or a backoff: they must not hold a restart up.
 GRACEFUL_SHUTDOWN_SECONDS = 2
+# Idle connections outlive the clients' own expiry (httpx's 5 s), as the service's API does: a server
+# that closes at the same moment a client reuses the connection fails that request.
+KEEP_ALIVE_SECONDS = 75
 
 
 class Health(BaseModel):
@@ -116,5 +119,10 @@ def start_logging(logger: str, *filters: type[logging.Filter]) -> dict[str, Any]
 def serve(app: FastAPI, host: str, port: int, logging_config: dict[str, Any]) -> None:
     """Serve `app` on `host:port` until SIGINT or SIGTERM (uvicorn's own handling)."""
     uvicorn.run(
-        app, host=host, port=port, log_config=logging_config, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS
+        app,
+        host=host,
+        port=port,
+        log_config=logging_config,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )

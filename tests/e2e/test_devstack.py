@@ -121,6 +121,10 @@ async def test_running_is_said_once_every_process_answers(tmp_path: Path) -> Non
             assert (await http.get(f"http://127.0.0.1:{env['CODEC_SERVER_PORT']}/healthz")).status_code == 200
             metrics = await http.get(f"http://127.0.0.1:{env['WORKER_METRICS_PORT']}/metrics")
             assert 'task_queue="devstack-test"' in metrics.text  # the worker polls
+        # A connection left idle past a client's own expiry (httpx's 5 s) is still open: uvicorn's
+        # default closed it at 5 s, just as a client could send on it, and failed that request.
+        api, sim = int(env["API_PORT"]), int(env["CMMS_SIM_PORT"])
+        assert list(await asyncio.gather(_answers_after_idle(api), _answers_after_idle(sim))) == [[200, 200]] * 2
         # The API before the engine when CPU is short: the engine's processes (every thread) run at a
         # lower priority, in the supervisor's session, where the kernel weighs them against the API.
         children = _children(stack.process.pid)
@@ -130,6 +134,26 @@ async def test_running_is_said_once_every_process_answers(tmp_path: Path) -> Non
         assert {os.getsid(pid) for pid in children.values()} == {os.getsid(stack.process.pid)}
         stack.process.send_signal(signal.SIGINT)
         assert await stack.process.wait() == 0
+
+
+async def _answers_after_idle(port: int, idle_seconds: float = 6) -> list[int]:
+    """The statuses of two /healthz requests sent on one connection, `idle_seconds` apart."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    statuses = []
+    try:
+        for wait in (0, idle_seconds):
+            await asyncio.sleep(wait)
+            writer.write(f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+            await writer.drain()
+            head = (await reader.readuntil(b"\r\n\r\n")).decode()
+            length = next(int(h.split(":")[1]) for h in head.split("\r\n") if h.lower().startswith("content-length"))
+            await reader.readexactly(length)
+            statuses.append(int(head.split()[1]))
+    except asyncio.IncompleteReadError:
+        pass  # closed by the server: the statuses so far
+    finally:
+        writer.close()
+    return statuses
 
 
 def _children(pid: int) -> dict[str, int]:

@@ -77,9 +77,19 @@ class Stack:
 
 
 @asynccontextmanager
-async def serving(app: ASGIApp, port: int, *, lifespan: Literal["on", "off"] = "on") -> AsyncIterator[str]:
+async def serving(
+    app: ASGIApp, port: int, *, lifespan: Literal["on", "off"] = "on", keep_alive_seconds: int = 5
+) -> AsyncIterator[str]:
     """An ASGI app under uvicorn on a real port of 127.0.0.1; yields its base URL."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan))
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan=lifespan,
+        timeout_keep_alive=keep_alive_seconds,
+    )
+    server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():
@@ -94,7 +104,7 @@ async def serving(app: ASGIApp, port: int, *, lifespan: Literal["on", "off"] = "
 
 def serving_api(settings: Settings) -> AbstractAsyncContextManager[str]:
     """The FastAPI app on the settings' port; yields its base URL."""
-    return serving(create_app(settings), settings.api.port)
+    return serving(create_app(settings), settings.api.port, keep_alive_seconds=settings.api.keep_alive_seconds)
 
 
 @asynccontextmanager
