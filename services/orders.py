@@ -86,7 +86,7 @@ async def submit_order(
         async with outbox.transaction() as tx:
             found = await _lookup(tx.session, request)
             if found.order is None:
-                _refuse_conflicts(request, found)
+                _refuse_conflicts(request, found, owner)
                 order = Order(
                     order_id=request.order_id,
                     customer_id=request.customer_id,
@@ -229,8 +229,9 @@ async def _lookup(session: AsyncSession, request: OrderRequest) -> _Lookup:
     return _Lookup(order, customer, dict(policies) if policies is not None else None, account, imei_account, imei_order)
 
 
-def _refuse_conflicts(request: OrderRequest, found: _Lookup) -> None:
-    """Refused for an unknown reference, or an account id or IMEI already taken."""
+def _refuse_conflicts(request: OrderRequest, found: _Lookup, owner: str | None) -> None:
+    """Refused for an unknown reference, or an account id or IMEI already taken (to a named key, without
+    naming the order that has the IMEI: it may be another website's)."""
     if found.customer is None:
         raise unknown_reference("customer_id", "customer", request.customer_id)
     if found.product is None:
@@ -240,7 +241,8 @@ def _refuse_conflicts(request: OrderRequest, found: _Lookup) -> None:
     if found.imei_account is not None:
         raise Conflict(f"IMEI {request.imei} already belongs to an account")
     if found.imei_order is not None:
-        raise Conflict(f"IMEI {request.imei} is being provisioned by order {found.imei_order!r}")
+        by = "another order" if owner is not None else f"order {found.imei_order!r}"
+        raise Conflict(f"IMEI {request.imei} is being provisioned by {by}")
 
 
 def _fingerprint(secret_key: SecretStr, request: OrderRequest) -> str:

@@ -10,8 +10,10 @@ from typing import Any
 import httpx
 import pytest
 
+from billing.models import OrderStatus
 from tests.support.catalog import Catalog, order_body, seed_catalog
 from tests.support.database import sqlite_database
+from tests.support.orders import store_order
 from tests.support.production import PRODUCTION
 from tests.support.simulator import SimulatorProcess
 from tests.support.stack import SHOP_NEXT_KEY, Stack, serving_api, stack_settings
@@ -101,6 +103,14 @@ async def test_an_unnamed_keys_order_is_not_a_named_keys_to_repeat(stack: Stack)
     # The unnamed key and admin repeat it as before.
     assert (await _post(stack, unnamed, stack.website)).status_code in (200, 202)
     assert (await _post(stack, unnamed, stack.admin)).status_code in (200, 202)
+
+
+async def test_a_named_key_is_not_told_which_order_holds_an_imei(stack: Stack) -> None:
+    catalog = await seed_catalog(stack)
+    pending = await store_order(stack, catalog, status=OrderStatus.provisioning)  # stays in flight
+    refused = await _post(stack, order_body(catalog, imei=pending.imei), stack.shop)
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["detail"] == f"IMEI {pending.imei} is being provisioned by another order"
 
 
 async def test_production_warns_of_each_unnamed_website_key_at_start(
