@@ -43,7 +43,11 @@ class ApiKeys:
 
     def __init__(self, spec: str) -> None:
         self._keys: list[tuple[bytes, Caller]] = []
+        seen: dict[str, int] = {}
         for entry in api_key_entries(spec):
+            if entry.key in seen:  # under two names (or roles) a key would be whichever came last
+                raise ValueError(f"API_KEYS entry {entry.position} repeats the key of entry {seen[entry.key]}")
+            seen[entry.key] = entry.position
             try:
                 granted = frozenset(Role(role) for role in entry.roles)
             except ValueError:

@@ -63,6 +63,12 @@ def test_a_malformed_named_entry_is_refused_without_echoing_it(spec: str) -> Non
     assert "secretkey" not in str(raised.value)
 
 
+def test_a_key_given_twice_is_refused_without_echoing_it() -> None:
+    with pytest.raises(ValueError, match="API_KEYS entry 2 repeats the key of entry 1") as raised:
+        ApiKeys("shop@secretkey:website,other-shop@secretkey:website")
+    assert "secretkey" not in str(raised.value)
+
+
 def test_each_unnamed_website_key_is_warned_of(caplog: pytest.LogCaptureFixture) -> None:
     keys = ApiKeys("web-key:website,shop@s-key:website,ops-key:admin+website,relay:cmms+website,c:cmms")
     with caplog.at_level(logging.WARNING, logger="api.auth"):
