@@ -43,6 +43,8 @@ from contracts.signups import (
     SignupAccount,
     SignupAccountInput,
     SignupState,
+    made_by_a_signup,
+    signup_origin,
 )
 from core.gateway import sync_account
 from core.settings import OutboxSettings, SignupSettings, SmsSettings
@@ -219,7 +221,7 @@ class SignupActivities:
         """
         await self._ensure_ott_catalog()
         account_id = signup_account_id(request.phone_number)
-        origin = f"signup:{request.signup_id}"
+        origin = signup_origin(request.signup_id)
         async with transaction(self._sessions) as session:
             signup = await session.get(Signup, request.signup_id, with_for_update=FOR_CHANGE)
             if signup is None:  # the first send writes it alongside the SMS: not there yet
@@ -228,9 +230,11 @@ class SignupActivities:
             if account is not None and signup.account_revision is not None and signup.account_id == account_id:
                 created = account.created_by == origin
                 return SignupAccount(account_id=account_id, created=created, password_changed=not created)
-            if account is not None and account.customer_id != self._settings.ott_customer_id:
+            # Only an account a signup created is the number's to claim: one made by an order or an
+            # import carries someone's IMEI (the key to its credentials at the CMMS), whatever its customer.
+            if account is not None and not made_by_a_signup(account.created_by):
                 log.warning(
-                    "signup %s refused: account %s belongs to customer %s, which signups cannot reach",
+                    "signup %s refused: account %s (customer %s) was not created by a signup: signups cannot claim it",
                     request.signup_id,
                     account_id,
                     account.customer_id,
@@ -256,6 +260,7 @@ class SignupActivities:
                 await self._new_life(session, account, password, origin)
             else:
                 account.sip_password = password
+                account.imei = None  # the device that held the number before gets nothing from the CMMS
                 account.revision += 1
                 account.updated_at = utcnow()
             session.add(account)
@@ -294,7 +299,7 @@ class SignupActivities:
     @activity.defn(name="discard_signup_account")
     async def discard_signup_account(self, request: SignupAccountInput) -> None:
         """Roll back: an account this signup created that never went live is deleted."""
-        origin = f"signup:{request.signup_id}"
+        origin = signup_origin(request.signup_id)
         async with transaction(self._sessions) as session:
             await discard_account(session, signup_account_id(request.phone_number), origin)
 

@@ -67,10 +67,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         outbox = Outbox(sessions, temporal, settings.outbox, task_queue)
         redis_url = settings.signups.redis_url.get_secret_value() if settings.signups.redis_url else None
         limiter = make_rate_limiter(sessions, redis_url)
+        keys = ApiKeys(settings.api.keys.get_secret_value())
+        if settings.environment == "production":
+            keys.warn_of_unnamed_website_keys()
         state = AppState(
             settings=settings,
             temporal=temporal,
-            keys=ApiKeys(settings.api.keys.get_secret_value()),
+            keys=keys,
             outbox=outbox,
             signups=Signups(
                 sessions,

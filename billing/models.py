@@ -188,6 +188,7 @@ class Order(SQLModel, table=True):
     __table_args__ = (
         Index("ix_orders_status", "status"),
         Index("ix_orders_created", "created_at", "order_id"),  # the lists' order
+        Index("ix_orders_key_name_created", "key_name", "created_at", "order_id"),  # a named key's list
         _unique_where(OPEN_ORDER_IMEI, "imei", OPEN_ORDER),
     )
 
@@ -207,6 +208,9 @@ class Order(SQLModel, table=True):
     status: OrderStatus = _enum(OrderStatus.accepted)
     error: str | None = Field(default=None, max_length=1000)
     workflow_id: str = Field(max_length=200)
+    # The name of the API key that sent it (`name@key:website`): a named website key sees only its own
+    # orders. None: sent by an unnamed key, or before keys had names; admin and unnamed keys see those.
+    key_name: str | None = Field(default=None, max_length=64)
     created_at: datetime = _created()
     updated_at: datetime = _created()
 

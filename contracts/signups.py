@@ -36,6 +36,16 @@ class Verification(StrEnum):
     cmms = "cmms"
 
 
+def signup_origin(signup_id: str) -> str:
+    """What an account created by the signup records in `created_by`."""
+    return f"signup:{signup_id}"
+
+
+def made_by_a_signup(created_by: str) -> bool:
+    """Whether an account's `created_by` names a signup: only such an account may a later signup claim."""
+    return created_by.startswith(signup_origin(""))
+
+
 def signup_workflow_id(e164: str) -> str:
     """One live signup per number: the business key is the number's digits (`signup-4915112345678`)."""
     return f"signup-{e164.lstrip('+')}"

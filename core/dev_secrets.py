@@ -9,6 +9,7 @@ compared by their decoded keys, API key lists key by key, and tokens after trimm
 
 from collections.abc import Mapping
 
+from core.api_keys import api_key_entries
 from core.crypto import key_material
 
 DEV_SECRET_KEY = "dev-secret-key-change-me"
@@ -28,7 +29,7 @@ MIN_SECRET_KEY_BYTES = 32
 _DEV_RING_KEYS = frozenset(
     key for ring in (DEV_PAYLOAD_KEYS, DEV_DATABASE_ENCRYPTION_KEYS) for _, key in key_material(ring)
 )
-_DEV_API_KEYS = frozenset(entry.rpartition(":")[0] for entry in DEV_API_KEYS.split(","))
+_DEV_API_KEYS = frozenset(entry.key for entry in api_key_entries(DEV_API_KEYS))
 # Every development token or password: none of them may stand for any secret in production.
 _DEV_WORDS = frozenset(
     {
@@ -44,8 +45,13 @@ _DEV_WORDS = frozenset(
 
 
 def api_keys_of(spec: str) -> list[str]:
-    """The keys of an `API_KEYS` list (`key:role[+role],…`), trimmed, roles dropped."""
-    return [entry.rpartition(":")[0].strip() for entry in spec.split(",") if entry.strip()]
+    """The keys of an `API_KEYS` list (`[name@]key:role[+role],…`), trimmed, names and roles dropped: a
+    development key under a name is still a development key. A malformed list gives none here: the API,
+    which reads it, refuses to start with it, naming the entry."""
+    try:
+        return [entry.key for entry in api_key_entries(spec)]
+    except ValueError:
+        return []
 
 
 def _ring_is_dev(spec: str) -> bool:

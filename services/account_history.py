@@ -82,7 +82,8 @@ async def account_history(outbox: Outbox, temporal: Client, account_id: str) -> 
         newest_signups = query.order_by(col(Signup.created_at).desc()).limit(MAX_ROWS)
         signups = list((await session.exec(newest_signups)).all())[::-1]
     newest = PageRequest(MAX_ROWS, order="desc")
-    placed = (await orders.list_orders(outbox, orders.OrderFilter(account_id=account_id), newest)).items[::-1]
+    by_account = orders.OrderFilter(account_id=account_id)
+    placed = (await orders.list_orders(outbox, by_account, newest, owner=None)).items[::-1]
     changes = (await audit.trail(outbox, "account", account_id, newest)).items[::-1]
     history = AccountHistory(account, placed, signups, changes, last_error=account.last_error)
     try:

@@ -34,7 +34,7 @@ from billing.models import (
 )
 from billing.uniqueness import imei_taken
 from contracts.orders import order_origin, order_workflow_id
-from services.errors import Conflict, unknown_reference
+from services.errors import Conflict, Invalid, NotFound, unknown_reference
 from services.outbox import Outbox
 from services.pagination import KeysetPage, PageRequest, page
 from services.rows import get
@@ -50,6 +50,7 @@ class OrderRequest:
     imei: str
     account_id: str | None = None
     password: str | None = None  # the website's choice; generated when None
+    key_name: str | None = None  # the name of the API key that sends it, kept on the order
 
 
 @dataclass(frozen=True)
@@ -64,16 +65,28 @@ class OrderView:
     messaging: MessagingState | None
 
 
-async def submit_order(outbox: Outbox, secret_key: SecretStr, request: OrderRequest) -> tuple[OrderView, bool]:
+async def submit_order(
+    outbox: Outbox, secret_key: SecretStr, request: OrderRequest, *, ott_customer_id: str, owner: str | None
+) -> tuple[OrderView, bool]:
     """The order as stored, and whether this request created it. The same order again answers what it is;
-    the same `order_id` with other content is a conflict."""
+    the same `order_id` with other content, or (`owner` given) another key's order, is a conflict.
+
+    `owner`: the key name whose orders alone the caller sees (None: every order). Orders for the OTT
+    customer are refused: its accounts are the numbers' own, made by the signups that verify them; an
+    order could otherwise make one under a number's digits, with its own IMEI, before the number's owner
+    signs up."""
+    if request.customer_id == ott_customer_id:
+        raise Invalid(
+            f"customer {ott_customer_id!r} is the app's self-signup customer: its accounts are made by signups only",
+            [{"field": "customer_id", "message": "only signups make accounts of this customer", "type": "signup_only"}],
+        )
     fingerprint = _fingerprint(secret_key, request)
     created = False
     try:
         async with outbox.transaction() as tx:
             found = await _lookup(tx.session, request)
             if found.order is None:
-                _refuse_conflicts(request, found)
+                _refuse_conflicts(request, found, owner)
                 order = Order(
                     order_id=request.order_id,
                     customer_id=request.customer_id,
@@ -83,6 +96,7 @@ async def submit_order(outbox: Outbox, secret_key: SecretStr, request: OrderRequ
                     requested_password=request.password,
                     fingerprint=fingerprint,
                     workflow_id=order_workflow_id(request.order_id),
+                    key_name=request.key_name,
                 )
                 tx.session.add(order)
                 tx.start_order(order)
@@ -95,7 +109,9 @@ async def submit_order(outbox: Outbox, secret_key: SecretStr, request: OrderRequ
         created = False  # the same order_id, submitted concurrently: answered as a repeat below
     if created:  # as just written: its account does not exist yet
         return OrderView(order, None, None, starting_messaging(found.product or {})), True
-    view = await get_order(outbox, request.order_id)
+    view = await get_order(outbox, request.order_id, owner=None)
+    if owner is not None and view.order.key_name != owner:  # tells nothing of the other key's order
+        raise Conflict(f"order_id {request.order_id!r} is already taken")
     if not hmac.compare_digest(view.order.fingerprint, fingerprint):
         raise Conflict(f"order {request.order_id!r} already exists with different content")
     return view, False
@@ -111,17 +127,24 @@ class OrderFilter:
     account_id: str | None = None
 
 
-async def get_order(outbox: Outbox, order_id: str) -> OrderView:
+async def get_order(outbox: Outbox, order_id: str, *, owner: str | None) -> OrderView:
+    """The order, if the caller may see it: `owner` given, only that key name's orders exist for it."""
     async with snapshot(outbox.sessions) as session:
         order = await get(session, Order, order_id, "order")
+        if owner is not None and order.key_name != owner:
+            raise NotFound(f"order {order_id!r} does not exist")
         account = await session.get(Account, order.account_id)
         product = await session.get_one(Product, order.product_id)
     return _view(order, account, product)
 
 
-async def list_orders(outbox: Outbox, where: OrderFilter, request: PageRequest) -> KeysetPage[OrderView]:
-    """Orders oldest first, each with where its provisioning stands."""
+async def list_orders(
+    outbox: Outbox, where: OrderFilter, request: PageRequest, *, owner: str | None
+) -> KeysetPage[OrderView]:
+    """Orders oldest first, each with where its provisioning stands; `owner` given, only that key name's."""
     query = select(Order)
+    if owner is not None:
+        query = query.where(Order.key_name == owner)
     if where.customer_id is not None:
         query = query.where(Order.customer_id == where.customer_id)
     if where.status is not None:
@@ -206,8 +229,9 @@ async def _lookup(session: AsyncSession, request: OrderRequest) -> _Lookup:
     return _Lookup(order, customer, dict(policies) if policies is not None else None, account, imei_account, imei_order)
 
 
-def _refuse_conflicts(request: OrderRequest, found: _Lookup) -> None:
-    """Refused for an unknown reference, or an account id or IMEI already taken."""
+def _refuse_conflicts(request: OrderRequest, found: _Lookup, owner: str | None) -> None:
+    """Refused for an unknown reference, or an account id or IMEI already taken (to a named key, without
+    naming the order that has the IMEI: it may be another website's)."""
     if found.customer is None:
         raise unknown_reference("customer_id", "customer", request.customer_id)
     if found.product is None:
@@ -217,7 +241,8 @@ def _refuse_conflicts(request: OrderRequest, found: _Lookup) -> None:
     if found.imei_account is not None:
         raise Conflict(f"IMEI {request.imei} already belongs to an account")
     if found.imei_order is not None:
-        raise Conflict(f"IMEI {request.imei} is being provisioned by order {found.imei_order!r}")
+        by = "another order" if owner is not None else f"order {found.imei_order!r}"
+        raise Conflict(f"IMEI {request.imei} is being provisioned by {by}")
 
 
 def _fingerprint(secret_key: SecretStr, request: OrderRequest) -> str:

@@ -11,11 +11,12 @@ from api.problems import PROBLEM_JSON
 from tests.support.access import ACCESS, ROUTES, Caller
 from tests.support.database import sqlite_database
 from tests.support.simulator import SimulatorProcess
-from tests.support.stack import ADMIN_KEY, CMMS_KEY, WEBSITE_KEY, serving_api, stack_settings
+from tests.support.stack import ADMIN_KEY, CMMS_KEY, SHOP_KEY, WEBSITE_KEY, serving_api, stack_settings
 
 KEYS: dict[Caller, str | None] = {
     "no key": None,
     "wrong key": "not-a-key-of-this-api",
+    "named website": SHOP_KEY,
     "website": WEBSITE_KEY,
     "cmms": CMMS_KEY,
     "admin": ADMIN_KEY,
@@ -28,6 +29,8 @@ def expected(route: tuple[str, str], caller: Caller) -> int:
         return permitted
     if caller in ("no key", "wrong key"):
         return 401
+    if caller == "named website":
+        caller = "website"  # a name narrows which orders a website key sees, not which routes it calls
     return permitted if caller in (who, "admin") else 403
 
 

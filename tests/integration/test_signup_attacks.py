@@ -12,8 +12,8 @@ from pydantic import SecretStr
 from sqlalchemy import func
 from sqlmodel import col, select
 
-from billing.models import RateLimitHit
-from tests.support.catalog import order_body, seed_catalog
+from billing.models import Account, AccountStatus, RateLimitHit
+from tests.support.catalog import new_id, order_body, random_imei, seed_catalog
 from tests.support.messaging import wait_for_record
 from tests.support.net import free_port
 from tests.support.orders import finished, submit
@@ -135,12 +135,102 @@ async def test_an_account_a_signup_did_not_create_is_never_handed_out(
     assert answer.status_code == 409, answer.text
     assert answer.headers["content-type"] == "application/problem+json"
     assert "cannot claim" in answer.json()["detail"] and "password" not in answer.text
-    assert any(f"account {digits} belongs to customer" in r.getMessage() for r in caplog.records)
+    assert any(f"account {digits} (customer" in r.getMessage() for r in caplog.records)
     account = (await stack.api.get(f"/v1/accounts/{digits}", headers=stack.admin)).json()
     assert account["customer_id"] != stack.settings.signups.ott_customer_id and account["status"] == "active"
     assert cmms_password(stack.sim, digits) == password and await stack.sim.get_record(digits) == before
     signup = (await stack.api.get(f"/v1/signups/{signup_id}", headers=stack.cmms)).json()
     assert signup["status"] == "failed" and signup["account_id"] is None
+
+
+async def _provision(stack: Stack, imei: str) -> httpx.Response:
+    """What a device presenting `imei` receives from the CMMS at first start."""
+    return await stack.sim.http.post("/device/v1/provision", json={"imei": imei})
+
+
+async def test_a_number_cannot_be_pre_claimed_through_a_website_order(stack: Stack) -> None:
+    """The takeover: an order for the OTT customer whose account id is a number's digits, with the
+    attacker's IMEI, then the owner's signup. The order is refused, and the attacker's IMEI never
+    hands out the owner's password."""
+    await verified_credentials(stack, random_mobile())  # the OTT customer and product exist, as in production
+    number = random_mobile()
+    digits = number.lstrip("+")
+    attacker_imei = random_imei()
+    ott = stack.settings.signups
+    body = {
+        "order_id": new_id("ord"),
+        "customer_id": ott.ott_customer_id,
+        "product_id": ott.ott_product_id,
+        "account": {"imei": attacker_imei, "account_id": digits},
+    }
+    ordered = await stack.api.post("/v1/orders", json=body, headers=stack.website)
+    assert ordered.status_code == 422, ordered.text
+    assert ordered.headers["content-type"] == "application/problem+json"
+    problem = ordered.json()
+    assert "signup" in problem["detail"] and problem["errors"][0]["field"] == "customer_id", problem
+    assert (await stack.api.get(f"/v1/orders/{body['order_id']}", headers=stack.website)).status_code == 404
+    assert (await stack.api.get(f"/v1/accounts/{digits}", headers=stack.admin)).status_code == 404
+
+    owner = await verified_credentials(stack, number)
+    assert owner["account_id"] == digits
+    device = await _provision(stack, attacker_imei)
+    assert device.status_code == 404, device.text
+    assert owner["password"] not in device.text
+
+
+async def test_an_ott_account_a_signup_did_not_create_is_not_claimed(stack: Stack) -> None:
+    """An account of the OTT customer made some other way (an order taken before such orders were
+    refused), carrying a device's IMEI: a signup of its number is refused and hands nothing to that
+    device."""
+    await verified_credentials(stack, random_mobile())  # the OTT customer and product exist
+    number = random_mobile()
+    digits = number.lstrip("+")
+    attacker_imei = random_imei()
+    ott = stack.settings.signups
+    async with stack.sessions() as session:
+        session.add(
+            Account(
+                account_id=digits,
+                customer_id=ott.ott_customer_id,
+                product_id=ott.ott_product_id,
+                sip_password="an-old-orders-password",
+                created_by=f"order:{new_id('ord')}",
+                status=AccountStatus.active,
+            )
+        )
+        await session.commit()
+    changed = await stack.api.patch(f"/v1/accounts/{digits}", json={"imei": attacker_imei}, headers=stack.admin)
+    assert changed.status_code == 202, changed.text
+    await wait_for_record(stack.sim, digits, lambda record: record.imei == attacker_imei)
+
+    signup_id = (await start_signup(stack, number))["signup_id"]
+    answer = await verify(stack, signup_id, await last_code(stack.sim, number))
+    assert answer.status_code == 409, answer.text
+    assert "cannot claim" in answer.json()["detail"] and "password" not in answer.text
+    assert cmms_password(stack.sim, digits) == "an-old-orders-password"
+    device = await _provision(stack, attacker_imei)
+    assert device.status_code == 200 and device.json()["password"] == "an-old-orders-password"
+
+
+async def test_a_claimed_accounts_old_device_stops_provisioning(stack: Stack) -> None:
+    """A signup that renews a number's password also takes the old device's IMEI off the account: the
+    device that held the number before gets nothing, least of all the new password."""
+    number = random_mobile()
+    digits = number.lstrip("+")
+    await verified_credentials(stack, number)
+    old_imei = random_imei()
+    changed = await stack.api.patch(f"/v1/accounts/{digits}", json={"imei": old_imei}, headers=stack.admin)
+    assert changed.status_code == 202, changed.text
+    await wait_for_record(stack.sim, digits, lambda record: record.imei == old_imei)
+    assert (await _provision(stack, old_imei)).status_code == 200
+
+    again = await verified_credentials(stack, number)
+    await wait_for_record(stack.sim, digits, lambda record: record.imei is None)
+    device = await _provision(stack, old_imei)
+    assert device.status_code == 404, device.text
+    assert again["password"] not in device.text
+    account = (await stack.api.get(f"/v1/accounts/{digits}", headers=stack.admin)).json()
+    assert account["imei"] is None
 
 
 async def test_a_number_with_an_account_gets_a_new_password_pushed_to_the_cmms(stack: Stack) -> None:

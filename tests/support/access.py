@@ -14,7 +14,9 @@ from api.app import create_app
 from core.settings import Settings
 
 Who = Literal["anyone", "website", "cmms", "admin"]
-Caller = Literal["no key", "wrong key", "website", "cmms", "admin"]
+# Who calls: a website key is named (`name@key:website`, its own orders only) or unnamed (every order);
+# both hold the website role, so the table's decisions are the same for both.
+Caller = Literal["no key", "wrong key", "named website", "website", "cmms", "admin"]
 
 # (method, route template) → who may call it, and what a permitted call answers here: the test sends
 # an empty JSON object as the body and ids that do not exist, so a permitted call meets validation

@@ -26,7 +26,17 @@ from worker import build_workers
 WEBSITE_KEY = "test-website-key"
 CMMS_KEY = "test-cmms-key"
 ADMIN_KEY = "test-admin-key"
-API_KEYS = f"{WEBSITE_KEY}:website,{CMMS_KEY}:cmms,{ADMIN_KEY}:admin"
+# Named website keys (`name@key:website`): each reads only its own orders. "shop" holds two keys, as
+# during a rotation; "other-shop" is another website. After the unnamed ones, whose labels name their place.
+SHOP = "shop"
+SHOP_KEY = "test-shop-key"
+SHOP_NEXT_KEY = "test-shop-next-key"
+OTHER_SHOP = "other-shop"
+OTHER_SHOP_KEY = "test-other-shop-key"
+API_KEYS = (
+    f"{WEBSITE_KEY}:website,{CMMS_KEY}:cmms,{ADMIN_KEY}:admin,"
+    f"{SHOP}@{SHOP_KEY}:website,{SHOP}@{SHOP_NEXT_KEY}:website,{OTHER_SHOP}@{OTHER_SHOP_KEY}:website"
+)
 
 
 def stack_settings(temporal_address: str, database_url: str, sim: SimulatorProcess, **overrides: Any) -> Settings:
@@ -74,6 +84,16 @@ class Stack:
     @property
     def cmms(self) -> dict[str, str]:
         return self.as_role(CMMS_KEY)
+
+    @property
+    def shop(self) -> dict[str, str]:
+        """The named website key "shop" (the first of its two)."""
+        return self.as_role(SHOP_KEY)
+
+    @property
+    def other_shop(self) -> dict[str, str]:
+        """The named website key "other-shop"."""
+        return self.as_role(OTHER_SHOP_KEY)
 
 
 @asynccontextmanager

@@ -62,6 +62,11 @@ def test_real_values_are_accepted() -> None:
     assert Settings(_env_file=None, **REAL).environment == "production"
 
 
+def test_named_keys_are_accepted_and_a_name_may_repeat() -> None:
+    keys = f"shop@{'o' * 32}:website,shop@{'n' * 32}:website,partner-2@{'p' * 32}:website,{'a' * 32}:admin"
+    assert Settings(_env_file=None, **(REAL | {"api_keys": keys})).api.keys.get_secret_value() == keys
+
+
 @pytest.mark.parametrize(
     ("setting", "value"),
     [
@@ -78,6 +83,9 @@ def test_real_values_are_accepted() -> None:
         ("api_keys", ",".join(reversed(DEV_API_KEYS.split(",")))),
         ("api_keys", "a-real-admin-key:admin, dev-website-key:website"),
         ("api_keys", "a-real-admin-key:admin,dev-admin-key:admin+website"),
+        # A development key under a name is still a development key.
+        ("api_keys", "a-real-admin-key:admin,shop@dev-website-key:website"),
+        ("api_keys", "ops@dev-admin-key:admin"),
         # SECRET_KEY: the development value, or anything shorter than 32 bytes.
         ("secret_key", DEV_SECRET_KEY),
         ("secret_key", "x" * 31),
