@@ -395,8 +395,9 @@ async def test_the_built_in_billing_refuses_beside_portabilling(beside: Beside) 
     api, stack = beside.stack.api, beside.stack
     order = await api.post("/v1/orders", json={}, headers=stack.website)
     customers = await api.get("/v1/customers", headers=stack.admin)
-    reconciliation = await api.post("/v1/reconciliations", headers=stack.admin)
-    assert (order.status_code, customers.status_code, reconciliation.status_code) == (409, 409, 409)
+    # (Reconciliation works beside PortaBilling: tests/integration/test_portabilling_adoption.py, on a
+    # CMMS of its own, since it takes every record this PortaBilling lacks for an orphan.)
+    assert (order.status_code, customers.status_code) == (409, 409)
     assert "PortaBilling" in order.json()["detail"]
     anonymous = await api.get("/v1/customers")
     assert anonymous.status_code == 401  # who has no key learns nothing of the billing

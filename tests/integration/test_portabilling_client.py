@@ -70,6 +70,7 @@ async def test_it_reads_accounts_customers_products_and_custom_fields(
     assert account is not None
     assert (account.id, account.i_customer, account.i_product) == (created["id"], i_customer, i_product)
     assert (account.blocked, account.closed, account.inactive) == (True, False, False)
+    assert account.service_password is not None
     assert account.service_password.get_secret_value() == created["service_password"]
     assert account.expiration_date == date(2031, 1, 31)
     assert await client.account_custom_fields(i_account) == {"IMEI": "356938035643809"}

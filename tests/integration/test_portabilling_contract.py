@@ -80,7 +80,9 @@ def test_account_info_with_and_without_the_password_a_role_may_hide() -> None:
     assert shown.account_info is not None
     account = shown.account_info.account()
     assert account.service_password is not None and account.state == AccountState.open
-    hidden = AccountInfoAnswer.model_validate({"account_info": example("account_info", "account_info_without_password")})
+    hidden = AccountInfoAnswer.model_validate(
+        {"account_info": example("account_info", "account_info_without_password")}
+    )
     assert hidden.account_info is not None and hidden.account_info.account().service_password is None
     letters = example("account_info", "bill_status_letters")
     assert {AccountState.of(letter) for letter in letters} == {
@@ -132,7 +134,9 @@ async def test_account_lists_ask_for_their_total(admin: PortaBillingAdmin, clien
 async def test_any_bill_status_letter_is_read(admin: PortaBillingAdmin, client: PortaBillingClient) -> None:
     i_customer, i_product = await admin.add_customer(), await admin.add_product()
     letters = ["O", "I", "S", "C"]
-    made = [int((await admin.add_account(new_id(), i_customer, i_product, bill_status=x))["i_account"]) for x in letters]
+    made = [
+        int((await admin.add_account(new_id(), i_customer, i_product, bill_status=x))["i_account"]) for x in letters
+    ]
     states = [(await client.account(i)) for i in made]
     assert [a.state if a else None for a in states] == [
         AccountState.open,

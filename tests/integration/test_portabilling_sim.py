@@ -163,7 +163,10 @@ async def test_customer_changes_and_deletion(admin: PortaBillingAdmin, receiver:
     token = await login(sim_url)
     fields = await rest(sim_url, "Customer/get_custom_fields_values", {"i_customer": i_customer}, token)
     assert fields.json() == {
-        "custom_fields_values": [{"name": "profileName", "db_value": "Residential"}, {"name": "domain", "db_value": None}]
+        "custom_fields_values": [
+            {"name": "profileName", "db_value": "Residential"},
+            {"name": "domain", "db_value": None},
+        ]
     }
     same = await admin.change_customer(i_customer, custom_fields={"profileName": "Residential"})
     assert same["events"] == []
