@@ -463,7 +463,7 @@ async def misconfigured_until_healed(beside: Beside, fault: dict[str, Any], *nam
         assert await beside.stack.sim.get_record(account_id) is None  # no default pushed meanwhile
         assert 'kind="misconfigured"' in await worker_metrics(beside)
     finally:
-        healed = {name: [] for name in fault}
+        healed: dict[str, list[str]] = {name: [] for name in fault}
         (await beside.pb.post("/_sim/faults", json=healed)).raise_for_status()
     await record_of(beside.stack.sim, account_id, lambda r: r is not None)
     await eventually(lambda: beside.statuses(i_account), lambda s: s[-1]["status"] == "OK")
