@@ -34,6 +34,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, time
 from typing import Any
 
+from pydantic import SecretStr
 from sqlalchemy import func
 from sqlmodel import col, select
 
@@ -136,7 +137,7 @@ class PortaBillingSource:
                 self._client.product(account.i_product),
                 self._client.service_wallets(account.i_account),
             )
-        self._check_readable(account, account_fields, customer_fields)
+        password = self._readable(account, account_fields, customer_fields)
         imei = account_fields.get(self._settings.imei_field) or None
         if imei is not None and not _IMEI.fullmatch(imei):
             raise BillingRefusal(f"the account's {self._settings.imei_field} custom field is not 15 digits")
@@ -145,7 +146,6 @@ class PortaBillingSource:
         messaging, messaging_wake = _messaging(wallets, now) if driven else (None, None)
         if not driven and pushed is not None and pushed.messaging_state is not None:
             messaging = True  # the policy was turned off: hand messaging back to the CMMS once
-        assert account.service_password is not None  # checked above
         if account.state == AccountState.unknown:
             log.warning(
                 "PortaBilling account %d has bill_status %r, which this release does not know: pushed blocked",
@@ -153,7 +153,7 @@ class PortaBillingSource:
                 account.bill_status,
             )
         record = CmmsAccount(
-            password=account.service_password,
+            password=password,
             imei=imei,
             profile=customer_fields.get(PROFILE_FIELD) or self._provisioning.default_profile,
             domain=customer_fields.get(DOMAIN_FIELD) or self._provisioning.default_domain,
@@ -203,12 +203,12 @@ class PortaBillingSource:
 
         await asyncio.gather(keep(), tell())  # independent: at once
 
-    def _check_readable(
+    def _readable(
         self, account: PbAccount, account_fields: dict[str, str | None], customer_fields: dict[str, str | None]
-    ) -> None:
+    ) -> SecretStr:
         """What PortaBilling does not show us is a misconfiguration an operator must fix (retried and
         alerted, naming what to fix), never a silent default: a hidden service password, or a custom
-        field the installation does not define."""
+        field the installation does not define. Returns the service password."""
         if account.service_password is None:
             raise BillingUnavailable(
                 f"PortaBilling does not show account {account.i_account}'s service password ({H323_PASSWORD}) "
@@ -216,19 +216,20 @@ class PortaBillingSource:
                 f"{H323_PASSWORD} (the service password), or log in as a user whose role has it (PORTABILLING_LOGIN)",
                 misconfigured=True,
             )
-        missing = [f"account custom field {self._settings.imei_field!r} (PORTABILLING_IMEI_FIELD)"] * (
-            self._settings.imei_field not in account_fields
-        )
+        missing = []
+        if self._settings.imei_field not in account_fields:
+            missing.append(f"account custom field {self._settings.imei_field!r} (PORTABILLING_IMEI_FIELD)")
         missing += [
             f"customer custom field {name!r}" for name in (PROFILE_FIELD, DOMAIN_FIELD) if name not in customer_fields
         ]
         if missing:
             raise BillingUnavailable(
                 f"PortaBilling has no {' and no '.join(missing)} for account {account.i_account} "
-                f"(customer {account.i_customer}): define it in PortaBilling and assign it to the customer's "
-                "class, or set the setting named to the field it has",
+                f"(customer {account.i_customer}): define it in PortaBilling's custom data and enable it in the "
+                "customer's class (or, for the IMEI, set PORTABILLING_IMEI_FIELD to the name the field has)",
                 misconfigured=True,
             )
+        return account.service_password
 
     async def _pushed(self, account_id: str, i_account: int, *, remember: bool = True) -> PortaBillingAccount | None:
         """What is kept of the account, remembered until its push's outcome is recorded (an account's
