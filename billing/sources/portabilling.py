@@ -65,7 +65,10 @@ LIST_PAGE = 500
 # Accounts read at once by a reconciliation page (each read is a few JSON API calls).
 READS_AT_ONCE = 16
 # How long the sorted list of accounts a reconciliation run pages through is kept before it is read
-# again (a run's first page always reads it again).
+# again: a run's first page takes one at most FRESH_INDEX_SECONDS old (so a first page tried again, its
+# attempt timed out while a large list was read, takes the list that attempt went on reading), later
+# pages one at most INDEX_TTL_SECONDS old.
+FRESH_INDEX_SECONDS = 60.0
 INDEX_TTL_SECONDS = 300.0
 _STATUS: dict[PushStatus, ProvisioningStatus] = {
     PushStatus.ok: "OK",
@@ -108,8 +111,8 @@ class PortaBillingSource:
         self._provisioning = provisioning
         self._rollouts = rollouts
         self._read: dict[str, PortaBillingAccount] = {}  # by account: what `desired` read, for `record`
-        self._index_lock = asyncio.Lock()
-        self._accounts_index: tuple[float, list[AccountEntry] | None] = (0.0, None)
+        # The sorted list of accounts reconciliation pages through: when its reading began, and the reading.
+        self._index: tuple[float, asyncio.Task[list[AccountEntry]]] | None = None
 
     async def expire_due(self, account_id: str, now: datetime) -> None:
         """Nothing: PortaBilling expires its own wallets, and `desired` reads them as they are."""
@@ -246,11 +249,11 @@ class PortaBillingSource:
         """The live accounts whose CMMS key (`id`) sorts after `after`, `limit` of them in the order the
         CMMS lists its records (by byte value), each with the record the CMMS should hold. PortaBilling
         lists accounts by i_account, so the whole list (ids and `bill_status` only) is read and sorted
-        first, at a run's first page (and again after `INDEX_TTL_SECONDS`); a page then reads its
-        accounts as a push would. An account whose id changed since, or that closed, is left out: its
-        own events bring it up to date, and a record under its old id is an orphan checked again
-        (`account_key_of`) before anything is deleted."""
-        index = await self._index(fresh=after is None)
+        first, at a run's first page (unless read within `FRESH_INDEX_SECONDS`) and again after
+        `INDEX_TTL_SECONDS`; a page then reads its accounts as a push would. An account whose id
+        changed since, or that closed, is left out: its own events bring it up to date, and a record
+        under its old id is an orphan checked again (`account_key_of`) before anything is deleted."""
+        index = await self._accounts_index(FRESH_INDEX_SECONDS if after is None else INDEX_TTL_SECONDS)
         ids = [entry.id for entry in index]
         start = bisect.bisect_right(ids, after) if after is not None else 0
         chosen = index[start : start + limit]
@@ -279,15 +282,19 @@ class PortaBillingSource:
             return None
         return account_key(account.i_account)
 
-    async def _index(self, *, fresh: bool) -> list[AccountEntry]:
-        """Every account that is not closed, by id in byte order (one per id: PortaBilling gives an id
-        to one live account at a time)."""
-        async with self._index_lock:
-            built_at, index = self._accounts_index
-            if fresh or index is None or clock.monotonic() - built_at > INDEX_TTL_SECONDS:
-                index = await self._list_all()
-                self._accounts_index = (clock.monotonic(), index)
-            return index
+    async def _accounts_index(self, max_age: float) -> list[AccountEntry]:
+        """Every account that is not closed, by id in byte order (one per id: PortaBilling gives an id to
+        one live account at a time), read at most `max_age` seconds ago. The reading goes on when the
+        caller is cancelled (its activity timed out), for the next caller to take."""
+        now = clock.monotonic()
+        if self._index is not None:
+            started, reading = self._index
+            failed = reading.done() and (reading.cancelled() or reading.exception() is not None)
+            if now - started <= max_age and not failed:
+                return await asyncio.shield(reading)
+        reading = asyncio.get_running_loop().create_task(self._list_all())
+        self._index = (now, reading)
+        return await asyncio.shield(reading)
 
     async def _list_all(self) -> list[AccountEntry]:
         entries: dict[str, AccountEntry] = {}
