@@ -1,12 +1,13 @@
 """The steps of a reconciliation: read a page of each side as keyed digests, and repair what differs.
 
 Both sides are read in account id order by byte value (SQLite's and the CMMS's binary order; PostgreSQL
-is told `COLLATE "C"`), so the workflow can merge them. Beside PortaBilling the billing side is
-PortaBilling's own list of accounts, paged by the source (`AccountLister`) under the key the CMMS holds
-each by (its `id`); repairs and the orphans' last check go from that key back to the account's
-(`pb-<i_account>`). A page entry carries the account id, a keyed
+is told `COLLATE "C"`), so the workflow can merge them. A page entry carries the account id, a keyed
 digest of the record and the messaging state: the password is compared as the CMMS's digest of it,
 inside the digest, so neither it nor anything it could be guessed from reaches the workflow's history.
+
+Beside PortaBilling the billing side is PortaBilling's own list of accounts, paged by the source
+(`AccountLister`) under the key the CMMS holds each by (its `id`); repairs and the orphans' last check
+go from that key back to the account's own (`pb-<i_account>`).
 """
 
 import asyncio
