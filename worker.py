@@ -24,6 +24,7 @@ from billing.db import SessionMaker, make_sessionmaker, open_billing
 from billing.sources.base import BillingSource
 from billing.sources.builtin import BuiltinSource
 from billing.sources.factory import billing_source
+from billing.sources.portabilling import PortaBillingSource
 from clients.cmms import CmmsClient
 from core.logging import configure_logging
 from core.memory import freeze_startup_objects
@@ -96,10 +97,12 @@ def cmms_activities(source: BillingSource, cmms: CmmsClient) -> list[Callable[..
 
 
 def reconciliation_activities(
-    client: Client, sessions: SessionMaker, cmms: CmmsClient, settings: Settings
+    client: Client, sessions: SessionMaker, cmms: CmmsClient, settings: Settings, source: BillingSource | None = None
 ) -> ReconciliationActivities:
     """Reconciliation: its billing side and repairs (through the accounts' workflows, via `client`), and
-    its CMMS side (the record list, orphans removed)."""
+    its CMMS side (the record list, orphans removed). Beside PortaBilling its billing side is the
+    accounts `source` lists."""
+    lister = source if isinstance(source, PortaBillingSource) else None
     return ReconciliationActivities(
         sessions,
         cmms,
@@ -109,6 +112,8 @@ def reconciliation_activities(
         secret_key=settings.secret_key,
         billing_source=settings.billing_source,
         task_queue=settings.temporal.task_queue,
+        lister=lister,
+        source=source,
     )
 
 
@@ -122,7 +127,7 @@ def build_workers(
     """The two workers; `source` is where billing is read (the built-in billing when not given)."""
     source = source or BuiltinSource(sessions, settings.provisioning, settings.rollouts)
     task_queue = settings.temporal.task_queue
-    reconciliation = reconciliation_activities(client, sessions, cmms, settings)
+    reconciliation = reconciliation_activities(client, sessions, cmms, settings, source)
     # Reconciliation's billing side and its repairs (through the accounts' workflows) on the main queue;
     # its CMMS side (the record list, orphans removed) on the rate-limited one.
     billing_side: list[Callable[..., Any]] = [reconciliation.read_billing_page, reconciliation.repair_accounts]

@@ -102,6 +102,10 @@ class ProvisioningActivities:
             await self._record(account_id, Outcome(PushStatus.failed, reason))
             raise ApplicationError(reason, type=BILLING_REFUSED, non_retryable=True) from err
         except BillingUnavailable as err:
+            if err.misconfigured:
+                # What an operator must fix (a permission, a custom field) shows on the account in
+                # billing as a RETRY with its reason, not only in our logs.
+                await self._record(account_id, Outcome(PushStatus.retry, str(err)))
             raise _billing_unavailable(err) from err
 
     async def _record(self, account_id: str, outcome: Outcome) -> None:

@@ -4,12 +4,17 @@ Both sides are read in account id order by byte value (SQLite's and the CMMS's b
 is told `COLLATE "C"`), so the workflow can merge them. A page entry carries the account id, a keyed
 digest of the record and the messaging state: the password is compared as the CMMS's digest of it,
 inside the digest, so neither it nor anything it could be guessed from reaches the workflow's history.
+
+Beside PortaBilling the billing side is PortaBilling's own list of accounts, paged by the source
+(`AccountLister`) under the key the CMMS holds each by (its `id`); repairs and the orphans' last check
+go from that key back to the account's own (`pb-<i_account>`).
 """
 
 import asyncio
 import hashlib
 import hmac
 import json
+import logging
 from datetime import timedelta
 
 from pydantic import SecretStr
@@ -23,6 +28,7 @@ from activities.account_sync import heartbeating, sync_accounts
 from billing.db import SessionMaker, snapshot
 from billing.models import Account, AccountStatus, PushStatus, utcnow
 from billing.provisioning import desired_state
+from billing.sources.base import AccountLister, BillingSource, BillingUnavailable
 from clients.cmms import CmmsClient, CmmsRejected, CmmsUnavailable
 from contracts.cmms import CmmsAccount, CmmsRecord, password_digest
 from contracts.provisioning import CMMS_MAX_RETRY_INTERVAL
@@ -44,6 +50,9 @@ from core.settings import ProvisioningSettings, ReconciliationSettings
 LIVE = (AccountStatus.active, AccountStatus.blocked)
 COMPARED = (AccountStatus.pending, *LIVE)
 _DIGEST_LABEL = b"reconciliation-digest"
+# The digest of an account whose billing data the CMMS can never take: matches no record, so the
+# account's own push runs, fails and says why (counted `failed`).
+REFUSED_DIGEST = "refused"
 
 
 class ReconciliationActivities:
@@ -58,6 +67,8 @@ class ReconciliationActivities:
         secret_key: SecretStr,
         billing_source: str,
         task_queue: str,
+        lister: AccountLister | None = None,
+        source: BillingSource | None = None,
     ) -> None:
         self._sessions = sessions
         self._cmms = cmms
@@ -65,6 +76,8 @@ class ReconciliationActivities:
         self._settings = settings
         self._provisioning = provisioning  # what the CMMS should hold
         self._billing_source = billing_source
+        self._lister = lister  # beside PortaBilling: the accounts listed by the source itself
+        self._source = source
         self._task_queue = task_queue  # the accounts' workflows', which make the repairs
         # A key of its own, derived from SECRET_KEY: digests in a history say nothing without it.
         self._key = hmac.new(secret_key.get_secret_value().encode(), _DIGEST_LABEL, hashlib.sha256).digest()
@@ -74,8 +87,10 @@ class ReconciliationActivities:
         """A page of billing's accounts (pending, active, blocked) after `request.after`, as digests of
         what the CMMS should hold for each (the provisioning step's own desired state)."""
         if self._billing_source != "builtin":
-            # Beside PortaBilling these tables are empty: every CMMS record would pass for an orphan.
-            raise ApplicationError(BESIDE_PORTABILLING, type="ReconciliationUnavailable", non_retryable=True)
+            if self._lister is None:
+                # These tables are empty beside PortaBilling: every CMMS record would pass for an orphan.
+                raise ApplicationError(BESIDE_PORTABILLING, type="ReconciliationUnavailable", non_retryable=True)
+            return await self._listed_page(self._lister, request)
         now = utcnow()
         async with snapshot(self._sessions) as session:
             dialect = (await session.connection()).dialect.name
@@ -100,6 +115,23 @@ class ReconciliationActivities:
         next_after = accounts[-1].account_id if len(accounts) == request.limit else None
         return BillingEntryPage(entries=entries, next_after=next_after)
 
+    async def _listed_page(self, lister: AccountLister, request: PageInput) -> BillingEntryPage:
+        """A page of the accounts the source lists (beside PortaBilling), as the same digests."""
+        try:
+            page = await lister.reconciliation_page(request.after, request.limit, utcnow())
+        except BillingUnavailable as err:
+            activity.logger.log(logging.ERROR if err.misconfigured else logging.WARNING, "%s", err)
+            raise ApplicationError(str(err), type=type(err).__name__) from err
+        entries = [
+            BillingEntry(
+                account_id=listed.cmms_account_id,
+                digest=self._desired_digest(listed.cmms_account_id, listed.record) if listed.record else REFUSED_DIGEST,
+                messaging=listed.record.messaging_enabled if listed.record else None,
+            )
+            for listed in page.accounts
+        ]
+        return BillingEntryPage(entries=entries, next_after=page.next_after)
+
     @activity.defn(name="read_cmms_page")
     async def read_cmms_page(self, request: PageInput) -> CmmsEntryPage:
         """A page of the CMMS's records after `request.after`, as the same digests."""
@@ -121,6 +153,8 @@ class ReconciliationActivities:
         """Have each account's own workflow push billing's current state (so the repair queues behind,
         and never overtakes, a change being made meanwhile), `RECONCILE_WINDOW` at a time, and wait until
         the CMMS holds it. Heartbeats the accounts done, so a retry carries on where it was."""
+        if self._lister is not None and self._source is not None:
+            return await self._repair_listed(self._lister, self._source, request.account_ids)
         await sync_accounts(self._sessions, self._client, self._task_queue, request.account_ids, self._settings.window)
         async with snapshot(self._sessions) as session:
             refused = await session.exec(
@@ -131,6 +165,18 @@ class ReconciliationActivities:
             )
             failed = len(list(refused))
         return RepairResult(repaired=len(request.account_ids) - failed, failed=failed)
+
+    async def _repair_listed(self, lister: AccountLister, source: BillingSource, cmms_ids: list[str]) -> RepairResult:
+        """Beside PortaBilling the ids compared are the CMMS's keys: each is pushed by the workflow of the
+        account PortaBilling holds under it now (one that has gone since is left to its own events)."""
+        try:
+            found = await asyncio.gather(*(lister.account_key_of(i) for i in cmms_ids))
+            keys = [key for key in found if key is not None]
+            await sync_accounts(self._sessions, self._client, self._task_queue, keys, self._settings.window)
+            failed = await source.failed_among(keys)
+        except BillingUnavailable as err:
+            raise ApplicationError(str(err), type=type(err).__name__) from err
+        return RepairResult(repaired=len(keys) - failed, failed=failed)
 
     @activity.defn(name="remove_orphans")
     async def remove_orphans(self, request: RepairInput) -> OrphansResult:
@@ -163,6 +209,8 @@ class ReconciliationActivities:
 
     async def _has_account(self, account_id: str) -> bool:
         """Whether billing has the account, pending or live (a terminated one has left the CMMS)."""
+        if self._lister is not None:
+            return await self._lister.account_key_of(account_id) is not None
         async with snapshot(self._sessions) as session:
             account = await session.get(Account, account_id)
         return account is not None and account.status in COMPARED

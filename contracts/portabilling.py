@@ -31,8 +31,28 @@ ProvisioningStatus = Literal["OK", "IN_PROGRESS", "RETRY", "FAILED"]
 # The longest message the status API takes.
 STATUS_MESSAGE_MAX = 4000
 YesNo = Literal["Y", "N"]
-# O open, I inactive (not yet activated), C closed (terminated).
+# The `bill_status` letters this release decides on: O open, I inactive (not yet activated), C closed
+# (terminated). PortaBilling may answer others (a later release's, or one an installation uses): any
+# letter is read, and one not named here is pushed blocked (`AccountState.unknown`).
 BillStatus = Literal["O", "I", "C"]
+# An account's `h323_password` as PortaBilling shows it to an API user whose role may hide it.
+H323_PASSWORD = "h323_password"
+
+
+class AccountState(StrEnum):
+    """What an account's `bill_status` letter means here."""
+
+    open = "open"  # O: in service
+    inactive = "inactive"  # I: not yet activated: pushed blocked until it is
+    closed = "closed"  # C: terminated: removed from the CMMS
+    unknown = "unknown"  # any other letter: pushed blocked, with a warning naming it
+
+    @classmethod
+    def of(cls, bill_status: str) -> "AccountState":
+        return _BILL_STATUS.get(bill_status, cls.unknown)
+
+
+_BILL_STATUS = {"O": AccountState.open, "I": AccountState.inactive, "C": AccountState.closed}
 
 
 def as_utc(moment: datetime) -> datetime:
@@ -53,10 +73,22 @@ class PbAccount(BaseModel):
     i_customer: int
     i_product: int
     blocked: bool
-    closed: bool  # bill_status C: terminated
-    inactive: bool  # bill_status I: not yet activated
-    service_password: SecretStr
+    bill_status: str  # PortaBilling's letter, as answered
+    # None: the API user's role does not show `h323_password` (an access level to grant).
+    service_password: SecretStr | None
     expiration_date: date | None
+
+    @property
+    def state(self) -> AccountState:
+        return AccountState.of(self.bill_status)
+
+    @property
+    def closed(self) -> bool:
+        return self.state == AccountState.closed
+
+    @property
+    def inactive(self) -> bool:
+        return self.state == AccountState.inactive
 
 
 class PbCustomer(BaseModel):
@@ -117,15 +149,16 @@ class Fault(BaseModel):
 
 
 class AccountInfo(BaseModel):
-    """`Account/get_account_info`'s `account_info`."""
+    """`Account/get_account_info`'s `account_info`. `bill_status`: any letter (see `AccountState`);
+    `h323_password` absent: the API user's role hides it."""
 
     i_account: int
     id: str
     i_customer: int
     i_product: int
     blocked: YesNo
-    bill_status: BillStatus
-    h323_password: SecretStr
+    bill_status: str = Field(min_length=1)
+    h323_password: SecretStr | None = None
     expiration_date: date | None = None
 
     def account(self) -> PbAccount:
@@ -135,8 +168,7 @@ class AccountInfo(BaseModel):
             i_customer=self.i_customer,
             i_product=self.i_product,
             blocked=self.blocked == "Y",
-            closed=self.bill_status == "C",
-            inactive=self.bill_status == "I",
+            bill_status=self.bill_status,
             service_password=self.h323_password,
             expiration_date=self.expiration_date,
         )
@@ -149,31 +181,53 @@ class AccountInfoAnswer(BaseModel):
 
 
 class CustomFieldValue(BaseModel):
+    """One entry of `custom_fields_values`. Public clients that run against live installations read and
+    write a field's value as `db_value` (`Account/update_custom_fields_values` takes `{name, db_value}`);
+    `text_value` is read where `db_value` is absent or empty."""
+
     name: str
-    text_value: str | None = None
+    db_value: str | int | float | None = None
+    text_value: str | int | float | None = None
+
+    def value(self) -> str | None:
+        """The field's value as text; None when it holds none."""
+        for value in (self.db_value, self.text_value):
+            if value is not None and str(value) != "":
+                return str(value)
+        return None
 
 
 class CustomFieldsAnswer(BaseModel):
-    """`Account/get_custom_fields_values` and `Customer/get_custom_fields_values`."""
+    """`Account/get_custom_fields_values` and `Customer/get_custom_fields_values`: every custom field the
+    object's class has, with a value or without one."""
 
     custom_fields_values: list[CustomFieldValue] = Field(default_factory=list)
 
-    def values(self) -> dict[str, str]:
-        """Each field that holds a value, by name (a field without one is left out)."""
-        return {field.name: field.text_value for field in self.custom_fields_values if field.text_value is not None}
+    def values(self) -> dict[str, str | None]:
+        """Every field the object has, by name, with its value (None: the field holds none). A name
+        missing here is a field the installation does not define for the object."""
+        return {field.name: field.value() for field in self.custom_fields_values}
 
 
 class AccountListItem(BaseModel):
+    """One entry of `Account/get_account_list`; any `bill_status` letter (one a later release adds
+    never breaks a page)."""
+
     i_account: int
     id: str
-    bill_status: BillStatus
+    bill_status: str = ""
+
+    @property
+    def state(self) -> AccountState:
+        return AccountState.of(self.bill_status)
 
 
 class AccountListAnswer(BaseModel):
-    """`Account/get_account_list`: one page, in i_account order, closed accounts included."""
+    """`Account/get_account_list`: one page, in i_account order, closed accounts included. `total` is
+    answered only when the call asks for it (`get_total`); None: not answered."""
 
     account_list: list[AccountListItem] = Field(default_factory=list)
-    total: int = 0
+    total: int | None = None
 
 
 class CustomerInfo(BaseModel):

@@ -45,9 +45,8 @@ async def reconciliation_progress(client: Client, reconciliation_id: str) -> Rec
 
 async def ensure_reconciliation_schedule(client: Client, settings: Settings) -> None:
     """Bring the schedule in line with `RECONCILE_EVERY` (every worker does this at start-up, so it is
-    idempotent): removed when it is off, and beside PortaBilling (a reconciliation compares the CMMS with
-    the built-in billing)."""
-    every = settings.reconciliation.every if settings.billing_source == "builtin" else None
+    idempotent): removed when it is off. Beside PortaBilling too: a run there reads every account over
+    PortaBilling's JSON API (docs/portabilling.md says what that costs)."""
     await gateway.keep_reconciliation_schedule(
-        client, settings.temporal.task_queue, settings.reconciliation.page_size, every
+        client, settings.temporal.task_queue, settings.reconciliation.page_size, settings.reconciliation.every
     )

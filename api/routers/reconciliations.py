@@ -1,5 +1,6 @@
 """Reconciliations: compare billing with the CMMS and repair the drift, on demand (the worker's
-Temporal Schedule runs them every `RECONCILE_EVERY` as well)."""
+Temporal Schedule runs them every `RECONCILE_EVERY` as well), with either billing source: beside
+PortaBilling a run pages PortaBilling's accounts, and its first run adopts those that never sent an event."""
 
 from typing import Annotated
 
@@ -9,7 +10,7 @@ from pydantic import BaseModel
 from api.auth import Role
 from api.deps import SettingsDep, TemporalDep, require
 from api.problems import Problem
-from contracts.reconciliation import BESIDE_PORTABILLING, ReconciliationProgress
+from contracts.reconciliation import ReconciliationProgress
 from services import reconciliation
 
 router = APIRouter(prefix="/v1/reconciliations", tags=["reconciliations"], dependencies=[Depends(require(Role.admin))])
@@ -24,11 +25,9 @@ class ReconciliationAccepted(BaseModel):
     progress_url: str
 
 
-@router.post("", status_code=status.HTTP_202_ACCEPTED, responses={409: {"description": BESIDE_PORTABILLING}})
+@router.post("", status_code=status.HTTP_202_ACCEPTED)
 async def post_reconciliation(temporal: TemporalDep, settings: SettingsDep) -> ReconciliationAccepted:
     """Start a reconciliation now; its progress and result are at `progress_url`."""
-    if settings.billing_source != "builtin":
-        raise Problem(409, BESIDE_PORTABILLING)
     started = await reconciliation.start_reconciliation(temporal, settings)
     return ReconciliationAccepted(
         reconciliation_id=started.reconciliation_id,

@@ -62,6 +62,35 @@ class Outcome:
     removed: bool = False  # the CMMS no longer holds the account
 
 
+@dataclass(frozen=True)
+class ListedAccount:
+    """An account a reconciliation compares: the key the CMMS holds it under, its key in the workflows,
+    and the record the CMMS should hold (None: billing holds what the CMMS can never take)."""
+
+    cmms_account_id: str
+    account_id: str
+    record: CmmsAccount | None
+
+
+@dataclass(frozen=True)
+class ListedPage:
+    accounts: list[ListedAccount]  # by `cmms_account_id`, in byte order
+    next_after: str | None  # None: this was the last page
+
+
+class AccountLister(Protocol):
+    """A billing source whose accounts a reconciliation pages through itself (PortaBilling: the built-in
+    billing's tables are read by the reconciliation's own queries)."""
+
+    async def reconciliation_page(self, after: str | None, limit: int, now: datetime) -> ListedPage:
+        """The live accounts whose CMMS key sorts after `after` (by byte value), at most `limit`."""
+        ...
+
+    async def account_key_of(self, cmms_account_id: str) -> str | None:
+        """The workflow key of the live account held under this CMMS key; None when billing has none."""
+        ...
+
+
 class BillingSource(Protocol):
     """What the activities need from billing; `account_id` is the account's key in the workflows."""
 

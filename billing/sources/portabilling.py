@@ -11,43 +11,65 @@ CMMS holds it under its PortaBilling `id` (the SIP login the app registers with)
 change that id: the key last pushed is kept (`portabilling_account`), and a push under a new id
 removes the record under the old one. How the desired record is derived:
 - removed: the account is closed (`bill_status` C) or PortaBilling no longer has it;
-- password: the account's service password (`h323_password`); IMEI: its custom field `PORTABILLING_IMEI_FIELD`;
-- profile and domain: the customer's custom fields `profileName` and `domain`, else the defaults;
-- blocked: the account or its customer is blocked, or the account has reached its expiration date
-  (00:00 UTC of that date; the account's workflow wakes then);
+- password: the account's service password (`h323_password`); an API user whose role hides it is a
+  misconfiguration naming the permission to grant (retried, alerted), never an unreadable answer;
+- IMEI: its custom field `PORTABILLING_IMEI_FIELD`; profile and domain: the customer's custom fields
+  `profileName` and `domain`, else the defaults. A value is read from `db_value` (where public clients
+  read and write it), `text_value` as a fallback; a field the installation does not define for the
+  account (or customer) is a misconfiguration naming it (retried, alerted), never a silent default;
+- blocked: the account or its customer is blocked, the account is not yet active (`bill_status` I) or
+  has a `bill_status` this release does not know (a warning names the letter), or the account has
+  reached its expiration date (00:00 UTC of that date; the account's workflow wakes then);
 - messaging: driven only when the product's messaging service policy pushes events: enabled while a
   messaging service wallet entry holds units that have not expired (woken at the next expiry).
 """
 
 import asyncio
+import bisect
+import logging
 import re
+import time as clock
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, time
 from typing import Any
 
+from pydantic import SecretStr
 from sqlalchemy import func
 from sqlmodel import col, select
 
 from billing.db import SessionMaker, insert_or, snapshot, transaction
 from billing.models import PortaBillingAccount, PushStatus, utcnow
 from billing.provisioning import DOMAIN_FIELD, PROFILE_FIELD
-from billing.sources.base import BillingRefusal, BillingUnavailable, Desired, Outcome
+from billing.sources.base import BillingRefusal, BillingUnavailable, Desired, ListedAccount, ListedPage, Outcome
 from clients.portabilling.client import (
+    AccountEntry,
     PortaBillingClient,
     PortaBillingMisconfigured,
     PortaBillingRejected,
     PortaBillingUnavailable,
 )
 from contracts.cmms import CmmsAccount
-from contracts.portabilling import PbAccount, PbWallet, ProvisioningStatus
+from contracts.portabilling import H323_PASSWORD, AccountState, PbAccount, PbWallet, ProvisioningStatus
 from contracts.rollouts import AccountPage
 from core.settings import PortaBillingSettings, ProvisioningSettings, RolloutSettings
+
+log = logging.getLogger(__name__)
 
 ACCOUNT_PREFIX = "pb-"
 CUSTOMER_PREFIX = "pb-"
 MESSAGING = "messaging"
 _IMEI = re.compile(r"\d{15}")
+# Accounts asked for a page at a time when reconciliation lists them all.
+LIST_PAGE = 500
+# Accounts read at once by a reconciliation page (each read is a few JSON API calls).
+READS_AT_ONCE = 16
+# How long the sorted list of accounts a reconciliation run pages through is kept before it is read
+# again: a run's first page takes one at most FRESH_INDEX_SECONDS old (so a first page tried again, its
+# attempt timed out while a large list was read, takes the list that attempt went on reading), later
+# pages one at most INDEX_TTL_SECONDS old.
+FRESH_INDEX_SECONDS = 60.0
+INDEX_TTL_SECONDS = 300.0
 _STATUS: dict[PushStatus, ProvisioningStatus] = {
     PushStatus.ok: "OK",
     PushStatus.retry: "RETRY",
@@ -89,15 +111,24 @@ class PortaBillingSource:
         self._provisioning = provisioning
         self._rollouts = rollouts
         self._read: dict[str, PortaBillingAccount] = {}  # by account: what `desired` read, for `record`
+        # The sorted list of accounts reconciliation pages through: when its reading began, and the reading.
+        self._index: tuple[float, asyncio.Task[list[AccountEntry]]] | None = None
 
     async def expire_due(self, account_id: str, now: datetime) -> None:
         """Nothing: PortaBilling expires its own wallets, and `desired` reads them as they are."""
 
     async def desired(self, account_id: str, now: datetime) -> Desired:
+        return await self._desired(account_id, now, remember=True)
+
+    async def _desired(self, account_id: str, now: datetime, *, remember: bool) -> Desired:
+        """`remember`: keep what was read of the account for `record` (a push's read, not a
+        reconciliation's, which records nothing)."""
         i_account = parse_key(account_id)
         with _reading(f"account {i_account}"):
             # What was pushed last (kept here) and the account (PortaBilling's), read at once.
-            pushed, account = await asyncio.gather(self._pushed(account_id, i_account), self._client.account(i_account))
+            pushed, account = await asyncio.gather(
+                self._pushed(account_id, i_account, remember=remember), self._client.account(i_account)
+            )
             held = pushed.cmms_account_id if pushed else None
             if account is None or account.closed:
                 key = account.id if account else held
@@ -109,6 +140,7 @@ class PortaBillingSource:
                 self._client.product(account.i_product),
                 self._client.service_wallets(account.i_account),
             )
+        password = self._readable(account, account_fields, customer_fields)
         imei = account_fields.get(self._settings.imei_field) or None
         if imei is not None and not _IMEI.fullmatch(imei):
             raise BillingRefusal(f"the account's {self._settings.imei_field} custom field is not 15 digits")
@@ -117,12 +149,19 @@ class PortaBillingSource:
         messaging, messaging_wake = _messaging(wallets, now) if driven else (None, None)
         if not driven and pushed is not None and pushed.messaging_state is not None:
             messaging = True  # the policy was turned off: hand messaging back to the CMMS once
+        if account.state == AccountState.unknown:
+            log.warning(
+                "PortaBilling account %d has bill_status %r, which this release does not know: pushed blocked",
+                account.i_account,
+                account.bill_status,
+            )
         record = CmmsAccount(
-            password=account.service_password,
+            password=password,
             imei=imei,
             profile=customer_fields.get(PROFILE_FIELD) or self._provisioning.default_profile,
             domain=customer_fields.get(DOMAIN_FIELD) or self._provisioning.default_domain,
             blocked=account.blocked
+            or account.state in (AccountState.inactive, AccountState.unknown)
             or (customer is not None and customer.blocked)
             or (expires_at is not None and expires_at <= now),
             messaging_enabled=messaging,
@@ -167,14 +206,109 @@ class PortaBillingSource:
 
         await asyncio.gather(keep(), tell())  # independent: at once
 
-    async def _pushed(self, account_id: str, i_account: int) -> PortaBillingAccount | None:
+    def _readable(
+        self, account: PbAccount, account_fields: dict[str, str | None], customer_fields: dict[str, str | None]
+    ) -> SecretStr:
+        """What PortaBilling does not show us is a misconfiguration an operator must fix (retried and
+        alerted, naming what to fix), never a silent default: a hidden service password, or a custom
+        field the installation does not define. Returns the service password."""
+        if account.service_password is None:
+            raise BillingUnavailable(
+                f"PortaBilling does not show account {account.i_account}'s service password ({H323_PASSWORD}) "
+                f"to API user {self._client.login!r}: grant its role read access to the account's "
+                f"{H323_PASSWORD} (the service password), or log in as a user whose role has it (PORTABILLING_LOGIN)",
+                misconfigured=True,
+            )
+        missing = []
+        if self._settings.imei_field not in account_fields:
+            missing.append(f"account custom field {self._settings.imei_field!r} (PORTABILLING_IMEI_FIELD)")
+        missing += [
+            f"customer custom field {name!r}" for name in (PROFILE_FIELD, DOMAIN_FIELD) if name not in customer_fields
+        ]
+        if missing:
+            raise BillingUnavailable(
+                f"PortaBilling has no {' and no '.join(missing)} for account {account.i_account} "
+                f"(customer {account.i_customer}): define it in PortaBilling's custom data and enable it in the "
+                "customer's class (or, for the IMEI, set PORTABILLING_IMEI_FIELD to the name the field has)",
+                misconfigured=True,
+            )
+        return account.service_password
+
+    async def _pushed(self, account_id: str, i_account: int, *, remember: bool = True) -> PortaBillingAccount | None:
         """What is kept of the account, remembered until its push's outcome is recorded (an account's
         pushes come one at a time, from its workflow)."""
         async with snapshot(self._sessions) as session:
             kept = await session.get(PortaBillingAccount, i_account)
-        if kept is not None:
+        if kept is not None and remember:
             self._read[account_id] = kept
         return kept
+
+    # --- reconciliation: every account PortaBilling has, beside the CMMS's records ---
+
+    async def reconciliation_page(self, after: str | None, limit: int, now: datetime) -> ListedPage:
+        """The live accounts whose CMMS key (`id`) sorts after `after`, `limit` of them in the order the
+        CMMS lists its records (by byte value), each with the record the CMMS should hold. PortaBilling
+        lists accounts by i_account, so the whole list (ids and `bill_status` only) is read and sorted
+        first, at a run's first page (unless read within `FRESH_INDEX_SECONDS`) and again after
+        `INDEX_TTL_SECONDS`; a page then reads its accounts as a push would. An account whose id
+        changed since, or that closed, is left out: its own events bring it up to date, and a record
+        under its old id is an orphan checked again (`account_key_of`) before anything is deleted."""
+        index = await self._accounts_index(FRESH_INDEX_SECONDS if after is None else INDEX_TTL_SECONDS)
+        ids = [entry.id for entry in index]
+        start = bisect.bisect_right(ids, after) if after is not None else 0
+        chosen = index[start : start + limit]
+        gate = asyncio.Semaphore(READS_AT_ONCE)
+
+        async def read(entry: AccountEntry) -> ListedAccount | None:
+            key = account_key(entry.i_account)
+            async with gate:
+                try:
+                    desired = await self._desired(key, now, remember=False)
+                except BillingRefusal:
+                    return ListedAccount(cmms_account_id=entry.id, account_id=key, record=None)
+            if desired.record is None or desired.cmms_account_id != entry.id:
+                return None
+            return ListedAccount(cmms_account_id=entry.id, account_id=key, record=desired.record)
+
+        listed = [a for a in await asyncio.gather(*(read(e) for e in chosen)) if a is not None]
+        more = start + limit < len(index)
+        return ListedPage(accounts=listed, next_after=chosen[-1].id if more and chosen else None)
+
+    async def account_key_of(self, cmms_account_id: str) -> str | None:
+        """The key (`pb-<i_account>`) of the live account PortaBilling holds under this id, if any."""
+        with _reading(f"account {cmms_account_id!r}"):
+            account = await self._client.account_by_id(cmms_account_id)
+        if account is None or account.closed:
+            return None
+        return account_key(account.i_account)
+
+    async def _accounts_index(self, max_age: float) -> list[AccountEntry]:
+        """Every account that is not closed, by id in byte order (one per id: PortaBilling gives an id to
+        one live account at a time), read at most `max_age` seconds ago. The reading goes on when the
+        caller is cancelled (its activity timed out), for the next caller to take."""
+        now = clock.monotonic()
+        if self._index is not None:
+            started, reading = self._index
+            failed = reading.done() and (reading.cancelled() or reading.exception() is not None)
+            if now - started <= max_age and not failed:
+                return await asyncio.shield(reading)
+        reading = asyncio.get_running_loop().create_task(self._list_all())
+        self._index = (now, reading)
+        return await asyncio.shield(reading)
+
+    async def _list_all(self) -> list[AccountEntry]:
+        entries: dict[str, AccountEntry] = {}
+        offset = 0
+        with _reading("the list of accounts"):
+            while True:
+                page = await self._client.accounts(offset=offset, limit=LIST_PAGE)
+                for entry in page.accounts:
+                    if AccountState.of(entry.bill_status) != AccountState.closed:
+                        entries.setdefault(entry.id, entry)
+                offset += LIST_PAGE
+                if len(page.accounts) < LIST_PAGE or (page.total is not None and offset >= page.total):
+                    break
+        return sorted(entries.values(), key=lambda entry: entry.id)
 
     async def customer_page(self, customer_id: str, after: str | None, count_total: bool) -> AccountPage:
         """Pages of the customer's accounts as PortaBilling lists them; the cursor is the next offset."""

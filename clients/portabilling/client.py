@@ -3,8 +3,14 @@ provisioning reports back), per "Retrieving data from PortaBilling" and "Sending
 for an account via ESPF API".
 
 Every JSON API call is `POST <base>/rest/<Service>/<method>` with `{"params": {...}}` and the session's
-bearer token (`clients.portabilling.session`). A token PortaBilling refuses is renewed once per call, and the
-call repeated; refused again, the call fails as misconfigured. Errors: `clients.portabilling.errors`.
+bearer token (`clients.portabilling.session`). A token PortaBilling refuses (any of its session faults,
+`clients.portabilling.errors.SESSION_FAULTS`: a session dropped early, after 24 h unused or revoked) is
+renewed once per call, and the call repeated; refused again, the call fails as misconfigured. Errors:
+`clients.portabilling.errors`.
+
+Account lists ask for their total (`get_total`): PortaBilling answers `total` only then, as the public
+clients ask for it (https://github.com/WebTrit/webtrit_bss_adapter_python/blob/main/app/bss/adapters/portaswitch/api/admin.py,
+`get_account_list`).
 """
 
 from typing import Any, NamedTuple, TypeVar
@@ -42,6 +48,8 @@ from contracts.portabilling import (
 )
 
 __all__ = [
+    "AccountEntry",
+    "AccountList",
     "CustomerAccounts",
     "PortaBillingClient",
     "PortaBillingError",
@@ -57,7 +65,20 @@ Answer = TypeVar("Answer", bound=BaseModel)
 
 class CustomerAccounts(NamedTuple):
     i_accounts: list[int]
-    total: int
+    total: int | None  # None: PortaBilling did not answer it
+
+
+class AccountEntry(NamedTuple):
+    """One account of a list: its number, its `id` (the CMMS key) and its `bill_status` letter."""
+
+    i_account: int
+    id: str
+    bill_status: str
+
+
+class AccountList(NamedTuple):
+    accounts: list[AccountEntry]
+    total: int | None
 
 
 class PortaBillingClient(HttpClient):
@@ -95,8 +116,21 @@ class PortaBillingClient(HttpClient):
         answer = await self._call("Account/get_account_info", {"i_account": i_account}, AccountInfoAnswer)
         return answer.account_info.account() if answer.account_info is not None else None
 
-    async def account_custom_fields(self, i_account: int) -> dict[str, str]:
-        """The account's custom fields that hold a value, by name (the IMEI is one)."""
+    async def account_by_id(self, account_id: str) -> PbAccount | None:
+        """The account PortaBilling holds under this `id` (the SIP login), or None. Looked up by `id` as
+        public clients do (https://github.com/WebTrit/webtrit_bss_adapter_python/blob/main/app/bss/adapters/portaswitch/adapter.py,
+        `get_account_info(id=...)`)."""
+        answer = await self._call("Account/get_account_info", {"id": account_id}, AccountInfoAnswer)
+        return answer.account_info.account() if answer.account_info is not None else None
+
+    @property
+    def login(self) -> str:
+        """The API user this client logs in as (its permissions decide what PortaBilling shows)."""
+        return self._login_name
+
+    async def account_custom_fields(self, i_account: int) -> dict[str, str | None]:
+        """Every custom field the account has, by name, with its value or None (the IMEI is one); a name
+        missing is a field PortaBilling does not define for the account."""
         answer = await self._call("Account/get_custom_fields_values", {"i_account": i_account}, CustomFieldsAnswer)
         return answer.values()
 
@@ -105,8 +139,8 @@ class PortaBillingClient(HttpClient):
         answer = await self._call("Customer/get_customer_info", {"i_customer": i_customer}, CustomerInfoAnswer)
         return answer.customer_info.customer() if answer.customer_info is not None else None
 
-    async def customer_custom_fields(self, i_customer: int) -> dict[str, str]:
-        """The customer's custom fields that hold a value, by name (`profileName`, `domain`)."""
+    async def customer_custom_fields(self, i_customer: int) -> dict[str, str | None]:
+        """Every custom field the customer has, by name, with its value or None (`profileName`, `domain`)."""
         params = {"i_customer": i_customer}
         answer = await self._call("Customer/get_custom_fields_values", params, CustomFieldsAnswer)
         return answer.values()
@@ -125,9 +159,18 @@ class PortaBillingClient(HttpClient):
     async def customer_accounts(self, i_customer: int, *, offset: int, limit: int) -> CustomerAccounts:
         """One page of the customer's accounts (closed ones included), as i_accounts in i_account order,
         and how many the customer has in all."""
-        params = {"i_customer": i_customer, "offset": offset, "limit": limit}
+        found = await self.accounts(offset=offset, limit=limit, i_customer=i_customer)
+        return CustomerAccounts([entry.i_account for entry in found.accounts], found.total)
+
+    async def accounts(self, *, offset: int, limit: int, i_customer: int | None = None) -> AccountList:
+        """One page of the accounts (of one customer, or all), in i_account order, closed ones included,
+        and how many there are in all (asked for with `get_total`)."""
+        params: dict[str, Any] = {"offset": offset, "limit": limit, "get_total": 1}
+        if i_customer is not None:
+            params["i_customer"] = i_customer
         answer = await self._call("Account/get_account_list", params, AccountListAnswer)
-        return CustomerAccounts([item.i_account for item in answer.account_list], answer.total)
+        entries = [AccountEntry(item.i_account, item.id, item.bill_status) for item in answer.account_list]
+        return AccountList(entries, answer.total)
 
     # --- the ESPF status API ---
 

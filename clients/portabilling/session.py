@@ -1,5 +1,7 @@
 """One PortaBilling API session shared by every call of a client: logged in on first use, renewed a
-little before it expires and when PortaBilling refuses it, one login at a time.
+little before it expires and when PortaBilling refuses it (any of the faults of a session dropped early,
+`clients.portabilling.errors.SESSION_FAULTS`: unused for 24 h, revoked, or PortaBilling restarted), one
+login at a time.
 
 PortaBilling's JSON API takes `Authorization: Bearer <access_token>` from `Session/login`, valid until
 its `expires_at` ("Retrieving data from PortaBilling"). Calls that need a token while none is valid

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from contracts.portabilling import BillStatus, EventType
+from contracts.portabilling import EventType
 from simulators.portabilling.deps import SimDep, SimState
 from simulators.portabilling.store import Account
 
@@ -68,7 +68,9 @@ class CustomerView(BaseModel):
 
 class NewAccount(Body):
     """A new account; `service_password` (the SIP password) is generated when absent. `messaging_units`
-    gives it a first messaging wallet entry, lasting `messaging_valid_days` (absent: no expiry)."""
+    gives it a first messaging wallet entry, lasting `messaging_valid_days` (absent: no expiry).
+    `bill_status`: its letter as given (any letter, one a later release may have), over `inactive`.
+    `silent`: created with no ESPF event, as an account that existed before the service was connected."""
 
     id: Text
     i_customer: int
@@ -81,6 +83,8 @@ class NewAccount(Body):
     expiration_date: date | None = None
     messaging_units: int | None = Field(default=None, ge=0)
     messaging_valid_days: int | None = Field(default=None, ge=1)
+    bill_status: str | None = Field(default=None, pattern="^[A-Z]$")
+    silent: bool = False
 
 
 class AccountChanges(Body):
@@ -131,7 +135,7 @@ class AccountView(BaseModel):
     i_customer: int
     i_product: int
     blocked: bool
-    bill_status: BillStatus
+    bill_status: str
     imei: str | None
     expiration_date: date | None
     wallets: list[WalletView]
@@ -201,9 +205,11 @@ async def delete_customer(i_customer: Id, sim: SimDep) -> Response:
 
 @router.post("/accounts", status_code=status.HTTP_201_CREATED, responses={409: {}, 422: {}})
 async def add_account(body: NewAccount, sim: SimDep) -> AccountRecord:
-    """Create an account; the answer is the only one (with `GET`) that shows its passwords."""
+    """Create an account (`silent`: with no event); the answer is the only one (with `GET`) that shows
+    its passwords."""
     account = sim.store.add_account(body.model_dump(), datetime.now(UTC))
-    emitted = _emit(sim, [EventType.ACCOUNT_NEW, EventType.SUBSCRIBER_CREATED], i_account=account.i_account)
+    created: list[str] = [] if body.silent else [EventType.ACCOUNT_NEW, EventType.SUBSCRIBER_CREATED]
+    emitted = _emit(sim, created, i_account=account.i_account)
     return _record(account, emitted)
 
 

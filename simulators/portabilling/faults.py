@@ -4,6 +4,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# The faults of `fixtures/session_faults.json`.
+SessionFault = Literal[
+    "Server.Session.check_auth.auth_failed",
+    "Client.check_auth.envelope_missed",
+    "Client.Session.check_auth.failed_to_process_jwt",
+    "Client.Session.check_auth.failed_to_process_access_token",
+]
+
 
 class FaultChange(BaseModel):
     """`POST /_sim/faults`: only the fields given change.
@@ -11,7 +19,11 @@ class FaultChange(BaseModel):
     `api`: the JSON API (login included) answers 503 while `down`, or only after `slow_seconds` while
     `slow`; `status_api`: the ESPF status API answers 503 while `down`; `revoke_tokens`: every token
     issued so far is forgotten (the next call is refused and must log in again); `sessions: refused`:
-    logins succeed but every token is refused (an API user without access)."""
+    logins succeed but every token is refused (an API user without access); `session_fault`: the fault
+    a refused token is answered with (with `revoke_tokens`: a session PortaBilling dropped early, after
+    24 h unused or revoked; `fixtures/session_faults.json`); `hidden_fields`: what the API user's role
+    may not read, left out of the answers (`h323_password`); `undefined_custom_fields`: custom fields the
+    installation does not define, left out of `custom_fields_values`."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -20,6 +32,9 @@ class FaultChange(BaseModel):
     slow_seconds: float | None = Field(default=None, ge=0, le=600)
     sessions: Literal["refused", "ok"] | None = None
     revoke_tokens: bool = False
+    session_fault: SessionFault | None = None
+    hidden_fields: list[Literal["h323_password"]] | None = None
+    undefined_custom_fields: list[str] | None = None
 
 
 class FaultState(BaseModel):
@@ -29,3 +44,6 @@ class FaultState(BaseModel):
     status_api: Literal["down", "ok"] = "ok"
     slow_seconds: float = 3.0
     sessions: Literal["refused", "ok"] = "ok"
+    session_fault: SessionFault = "Server.Session.check_auth.auth_failed"
+    hidden_fields: list[Literal["h323_password"]] = Field(default_factory=list)
+    undefined_custom_fields: list[str] = Field(default_factory=list)

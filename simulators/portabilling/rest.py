@@ -2,9 +2,15 @@
 
 Every call is `POST /rest/<Service>/<method>` with `{"params": {...}}`; all but `Session/login` carry
 `Authorization: Bearer <access_token>`. Faults are answered as PortaBilling does, with HTTP 500 and
-`{"faultcode", "faultstring"}`: `Server.Session.auth_failed` for a refused login,
-`Server.Session.check_auth.auth_failed` for a missing, unknown or expired token, `Client.validation`
+`{"faultcode", "faultstring"}`: `Server.Session.auth_failed` for a refused login, one of the session
+faults of `fixtures/session_faults.json` for a missing, unknown or expired token
+(`Server.Session.check_auth.auth_failed` unless `/_sim/faults` chose another), `Client.validation`
 for malformed parameters. An unknown entity is no fault: its answer is `{}` (or an empty list).
+
+The answers are built from the public examples in `fixtures/` (`simulators.portabilling.answers`):
+custom field values in `db_value`, every field of the object's class listed (an empty one `null`);
+`total` of an account list only with `get_total`; `bill_status` any letter; `h323_password` left out
+for a role that may not read it (`/_sim/faults` `hidden_fields`).
 """
 
 import asyncio
@@ -17,6 +23,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 
+from simulators.portabilling import answers
 from simulators.portabilling.deps import SimDep, SimState, bearer_token
 from simulators.portabilling.stats import Count
 from simulators.portabilling.store import Account
@@ -35,6 +42,13 @@ class AccountParams(BaseModel):
     i_account: int
 
 
+class AccountLookup(BaseModel):
+    """`Account/get_account_info` takes the account's `i_account` or its `id`."""
+
+    i_account: int | None = None
+    id: str | None = None
+
+
 class CustomerParams(BaseModel):
     i_customer: int
 
@@ -44,9 +58,10 @@ class ProductParams(BaseModel):
 
 
 class AccountListParams(BaseModel):
-    i_customer: int
+    i_customer: int | None = None  # None: every account
     offset: int = Field(default=0, ge=0)
     limit: int = Field(default=100, ge=1, le=1000)
+    get_total: int = 0
 
 
 def fault(code: str, text: str, status: int = 500) -> JSONResponse:
@@ -72,7 +87,8 @@ async def call(service: str, method: str, request: Request, sim: SimDep) -> JSON
             return _login(sim, LoginParams.model_validate(params))
         if not sim.sessions.valid(bearer_token(request)):
             sim.stats.add(Count.refused_token)
-            return fault("Server.Session.check_auth.auth_failed", "Session expired or invalid, please log in")
+            code = sim.faults.session_fault
+            return fault(code, answers.session_faults()[code])
         sim.stats.call(name)
         return JSONResponse(answer(sim, params))
     except ValidationError as err:
@@ -120,38 +136,48 @@ def _yn(flag: bool) -> str:
 
 
 def _account_info(sim: SimState, params: dict[str, Any]) -> dict[str, Any]:
-    account = sim.store.accounts.get(AccountParams.model_validate(params).i_account)
+    lookup = AccountLookup.model_validate(params)
+    if lookup.i_account is not None:
+        account = sim.store.accounts.get(lookup.i_account)
+    elif lookup.id is not None:
+        account = sim.store.account_by_id(lookup.id)
+    else:
+        raise ValueError("get_account_info takes i_account or id")
     if account is None:
         return {}
-    return {
-        "account_info": {
-            "i_account": account.i_account,
-            "id": account.id,
-            "i_customer": account.i_customer,
-            "i_product": account.i_product,
-            "blocked": _yn(account.blocked),
-            "bill_status": account.bill_status,
-            "h323_password": account.service_password,
-            "expiration_date": account.expiration_date.isoformat() if account.expiration_date else None,
-        }
+    values = {
+        "i_account": account.i_account,
+        "id": account.id,
+        "i_customer": account.i_customer,
+        "i_product": account.i_product,
+        "blocked": _yn(account.blocked),
+        "bill_status": account.bill_status,
+        "h323_password": account.service_password,
+        "expiration_date": account.expiration_date.isoformat() if account.expiration_date else None,
     }
+    return {"account_info": answers.account_info(values, hidden=frozenset(sim.faults.hidden_fields))}
+
+
+def _custom_fields(sim: SimState, fields: dict[str, str | None]) -> dict[str, Any]:
+    """Every field the installation defines for the object, with its value or `null`."""
+    hidden = set(sim.faults.undefined_custom_fields)
+    entries = [answers.custom_field(name, value) for name, value in fields.items() if name not in hidden]
+    return {"custom_fields_values": entries}
 
 
 def _account_custom_fields(sim: SimState, params: dict[str, Any]) -> dict[str, Any]:
     account = sim.store.accounts.get(AccountParams.model_validate(params).i_account)
     if account is None:
         return {"custom_fields_values": []}
-    return {"custom_fields_values": [{"name": sim.settings.portabilling_imei_field, "text_value": account.imei}]}
+    return _custom_fields(sim, {sim.settings.portabilling_imei_field: account.imei})
 
 
 def _account_list(sim: SimState, params: dict[str, Any]) -> dict[str, Any]:
     page = AccountListParams.model_validate(params)
-    accounts = sorted((a for a in sim.store.accounts.values() if a.i_customer == page.i_customer), key=_by_i)
+    accounts = sorted((a for a in sim.store.accounts.values() if page.i_customer in (None, a.i_customer)), key=_by_i)
     chosen = accounts[page.offset : page.offset + page.limit]
-    return {
-        "account_list": [{"i_account": a.i_account, "id": a.id, "bill_status": a.bill_status} for a in chosen],
-        "total": len(accounts),
-    }
+    items = [{"i_account": a.i_account, "id": a.id, "bill_status": a.bill_status} for a in chosen]
+    return answers.account_list(items, len(accounts), with_total=bool(page.get_total))
 
 
 def _by_i(account: Account) -> int:
@@ -166,10 +192,17 @@ def _customer_info(sim: SimState, params: dict[str, Any]) -> dict[str, Any]:
     return {"customer_info": info}
 
 
+# The customer custom fields the simulated installation defines (besides any other the admin sets).
+CUSTOMER_FIELDS = ("profileName", "domain")
+
+
 def _customer_custom_fields(sim: SimState, params: dict[str, Any]) -> dict[str, Any]:
     customer = sim.store.customers.get(CustomerParams.model_validate(params).i_customer)
-    fields = customer.custom_fields if customer is not None else {}
-    return {"custom_fields_values": [{"name": name, "text_value": value} for name, value in fields.items()]}
+    if customer is None:
+        return {"custom_fields_values": []}
+    fields: dict[str, str | None] = dict.fromkeys(CUSTOMER_FIELDS)
+    fields.update(customer.custom_fields)
+    return _custom_fields(sim, fields)
 
 
 def _product_info(sim: SimState, params: dict[str, Any]) -> dict[str, Any]:

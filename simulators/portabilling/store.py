@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from contracts.portabilling import BillStatus, EventType
+from contracts.portabilling import EventType
 
 
 class SimError(Exception):
@@ -65,7 +65,7 @@ class Account:
     service_password: str  # h323_password: the SIP password
     web_password: str
     blocked: bool = False
-    bill_status: BillStatus = "O"
+    bill_status: str = "O"  # any letter: O open, I inactive, C closed, or one a later release has
     imei: str | None = None
     expiration_date: date | None = None
     wallets: list[TopUp] = field(default_factory=list)
@@ -162,10 +162,12 @@ class Store:
         self._check_id_free(values["id"])
         units, valid_days = values.pop("messaging_units", None), values.pop("messaging_valid_days", None)
         inactive = values.pop("inactive", False)
+        letter = values.pop("bill_status", None) or ("I" if inactive else "O")
         values.setdefault("service_password", None)
         values["service_password"] = values["service_password"] or new_password()
         values["web_password"] = values.get("web_password") or new_password()
-        account = Account(i_account=next(self._account_ids), bill_status="I" if inactive else "O", **values)
+        values.pop("silent", None)
+        account = Account(i_account=next(self._account_ids), bill_status=letter, **values)
         if units:
             account.wallets.append(_top_up("messaging", units, valid_days, now))
         self.accounts[account.i_account] = account
@@ -212,6 +214,13 @@ class Store:
             entry.balance -= spent
             units -= spent
         return account.live_units(service, now) == 0
+
+    def account_by_id(self, account_id: str) -> Account | None:
+        """The account holding this id: the live one, else the last closed one."""
+        holding = [a for a in self.accounts.values() if a.id == account_id]
+        live = [a for a in holding if not a.closed]
+        chosen = live or holding[-1:]
+        return chosen[0] if chosen else None
 
     def account(self, i_account: int) -> Account:
         try:

@@ -49,7 +49,13 @@ def test_the_wheel_holds_every_package_and_each_entry_point_imports_from_it(tmp_
     (wheel,) = wheels.glob("*.whl")
     with zipfile.ZipFile(wheel) as archive:
         in_wheel = {name.split("/")[0] for name in archive.namelist() if name.endswith(".py")}
+        data = {name for name in archive.namelist() if not name.endswith(".py")}
     assert _checkout_packages() - in_wheel == set(), "packages the wheel leaves out"
+    # The PortaBilling simulator builds its answers from these public examples.
+    examples = {
+        f"simulators/portabilling/fixtures/{p.name}" for p in (ROOT / "simulators/portabilling/fixtures").iterdir()
+    }
+    assert examples - data == set(), "data files the wheel leaves out"
 
     fresh = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(fresh)], check=True)

@@ -70,6 +70,7 @@ async def test_it_reads_accounts_customers_products_and_custom_fields(
     assert account is not None
     assert (account.id, account.i_customer, account.i_product) == (created["id"], i_customer, i_product)
     assert (account.blocked, account.closed, account.inactive) == (True, False, False)
+    assert account.service_password is not None
     assert account.service_password.get_secret_value() == created["service_password"]
     assert account.expiration_date == date(2031, 1, 31)
     assert await client.account_custom_fields(i_account) == {"IMEI": "356938035643809"}
@@ -77,13 +78,15 @@ async def test_it_reads_accounts_customers_products_and_custom_fields(
     customer = await client.customer(i_customer)
     assert customer is not None and (customer.name, customer.blocked) == ("Acme", False)
     assert await client.customer_custom_fields(i_customer) == {"profileName": "Business", "domain": "acme.example"}
+    bare = await admin.add_customer("Bare", {})
+    assert await client.customer_custom_fields(bare) == {"profileName": None, "domain": None}  # defined, empty
     product = await client.product(i_product)
     assert product is not None and (product.name, product.messaging_push_events) == ("Softphone", True)
 
     await admin.change_account(i_account, closed=True, imei=None)
     closed = await client.account(i_account)
     assert closed is not None and closed.closed
-    assert await client.account_custom_fields(i_account) == {}  # the IMEI field holds nothing now
+    assert await client.account_custom_fields(i_account) == {"IMEI": None}  # the IMEI field holds nothing now
 
 
 async def test_what_portabilling_does_not_have_is_none(client: PortaBillingClient) -> None:

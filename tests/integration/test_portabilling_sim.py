@@ -162,7 +162,12 @@ async def test_customer_changes_and_deletion(admin: PortaBillingAdmin, receiver:
     assert changed["custom_fields"] == {"profileName": "Residential"}
     token = await login(sim_url)
     fields = await rest(sim_url, "Customer/get_custom_fields_values", {"i_customer": i_customer}, token)
-    assert fields.json() == {"custom_fields_values": [{"name": "profileName", "text_value": "Residential"}]}
+    assert fields.json() == {
+        "custom_fields_values": [
+            {"name": "profileName", "db_value": "Residential"},
+            {"name": "domain", "db_value": None},
+        ]
+    }
     same = await admin.change_customer(i_customer, custom_fields={"profileName": "Residential"})
     assert same["events"] == []
 
@@ -353,7 +358,7 @@ async def test_the_account_as_the_json_api_shows_it(admin: PortaBillingAdmin, si
         }
     }
     fields = await rest(sim_url, "Account/get_custom_fields_values", {"i_account": created["i_account"]}, token)
-    assert fields.json() == {"custom_fields_values": [{"name": "IMEI", "text_value": "356938035643809"}]}
+    assert fields.json() == {"custom_fields_values": [{"name": "IMEI", "db_value": "356938035643809"}]}
 
 
 async def test_the_api_down_answers_503(admin: PortaBillingAdmin, sim_url: str) -> None:

@@ -14,6 +14,7 @@ from clients.portabilling.client import (
     PortaBillingRejected,
     PortaBillingUnavailable,
 )
+from clients.portabilling.errors import fault_of, is_session_refused, refuses_content
 
 
 @pytest.mark.parametrize(
@@ -79,3 +80,20 @@ async def test_a_secret_at_the_cut_is_scrubbed_before_the_reason_is_clipped() ->
             await cmms.get_account("4917600999990")
     assert "tok-at" not in str(caught.value) and str(caught.value).endswith("Bearer *** and more")
     assert clipped("y" * 301) == "y" * 299 + "…" and clipped("y" * 300) == "y" * 300
+
+
+@pytest.mark.parametrize(
+    "faultcode",
+    [
+        "Server.Session.check_auth.auth_failed",
+        "Client.check_auth.envelope_missed",
+        "Client.Session.check_auth.failed_to_process_jwt",
+        "Client.Session.check_auth.failed_to_process_access_token",
+    ],
+)
+def test_each_fault_of_a_dropped_session_asks_for_a_new_login(faultcode: str) -> None:
+    answer = httpx.Response(500, json={"faultcode": faultcode, "faultstring": "session gone"})
+    assert is_session_refused(answer)
+    assert not refuses_content(answer, fault_of(answer))  # about our session, not what we asked
+    refusal = httpx.Response(500, json={"faultcode": "Client.validation", "faultstring": "bad i_account"})
+    assert not is_session_refused(refusal) and refuses_content(refusal, fault_of(refusal))
