@@ -5,6 +5,7 @@ endpoints), SQLite and PostgreSQL billing."""
 
 import asyncio
 import logging
+import secrets
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -20,9 +21,10 @@ from core.settings import Settings
 from services.reconciliation import start_reconciliation
 from tests.support.catalog import Catalog, new_id, seed_catalog
 from tests.support.polling import eventually
+from tests.support.net import free_port
 from tests.support.rollouts import seed_accounts
 from tests.support.simulator import SimulatorProcess, running_simulator
-from tests.support.stack import Stack
+from tests.support.stack import Stack, running_worker
 from workflows.reconciliation import ReconciliationWorkflow
 
 COUNTS = ("checked", "missing", "different", "orphaned", "repaired", "failed")
@@ -215,3 +217,19 @@ async def test_a_later_held_run_takes_the_place_of_an_earlier_one(stack: Stack, 
     assert (await confirm(stack, second)).status_code == 202
     await completed(stack, second)
     assert await cmms_ids(stack) == set()
+
+
+async def test_a_held_run_is_counted_on_the_workers_metrics_for_the_alert(stack: Stack, clean: Catalog) -> None:
+    # A worker of its own (task queue, metrics port), as `python worker.py` runs it.
+    settings = stack.settings.with_changes(
+        temporal_task_queue=f"ceiling-{secrets.token_hex(4)}", worker_metrics_port=free_port()
+    )
+    await strays(stack, 2)
+    async with running_worker(settings):
+        _, result = await reconcile(stack, settings)
+        assert result.status == "held"
+        async with httpx.AsyncClient() as http:
+            metrics = (await http.get(f"http://127.0.0.1:{settings.worker.metrics_port}/metrics")).text
+    # The name the alert's expression uses (docs/alerts.md).
+    held = [line for line in metrics.splitlines() if line.startswith("reconciliation_runs{") and 'status="held"' in line]
+    assert held and float(held[0].rsplit(" ", 1)[1]) == 1, metrics
