@@ -20,8 +20,8 @@ from contracts.search_attributes import PROVISIONING_STATE
 from core.settings import Settings
 from services.reconciliation import start_reconciliation
 from tests.support.catalog import Catalog, new_id, seed_catalog
-from tests.support.polling import eventually
 from tests.support.net import free_port
+from tests.support.polling import eventually
 from tests.support.rollouts import seed_accounts
 from tests.support.simulator import SimulatorProcess, running_simulator
 from tests.support.stack import Stack, running_worker
@@ -231,5 +231,6 @@ async def test_a_held_run_is_counted_on_the_workers_metrics_for_the_alert(stack:
         async with httpx.AsyncClient() as http:
             metrics = (await http.get(f"http://127.0.0.1:{settings.worker.metrics_port}/metrics")).text
     # The name the alert's expression uses (docs/alerts.md).
-    held = [line for line in metrics.splitlines() if line.startswith("reconciliation_runs{") and 'status="held"' in line]
+    lines = metrics.splitlines()
+    held = [line for line in lines if line.startswith("reconciliation_runs{") and 'status="held"' in line]
     assert held and float(held[0].rsplit(" ", 1)[1]) == 1, metrics
