@@ -195,11 +195,14 @@ class ReconciliationActivities:
     @activity.defn(name="hold_orphans")
     async def hold_orphans(self, request: HoldInput) -> None:
         """Keep the run's orphans for a confirmation; an earlier held run's are forgotten (this run found
-        what is orphaned now, and only the newest held run can be confirmed)."""
+        what is orphaned now, and only the newest held run can be confirmed). `held` False: the run was
+        confirmed, and its orphans, being deleted, are no longer a held run's to forget."""
         async with transaction(self._sessions) as session:
             table = ReconciliationOrphan
-            await session.exec(update(table).where(col(table.run_id) == request.run_id).values(held=True))
-            await session.exec(delete(table).where(col(table.held), col(table.run_id) != request.run_id))
+            mine = col(table.run_id) == request.run_id
+            await session.exec(update(table).where(mine).values(held=request.held))
+            if request.held:
+                await session.exec(delete(table).where(col(table.held), col(table.run_id) != request.run_id))
 
     @activity.defn(name="forget_orphans")
     async def forget_orphans(self, request: ForgetInput) -> None:

@@ -154,6 +154,7 @@ class OrphanPage(BaseModel):
 
 class HoldInput(BaseModel):
     run_id: str
+    held: bool = True  # False: the run was confirmed, its orphans are being deleted
 
 
 class ForgetInput(BaseModel):

@@ -200,6 +200,11 @@ class ReconciliationWorkflow:
         """Delete the orphans kept under this workflow id, a page at a time, each asked about again first
         (an account created since keeps its record); then forget them."""
         run_id = workflow.info().workflow_id
+        if self._progress.confirmed and cursor.after is None:
+            # Confirmed: its orphans are no longer a held run's, which a later held run would forget.
+            await workflow.execute_activity_method(
+                ReconciliationActivities.hold_orphans, HoldInput(run_id=run_id, held=False), **DB_STEP
+            )
         batches = 0
         while True:
             page = await workflow.execute_activity_method(
