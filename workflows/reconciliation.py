@@ -54,8 +54,8 @@ DEFAULT_PAGE_SIZE = 200
 # that ended, by status (completed, held).
 METRIC = "reconciliation_accounts"
 RUNS_METRIC = "reconciliation_runs"
-# Orphans are kept in billing's database and deleted once the merge is done, under the ceiling; before
-# this change, each batch deleted its own.
+# Orphans are kept in billing's database and deleted once the merge is done, under the ceiling; a run
+# recorded without this marker deletes each batch's orphans as it goes, and replays so.
 ORPHANS_AFTER_MERGE = "orphans-deleted-after-the-merge-under-a-ceiling"
 # Orphans are forgotten this long after a held run could last have been confirmed (a run that ended
 # between keeping and deleting them leaves them behind).
