@@ -130,7 +130,14 @@ def build_workers(
     reconciliation = reconciliation_activities(client, sessions, cmms, settings, source)
     # Reconciliation's billing side and its repairs (through the accounts' workflows) on the main queue;
     # its CMMS side (the record list, orphans removed) on the rate-limited one.
-    billing_side: list[Callable[..., Any]] = [reconciliation.read_billing_page, reconciliation.repair_accounts]
+    billing_side: list[Callable[..., Any]] = [
+        reconciliation.read_billing_page,
+        reconciliation.repair_accounts,
+        reconciliation.record_orphans,
+        reconciliation.read_orphans,
+        reconciliation.hold_orphans,
+        reconciliation.forget_orphans,
+    ]
     cmms_side: list[Callable[..., Any]] = [reconciliation.read_cmms_page, reconciliation.remove_orphans]
     main = Worker(
         client,

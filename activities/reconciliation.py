@@ -19,14 +19,14 @@ from datetime import timedelta
 
 from pydantic import SecretStr
 from sqlalchemy import ColumnElement
-from sqlmodel import col, select
+from sqlmodel import col, delete, select, update
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
 from activities.account_sync import heartbeating, sync_accounts
-from billing.db import SessionMaker, snapshot
-from billing.models import Account, AccountStatus, PushStatus, utcnow
+from billing.db import SessionMaker, snapshot, transaction
+from billing.models import Account, AccountStatus, PushStatus, ReconciliationOrphan, utcnow
 from billing.provisioning import desired_state
 from billing.sources.base import AccountLister, BillingSource, BillingUnavailable
 from clients.cmms import CmmsClient, CmmsRejected, CmmsUnavailable
@@ -38,6 +38,11 @@ from contracts.reconciliation import (
     BillingEntryPage,
     CmmsEntry,
     CmmsEntryPage,
+    ForgetInput,
+    HoldInput,
+    OrphanPage,
+    OrphanPageInput,
+    OrphansInput,
     OrphansResult,
     PageInput,
     RepairInput,
@@ -207,6 +212,52 @@ class ReconciliationActivities:
             removed=outcomes.count(True), not_orphaned=outcomes.count(None), failed=outcomes.count(False)
         )
 
+    @activity.defn(name="record_orphans")
+    async def record_orphans(self, request: OrphansInput) -> None:
+        """Keep orphans the run found in billing's database until it deletes them (or, held, until an
+        operator confirms): a wiped billing makes every CMMS record one, too many for a history.
+        Repeatable: the ones already kept are kept once."""
+        if not request.account_ids:
+            return
+        async with transaction(self._sessions) as session:
+            mine = col(ReconciliationOrphan.run_id) == request.run_id
+            await session.exec(
+                delete(ReconciliationOrphan).where(mine, col(ReconciliationOrphan.account_id).in_(request.account_ids))
+            )
+            session.add_all(ReconciliationOrphan(run_id=request.run_id, account_id=a) for a in request.account_ids)
+
+    @activity.defn(name="read_orphans")
+    async def read_orphans(self, request: OrphanPageInput) -> OrphanPage:
+        """A page of the run's kept orphans after `request.after`, by account id."""
+        async with snapshot(self._sessions) as session:
+            dialect = (await session.connection()).dialect.name
+            key = _by_bytes(ReconciliationOrphan.__table__.c.account_id, dialect)  # type: ignore[attr-defined]
+            query = select(ReconciliationOrphan.account_id).where(col(ReconciliationOrphan.run_id) == request.run_id)
+            if request.after is not None:
+                query = query.where(key > request.after)
+            ids = list(await session.exec(query.order_by(key).limit(request.limit)))
+        return OrphanPage(account_ids=ids, next_after=ids[-1] if len(ids) == request.limit else None)
+
+    @activity.defn(name="hold_orphans")
+    async def hold_orphans(self, request: HoldInput) -> None:
+        """Keep the run's orphans for a confirmation; an earlier held run's are forgotten (this run found
+        what is orphaned now, and only the newest held run can be confirmed). `held` False: the run was
+        confirmed, and its orphans, being deleted, are no longer a held run's to forget."""
+        async with transaction(self._sessions) as session:
+            table = ReconciliationOrphan
+            mine = col(table.run_id) == request.run_id
+            await session.exec(update(table).where(mine).values(held=request.held))
+            if request.held:
+                await session.exec(delete(table).where(col(table.held), col(table.run_id) != request.run_id))
+
+    @activity.defn(name="forget_orphans")
+    async def forget_orphans(self, request: ForgetInput) -> None:
+        """Forget the run's orphans (it is done with them), and any kept since before `stale_before`."""
+        async with transaction(self._sessions) as session:
+            table = ReconciliationOrphan
+            await session.exec(delete(table).where(col(table.run_id) == request.run_id))
+            await session.exec(delete(table).where(col(table.recorded_at) < request.stale_before))
+
     async def _has_account(self, account_id: str) -> bool:
         """Whether billing has the account, pending or live (a terminated one has left the CMMS)."""
         if self._lister is not None:
@@ -231,7 +282,10 @@ class ReconciliationActivities:
 
 def _account_id_by_bytes(dialect: str) -> ColumnElement[str]:
     """The account id, ordered and compared by byte value, as the CMMS orders its records."""
-    column: ColumnElement[str] = Account.__table__.c.account_id  # type: ignore[attr-defined]
+    return _by_bytes(Account.__table__.c.account_id, dialect)  # type: ignore[attr-defined]
+
+
+def _by_bytes(column: ColumnElement[str], dialect: str) -> ColumnElement[str]:
     return column.collate("C") if dialect == "postgresql" else column
 
 

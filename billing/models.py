@@ -411,3 +411,16 @@ class PortaBillingAccount(SQLModel, table=True):
     # As the CMMS last confirmed it while the product's policy drives messaging; None: not driven.
     messaging_state: str | None = Field(default=None, sa_column=Column(String(16), nullable=True))
     updated_at: datetime = _created()
+
+
+class ReconciliationOrphan(SQLModel, table=True):
+    """A CMMS record with no account that a reconciliation found, kept here rather than in the run's
+    history (a wiped billing makes every record one): until the run deletes it, or, when the run was
+    held, until an operator confirms it (or a later held run takes its place)."""
+
+    __tablename__ = "reconciliation_orphan"
+
+    run_id: str = Field(primary_key=True, max_length=128)  # the reconciliation's workflow id
+    account_id: str = Field(primary_key=True, max_length=64)
+    held: bool = False  # its run was held: kept for a confirmation
+    recorded_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False, index=True))

@@ -49,6 +49,7 @@ class ProvisioningState(StrEnum):
     expired = "expired"  # a signup whose code expired unused
     rolling_out = "rolling_out"  # a rollout walking its accounts
     reconciling = "reconciling"  # a reconciliation comparing billing with the CMMS and repairing drift
+    held = "held"  # a reconciliation that found too many orphans to delete unasked: an operator confirms
 
 
 def search_attributes(

@@ -50,7 +50,10 @@ from contracts.provisioning import AccountSyncResult, AccountWorkflowInput, acco
 from contracts.reconciliation import (
     SCHEDULE_ID,
     SCHEDULED_WORKFLOW_ID,
+    DeletionCeiling,
+    OrphanCursor,
     ReconciliationInput,
+    ReconciliationProgress,
     reconciliation_workflow_id,
 )
 from contracts.rollouts import CustomerRolloutInput, RolloutChange, rollout_workflow_id
@@ -169,15 +172,37 @@ async def product_policy_changed(client: Client, task_queue: str, product_id: st
     return workflow_id
 
 
-async def start_reconciliation(client: Client, task_queue: str, reconciliation_id: str, page_size: int) -> str:
+async def start_reconciliation(
+    client: Client, task_queue: str, reconciliation_id: str, page_size: int, ceiling: DeletionCeiling
+) -> str:
     """Start a reconciliation now (answered only once Temporal has it); returns its workflow id."""
     workflow_id = reconciliation_workflow_id(reconciliation_id)
     await client.start_workflow(
         RECONCILIATION.name,
-        ReconciliationInput(page_size=page_size),
+        ReconciliationInput(page_size=page_size, ceiling=ceiling),
         id=workflow_id,
         task_queue=task_queue,
         search_attributes=search_attributes(state=ProvisioningState.reconciling),
+        rpc_timeout=RPC_TIMEOUT,
+    )
+    return workflow_id
+
+
+async def confirm_reconciliation(
+    client: Client, task_queue: str, reconciliation_id: str, page_size: int, held: ReconciliationProgress
+) -> str:
+    """Start a held reconciliation again under its workflow id, to delete the orphans it kept, from its
+    counts; a confirmation already running is left as it is. Returns the workflow id."""
+    workflow_id = reconciliation_workflow_id(reconciliation_id)
+    progress = held.model_copy(update={"status": "running", "confirmed": True})
+    await client.start_workflow(
+        RECONCILIATION.name,
+        ReconciliationInput(page_size=page_size, progress=progress, deleting=OrphanCursor()),
+        id=workflow_id,
+        task_queue=task_queue,
+        search_attributes=search_attributes(state=ProvisioningState.reconciling),
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
         rpc_timeout=RPC_TIMEOUT,
     )
     return workflow_id
@@ -359,12 +384,12 @@ async def _apply(client: Client, activity_type: str, event: HistoryEvent, runs: 
 # --- the reconciliation Schedule ---
 
 
-def reconciliation_schedule(task_queue: str, page_size: int, every: timedelta) -> Schedule:
+def reconciliation_schedule(task_queue: str, page_size: int, every: timedelta, ceiling: DeletionCeiling) -> Schedule:
     """A reconciliation every `every`. A run still going when the next is due makes that one skipped,
     never a second run beside it."""
     action = ScheduleActionStartWorkflow(
         RECONCILIATION.name,
-        ReconciliationInput(page_size=page_size),
+        ReconciliationInput(page_size=page_size, ceiling=ceiling),
         id=SCHEDULED_WORKFLOW_ID,  # the server adds the time of each run
         task_queue=task_queue,
         typed_search_attributes=search_attributes(state=ProvisioningState.reconciling),
@@ -377,7 +402,7 @@ def reconciliation_schedule(task_queue: str, page_size: int, every: timedelta) -
 
 
 async def keep_reconciliation_schedule(
-    client: Client, task_queue: str, page_size: int, every: timedelta | None
+    client: Client, task_queue: str, page_size: int, every: timedelta | None, ceiling: DeletionCeiling
 ) -> None:
     """Create the schedule, or bring an existing one in line (idempotent); remove it when `every` is None."""
     handle = client.get_schedule_handle(SCHEDULE_ID)
@@ -389,7 +414,7 @@ async def keep_reconciliation_schedule(
             if err.status != RPCStatusCode.NOT_FOUND:
                 raise
         return
-    schedule = reconciliation_schedule(task_queue, page_size, every)
+    schedule = reconciliation_schedule(task_queue, page_size, every, ceiling)
     try:
         await client.create_schedule(SCHEDULE_ID, schedule)
         _schedule_log.info("reconciliation scheduled every %s", every)

@@ -280,13 +280,19 @@ class SmsSettings(_Part):
 class ReconciliationSettings(_Part):
     """Reconciliation (billing against the CMMS): how often the worker's Temporal Schedule runs it
     (`90s`, `15m`, `1h`, `1d`, plain seconds or ISO 8601; `0` or `off`: no schedule, on demand only),
-    records compared per page, and repairs in flight at once."""
+    records compared per page, repairs in flight at once, and the ceiling on the orphans a run deletes
+    without an operator's confirmation."""
 
     every: timedelta | None = _env("RECONCILE_EVERY", timedelta(hours=1))
     page_size: int = _env("RECONCILE_PAGE_SIZE", 200, ge=1, le=1000)
     window: int = _env("RECONCILE_WINDOW", 20, ge=1, le=500)
+    # A run holds its orphans' deletion, for an operator to confirm, when they are more than this many
+    # records and more than this share of the CMMS's records (or when billing has no accounts at all).
+    max_deletions: int = _env("RECONCILE_MAX_DELETIONS", 25, ge=0)
+    max_deletion_share: float = _env("RECONCILE_MAX_DELETION_SHARE", 0.05, ge=0, le=1)
+    hold_for: timedelta = _env("RECONCILE_HOLD_FOR", timedelta(days=7))  # how long a held run can be confirmed
 
-    @field_validator("every", mode="before")
+    @field_validator("every", "hold_for", mode="before")
     @classmethod
     def _parse_every(cls, value: object) -> object:
         """`off`, `0` → None; `90s`, `15m`, `1h`, `1d` → a timedelta; anything else as pydantic reads it."""
@@ -308,6 +314,13 @@ class ReconciliationSettings(_Part):
     def _positive_every(cls, value: timedelta | None) -> timedelta | None:
         if value is not None and value <= timedelta(0):
             raise ValueError("must be positive, or 0/off to turn the schedule off")
+        return value
+
+    @field_validator("hold_for", mode="before")
+    @classmethod
+    def _some_hold(cls, value: object) -> object:
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("off", "0", "")):
+            raise ValueError("must be positive: a held run waits this long for its confirmation")
         return value
 
 

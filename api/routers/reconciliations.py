@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Path, status
 from pydantic import BaseModel
 
 from api.auth import Role
-from api.deps import SettingsDep, TemporalDep, require
+from api.deps import OutboxDep, SettingsDep, TemporalDep, require
 from api.problems import Problem
 from contracts.reconciliation import ReconciliationProgress
 from services import reconciliation
@@ -38,8 +38,27 @@ async def post_reconciliation(temporal: TemporalDep, settings: SettingsDep) -> R
 
 @router.get("/{reconciliation_id}")
 async def get_reconciliation(reconciliation_id: ReconciliationId, temporal: TemporalDep) -> ReconciliationProgress:
-    """`{status: running|completed|failed, checked, missing, different, orphaned, repaired, failed}`."""
+    """`{status: running|completed|held|failed, checked, missing, different, orphaned, repaired, failed}`;
+    a `held` run says why in `reason`, and can be confirmed until `held_until`."""
     progress = await reconciliation.reconciliation_progress(temporal, reconciliation_id)
     if progress is None:
         raise Problem(404, f"reconciliation {reconciliation_id!r} does not exist")
     return progress
+
+
+@router.post(
+    "/{reconciliation_id}/confirm",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={404: {"description": "no such reconciliation"}, 409: {"description": "the run is not held"}},
+)
+async def confirm_reconciliation(
+    reconciliation_id: ReconciliationId, temporal: TemporalDep, outbox: OutboxDep, settings: SettingsDep
+) -> ReconciliationAccepted:
+    """Let a held run delete the orphaned CMMS records it found that are still orphans; it then ends
+    `completed` (its progress at `progress_url`)."""
+    started = await reconciliation.confirm_reconciliation(temporal, outbox.sessions, settings, reconciliation_id)
+    return ReconciliationAccepted(
+        reconciliation_id=started.reconciliation_id,
+        workflow_id=started.workflow_id,
+        progress_url=f"/v1/reconciliations/{started.reconciliation_id}",
+    )

@@ -199,6 +199,13 @@ REFUSALS: dict[str, tuple[Refusal, ...]] = {
         LIMITED,
         Refusal(422, "the code must be the one the SMS carried", lambda problem: problem["title"] == "Wrong code"),
     ),
+    "POST /v1/reconciliations/{reconciliation_id}/confirm": (
+        Refusal(
+            409,
+            "only a held run is confirmed, and only the latest within RECONCILE_HOLD_FOR: the run's state",
+            _detail("not held|could be confirmed until|confirm the latest held run"),
+        ),
+    ),
     "POST /v1/signups/{signup_id}/confirm": (
         Refusal(
             409,

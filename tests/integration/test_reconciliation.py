@@ -243,16 +243,16 @@ async def test_a_reconciliation_through_the_api(stack: Stack) -> None:
 async def test_a_long_reconciliation_continues_as_new_and_keeps_its_counts(stack: Stack) -> None:
     catalog = await seed_catalog(stack)
     await seed_accounts(stack.sessions, catalog.customer_id, catalog.product_id, 25)  # missing
-    for _ in range(30):  # orphaned
+    for _ in range(55):  # orphaned: deleting them, a page at a time, takes more batches than a run too
         await stack.sim.put_raw(new_id("stray"), password="p", profile="Business", domain="d.example")
     live = await live_count(stack)
-    # One record a page: more batches than one run takes (BATCHES_PER_RUN).
-    settings = stack.settings.with_changes(reconcile_page_size=1)
+    # One record a page: more batches than one run takes (BATCHES_PER_RUN); a ceiling above the orphans.
+    settings = stack.settings.with_changes(reconcile_page_size=1, reconcile_max_deletions=100)
     workflow_id = (await start_reconciliation(stack.temporal, settings)).workflow_id
     handle = stack.temporal.get_workflow_handle_for(ReconciliationWorkflow.run, workflow_id)
     first_run = (await handle.describe()).run_id
     result = await asyncio.wait_for(handle.result(), 120)
-    assert counts(result) == found(live + 30, missing=25, orphaned=30)
+    assert counts(result) == found(live + 55, missing=25, orphaned=55)
     assert (await handle.describe()).run_id != first_run  # it continued as new, counts and all
     await assert_cmms_holds_billing(stack)
 

@@ -71,6 +71,7 @@ ACCESS: dict[tuple[str, str], tuple[Who, int]] = {
     ("POST", "/v1/portabilling/events"): ("anyone", 404),
     ("POST", "/v1/reconciliations"): ("admin", 202),  # it takes no body: a run is started
     ("GET", "/v1/reconciliations/{reconciliation_id}"): ("admin", 404),
+    ("POST", "/v1/reconciliations/{reconciliation_id}/confirm"): ("admin", 404),
 }
 
 
