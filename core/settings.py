@@ -474,6 +474,9 @@ class Settings(BaseSettings):
             api_keys=self.api.keys.get_secret_value(),
             secret_key=self.secret_key.get_secret_value(),
             explicit={name: self.given(name) for name in explicit},
+            # What a caller presents to get in: the codec server's token signs its UI sessions, and
+            # ESPF_PASSWORD opens the event receiver (read beside PortaBilling only).
+            long_tokens=frozenset({"CODEC_SERVER_TOKEN", "ESPF_PASSWORD"}),
         )
         if problems:
             raise ValueError("; ".join(problems))
