@@ -108,7 +108,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_problem_handlers(app)
     install_body_limit(app, settings.api.max_body_bytes)
-    install_metrics(app, lambda: operations_gauges.refresh(app.state.services.temporal))  # Prometheus at /metrics
+    gauges = operations_gauges.CachedGauges(settings.api.metrics_refresh_seconds)
+    install_metrics(app, lambda: gauges.refresh(app.state.services.temporal))  # Prometheus at /metrics
     install_docs(app)
 
     @app.get("/healthz", tags=["health"])

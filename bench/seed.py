@@ -4,7 +4,7 @@ from sqlalchemy import create_engine, insert
 from sqlmodel import SQLModel
 
 from billing.db import sync_url
-from billing.encrypted import use_key_ring
+from billing.encrypted import bind_rows, use_key_ring
 from core.settings import DatabaseSettings
 
 Rows = list[tuple[type[SQLModel], list[SQLModel]]]
@@ -18,8 +18,13 @@ def bulk_insert(database: DatabaseSettings, rows: Rows) -> None:
     with engine.begin() as conn:
         for table, models in rows:  # core inserts in bulk; the models fill in their defaults
             # An id left to the database (None) is left out, as PostgreSQL refuses NULL for a serial key.
+            # Encrypted columns are bound to their rows here: a Core insert passes by the models' flush.
             conn.execute(
-                insert(table), [model.model_dump(exclude={"id"} if model_id_unset(model) else None) for model in models]
+                insert(table),
+                [
+                    bind_rows(table.__table__, model.model_dump(exclude={"id"} if model_id_unset(model) else None))  # type: ignore[attr-defined]
+                    for model in models
+                ],
             )
     engine.dispose()
 

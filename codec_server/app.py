@@ -17,10 +17,12 @@ from temporalio.api.common.v1 import Payload, Payloads
 
 from codec_server.auth import (
     SESSION_COOKIE,
+    LoginThrottle,
     authorised,
     local_caller,
     new_session,
     open_on_loopback,
+    retry_after,
     token_matches,
 )
 from core.codec import EncryptionCodec
@@ -47,6 +49,9 @@ def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
     )
 
 
+# A sign-in form holds one token: anything larger is not one, and is not read.
+LOGIN_MAX_BYTES = 4 * 1024
+
 LOGIN_FORM = """<form method="post" action="/login">
 <label>Codec server token <input type="password" name="token" autocomplete="current-password" required></label>
 <button type="submit">Sign in</button></form>"""
@@ -58,6 +63,7 @@ def create_app(settings: CodecServerSettings, payload_keys: SecretStr, environme
     codec = EncryptionCodec(KeyRing.parse(payload_keys.get_secret_value()))
     token = settings.token.get_secret_value()
     lifetime = settings.session_hours * 3600
+    throttle = LoginThrottle(settings.login_limit, settings.login_window_seconds)
     open_locally = open_on_loopback(environment, settings.host)
     if open_locally:
         log.warning("development: decoding for callers on this machine without sign-in")
@@ -102,10 +108,31 @@ def create_app(settings: CodecServerSettings, payload_keys: SecretStr, environme
     async def login_form() -> HTMLResponse:
         return _page("Codec server", LOGIN_FORM)
 
+    async def login_body(request: Request) -> bytes | None:
+        """The form, or None when it is larger than LOGIN_MAX_BYTES (read no further than that)."""
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > LOGIN_MAX_BYTES:
+            return None
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > LOGIN_MAX_BYTES:
+                return None
+        return body
+
     @app.post("/login", response_class=HTMLResponse)
     async def login(request: Request) -> HTMLResponse:
+        # Counted before anything is read: a caller past its attempts costs one dictionary lookup.
+        wait = throttle.take(request.client.host if request.client is not None else "")
+        if wait:
+            refused = _page("Codec server", "<p>Too many sign-in attempts; try again shortly.</p>", status=429)
+            refused.headers["Retry-After"] = retry_after(wait)
+            return refused
+        body = await login_body(request)
+        if body is None:
+            return _page("Codec server", "<p>The sign-in form is larger than a token.</p>", status=413)
         # A form post, not `?token=`: a query string would end up in the browser's history and logs.
-        given = parse_qs((await request.body()).decode(errors="replace")).get("token", [""])[0]
+        given = parse_qs(body.decode(errors="replace")).get("token", [""])[0]
         if not given or not token_matches(given, token):
             return _page("Codec server", "<p>Wrong token.</p>" + LOGIN_FORM, status=401)
         origins = ", ".join(html.escape(o) for o in settings.origins)

@@ -11,6 +11,7 @@ published development keys, which protect nothing."""
 import hashlib
 import hmac
 import ipaddress
+import math
 import time
 
 from fastapi import Request
@@ -69,3 +70,36 @@ def local_caller(request: Request) -> bool:
     peer = request.client.host if request.client is not None else ""
     host = request.url.hostname or ""
     return is_loopback(peer) and is_loopback(host)
+
+
+class LoginThrottle:
+    """Sign-in attempts per client address: a bucket of `limit` attempts that refills over `window_seconds`
+    (so `limit` at once, then `limit` a window). Guessing the token, or making the server read and hash
+    bodies, gets no faster than that from one address. Held in the process, for at most `max_addresses`
+    addresses (the least recently seen are forgotten first: forgetting one only gives it a fresh bucket)."""
+
+    def __init__(self, limit: int, window_seconds: float, max_addresses: int = 10_000) -> None:
+        self._limit = limit
+        self._rate = limit / window_seconds  # attempts regained per second
+        self._max = max_addresses
+        self._buckets: dict[str, tuple[float, float]] = {}  # address → (attempts left, when counted)
+
+    def take(self, address: str, now: float | None = None) -> float:
+        """Count an attempt from `address`: 0 when it may go ahead, else the seconds until it may."""
+        now = time.monotonic() if now is None else now
+        left, then = self._buckets.pop(address, (float(self._limit), now))
+        left = min(float(self._limit), left + (now - then) * self._rate)
+        if left >= 1:
+            left -= 1
+            wait = 0.0
+        else:
+            wait = (1 - left) / self._rate
+        self._buckets[address] = (left, now)  # re-inserted: the dict's order is least recently seen first
+        while len(self._buckets) > self._max:
+            del self._buckets[next(iter(self._buckets))]
+        return wait
+
+
+def retry_after(wait: float) -> str:
+    """A `Retry-After` value (whole seconds, at least 1) for a wait of `wait` seconds."""
+    return str(max(1, math.ceil(wait)))

@@ -25,6 +25,9 @@ DEV_ESPF_PASSWORD = "espf-dev"
 
 # HMAC keys shorter than the hash's 32-byte output weaken it; 32 random bytes are easy to make.
 MIN_SECRET_KEY_BYTES = 32
+# Bearer tokens, API keys and passwords that open the service to whoever presents them: as long as a
+# SECRET_KEY, so that none of them can be guessed or searched for (an empty one opens it to anyone).
+MIN_TOKEN_BYTES = 32
 
 _DEV_RING_KEYS = frozenset(
     key for ring in (DEV_PAYLOAD_KEYS, DEV_DATABASE_ENCRYPTION_KEYS) for _, key in key_material(ring)
@@ -62,19 +65,33 @@ def _ring_is_dev(spec: str) -> bool:
 
 
 def production_problems(
-    *, rings: Mapping[str, str], tokens: Mapping[str, str], api_keys: str, secret_key: str, explicit: Mapping[str, bool]
+    *,
+    rings: Mapping[str, str],
+    tokens: Mapping[str, str],
+    api_keys: str,
+    secret_key: str,
+    explicit: Mapping[str, bool],
+    long_tokens: frozenset[str] = frozenset(),
 ) -> list[str]:
     """What production must refuse, one short phrase per setting (the setting named, no value shown).
 
     `rings` and `tokens` map setting names to their values; `explicit` says, for each setting that
-    production needs set on purpose (no fallback to the simulator), whether it was given."""
+    production needs set on purpose (no fallback to the simulator), whether it was given; the tokens
+    named in `long_tokens` must also be MIN_TOKEN_BYTES long, as each API key must."""
     problems = [f"{name} must be set explicitly in production" for name, given in explicit.items() if not given]
     if len(secret_key.encode()) < MIN_SECRET_KEY_BYTES:
         problems.append(f"SECRET_KEY must be at least {MIN_SECRET_KEY_BYTES} bytes in production")
     elif secret_key.strip() in _DEV_WORDS:
         problems.append("SECRET_KEY is a development value")
-    if any(key in _DEV_WORDS for key in api_keys_of(api_keys)):
+    keys = api_keys_of(api_keys)
+    if any(key in _DEV_WORDS for key in keys):
         problems.append("API_KEYS holds a development key")
+    elif not keys or any(len(key.encode()) < MIN_TOKEN_BYTES for key in keys):
+        problems.append(f"API_KEYS: each key must be at least {MIN_TOKEN_BYTES} bytes in production")
     problems += [f"{name} holds a development key" for name, ring in rings.items() if _ring_is_dev(ring)]
-    problems += [f"{name} is a development value" for name, token in tokens.items() if token.strip() in _DEV_WORDS]
+    for name, token in tokens.items():
+        if token.strip() in _DEV_WORDS:
+            problems.append(f"{name} is a development value")
+        elif name in long_tokens and len(token.strip().encode()) < MIN_TOKEN_BYTES:
+            problems.append(f"{name} must be at least {MIN_TOKEN_BYTES} bytes in production")
     return problems

@@ -146,6 +146,9 @@ class ApiSettings(_Part):
     # expiry (httpx's 5 s, a cloud balancer's 60 s): when both sides wait the same time, the server
     # closes a connection just as the client sends on it, and that request fails.
     keep_alive_seconds: int = _env("API_KEEP_ALIVE_SECONDS", 75, gt=0)
+    # How long /metrics answers the last count of the workflows in flight before it asks Temporal again
+    # (five visibility queries); anyone may scrape, so scrapes in between must cost Temporal nothing.
+    metrics_refresh_seconds: float = _env("API_METRICS_REFRESH_SECONDS", 5.0, ge=0)
 
 
 class CmmsSettings(_Part):
@@ -332,6 +335,9 @@ class CodecServerSettings(_Part):
     token: SecretStr = _env("CODEC_SERVER_TOKEN", SecretStr(DEV_CODEC_SERVER_TOKEN))
     cors_origins: str = _env("CODEC_SERVER_CORS_ORIGINS", "http://127.0.0.1:8233,http://localhost:8233")  # the UI's
     session_hours: int = _env("CODEC_SERVER_SESSION_HOURS", 8)  # how long an operator's codec login cookie lasts
+    # Sign-in attempts (POST /login) per client address: this many at once, regained over the window.
+    login_limit: int = _env("CODEC_SERVER_LOGIN_LIMIT", 5, ge=1)
+    login_window_seconds: float = _env("CODEC_SERVER_LOGIN_WINDOW_SECONDS", 1.0, gt=0)
 
     @property
     def origins(self) -> list[str]:
@@ -487,6 +493,9 @@ class Settings(BaseSettings):
             api_keys=self.api.keys.get_secret_value(),
             secret_key=self.secret_key.get_secret_value(),
             explicit={name: self.given(name) for name in explicit},
+            # What a caller presents to get in: the codec server's token signs its UI sessions, and
+            # ESPF_PASSWORD opens the event receiver (read beside PortaBilling only).
+            long_tokens=frozenset({"CODEC_SERVER_TOKEN", "ESPF_PASSWORD"}),
         )
         if problems:
             raise ValueError("; ".join(problems))

@@ -1,7 +1,7 @@
 """Delivery reports of code SMS: what the SMS gateway (Kannel) reports on one message, recorded once
 and only ever forward (billing.sms_reports has the report types and the order of statuses)."""
 
-from billing.db import SessionMaker, transaction
+from billing.db import SessionMaker, snapshot, transaction
 from billing.models import SmsMessage, SmsStatus, utcnow
 from billing.sms_reports import REPORT_STATUS, next_status, token_hash
 from services.errors import Invalid, NotFound
@@ -20,6 +20,15 @@ async def record_report(sessions: SessionMaker, token: str, report_type: int) ->
         )
     if len(token) > _TOKEN_MAX:
         raise _unknown()
+    # The URL needs no key, so anyone can call it with made-up tokens: look first, reading only, and
+    # take the write transaction (on SQLite, the file's one write lock) only for a known message whose
+    # status moves; an unknown token or a repeated report writes nothing.
+    async with snapshot(sessions) as session:
+        seen = await session.get(SmsMessage, token_hash(token))
+        if seen is None:
+            raise _unknown()
+        if next_status(seen.status, reported) == seen.status:
+            return reported, seen.status
     async with transaction(sessions) as session:
         message = await session.get(SmsMessage, token_hash(token), with_for_update=True)
         if message is None:

@@ -27,10 +27,39 @@ _admin = [Depends(require(Role.admin))]
 _admin_or_cmms = [Depends(require(Role.cmms))]  # admin may do everything
 
 Units = Annotated[StrictInt, Field(gt=0, le=MAX_BALANCE), WHOLE]
-IdempotencyKey = Annotated[
-    str | None,
-    Header(alias="Idempotency-Key", min_length=1, max_length=200, description="Applies a retried request once"),
-]
+_KEY_MAX = 200  # the ledger's column
+
+
+async def _idempotency_key(
+    key: Annotated[str | None, Header(alias="Idempotency-Key", include_in_schema=False)] = None,
+) -> str:
+    """The money movement's `Idempotency-Key`: required, so that a retried top-up or charge is applied
+    once. Checked before the body (a sub-dependency runs before the body is validated): a caller that
+    never sends one learns it from its first call, whatever its body."""
+    if key is None or not key.strip():
+        raise Problem(400, "an Idempotency-Key header is required: it applies a retried top-up or charge once")
+    if len(key) > _KEY_MAX:
+        raise Problem(400, f"the Idempotency-Key header must be at most {_KEY_MAX} characters")
+    return key
+
+
+IdempotencyKey = Annotated[str, Depends(_idempotency_key)]
+# The header as the OpenAPI document shows it (the dependency reads it itself, to answer 400 before the body).
+_KEY_DOCUMENTED: dict[str, Any] = {
+    "parameters": [
+        {
+            "name": "Idempotency-Key",
+            "in": "header",
+            "required": True,
+            "description": "Applies a retried request once: the same key with the same body answers as the first "
+            "call did, with another body 422. Missing: 400.",
+            "schema": {"type": "string", "minLength": 1, "maxLength": _KEY_MAX, "pattern": r"\S"},
+        }
+    ]
+}
+_KEY_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "No Idempotency-Key header (checked before the body), or the body is not valid JSON"}
+}
 
 
 class WalletCreate(BaseModel):
@@ -122,12 +151,17 @@ async def get_messaging_wallet(account_id: AnyId, outbox: OutboxDep) -> WalletPu
     return _view(await wallets.get_wallet(outbox, account_id, MESSAGING))
 
 
-@router.post("/{account_id}/wallets/messaging/top-ups", dependencies=_admin)
+@router.post(
+    "/{account_id}/wallets/messaging/top-ups",
+    dependencies=_admin,
+    openapi_extra=_KEY_DOCUMENTED,
+    responses=_KEY_ERRORS,
+)
 async def top_up(
     account_id: AnyId,
+    idempotency_key: IdempotencyKey,
     body: TopUp,
     outbox: OutboxDep,
-    idempotency_key: IdempotencyKey = None,
 ) -> WalletPublic:
     """Add units with their own lifetime; a top-up that makes the wallet usable resumes messaging (after
     everything expired, it starts a new balance)."""
@@ -136,12 +170,17 @@ async def top_up(
     return _view(await wallets.apply_movement(outbox, account_id, MESSAGING, movement))
 
 
-@router.post("/{account_id}/wallets/messaging/charges", dependencies=_admin_or_cmms)
+@router.post(
+    "/{account_id}/wallets/messaging/charges",
+    dependencies=_admin_or_cmms,
+    openapi_extra=_KEY_DOCUMENTED,
+    responses=_KEY_ERRORS,
+)
 async def charge(
     account_id: AnyId,
+    idempotency_key: IdempotencyKey,
     body: Charge,
     outbox: OutboxDep,
-    idempotency_key: IdempotencyKey = None,
 ) -> WalletPublic:
     """Take units; more than the balance is refused with 409 and nothing is charged."""
     movement = Movement(MovementKind.charge, body.amount, None, idempotency_key)

@@ -102,10 +102,12 @@ async def _change_everything(api: httpx.AsyncClient, expected: Expected) -> None
         path = f"/v1/accounts/{account_id}/wallets/messaging"
         if index == 0 and expected.balance[account_id] > 0:
             charge = {"amount": expected.balance[account_id]}
-            await _ok(api.post(f"{path}/charges", json=charge, headers=ADMIN), 200)
+            key = {"Idempotency-Key": secrets.token_hex(8)}
+            await _ok(api.post(f"{path}/charges", json=charge, headers=ADMIN | key), 200)
             expected.balance[account_id] = 0
         else:
-            await _ok(api.post(f"{path}/top-ups", json={"amount": 2}, headers=ADMIN), 200)
+            key = {"Idempotency-Key": secrets.token_hex(8)}
+            await _ok(api.post(f"{path}/top-ups", json={"amount": 2}, headers=ADMIN | key), 200)
             expected.balance[account_id] += 2
     policy = {"service_policies": {"messaging": {"push_events": True}}}
     await _ok(api.patch(f"/v1/products/{expected.product_id}", json=policy, headers=ADMIN), 200)

@@ -3,6 +3,7 @@ SMS by the gateway's answer beside the SDK's metrics; the API's /metrics counts 
 Temporal (rollouts, stuck orders, accounts waiting for or refused by the CMMS). Labels never carry an
 id, a number or a reason."""
 
+import asyncio
 import re
 import time
 from collections.abc import AsyncIterator, Callable
@@ -109,6 +110,29 @@ async def test_the_api_answers_its_metrics_while_temporal_is_unreachable(metered
         response = await api.get("/metrics")
     assert response.status_code == 200
     assert _value(response.text, "temporal_visibility_up") == 0
+
+
+async def test_scrapes_within_the_refresh_interval_count_the_workflows_once(metered: Stack) -> None:
+    # /metrics needs no key: however many scrapes come, Temporal's visibility is asked once an interval.
+    # The counts are seen run through the API's own counter of them (every API of this test process
+    # shares it: the other stacks are not scraped meanwhile).
+    hourly = metered.settings.with_changes(api_port=free_port(), api_metrics_refresh_seconds=3600)
+    async with serving_api(hourly) as url, httpx.AsyncClient(base_url=url, timeout=30) as api:
+        first = (await api.get("/metrics")).text
+        counted = _value(first, "operations_gauges_refreshes_total")
+        assert counted >= 1 and _value(first, "temporal_visibility_up") == 1
+        at_once = await asyncio.gather(*(api.get("/metrics") for _ in range(10)))
+        one_by_one = [await api.get("/metrics") for _ in range(10)]
+        for response in [*at_once, *one_by_one]:
+            assert response.status_code == 200
+            assert _value(response.text, "operations_gauges_refreshes_total") == counted
+            assert _value(response.text, "temporal_visibility_up") == 1
+    # With no interval, every scrape counts again: what the counter counts is the counts being run.
+    eager = metered.settings.with_changes(api_port=free_port(), api_metrics_refresh_seconds=0)
+    async with serving_api(eager) as url, httpx.AsyncClient(base_url=url, timeout=30) as api:
+        before = _value((await api.get("/metrics")).text, "operations_gauges_refreshes_total")
+        after = _value((await api.get("/metrics")).text, "operations_gauges_refreshes_total")
+        assert after == before + 1
 
 
 async def test_signups_and_sms_by_outcome(dev_server: str, tmp_path: Path) -> None:

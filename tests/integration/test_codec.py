@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from codec_server.auth import SESSION_COOKIE
+from codec_server.app import LOGIN_MAX_BYTES
+from codec_server.auth import SESSION_COOKIE, LoginThrottle
 from tests.support.codec_server import (
     NEW,
     OLD,
@@ -116,3 +117,38 @@ async def test_in_development_the_ui_decodes_from_loopback_without_sign_in() -> 
     assert decoded.status_code == 200 and plain_values(decoded.json()) == [b'"shown at once"']
     assert decoded.headers["access-control-allow-origin"] == UI
     assert rebound.status_code == 401
+
+
+async def test_sign_in_bodies_are_capped_and_attempts_limited_per_address() -> None:
+    # A window long enough that no attempt is regained while the test runs: the limit is what is tested.
+    settings = codec_settings(codec_server_login_limit=4, codec_server_login_window_seconds=3600)
+    async with serving_codec_server(settings) as url, httpx.AsyncClient(base_url=url) as browser:
+        # A body larger than a form holding a token is refused unread, declared or streamed.
+        huge = await browser.post("/login", content=b"token=" + b"x" * LOGIN_MAX_BYTES)
+        assert huge.status_code == 413 and SESSION_COOKIE not in browser.cookies
+
+        async def streamed() -> AsyncIterator[bytes]:
+            for _ in range(64):
+                yield b"x" * 1024
+
+        unsized = await browser.post("/login", content=streamed())
+        assert unsized.status_code == 413
+        assert (await browser.post("/login", data={"token": "guess"})).status_code == 401
+        assert (await browser.post("/login", data={"token": TOKEN})).status_code == 200
+        # Four attempts spent (refused ones count): the fifth is refused before the token is looked at.
+        limited = await browser.post("/login", data={"token": TOKEN})
+        assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
+        assert SESSION_COOKIE not in limited.headers.get("set-cookie", "")
+        # Decoding with the session already given is not limited.
+        payload = await payload_of(NEW, "still decoded")
+        assert (await browser.post("/decode", json=as_json(payload))).status_code == 200
+
+
+def test_the_sign_in_limit_regains_attempts_over_its_window_and_forgets_old_addresses() -> None:
+    throttle = LoginThrottle(limit=2, window_seconds=1.0, max_addresses=2)
+    assert [throttle.take("a", now=0.0), throttle.take("a", now=0.0)] == [0.0, 0.0]
+    assert throttle.take("a", now=0.0) == 0.5  # one attempt regained every half second
+    assert throttle.take("b", now=0.0) == 0.0  # another address has its own attempts
+    assert throttle.take("a", now=0.5) == 0.0
+    throttle.take("c", now=0.5)  # a third address: the least recently seen ("b") is forgotten
+    assert throttle.take("b", now=0.5) == 0.0 and throttle.take("b", now=0.5) == 0.0

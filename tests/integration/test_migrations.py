@@ -1,15 +1,19 @@
 """The Alembic migrations build exactly the schema the models describe, on SQLite and PostgreSQL."""
 
+import base64
 from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, text
+from sqlalchemy.orm import Session
 from sqlmodel import SQLModel
 
 import billing.models  # noqa: F401  (registers the tables)
 from billing.db import sync_url
-from tests.support.database import migrate, postgres_database
+from billing.encrypted import database_keys
+from billing.models import Account, Signup
+from tests.support.database import downgrade, migrate, postgres_database
 
 
 def _differences(url: str) -> list[object]:
@@ -85,3 +89,69 @@ def test_existing_wallets_become_one_lot_each_on_both_databases(tmp_path: Path) 
             migrate(url)
             assert _lots_after(url) == ([("a", 7)], "active", ["top_up"])
             assert _differences(url) == []
+
+
+def _column_bound(plaintext: str, purpose: str) -> str:
+    """A secret as stored before rows were bound in (v1: the column's name alone as associated data)."""
+    kid, sealed = database_keys().encrypt(plaintext.encode(), purpose.encode())
+    return f"v1:{kid}:{base64.urlsafe_b64encode(sealed).decode()}"
+
+
+def _secrets_before_rows_were_bound(url: str) -> None:
+    engine = create_engine(sync_url(url))
+    now = "2026-01-01 00:00:00+00:00"
+    with engine.begin() as connection:
+        connection.execute(text(f"INSERT INTO customer_class VALUES ('c', 'C', '[]', '{now}')"))
+        connection.execute(
+            text(
+                "INSERT INTO customer (customer_id, name, customer_class_id, custom_fields, revision, created_at,"
+                f" updated_at) VALUES ('cu', 'Cu', 'c', '{{}}', 1, '{now}', '{now}')"
+            )
+        )
+        connection.execute(text(f"INSERT INTO product VALUES ('p', 'P', '{{}}', '{now}')"))
+        for account_id in ("a", "b"):
+            connection.execute(
+                text(
+                    "INSERT INTO account (account_id, customer_id, product_id, sip_password, status,"
+                    " provisioning_state, service_policies, created_by, revision, created_at, updated_at)"
+                    f" VALUES (:id, 'cu', 'p', :password, 'active', 'ok', '{{}}', 'test', 1, '{now}', '{now}')"
+                ),
+                {"id": account_id, "password": _column_bound(f"Password-of-{account_id}", "account.sip_password")},
+            )
+        connection.execute(
+            text(
+                "INSERT INTO signup (signup_id, phone_number, status, expires_at, requested_password, created_at,"
+                f" updated_at) VALUES ('s', '+4915112345678', 'pending', '{now}', :password, '{now}', '{now}')"
+            ),
+            {"password": _column_bound("Issued-by-the-CMMS", "signup.requested_password")},
+        )
+    engine.dispose()
+
+
+def _stored_secrets(url: str) -> list[str]:
+    engine = create_engine(sync_url(url))
+    with engine.connect() as connection:
+        query = "SELECT sip_password FROM account UNION ALL SELECT requested_password FROM signup"
+        stored = [row[0] for row in connection.execute(text(query))]
+    engine.dispose()
+    return stored
+
+
+def test_secrets_stored_before_are_bound_to_their_rows_on_both_databases(tmp_path: Path) -> None:
+    sqlite_url = f"sqlite:///{tmp_path / 'billing.sqlite3'}"
+    with postgres_database() as postgres_url:
+        for url in (sqlite_url, postgres_url):
+            migrate(url, "0009_portabilling")
+            _secrets_before_rows_were_bound(url)
+            migrate(url)
+            stored = _stored_secrets(url)
+            assert len(stored) == 3 and all(value.startswith("v2:") for value in stored)
+            engine = create_engine(sync_url(url))
+            with Session(engine) as session:
+                assert session.get_one(Account, "a").sip_password == "Password-of-a"
+                assert session.get_one(Account, "b").sip_password == "Password-of-b"
+                assert session.get_one(Signup, "s").requested_password == "Issued-by-the-CMMS"
+            engine.dispose()
+            downgrade(url, "0009_portabilling")  # and back: the column-bound values again
+            assert all(value.startswith("v1:") for value in _stored_secrets(url))
+            migrate(url)

@@ -36,7 +36,7 @@ async def test_an_ordered_password_is_ciphertext_at_rest_and_absent_from_histori
     account_id = order["account_id"]
 
     stored = await _raw(stack, "SELECT sip_password FROM account WHERE account_id = :key", account_id)
-    assert password not in stored and stored.startswith("v1:dev:")
+    assert password not in stored and stored.startswith("v2:dev:")
     async with stack.sessions() as session:
         assert (await session.get_one(Account, account_id)).sip_password == password
     # The device gets it from the CMMS: provisioning read the decrypted value.

@@ -1,9 +1,14 @@
 """Delivery reports of code SMS: each SMS asks for them with a token of its own, the API records them
 (forward only), and the signup view and a metric show them; on SQLite and PostgreSQL."""
 
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import psycopg
 import pytest
+from sqlalchemy.engine import make_url
 
 from billing.db import transaction
 from billing.models import SmsMessage
@@ -75,3 +80,39 @@ async def test_bad_reports_get_a_problem_and_change_nothing(stack: Stack, path: 
     assert response.status_code == status
     assert response.headers["content-type"] == "application/problem+json"
     assert (await stack.api.get(f"{REPORTS}/{token}?type=4")).json() == {"status": "queued"}
+
+
+@contextmanager
+def _writers_held_off(database_url: str) -> Iterator[None]:
+    """Another process's transaction that lets readers read and holds every writer off the SMS
+    messages: SQLite's write lock, PostgreSQL's EXCLUSIVE lock on the table (which plain reads pass)."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        assert url.database
+        holder = sqlite3.connect(url.database, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        return
+    plain = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(plain) as connection, connection.transaction():
+        connection.execute("LOCK TABLE sms_message IN EXCLUSIVE MODE")
+        yield
+
+
+async def test_reports_for_unknown_tokens_write_nothing(stack: Stack) -> None:
+    # The URL needs no key: a flood of made-up tokens must not take the database's write lock. While
+    # every writer is held off, reports for unknown tokens are still answered (the old code waited).
+    token = await _stored_message(stack)
+    assert (await stack.api.get(f"{REPORTS}/{token}?type=8")).json() == {"status": "accepted"}
+    with _writers_held_off(stack.settings.database.url):
+        for path in ("/unknown-token?type=1", f"/{new_report_token()}?type=16"):
+            response = await stack.api.get(REPORTS + path, timeout=10)
+            assert response.status_code == 404, response.text
+        # A report that moves nothing (a repeat) writes nothing either.
+        again = await stack.api.get(f"{REPORTS}/{token}?type=8", timeout=10)
+        assert again.json() == {"status": "accepted"}
+    assert (await stack.api.get(f"{REPORTS}/{token}?type=1")).json() == {"status": "delivered"}

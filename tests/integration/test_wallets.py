@@ -21,7 +21,7 @@ from services.outbox import Outbox
 from services.wallets import LedgerEntry, apply_movement, get_wallet, open_wallet
 from services.wallets import ledger as ledger_page
 from tests.support.catalog import Catalog, create, new_id, seed_catalog
-from tests.support.messaging import billing_only_account, ledger, move, wallet_view
+from tests.support.messaging import billing_only_account, ledger, move, new_idempotency_key, wallet_view
 from tests.support.messaging import open_wallet as open_wallet_api
 from tests.support.stack import Stack
 
@@ -48,18 +48,19 @@ async def test_a_wallet_opens_takes_top_ups_and_charges_and_never_goes_below_zer
     assert shorter.json()["expires_at"] == topped.json()["expires_at"]  # a top-up never shortens the expiry
 
     charge_path = f"/v1/accounts/{account_id}/wallets/messaging/charges"
-    charged = await stack.api.post(charge_path, json={"amount": 16}, headers=stack.cmms)  # the CMMS may charge
+    cmms = stack.cmms | new_idempotency_key()
+    charged = await stack.api.post(charge_path, json={"amount": 16}, headers=cmms)  # the CMMS may charge
     assert charged.status_code == 200 and charged.json()["balance"] == 0
-    too_much = await stack.api.post(charge_path, json={"amount": 1}, headers=stack.cmms)
+    too_much = await stack.api.post(charge_path, json={"amount": 1}, headers=stack.cmms | new_idempotency_key())
     assert too_much.status_code == 409 and too_much.headers["content-type"].startswith("application/problem+json")
     view = await wallet_view(stack, account_id)
     assert view["balance"] == 0 and view["expires_at"] == topped.json()["expires_at"]
     assert await _movements(stack, account_id) == 4  # open, two top-ups, one charge: the refusal left nothing
 
     top_up_path = f"/v1/accounts/{account_id}/wallets/messaging/top-ups"
-    assert (await stack.api.post(top_up_path, json={"amount": 1}, headers=stack.cmms)).status_code == 403
+    assert (await stack.api.post(top_up_path, json={"amount": 1}, headers=cmms)).status_code == 403
     assert (await stack.api.get(f"/v1/accounts/{account_id}/wallets/messaging", headers=stack.cmms)).status_code == 403
-    assert (await stack.api.post(charge_path, json={"amount": 1})).status_code == 401
+    assert (await stack.api.post(charge_path, json={"amount": 1}, headers=new_idempotency_key())).status_code == 401
 
 
 async def test_bad_wallet_requests_are_refused_and_change_nothing(stack: Stack) -> None:
@@ -116,13 +117,36 @@ async def test_an_idempotency_key_applies_a_retried_call_once(stack: Stack) -> N
     other = await stack.api.post(path, json={"amount": 8}, headers=headers)
     assert other.status_code == 422 and "Idempotency-Key" in other.json()["detail"]
     as_top_up = await move(stack, account_id, "top-ups", 7, expires_at=None)
-    assert as_top_up.status_code == 200  # no key: a new top-up
+    assert as_top_up.status_code == 200  # another key: a new top-up
     same_key_top_up = await stack.api.post(
         f"/v1/accounts/{account_id}/wallets/messaging/top-ups", json={"amount": 7}, headers=headers
     )
     assert same_key_top_up.status_code == 422  # the key belongs to the charge
     assert (await wallet_view(stack, account_id))["balance"] == 100
     assert await _movements(stack, account_id) == 3
+
+
+async def test_a_money_movement_without_an_idempotency_key_is_refused_before_its_body(stack: Stack) -> None:
+    account_id = await _account(stack)
+    await open_wallet_api(stack, account_id, 10)
+    for kind, headers in (("charges", stack.cmms), ("charges", stack.admin), ("top-ups", stack.admin)):
+        path = f"/v1/accounts/{account_id}/wallets/messaging/{kind}"
+        # The same movement sent twice without a key: refused both times, nothing moves.
+        for _ in range(2):
+            refused = await stack.api.post(path, json={"amount": 2}, headers=headers)
+            assert refused.status_code == 400, refused.text
+            assert refused.headers["content-type"] == "application/problem+json"
+            assert "Idempotency-Key" in refused.json()["detail"]
+        # Before the body: an invalid body without a key is still told of the key first.
+        assert (await stack.api.post(path, json={"amount": -1}, headers=headers)).status_code == 400
+        blank = await stack.api.post(path, json={"amount": 2}, headers=headers | {"Idempotency-Key": ""})
+        assert blank.status_code == 400
+        too_long = await stack.api.post(path, json={"amount": 2}, headers=headers | {"Idempotency-Key": "k" * 201})
+        assert too_long.status_code == 400
+        # The caller's key and role are still checked first.
+        assert (await stack.api.post(path, json={"amount": 2})).status_code == 401
+    assert (await wallet_view(stack, account_id))["balance"] == 10
+    assert await _movements(stack, account_id) == 1  # the opening only
 
 
 async def _ledger(outbox: Outbox, account_id: str) -> list[LedgerEntry]:

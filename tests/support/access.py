@@ -35,7 +35,8 @@ ACCESS: dict[tuple[str, str], tuple[Who, int]] = {
     ("POST", "/v1/signups/{signup_id}/resend"): ("cmms", 404),
     ("POST", "/v1/signups/{signup_id}/verify"): ("cmms", 422),
     ("POST", "/v1/signups/{signup_id}/confirm"): ("cmms", 422),
-    ("POST", "/v1/accounts/{account_id}/wallets/messaging/charges"): ("cmms", 422),
+    # Money movements want an Idempotency-Key, checked before the body: the table's calls send none.
+    ("POST", "/v1/accounts/{account_id}/wallets/messaging/charges"): ("cmms", 400),
     ("POST", "/v1/resellers"): ("admin", 422),
     ("GET", "/v1/resellers/{reseller_id}"): ("admin", 404),
     ("GET", "/v1/resellers"): ("admin", 200),
@@ -61,7 +62,7 @@ ACCESS: dict[tuple[str, str], tuple[Who, int]] = {
     ("POST", "/v1/accounts/{account_id}/wallets"): ("admin", 422),
     ("GET", "/v1/accounts/{account_id}/wallets/messaging"): ("admin", 404),
     ("GET", "/v1/accounts/{account_id}/wallets/messaging/movements"): ("admin", 404),
-    ("POST", "/v1/accounts/{account_id}/wallets/messaging/top-ups"): ("admin", 422),
+    ("POST", "/v1/accounts/{account_id}/wallets/messaging/top-ups"): ("admin", 400),
     ("PUT", "/v1/accounts/{account_id}/service-policies/messaging"): ("admin", 422),
     # Kannel fetches a report's URL: its per-message token is the credential, not an API key.
     ("GET", "/v1/sms/delivery-reports/{token}"): ("anyone", 422),

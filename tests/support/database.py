@@ -26,6 +26,14 @@ def migrate(database_url: str, revision: str = "head") -> None:
     command.upgrade(config, revision)
 
 
+def downgrade(database_url: str, revision: str) -> None:
+    """Undo the project's Alembic migrations after `revision`."""
+    config = Config(str(REPO_ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(REPO_ROOT / "migrations"))
+    config.cmd_opts = Namespace(x=[f"url={database_url}"])
+    command.downgrade(config, revision)
+
+
 @contextmanager
 def postgres_database(*, icu_locale: str | None = None) -> Iterator[str]:
     """A new, empty PostgreSQL database (collating by `icu_locale` when given, e.g. `en-US`); yields its

@@ -1,5 +1,6 @@
 """Accounts with wallets for the messaging tests (messaging by wallet), and a wait on the CMMS's record."""
 
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -66,9 +67,15 @@ async def open_wallet(stack: Stack, account_id: str, balance: int, **extra: Any)
 
 
 async def move(stack: Stack, account_id: str, kind: str, amount: int, **extra: Any) -> httpx.Response:
-    """`POST .../wallets/messaging/{kind}` (`top-ups` or `charges`) as admin."""
+    """`POST .../wallets/messaging/{kind}` (`top-ups` or `charges`) as admin, a new movement each call
+    (its own Idempotency-Key)."""
     path = f"/v1/accounts/{account_id}/wallets/messaging/{kind}"
-    return await stack.api.post(path, json={"amount": amount} | extra, headers=stack.admin)
+    return await stack.api.post(path, json={"amount": amount} | extra, headers=stack.admin | new_idempotency_key())
+
+
+def new_idempotency_key() -> dict[str, str]:
+    """The header of a new money movement."""
+    return {"Idempotency-Key": uuid.uuid4().hex}
 
 
 async def wait_for_record(

@@ -6,7 +6,7 @@ from typing import Any
 PRODUCTION: dict[str, Any] = {
     "environment": "production",
     "secret_key": "s" * 32,
-    "api_keys": "k:admin",
+    "api_keys": "k" * 32 + ":admin",
     "cmms_token": "t",
     "payload_keys": "p1:" + base64.urlsafe_b64encode(b"p" * 32).decode(),
     "database_encryption_keys": "d1:" + base64.urlsafe_b64encode(b"d" * 32).decode(),

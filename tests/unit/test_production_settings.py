@@ -39,14 +39,14 @@ def _real_key() -> str:
 REAL: dict[str, Any] = {
     "environment": "production",
     "secret_key": "s" * 32,
-    "api_keys": "a-real-website-key:website,a-real-admin-key:admin",
+    "api_keys": f"{'w' * 32}:website,shop@{'a' * 32}:admin",
     "cmms_url": "https://cmms.example.net",
     "cmms_token": "a-real-cmms-token",
     "sms_gateway_url": "https://kannel.example.net/cgi-bin/sendsms",
     "sms_password": "a-real-sms-password",
     "payload_keys": f"p1:{_real_key()}",
     "database_encryption_keys": f"d1:{_real_key()}",
-    "codec_server_token": "a-real-codec-token",
+    "codec_server_token": "a-real-codec-token-of-32-bytes-!",
     "signup_allowed_countries": "*",
 }
 
@@ -83,8 +83,7 @@ def test_named_keys_are_accepted_and_a_name_may_repeat() -> None:
         ("api_keys", ",".join(reversed(DEV_API_KEYS.split(",")))),
         ("api_keys", "a-real-admin-key:admin, dev-website-key:website"),
         ("api_keys", "a-real-admin-key:admin,dev-admin-key:admin+website"),
-        # A development key under a name is still a development key.
-        ("api_keys", "a-real-admin-key:admin,shop@dev-website-key:website"),
+        ("api_keys", f"{'a' * 32}:admin,shop@dev-website-key:website"),  # a development key under a name
         ("api_keys", "ops@dev-admin-key:admin"),
         # SECRET_KEY: the development value, or anything shorter than 32 bytes.
         ("secret_key", DEV_SECRET_KEY),
@@ -95,6 +94,10 @@ def test_named_keys_are_accepted_and_a_name_may_repeat() -> None:
         ("cmms_token", f" {DEV_CMMS_TOKEN} "),
         ("codec_server_token", DEV_CODEC_SERVER_TOKEN),
         ("codec_server_token", None),
+        # Too short to stand for a credential: empty, or under 32 bytes.
+        ("codec_server_token", ""),
+        ("codec_server_token", "c" * 31),
+        ("codec_server_token", " " + "c" * 31 + " "),
         ("sms_password", DEV_SMS_PASSWORD),
         ("sms_password", None),
         # No fallback to the simulator: the CMMS and the SMS gateway are named on purpose.
@@ -114,8 +117,32 @@ BESIDE_PORTABILLING: dict[str, Any] = {
     "billing_source": "portabilling",
     "portabilling_url": "https://portabilling.example.net",
     "portabilling_password": "a-real-portabilling-password",
-    "espf_password": "a-real-espf-password",
+    "espf_password": "a-real-espf-password-of-32-bytes",
 }
+
+
+@pytest.mark.parametrize(
+    "api_keys",
+    [
+        "",  # no key at all
+        f"{'w' * 31}:website,{'a' * 32}:admin",  # one key short
+        f":website,{'a' * 32}:admin",  # an empty key
+        f"{'a' * 32}:admin,shop@{'w' * 31}:website",  # the key after a name is what counts
+        f"{'a' * 32}:admin,shop@:website",
+    ],
+)
+def test_short_or_empty_api_keys_are_refused(api_keys: str) -> None:
+    message = _refusal(api_keys=api_keys)
+    assert "API_KEYS" in message and "32 bytes" in message
+    assert "w" * 31 not in message
+
+
+def test_a_named_key_is_measured_without_its_name() -> None:
+    # 32 bytes only with the name in front: the key itself is short.
+    assert len(f"shop@{'w' * 27}") == 32
+    assert "API_KEYS" in _refusal(api_keys=f"{'a' * 32}:admin,shop@{'w' * 27}:website")
+    # A key of 32 bytes that holds an `@` after something that is not a name is a key as written.
+    assert Settings(_env_file=None, **(REAL | {"api_keys": f"not a name@{'w' * 21}:website"})).environment
 
 
 def test_real_values_beside_portabilling_are_accepted() -> None:
@@ -132,6 +159,9 @@ def test_real_values_beside_portabilling_are_accepted() -> None:
         ("espf_password", None),
         # Another development secret is no better.
         ("espf_password", DEV_SMS_PASSWORD),
+        # Empty (`espf:` would open the receiver) or short.
+        ("espf_password", ""),
+        ("espf_password", "e" * 31),
         # No fallback to the simulator's address.
         ("portabilling_url", None),
     ],
