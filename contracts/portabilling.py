@@ -67,6 +67,7 @@ class PbCustomer(BaseModel):
     i_customer: int
     name: str
     blocked: bool
+    suspended: bool = False  # bill_status S: its accounts are suspended with it
 
 
 class PbProduct(BaseModel):
@@ -180,9 +181,14 @@ class CustomerInfo(BaseModel):
     i_customer: int
     name: str
     blocked: YesNo
+    # Any letter is taken; S (suspended, "Events that ESPF handlers support": Customers.bill_status
+    # set to 'S') is the one that changes what is pushed.
+    bill_status: str = "O"
 
     def customer(self) -> PbCustomer:
-        return PbCustomer(i_customer=self.i_customer, name=self.name, blocked=self.blocked == "Y")
+        return PbCustomer(
+            i_customer=self.i_customer, name=self.name, blocked=self.blocked == "Y", suspended=self.bill_status == "S"
+        )
 
 
 class CustomerInfoAnswer(BaseModel):
@@ -269,10 +275,51 @@ class EventType(StrEnum):
     CUSTOMER_UPDATED = "Customer/Updated"
     CUSTOMER_DELETED = "Customer/Deleted"
     CUSTOMER_CUSTOM_FIELD_CHANGED = "Customer/CustomField/Changed"
+    # A customer's block and unblock: its accounts are pushed blocked while it is.
+    CUSTOMER_BLOCKED = "Customer/Blocked"
+    CUSTOMER_UNBLOCKED = "Customer/Unblocked"
 
 
 CUSTOMER_EVENT_TYPES = frozenset(t for t in EventType if t.startswith("Customer/"))
 ACCOUNT_EVENT_TYPES = frozenset(EventType) - CUSTOMER_EVENT_TYPES
+# A customer's status (suspended, its suspension removed, closed, ...): every type under it is the
+# customer's, whatever a release names it (MR107 `Suspend`, MR115 `Suspended`).
+CUSTOMER_STATUS_PREFIX = "Customer/Status/"
+# What PortaBilling emits that changes nothing of what the CMMS is given: an invoice's, a DID's, a
+# payment's, a balance's. Answered `ignored` even when they name an account or a customer (a new ESPF
+# handler is subscribed to every type). Names from pavlyuts/portabilling's Events.php (release 80).
+NOISE_EVENT_PREFIXES = ("Invoice/", "DID/", "PaymentTransaction/", "Connection/", "Accessibility/")
+NOISE_EVENT_TYPES = frozenset(
+    {
+        "Account/BalanceChanged",
+        "Customer/BalanceChanged",
+        "Customer/AvailableFundsAppear",
+        "Customer/ZeroAvailableFunds",
+    }
+)
+# The namespaces whose unnamed types are still taken as "read it again" (a later release may rename one
+# this release relies on): an account's (and its subscriber's) and a customer's.
+ACCOUNT_NAMESPACES = ("Account/", "Subscriber/")
+CUSTOMER_NAMESPACE = "Customer/"
+
+EventScope = Literal["account", "customer", "noise"]
+
+
+def scope_of(event_type: str) -> tuple[EventScope, bool]:
+    """What an event of this type is about, and whether this release names the type: an account's
+    (its account is pushed), a customer's (every account of the customer is), or noise (nothing)."""
+    if event_type in ACCOUNT_EVENT_TYPES:
+        return "account", True
+    if event_type in CUSTOMER_EVENT_TYPES or event_type.startswith(CUSTOMER_STATUS_PREFIX):
+        return "customer", True
+    if event_type in NOISE_EVENT_TYPES or event_type.startswith(NOISE_EVENT_PREFIXES):
+        return "noise", True
+    if event_type.startswith(ACCOUNT_NAMESPACES):
+        return "account", False
+    if event_type.startswith(CUSTOMER_NAMESPACE):
+        return "customer", False
+    return "noise", False
+
 
 # The longest event type taken: PortaBilling's documentation states none, its types are some 40
 # characters at most, and this is what the table of received events holds.

@@ -13,8 +13,8 @@ removes the record under the old one. How the desired record is derived:
 - removed: the account is closed (`bill_status` C) or PortaBilling no longer has it;
 - password: the account's service password (`h323_password`); IMEI: its custom field `PORTABILLING_IMEI_FIELD`;
 - profile and domain: the customer's custom fields `profileName` and `domain`, else the defaults;
-- blocked: the account or its customer is blocked, or the account has reached its expiration date
-  (00:00 UTC of that date; the account's workflow wakes then);
+- blocked: the account or its customer is blocked, its customer suspended, or the account has reached its
+  expiration date (00:00 UTC of that date; the account's workflow wakes then);
 - messaging: driven only when the product's messaging service policy pushes events: enabled while a
   messaging service wallet entry holds units that have not expired (woken at the next expiry).
 """
@@ -32,7 +32,7 @@ from sqlmodel import col, select
 from billing.db import SessionMaker, insert_or, snapshot, transaction
 from billing.models import PortaBillingAccount, PushStatus, utcnow
 from billing.provisioning import DOMAIN_FIELD, PROFILE_FIELD
-from billing.sources.base import BillingRefusal, BillingUnavailable, Desired, Outcome
+from billing.sources.base import BillingRefusal, BillingUnavailable, Desired, Outcome, StatusRefused
 from clients.portabilling.client import (
     PortaBillingClient,
     PortaBillingMisconfigured,
@@ -123,7 +123,7 @@ class PortaBillingSource:
             profile=customer_fields.get(PROFILE_FIELD) or self._provisioning.default_profile,
             domain=customer_fields.get(DOMAIN_FIELD) or self._provisioning.default_domain,
             blocked=account.blocked
-            or (customer is not None and customer.blocked)
+            or (customer is not None and (customer.blocked or customer.suspended))
             or (expires_at is not None and expires_at <= now),
             messaging_enabled=messaging,
         )
@@ -161,11 +161,20 @@ class PortaBillingSource:
                 await session.exec(insert_or(session, PortaBillingAccount, row, key="i_account", update=changes))
 
         async def tell() -> None:
-            with _reading(f"(writing) the status of account {i_account}"):
-                status, group = _STATUS[outcome.state], self._settings.status_group
-                await self._client.post_status(i_account, status, _message(outcome), group=group)
+            status, group = _STATUS[outcome.state], self._settings.status_group
+            try:
+                with _reading(f"(writing) the status of account {i_account}"):
+                    await self._client.post_status(i_account, status, _message(outcome), group=group)
+            except BillingRefusal as err:
+                # A refusal is final, and the push it reports is done: keep it out of the push's fate.
+                rejected = err.__cause__
+                gone = isinstance(rejected, PortaBillingRejected) and rejected.status == 404
+                raise StatusRefused(str(err), gone=gone) from err
 
-        await asyncio.gather(keep(), tell())  # independent: at once
+        # Independent, so at once; each runs to its end before a failure of either is raised.
+        for failure in await asyncio.gather(keep(), tell(), return_exceptions=True):
+            if isinstance(failure, BaseException):
+                raise failure
 
     async def _pushed(self, account_id: str, i_account: int) -> PortaBillingAccount | None:
         """What is kept of the account, remembered until its push's outcome is recorded (an account's

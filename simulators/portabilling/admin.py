@@ -50,6 +50,7 @@ class CustomerChanges(Body):
 
     name: Text = "-"
     blocked: bool = False
+    suspended: bool = False  # bill_status S
     custom_fields: dict[str, str | None] = Field(default_factory=dict)
 
 
@@ -62,6 +63,7 @@ class CustomerView(BaseModel):
     i_customer: int
     name: str
     blocked: bool
+    suspended: bool
     custom_fields: dict[str, str]
     events: list[Emitted] = Field(default_factory=list)
 
@@ -212,6 +214,16 @@ async def change_account(i_account: Id, body: AccountChanges, sim: SimDep) -> Ac
     event_types = sim.store.change_account(i_account, body.model_dump(include=body.model_fields_set))
     emitted = _emit(sim, event_types, i_account=i_account)
     return _view(sim.store.account(i_account), emitted)
+
+
+@router.delete("/accounts/{i_account}", status_code=status.HTTP_204_NO_CONTENT, responses={404: {}})
+async def remove_account(i_account: Id, sim: SimDep) -> Response:
+    """Remove the account's record, as a purge of PortaBilling's database would: no event is emitted, and
+    the JSON API and the status API no longer know it (the next event about it, or its customer's
+    rollout, finds it gone)."""
+    sim.store.account(i_account)
+    del sim.store.accounts[i_account]
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/accounts/{i_account}")

@@ -162,7 +162,12 @@ def _customer_info(sim: SimState, params: dict[str, Any]) -> dict[str, Any]:
     customer = sim.store.customers.get(CustomerParams.model_validate(params).i_customer)
     if customer is None:
         return {}
-    info = {"i_customer": customer.i_customer, "name": customer.name, "blocked": _yn(customer.blocked)}
+    info = {
+        "i_customer": customer.i_customer,
+        "name": customer.name,
+        "blocked": _yn(customer.blocked),
+        "bill_status": "S" if customer.suspended else "O",
+    }
     return {"customer_info": info}
 
 
