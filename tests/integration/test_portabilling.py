@@ -432,3 +432,85 @@ async def test_a_refusal_reaches_portabilling_once_its_status_api_is_back(beside
         (await beside.pb.post("/_sim/faults", json={"status_api": "ok"})).raise_for_status()
     failed = await eventually(lambda: beside.statuses(i_account), lambda s: bool(s) and s[-1]["status"] == "FAILED")
     assert "CMMS rejected" in failed[-1]["message"]
+
+
+async def test_a_customer_block_and_suspension_reach_every_account(beside: Beside) -> None:
+    sim = beside.stack.sim
+    product = await beside.create("products", name="Mobile", messaging_push_events=False)
+    customer = await beside.create("customers", name="Suspended soon", custom_fields={"profileName": "Business"})
+    i_customer = customer["i_customer"]
+    ids = []
+    for _ in range(2):
+        account = await beside.create(
+            "accounts", id=new_id(), i_customer=i_customer, i_product=product["i_product"], imei=new_imei()
+        )
+        ids.append(account["id"])
+
+    async def all_blocked(blocked: bool) -> None:
+        for account_id in ids:
+            await record_of(sim, account_id, lambda r: r is not None and r.blocked == blocked)
+
+    await all_blocked(False)
+    await beside.change(f"customers/{i_customer}", blocked=True)  # Customer/Blocked
+    await all_blocked(True)
+    await beside.change(f"customers/{i_customer}", blocked=False)  # Customer/Unblocked
+    await all_blocked(False)
+    await beside.change(f"customers/{i_customer}", suspended=True)  # Customer/Status/Suspended
+    await all_blocked(True)
+    await beside.change(f"customers/{i_customer}", suspended=False)  # Customer/Status/SuspensionRemoved
+    await all_blocked(False)
+    metrics = (await beside.stack.api.get("/metrics")).text
+    assert 'portabilling_events_total{known="true",outcome="accepted"}' in metrics
+
+
+@pytest.mark.parametrize(
+    ("event_type", "names"),
+    [
+        ("Invoice/New", {"i_customer", "i_account"}),
+        ("Invoice/Status/Changed", {"i_customer"}),
+        ("DID/Status/Assigned", {"i_account"}),
+        ("PaymentTransaction/New", {"i_customer"}),
+        ("Customer/BalanceChanged", {"i_customer"}),
+        ("Account/BalanceChanged", {"i_account"}),
+        ("Customer/ZeroAvailableFunds", {"i_customer"}),
+    ],
+)
+async def test_noise_is_answered_ignored_and_pushes_nothing(beside: Beside, event_type: str, names: set[str]) -> None:
+    """A new ESPF handler is subscribed to every type: an invoice's, a DID's, a payment's or a balance's
+    event changes nothing the CMMS is given, even when it names an account or a customer: it is stored
+    (a repeat is known as one) and told to no workflow."""
+    product = await beside.create("products", name="Mobile", messaging_push_events=False)
+    customer = await beside.create("customers", name="Noisy", custom_fields={"profileName": "Business"})
+    account = await beside.create(
+        "accounts", id=new_id(), i_customer=customer["i_customer"], i_product=product["i_product"]
+    )
+    ids = {"i_customer": str(customer["i_customer"]), "i_account": str(account["i_account"])}
+    variables = {"i_event": str(930000000 + secrets.randbelow(10**8))} | {k: ids[k] for k in names}
+    answer = await beside.stack.api.post(
+        "/v1/portabilling/events",
+        json={"event_type": event_type, "variables": variables},
+        headers=basic(ESPF_USER, ESPF_PASSWORD),
+    )
+    assert (answer.status_code, answer.json()["status"]) == (200, "ignored")
+    metrics = (await beside.stack.api.get("/metrics")).text
+    assert 'portabilling_events_total{known="true",outcome="ignored"}' in metrics
+
+
+async def test_a_status_for_an_account_gone_from_portabilling_ends_the_push(beside: Beside) -> None:
+    """PortaBilling no longer has the account: its CMMS record is removed once, and the status it cannot
+    take (404) is logged and counted, not retried with the push."""
+    sim = beside.stack.sim
+    i_account, account_id, _ = await beside.new_account(new_imei())
+    await record_of(sim, account_id, lambda r: r is not None)
+    await eventually(lambda: beside.statuses(i_account), lambda s: any(x["status"] == "OK" for x in s))
+    (await beside.pb.delete(f"/_sim/accounts/{i_account}")).raise_for_status()
+    variables = {"i_event": str(940000000 + secrets.randbelow(10**8)), "i_account": str(i_account)}
+    event = {"event_type": "Account/Blocked", "variables": variables}
+    answer = await beside.stack.api.post("/v1/portabilling/events", json=event, headers=basic(ESPF_USER, ESPF_PASSWORD))
+    assert answer.json()["status"] == "accepted"
+    await record_of(sim, account_id, lambda r: r is None)
+    metrics = await eventually(lambda: worker_metrics(beside), lambda m: "business_billing_status_refused_total" in m)
+    assert 'kind="gone"' in metrics
+    # The push ended: no attempt of it waits to be tried again.
+    handle = beside.stack.temporal.get_workflow_handle(f"account-pb-{i_account}")
+    await eventually(handle.describe, lambda d: not d.raw_description.pending_activities)
