@@ -35,10 +35,8 @@ from contracts.portabilling import (
     PbAccount,
     PbCustomer,
     PbProduct,
-    PbWallet,
     ProductInfoAnswer,
     ProvisioningStatus,
-    ServiceWalletListAnswer,
 )
 
 __all__ = [
@@ -113,15 +111,9 @@ class PortaBillingClient(HttpClient):
         return answer.values()
 
     async def product(self, i_product: int) -> PbProduct | None:
-        """The product, or None when PortaBilling has no such product."""
+        """The product (its whole `product_info`), or None when PortaBilling has no such product."""
         answer = await self._call("Product/get_product_info", {"i_product": i_product}, ProductInfoAnswer)
         return answer.product_info.product() if answer.product_info is not None else None
-
-    async def service_wallets(self, i_account: int) -> list[PbWallet]:
-        """Every service wallet entry of the account, spent and lapsed ones included (`PbWallet.is_live`)."""
-        params = {"i_account": i_account}
-        answer = await self._call("Account/get_service_wallet_list", params, ServiceWalletListAnswer)
-        return [entry.wallet() for entry in answer.service_wallet_list]
 
     async def customer_accounts(self, i_customer: int, *, offset: int, limit: int) -> CustomerAccounts:
         """One page of the customer's accounts (closed ones included), as i_accounts in i_account order,

@@ -34,6 +34,7 @@ class Product:
     i_product: int
     name: str
     messaging_push_events: bool
+    messaging_policy_shown: bool = True  # False: product_info has no `service_policies`
 
 
 @dataclass
@@ -97,8 +98,8 @@ class Store:
 
     # --- products (PortaBilling emits no event for a product edit) ---
 
-    def add_product(self, name: str, messaging_push_events: bool) -> Product:
-        product = Product(next(self._product_ids), name, messaging_push_events)
+    def add_product(self, name: str, messaging_push_events: bool, messaging_policy_shown: bool = True) -> Product:
+        product = Product(next(self._product_ids), name, messaging_push_events, messaging_policy_shown)
         self.products[product.i_product] = product
         return product
 

@@ -332,17 +332,49 @@ async def test_status_callback_says_failed_with_the_cmms_refusal(beside: Beside)
     assert "CMMS rejected" in failed[-1]["message"]
 
 
-async def test_a_top_up_expiring_suspends_messaging_by_itself(beside: Beside) -> None:
+async def test_units_lapsing_suspend_messaging_when_portabilling_says_so(beside: Beside) -> None:
     sim = beside.stack.sim
-    i_account, account_id, _ = await beside.new_account(new_imei(), push=True)
+    i_account, account_id, _ = await beside.new_account(new_imei(), push=True, messaging_units=1)
+    await record_of(sim, account_id, lambda r: r is not None and r.messaging_enabled)
+    await beside.pb.post(f"/_sim/accounts/{i_account}/charges", json={"service": "messaging", "units": 1})
     await record_of(sim, account_id, lambda r: r is not None and not r.messaging_enabled)
     response = await beside.pb.post(
         f"/_sim/accounts/{i_account}/topups", json={"service": "messaging", "units": 5, "valid_seconds": 3}
     )
     assert response.status_code in (200, 201), response.text
     await record_of(sim, account_id, lambda r: r is not None and r.messaging_enabled)
-    # No event says the units lapsed: the account's workflow wakes at their expiry and reads again.
+    # PortaBilling sees the units lapse and says so (Account/Service/Msg/QuotaExceeded): no wallet is read.
     await record_of(sim, account_id, lambda r: r is not None and not r.messaging_enabled)
+
+
+async def test_no_wallet_is_read_and_an_account_without_a_policy_reaches_the_cmms(beside: Beside) -> None:
+    """PortaBilling has no public method for a service wallet, and the simulator serves none: an account
+    is pushed all the same, with the policy off and on."""
+    sim = beside.stack.sim
+    for push in (False, True):
+        _, account_id, _ = await beside.new_account(new_imei(), push=push, messaging_units=3)
+        await record_of(sim, account_id, lambda r: r is not None and r.messaging_enabled)
+    calls = (await beside.pb.get("/_sim/stats")).json()["calls"]
+    assert not [name for name in calls if "wallet" in name.lower()]
+
+
+async def test_a_product_not_showing_its_messaging_policy_is_a_retry_that_says_what_to_set(beside: Beside) -> None:
+    """The product answers without the shape PORTABILLING_MESSAGING_POLICY_PATH looks for: no silent
+    "not driven", but a RETRY naming the setting, on the account in PortaBilling, alerted on."""
+    product = await beside.create(
+        "products", name="Elsewhere", messaging_push_events=True, messaging_policy_shown=False
+    )
+    customer = await beside.create("customers", name="Acme", custom_fields={"profileName": "Business"})
+    account = await beside.create(
+        "accounts", id=new_id(), i_customer=customer["i_customer"], i_product=product["i_product"]
+    )
+    statuses = await eventually(
+        lambda: beside.statuses(account["i_account"]), lambda s: bool(s) and s[-1]["status"] == "RETRY"
+    )
+    assert "PORTABILLING_MESSAGING_POLICY_PATH" in statuses[-1]["message"]
+    assert await beside.stack.sim.get_record(account["id"]) is None
+    metrics = await eventually(lambda: worker_metrics(beside), lambda m: 'kind="misconfigured"' in m)
+    assert "business_billing_failures_total{" in metrics
 
 
 async def test_an_account_past_its_expiration_date_is_blocked(beside: Beside) -> None:
