@@ -347,6 +347,29 @@ async def test_units_lapsing_suspend_messaging_when_portabilling_says_so(beside:
     await record_of(sim, account_id, lambda r: r is not None and not r.messaging_enabled)
 
 
+async def test_messaging_events_out_of_order_end_at_the_latest(beside: Beside) -> None:
+    """PortaBilling numbers its events in order: a top-up's event delivered before an older wallet-dry
+    event (a retry, a reordering) keeps messaging on."""
+    sim = beside.stack.sim
+    i_account, account_id, _ = await beside.new_account(new_imei(), push=True, messaging_units=1)
+    await record_of(sim, account_id, lambda r: r is not None and r.messaging_enabled)
+    await beside.pb.post(f"/_sim/accounts/{i_account}/charges", json={"service": "messaging", "units": 1})
+    await record_of(sim, account_id, lambda r: r is not None and not r.messaging_enabled)
+    emitted = (await beside.pb.get("/_sim/events", params={"i_account": i_account})).json()
+    newest = max(e["i_event"] for e in emitted) + 10**9  # beyond what the simulator numbers meanwhile
+    headers = basic(ESPF_USER, ESPF_PASSWORD)
+    for i_event, event_type in (
+        (newest + 2, "Account/AvailableFundsAppear"),
+        (newest + 1, "Account/ZeroAvailableFunds"),
+    ):
+        event = {"event_type": event_type, "variables": {"i_event": str(i_event), "i_account": str(i_account)}}
+        answer = await beside.stack.api.post("/v1/portabilling/events", json=event, headers=headers)
+        assert answer.json()["status"] == "accepted"
+    await beside.change(f"accounts/{i_account}", blocked=True)  # a later push, after both
+    record = await record_of(sim, account_id, lambda r: r is not None and r.blocked)
+    assert record.messaging_enabled
+
+
 async def test_no_wallet_is_read_and_an_account_without_a_policy_reaches_the_cmms(beside: Beside) -> None:
     """PortaBilling has no public method for a service wallet, and the simulator serves none: an account
     is pushed all the same, with the policy off and on."""
