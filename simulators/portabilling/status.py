@@ -57,7 +57,7 @@ async def post_status(i_account: int, request: Request, sim: SimDep) -> JSONResp
             else "the body is not JSON"
         )
         return JSONResponse({"faultstring": problems}, status_code=400)
-    if report.group not in GROUPS:
+    if report.group not in GROUPS or sim.faults.status_api == "refusing":
         return JSONResponse({"faultstring": f"group {report.group!r} is not registered"}, status_code=400)
     if i_account not in sim.store.accounts:
         return JSONResponse({"faultstring": f"account {i_account} not found"}, status_code=404)

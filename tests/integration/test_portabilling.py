@@ -569,3 +569,26 @@ async def test_a_status_for_an_account_gone_from_portabilling_ends_the_push(besi
     # The push ended: no attempt of it waits to be tried again.
     handle = beside.stack.temporal.get_workflow_handle(f"account-pb-{i_account}")
     await eventually(handle.describe, lambda d: not d.raw_description.pending_activities)
+
+
+def counted(metrics: str, name: str, label: str) -> bool:
+    return any(line.startswith(name + "{") and label in line for line in metrics.splitlines())
+
+
+async def test_a_status_portabilling_refuses_leaves_the_push_done_and_is_counted(beside: Beside) -> None:
+    """A status PortaBilling refuses (400: a group it has not registered) does not fail the push nor
+    have it repeated: the CMMS holds the account, the refusal is counted, no attempt waits."""
+    sim = beside.stack.sim
+    (await beside.pb.post("/_sim/faults", json={"status_api": "refusing"})).raise_for_status()
+    try:
+        i_account, account_id, _ = await beside.new_account(new_imei())
+        await record_of(sim, account_id, lambda r: r is not None)
+        await eventually(
+            lambda: worker_metrics(beside),
+            lambda m: counted(m, "business_billing_status_refused_total", 'kind="refused"'),
+        )
+        handle = beside.stack.temporal.get_workflow_handle(f"account-pb-{i_account}")
+        await eventually(handle.describe, lambda d: not d.raw_description.pending_activities)
+    finally:
+        (await beside.pb.post("/_sim/faults", json={"status_api": "ok"})).raise_for_status()
+    assert await beside.statuses(i_account) == []
