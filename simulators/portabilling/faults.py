@@ -8,11 +8,11 @@ from pydantic import BaseModel, ConfigDict, Field
 class FaultChange(BaseModel):
     """`POST /_sim/faults`: only the fields given change.
 
-    `api`: the JSON API (login included) answers 503 while `down`, or only after `slow_seconds` while
-    `slow`; `status_api`: the ESPF status API answers 503 while `down`, and 400 to every status while
-`refusing` (as for a group PortaBilling has not registered); `revoke_tokens`: every token
-    issued so far is forgotten (the next call is refused and must log in again); `sessions: refused`:
-    logins succeed but every token is refused (an API user without access)."""
+        `api`: the JSON API (login included) answers 503 while `down`, or only after `slow_seconds` while
+        `slow`; `status_api`: the ESPF status API answers 503 while `down`, and 400 to every status while
+    `refusing` (as for a group PortaBilling has not registered); `revoke_tokens`: every token
+        issued so far is forgotten (the next call is refused and must log in again); `sessions: refused`:
+        logins succeed but every token is refused (an API user without access)."""
 
     model_config = ConfigDict(extra="forbid")
 
