@@ -102,8 +102,9 @@ class ProvisioningActivities:
             await self._record(account_id, Outcome(PushStatus.failed, reason))
             raise ApplicationError(reason, type=BILLING_REFUSED, non_retryable=True) from err
         except BillingUnavailable as err:
-            if err.misconfigured:
-                # An operator must act: say why where they look (the account in billing), as a RETRY.
+            if err.misconfigured and activity.info().attempt == 1:
+                # An operator must act: say why where they look (the account in billing), as a RETRY,
+                # once a push rather than on every try.
                 await self._record(account_id, Outcome(PushStatus.retry, str(err)))
             raise _billing_unavailable(err) from err
 
