@@ -6,8 +6,10 @@ import re
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from contracts.portabilling import AttributePath, EventType, ShapeNotFound, scope_of
+from core.settings import Settings, settings_error_line
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -82,3 +84,14 @@ def test_a_shape_not_found_says_which_part(info: dict[str, object], said: str) -
 def test_a_path_that_is_not_one_is_refused(text: str) -> None:
     with pytest.raises(ValueError, match="is not a path"):
         AttributePath(text)
+
+
+def test_the_policy_path_setting_is_checked_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in Settings.variables():
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ValidationError) as raised:
+        Settings(_env_file=None, PORTABILLING_MESSAGING_POLICY_PATH="products[messaging")
+    assert settings_error_line(raised.value).startswith("PORTABILLING_MESSAGING_POLICY_PATH: ")
+    assert Settings(_env_file=None, PORTABILLING_MESSAGING_POLICY_PATH="").portabilling.messaging_policy is None
+    default = Settings(_env_file=None).portabilling.messaging_policy
+    assert default is not None and default.text == "service_policies[service=messaging].push_events"
