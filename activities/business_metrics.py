@@ -17,6 +17,7 @@ CmmsResult = Literal["ok", "rejected", "unavailable"]
 SignupOutcome = Literal["verified", "expired", "failed"]
 SmsResult = Literal["accepted", "rejected", "unavailable", "unanswered"]
 BillingFailure = Literal["outage", "misconfigured", "refused"]
+StatusRefusal = Literal["refused", "gone"]
 
 
 def order_finished(outcome: OrderOutcome) -> None:
@@ -53,3 +54,13 @@ def billing_failed(kind: BillingFailure) -> None:
     meter.create_counter(
         "business_billing_failures_total", "Failed reads or writes of billing for a push, by kind"
     ).add(1, {"kind": kind})
+
+
+def status_refused(kind: StatusRefusal) -> None:
+    """Billing (PortaBilling's status API) refused a push's outcome: `refused` (a body it will not take:
+    a group it does not know, an encoding it does not read), `gone` (the account is no longer there). The
+    push stands and is not repeated."""
+    meter = activity.metric_meter()
+    meter.create_counter("business_billing_status_refused_total", "Push outcomes billing refused to keep, by kind").add(
+        1, {"kind": kind}
+    )

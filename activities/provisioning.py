@@ -8,10 +8,10 @@ from typing import Literal
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
-from activities.business_metrics import CmmsOperation, billing_failed, cmms_called
+from activities.business_metrics import CmmsOperation, billing_failed, cmms_called, status_refused
 from billing.messaging import messaging_state
 from billing.models import MessagingState, PushStatus, utcnow
-from billing.sources.base import BillingRefusal, BillingSource, BillingUnavailable, Desired, Outcome
+from billing.sources.base import BillingRefusal, BillingSource, BillingUnavailable, Desired, Outcome, StatusRefused
 from clients.cmms import CmmsClient, CmmsMisconfigured, CmmsRejected, CmmsUnavailable
 from contracts.provisioning import (
     ACCOUNT_NOT_FOUND,
@@ -102,22 +102,27 @@ class ProvisioningActivities:
             await self._record(account_id, Outcome(PushStatus.failed, reason))
             raise ApplicationError(reason, type=BILLING_REFUSED, non_retryable=True) from err
         except BillingUnavailable as err:
-            if err.misconfigured:
-                # What an operator must fix (a permission, a custom field) shows on the account in
-                # billing as a RETRY with its reason, not only in our logs.
+            if err.misconfigured and activity.info().attempt == 1:
+                # What an operator must fix (a permission, a custom field, a setting) shows on the
+                # account in billing as a RETRY with its reason, once a push rather than on every try.
                 await self._record(account_id, Outcome(PushStatus.retry, str(err)))
             raise _billing_unavailable(err) from err
 
     async def _record(self, account_id: str, outcome: Outcome) -> None:
         """Keep the outcome in billing. Where billing cannot take it now (PortaBilling's status API down),
         the push is tried again, outcome and all (a push is idempotent), so that billing ends up showing
-        how it went; a `retry` outcome, whose push is tried again anyway, is only logged."""
+        how it went; a `retry` outcome, whose push is tried again anyway, is only logged. An outcome billing
+        refuses (PortaBilling will not take the body, or no longer has the account) is logged and counted,
+        and the push stands: repeating it would be refused the same way."""
         try:
             await self._source.record(account_id, outcome)
         except BillingUnavailable as err:
             if outcome.state != PushStatus.retry:
                 raise _billing_unavailable(err) from err
             activity.logger.warning("%s", err)
+        except StatusRefused as err:
+            status_refused("gone" if err.gone else "refused")
+            activity.logger.log(logging.INFO if err.gone else logging.WARNING, "outcome not kept: %s", err)
 
 
 def _billing_unavailable(err: BillingUnavailable) -> ApplicationError:

@@ -13,7 +13,7 @@ provisioning status for an account via ESPF API" and "Receiving provisioning eve
 import re
 from datetime import UTC, date, datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -99,31 +99,18 @@ class PbCustomer(BaseModel):
     i_customer: int
     name: str
     blocked: bool
+    suspended: bool = False  # bill_status S: its accounts are suspended with it
 
 
 class PbProduct(BaseModel):
-    """One PortaBilling product; `messaging_push_events`: its messaging service policy pushes events."""
+    """One PortaBilling product: its `product_info` as PortaBilling answers it (`info`), where the
+    messaging service policy is looked for (`AttributePath`, PORTABILLING_MESSAGING_POLICY_PATH)."""
 
     model_config = ConfigDict(frozen=True)
 
     i_product: int
     name: str
-    messaging_push_events: bool
-
-
-class PbWallet(BaseModel):
-    """One service wallet entry (one top-up): units left and when they lapse (UTC; None: never)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    service: str
-    balance: int
-    expires_at: datetime | None
-
-    def is_live(self, now: datetime) -> bool:
-        """Whether it still holds units that can be spent at `now` (PortaBilling lists spent and lapsed
-        entries too: the reader decides)."""
-        return self.balance > 0 and (self.expires_at is None or self.expires_at > now)
+    info: dict[str, Any]
 
 
 # --- the JSON API's answers, as PortaBilling spells them ---
@@ -234,9 +221,14 @@ class CustomerInfo(BaseModel):
     i_customer: int
     name: str
     blocked: YesNo
+    # Any letter is taken; S (suspended, "Events that ESPF handlers support": Customers.bill_status
+    # set to 'S') is the one that changes what is pushed.
+    bill_status: str = "O"
 
     def customer(self) -> PbCustomer:
-        return PbCustomer(i_customer=self.i_customer, name=self.name, blocked=self.blocked == "Y")
+        return PbCustomer(
+            i_customer=self.i_customer, name=self.name, blocked=self.blocked == "Y", suspended=self.bill_status == "S"
+        )
 
 
 class CustomerInfoAnswer(BaseModel):
@@ -245,41 +237,23 @@ class CustomerInfoAnswer(BaseModel):
     customer_info: CustomerInfo | None = None
 
 
-class ServicePolicy(BaseModel):
-    service: str
-    push_events: YesNo = "N"
-
-
 class ProductInfo(BaseModel):
+    """`Product/get_product_info`'s `product_info`, every field kept: where a product's messaging service
+    policy shows has no public source, so it is looked for where the operator says (`AttributePath`)."""
+
+    model_config = ConfigDict(extra="allow")
+
     i_product: int
     name: str
-    service_policies: list[ServicePolicy] = Field(default_factory=list)
 
     def product(self) -> PbProduct:
-        pushes = any(p.service == "messaging" and p.push_events == "Y" for p in self.service_policies)
-        return PbProduct(i_product=self.i_product, name=self.name, messaging_push_events=pushes)
+        return PbProduct(i_product=self.i_product, name=self.name, info=self.model_dump())
 
 
 class ProductInfoAnswer(BaseModel):
     """No `product_info`: PortaBilling has no such product."""
 
     product_info: ProductInfo | None = None
-
-
-class ServiceWalletWire(BaseModel):
-    service: str
-    balance: int
-    expiration_date: datetime | None = None
-
-    def wallet(self) -> PbWallet:
-        expires = as_utc(self.expiration_date) if self.expiration_date is not None else None
-        return PbWallet(service=self.service, balance=self.balance, expires_at=expires)
-
-
-class ServiceWalletListAnswer(BaseModel):
-    """`Account/get_service_wallet_list`: one entry per top-up."""
-
-    service_wallet_list: list[ServiceWalletWire] = Field(default_factory=list)
 
 
 # --- ESPF: status (us → PortaBilling) and events (PortaBilling → us) ---
@@ -323,10 +297,51 @@ class EventType(StrEnum):
     CUSTOMER_UPDATED = "Customer/Updated"
     CUSTOMER_DELETED = "Customer/Deleted"
     CUSTOMER_CUSTOM_FIELD_CHANGED = "Customer/CustomField/Changed"
+    # A customer's block and unblock: its accounts are pushed blocked while it is.
+    CUSTOMER_BLOCKED = "Customer/Blocked"
+    CUSTOMER_UNBLOCKED = "Customer/Unblocked"
 
 
 CUSTOMER_EVENT_TYPES = frozenset(t for t in EventType if t.startswith("Customer/"))
 ACCOUNT_EVENT_TYPES = frozenset(EventType) - CUSTOMER_EVENT_TYPES
+# A customer's status (suspended, its suspension removed, closed, ...): every type under it is the
+# customer's, whatever a release names it (MR107 `Suspend`, MR115 `Suspended`).
+CUSTOMER_STATUS_PREFIX = "Customer/Status/"
+# What PortaBilling emits that changes nothing of what the CMMS is given: an invoice's, a DID's, a
+# payment's, a balance's. Answered `ignored` even when they name an account or a customer (a new ESPF
+# handler is subscribed to every type). Names from pavlyuts/portabilling's Events.php (release 80).
+NOISE_EVENT_PREFIXES = ("Invoice/", "DID/", "PaymentTransaction/", "Connection/", "Accessibility/")
+NOISE_EVENT_TYPES = frozenset(
+    {
+        "Account/BalanceChanged",
+        "Customer/BalanceChanged",
+        "Customer/AvailableFundsAppear",
+        "Customer/ZeroAvailableFunds",
+    }
+)
+# The namespaces whose unnamed types are still taken as "read it again" (a later release may rename one
+# this release relies on): an account's (and its subscriber's) and a customer's.
+ACCOUNT_NAMESPACES = ("Account/", "Subscriber/")
+CUSTOMER_NAMESPACE = "Customer/"
+
+EventScope = Literal["account", "customer", "noise"]
+
+
+def scope_of(event_type: str) -> tuple[EventScope, bool]:
+    """What an event of this type is about, and whether this release names the type: an account's
+    (its account is pushed), a customer's (every account of the customer is), or noise (nothing)."""
+    if event_type in ACCOUNT_EVENT_TYPES:
+        return "account", True
+    if event_type in CUSTOMER_EVENT_TYPES or event_type.startswith(CUSTOMER_STATUS_PREFIX):
+        return "customer", True
+    if event_type in NOISE_EVENT_TYPES or event_type.startswith(NOISE_EVENT_PREFIXES):
+        return "noise", True
+    if event_type.startswith(ACCOUNT_NAMESPACES):
+        return "account", False
+    if event_type.startswith(CUSTOMER_NAMESPACE):
+        return "customer", False
+    return "noise", False
+
 
 # The longest event type taken: PortaBilling's documentation states none, its types are some 40
 # characters at most, and this is what the table of received events holds.
@@ -395,3 +410,57 @@ COALESCED_EVENT_PREFIXES = ("Customer/Status/",)
 def is_coalesced(event_type: str) -> bool:
     """Whether PortaBilling keeps only the latest queued event of this type per entity."""
     return event_type in COALESCED_EVENT_TYPES or event_type.startswith(COALESCED_EVENT_PREFIXES)
+
+
+# What PortaBilling says of an account's messaging ("Messaging service policy attributes", "Send push
+# event to AudioCodes CMMS": the messaging service is suspended when the service wallet is empty and
+# resumed once it is topped up): the latest of these events about an account decides, while its
+# product's messaging service policy pushes events.
+MESSAGING_SUSPENDED_BY = frozenset({EventType.ACCOUNT_MSG_QUOTA_EXCEEDED, EventType.ACCOUNT_ZERO_FUNDS})
+MESSAGING_RESUMED_BY = frozenset({EventType.ACCOUNT_FUNDS_APPEAR})
+MESSAGING_EVENT_TYPES = MESSAGING_SUSPENDED_BY | MESSAGING_RESUMED_BY
+
+_SEGMENT = re.compile(r"(?P<key>[A-Za-z_][A-Za-z0-9_]*)(?:\[(?P<field>[A-Za-z_][A-Za-z0-9_]*)=(?P<value>[^\]]*)\])?")
+_TRUE = frozenset({"y", "yes", "true", "1", "on"})
+_FALSE = frozenset({"n", "no", "false", "0", "off", ""})
+
+
+class ShapeNotFound(LookupError):
+    """An answer has not the shape an `AttributePath` looks for; the message names the part missing."""
+
+
+class AttributePath:
+    """Where a flag sits in a JSON answer: dot-separated keys, a list's item chosen by one of its fields
+    (`service_policies[service=messaging].push_events`). `flag(answer)` is the flag (Y/N, true/false,
+    1/0); None when the chosen list holds no such item (the product has no such policy); ShapeNotFound
+    when a key is missing or a value is not what the path says."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        segments = [_SEGMENT.fullmatch(part) for part in text.split(".")]
+        self._segments = [segment for segment in segments if segment is not None]
+        if not text or len(self._segments) != len(segments):
+            raise ValueError(f"{text!r} is not a path such as service_policies[service=messaging].push_events")
+
+    def flag(self, answer: dict[str, Any]) -> bool | None:
+        here: Any = answer
+        walked: list[str] = []
+        for segment in self._segments:
+            key, field, value = segment["key"], segment["field"], segment["value"]
+            if not isinstance(here, dict) or key not in here:
+                raise ShapeNotFound(f"no {'.'.join([*walked, key])!r}")
+            here = here[key]
+            walked.append(segment[0])
+            if field is None:
+                continue
+            if not isinstance(here, list):
+                raise ShapeNotFound(f"{key!r} is not a list")
+            chosen = [item for item in here if isinstance(item, dict) and str(item.get(field)) == value]
+            if not chosen:
+                return None
+            here = chosen[0]
+        if isinstance(here, bool):
+            return here
+        if isinstance(here, (int, str)) and str(here).strip().lower() in _TRUE | _FALSE:
+            return str(here).strip().lower() in _TRUE
+        raise ShapeNotFound(f"{'.'.join(walked)!r} is not a flag (Y/N, true/false, 1/0)")

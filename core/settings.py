@@ -23,6 +23,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from contracts.portabilling import AttributePath
 from core.crypto import KeyRing
 from core.dev_secrets import (
     DEV_API_KEYS,
@@ -174,6 +175,11 @@ class PortaBillingSettings(_Part):
     timeout_seconds: float = _env("PORTABILLING_TIMEOUT_SECONDS", 10.0, gt=0)
     status_group: str = _env("PORTABILLING_STATUS_GROUP", "VoIP")
     imei_field: str = _env("PORTABILLING_IMEI_FIELD", "IMEI")
+    # Where Product/get_product_info shows that the product's messaging service policy sends push events
+    # to the AudioCodes CMMS (no public source: docs/portabilling.md, "Messaging"); empty: never drive it.
+    messaging_policy_path: str = _env(
+        "PORTABILLING_MESSAGING_POLICY_PATH", "service_policies[service=messaging].push_events"
+    )
     # The HTTP basic credentials PortaBilling's ESPF sends with each event to /v1/portabilling/events.
     espf_username: str = _env("ESPF_USERNAME", "espf")
     espf_password: SecretStr = _env("ESPF_PASSWORD", SecretStr(DEV_ESPF_PASSWORD))
@@ -182,6 +188,18 @@ class PortaBillingSettings(_Part):
     event_retention_days: int = _env("PORTABILLING_EVENT_RETENTION_DAYS", 7, ge=1)
     # Where `make run` starts the PortaBilling simulator (BILLING_SOURCE=portabilling only).
     sim_port: int = _env("PORTABILLING_SIM_PORT", 8200)
+
+    @field_validator("messaging_policy_path")
+    @classmethod
+    def _a_path(cls, value: str) -> str:
+        if value:
+            AttributePath(value)  # a ValueError saying what a path looks like
+        return value
+
+    @property
+    def messaging_policy(self) -> AttributePath | None:
+        """Where the messaging service policy's push flag is read; None: messaging is never driven."""
+        return AttributePath(self.messaging_policy_path) if self.messaging_policy_path else None
 
 
 class OutboxSettings(_Part):

@@ -6,9 +6,11 @@ finds it stored and changes nothing. Events are thin and some are coalesced, so 
 its content: an account's event has the account's workflow read PortaBilling's current state and
 push it; a customer's event has every account of the customer do so (the customer's rollout).
 
-Event names are `contracts.portabilling.EventType`'s. A type not named there that still names an
-account or a customer is taken as "read it again" (logged and counted, since a release may have
-renamed one we rely on).
+Event names are `contracts.portabilling.EventType`'s (and every `Customer/Status/*`). A type not named
+there, of an account's or a customer's namespace (`Account/`, `Subscriber/`, `Customer/`), is taken as
+"read it again" (logged and counted, since a release may have renamed one we rely on); the rest, and
+the noise a new ESPF handler is subscribed to by default (`Invoice/*`, `DID/*`, payments, balances), is
+answered `ignored` and pushes nothing.
 """
 
 import asyncio
@@ -23,7 +25,7 @@ from sqlmodel import col, select
 from billing.db import SessionMaker, insert_or, snapshot, transaction
 from billing.models import OutboxKind, PortaBillingEvent, utcnow
 from billing.sources.portabilling import account_key, customer_key
-from contracts.portabilling import ACCOUNT_EVENT_TYPES, CUSTOMER_EVENT_TYPES, EspfEvent
+from contracts.portabilling import EspfEvent, scope_of
 from core.settings import PortaBillingSettings
 from services.outbox import Outbox
 
@@ -45,13 +47,15 @@ EVENTS = Counter(
 async def receive(outbox: Outbox, event: EspfEvent) -> Receipt:
     """Store the event and have its account (or customer's accounts) pushed; a repeat changes nothing.
 
-    `ignored`: stored, but it names neither an account nor a customer (an invoice's, say)."""
-    known = event.event_type in ACCOUNT_EVENT_TYPES or event.event_type in CUSTOMER_EVENT_TYPES
+    `ignored`: stored, but nothing to push: noise (an invoice's, a DID's, a payment's, a balance's event,
+    `contracts.portabilling.scope_of`), or it names neither an account nor a customer."""
+    scope, known = scope_of(event.event_type)
     ids = event.variables
-    # An account's event re-reads the account; a customer's event every account of the customer.
-    if ids.i_account is not None and event.event_type not in CUSTOMER_EVENT_TYPES:
+    # An account's event re-reads the account; a customer's event every account of the customer; noise
+    # (an invoice's, a payment's, a balance's) nothing, even when it names them.
+    if scope == "account" and ids.i_account is not None:
         target: tuple[OutboxKind, str] | None = (OutboxKind.account, account_key(ids.i_account))
-    elif ids.i_customer is not None:
+    elif scope != "noise" and ids.i_customer is not None:
         target = (OutboxKind.customer, customer_key(ids.i_customer))
     else:
         target = None

@@ -30,6 +30,16 @@ class BillingUnavailable(Exception):
         self.misconfigured = misconfigured
 
 
+class StatusRefused(Exception):
+    """Billing answered and refused to keep a push's outcome (PortaBilling's status API: a body it will not
+    take, or the account gone from it, `gone`): the push itself is done, and repeating it would not help.
+    The message says why, in words, and carries no secret."""
+
+    def __init__(self, message: str, *, gone: bool) -> None:
+        super().__init__(message)
+        self.gone = gone
+
+
 @dataclass(frozen=True)
 class Desired:
     """What the CMMS should hold for one account, and what that depends on.
@@ -105,7 +115,8 @@ class BillingSource(Protocol):
         ...
 
     async def record(self, account_id: str, outcome: Outcome) -> None:
-        """Keep the push's outcome where billing shows it."""
+        """Keep the push's outcome where billing shows it. Raises `BillingUnavailable` (try again later) or
+        `StatusRefused` (billing will not take it: the push stands)."""
         ...
 
     async def customer_page(self, customer_id: str, after: str | None, count_total: bool) -> AccountPage:

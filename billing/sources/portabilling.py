@@ -17,11 +17,15 @@ removes the record under the old one. How the desired record is derived:
   `profileName` and `domain`, else the defaults. A value is read from `db_value` (where public clients
   read and write it), `text_value` as a fallback; a field the installation does not define for the
   account (or customer) is a misconfiguration naming it (retried, alerted), never a silent default;
-- blocked: the account or its customer is blocked, the account is not yet active (`bill_status` I) or
-  has a `bill_status` this release does not know (a warning names the letter), or the account has
-  reached its expiration date (00:00 UTC of that date; the account's workflow wakes then);
-- messaging: driven only when the product's messaging service policy pushes events: enabled while a
-  messaging service wallet entry holds units that have not expired (woken at the next expiry).
+- blocked: the account or its customer is blocked, its customer suspended, the account is not yet
+  active (`bill_status` I) or has a `bill_status` this release does not know (a warning names the
+  letter), or the account has reached its expiration date (00:00 UTC of that date; the account's
+  workflow wakes then);
+- messaging: driven only when the product's messaging service policy sends push events to the AudioCodes
+  CMMS (read where PORTABILLING_MESSAGING_POLICY_PATH says): off after `Account/Service/Msg/QuotaExceeded`
+  or `Account/ZeroAvailableFunds`, on again after `Account/AvailableFundsAppear` (the latest stored event
+  decides; none kept: as last pushed; never said: on). No wallet is read: PortaBilling has no public
+  method for one ("Messaging service policy attributes", "Events that ESPF handlers support").
 """
 
 import asyncio
@@ -39,9 +43,17 @@ from sqlalchemy import func
 from sqlmodel import col, select
 
 from billing.db import SessionMaker, insert_or, snapshot, transaction
-from billing.models import PortaBillingAccount, PushStatus, utcnow
+from billing.models import MessagingState, PortaBillingAccount, PortaBillingEvent, PushStatus, utcnow
 from billing.provisioning import DOMAIN_FIELD, PROFILE_FIELD
-from billing.sources.base import BillingRefusal, BillingUnavailable, Desired, ListedAccount, ListedPage, Outcome
+from billing.sources.base import (
+    BillingRefusal,
+    BillingUnavailable,
+    Desired,
+    ListedAccount,
+    ListedPage,
+    Outcome,
+    StatusRefused,
+)
 from clients.portabilling.client import (
     AccountEntry,
     PortaBillingClient,
@@ -50,7 +62,16 @@ from clients.portabilling.client import (
     PortaBillingUnavailable,
 )
 from contracts.cmms import CmmsAccount
-from contracts.portabilling import H323_PASSWORD, AccountState, PbAccount, PbWallet, ProvisioningStatus
+from contracts.portabilling import (
+    H323_PASSWORD,
+    MESSAGING_EVENT_TYPES,
+    MESSAGING_SUSPENDED_BY,
+    AccountState,
+    PbAccount,
+    PbProduct,
+    ProvisioningStatus,
+    ShapeNotFound,
+)
 from contracts.rollouts import AccountPage
 from core.settings import PortaBillingSettings, ProvisioningSettings, RolloutSettings
 
@@ -58,7 +79,6 @@ log = logging.getLogger(__name__)
 
 ACCOUNT_PREFIX = "pb-"
 CUSTOMER_PREFIX = "pb-"
-MESSAGING = "messaging"
 _IMEI = re.compile(r"\d{15}")
 # Accounts asked for a page at a time when reconciliation lists them all.
 LIST_PAGE = 500
@@ -133,20 +153,19 @@ class PortaBillingSource:
             if account is None or account.closed:
                 key = account.id if account else held
                 return Desired(cmms_account_id=key, record=None, retired_cmms_ids=_retired(held, key))
-            customer, customer_fields, account_fields, product, wallets = await asyncio.gather(
+            customer, customer_fields, account_fields, product = await asyncio.gather(
                 self._client.customer(account.i_customer),
                 self._client.customer_custom_fields(account.i_customer),
                 self._client.account_custom_fields(account.i_account),
                 self._client.product(account.i_product),
-                self._client.service_wallets(account.i_account),
             )
         password = self._readable(account, account_fields, customer_fields)
         imei = account_fields.get(self._settings.imei_field) or None
         if imei is not None and not _IMEI.fullmatch(imei):
             raise BillingRefusal(f"the account's {self._settings.imei_field} custom field is not 15 digits")
         expires_at = _expiry(account)
-        driven = product is not None and product.messaging_push_events
-        messaging, messaging_wake = _messaging(wallets, now) if driven else (None, None)
+        driven = product is not None and self._pushes_messaging(product)
+        messaging = await self._messaging(i_account, pushed) if driven else None
         if not driven and pushed is not None and pushed.messaging_state is not None:
             messaging = True  # the policy was turned off: hand messaging back to the CMMS once
         if account.state == AccountState.unknown:
@@ -162,17 +181,16 @@ class PortaBillingSource:
             domain=customer_fields.get(DOMAIN_FIELD) or self._provisioning.default_domain,
             blocked=account.blocked
             or account.state in (AccountState.inactive, AccountState.unknown)
-            or (customer is not None and customer.blocked)
+            or (customer is not None and (customer.blocked or customer.suspended))
             or (expires_at is not None and expires_at <= now),
             messaging_enabled=messaging,
         )
-        wakes = [t for t in (messaging_wake, expires_at) if t is not None and t > now]
         return Desired(
             cmms_account_id=account.id,
             record=record,
             customer_id=customer_key(account.i_customer),
             retired_cmms_ids=_retired(held, account.id),
-            wake_at=min(wakes, default=None),
+            wake_at=expires_at if expires_at is not None and expires_at > now else None,
             messaging_driven=driven,
         )
 
@@ -200,11 +218,58 @@ class PortaBillingSource:
                 await session.exec(insert_or(session, PortaBillingAccount, row, key="i_account", update=changes))
 
         async def tell() -> None:
-            with _reading(f"(writing) the status of account {i_account}"):
-                status, group = _STATUS[outcome.state], self._settings.status_group
-                await self._client.post_status(i_account, status, _message(outcome), group=group)
+            status, group = _STATUS[outcome.state], self._settings.status_group
+            try:
+                with _reading(f"(writing) the status of account {i_account}"):
+                    await self._client.post_status(i_account, status, _message(outcome), group=group)
+            except BillingRefusal as err:
+                # A refusal is final, and the push it reports is done: keep it out of the push's fate.
+                rejected = err.__cause__
+                gone = isinstance(rejected, PortaBillingRejected) and rejected.status == 404
+                raise StatusRefused(str(err), gone=gone) from err
 
-        await asyncio.gather(keep(), tell())  # independent: at once
+        # Independent, so at once; each runs to its end before a failure of either is raised.
+        for failure in await asyncio.gather(keep(), tell(), return_exceptions=True):
+            if isinstance(failure, BaseException):
+                raise failure
+
+    def _pushes_messaging(self, product: PbProduct) -> bool:
+        """Whether the product's messaging service policy sends push events to the AudioCodes CMMS, read
+        where PORTABILLING_MESSAGING_POLICY_PATH says; an answer without that shape is retried, and
+        alerted on, until an operator sets the path (or empties it: messaging then stays the CMMS's)."""
+        path = self._settings.messaging_policy
+        if path is None:
+            return False
+        try:
+            return path.flag(product.info) is True
+        except ShapeNotFound as err:
+            raise BillingUnavailable(
+                f"PortaBilling's product {product.i_product} does not show its messaging service policy where "
+                f"PORTABILLING_MESSAGING_POLICY_PATH ({path.text}) looks: {err}; set it to where "
+                "Product/get_product_info shows the policy's 'Send push event to AudioCodes CMMS' attribute, "
+                "or to nothing to leave messaging to the CMMS",
+                misconfigured=True,
+            ) from None
+
+    async def _messaging(self, i_account: int, pushed: PortaBillingAccount | None) -> bool:
+        """Messaging as PortaBilling last said with an event (a wallet run dry suspends it, a top-up
+        resumes it); without one kept, as last pushed; without that, on (PortaBilling says when it stops)."""
+        async with snapshot(self._sessions) as session:
+            latest = await session.exec(
+                select(PortaBillingEvent.event_type)
+                .where(
+                    col(PortaBillingEvent.i_account) == i_account,
+                    col(PortaBillingEvent.event_type).in_(sorted(MESSAGING_EVENT_TYPES)),
+                )
+                .order_by(col(PortaBillingEvent.i_event).desc())
+                .limit(1)
+            )
+            said = latest.first()
+        if said is not None:
+            return said not in MESSAGING_SUSPENDED_BY
+        if pushed is not None and pushed.messaging_state is not None:
+            return pushed.messaging_state != MessagingState.suspended
+        return True
 
     def _readable(
         self, account: PbAccount, account_fields: dict[str, str | None], customer_fields: dict[str, str | None]
@@ -360,15 +425,6 @@ def _expiry(account: PbAccount) -> datetime | None:
     if account.expiration_date is None:
         return None
     return datetime.combine(account.expiration_date, time(0), tzinfo=UTC)
-
-
-def _messaging(wallets: list[PbWallet], now: datetime) -> tuple[bool, datetime | None]:
-    """Messaging is usable while an entry holds unexpired units; the answer changes at the next expiry."""
-    live = [
-        w for w in wallets if w.service == MESSAGING and w.balance > 0 and (w.expires_at is None or w.expires_at > now)
-    ]
-    expiries = [w.expires_at for w in live if w.expires_at is not None]
-    return bool(live), min(expiries, default=None)
 
 
 def _message(outcome: Outcome) -> str:

@@ -41,10 +41,8 @@ from contracts.portabilling import (
     PbAccount,
     PbCustomer,
     PbProduct,
-    PbWallet,
     ProductInfoAnswer,
     ProvisioningStatus,
-    ServiceWalletListAnswer,
 )
 
 __all__ = [
@@ -103,6 +101,7 @@ class PortaBillingClient(HttpClient):
         self._login_name = login
         self._password = password
         self._session = Session(self._log_in)
+        self._status_form = False  # the status API took a form, not JSON (MR100): sent so from then on
 
     async def aclose(self) -> None:
         """Close the connection pool (a login in flight is dropped)."""
@@ -146,15 +145,9 @@ class PortaBillingClient(HttpClient):
         return answer.values()
 
     async def product(self, i_product: int) -> PbProduct | None:
-        """The product, or None when PortaBilling has no such product."""
+        """The product (its whole `product_info`), or None when PortaBilling has no such product."""
         answer = await self._call("Product/get_product_info", {"i_product": i_product}, ProductInfoAnswer)
         return answer.product_info.product() if answer.product_info is not None else None
-
-    async def service_wallets(self, i_account: int) -> list[PbWallet]:
-        """Every service wallet entry of the account, spent and lapsed ones included (`PbWallet.is_live`)."""
-        params = {"i_account": i_account}
-        answer = await self._call("Account/get_service_wallet_list", params, ServiceWalletListAnswer)
-        return [entry.wallet() for entry in answer.service_wallet_list]
 
     async def customer_accounts(self, i_customer: int, *, offset: int, limit: int) -> CustomerAccounts:
         """One page of the customer's accounts (closed ones included), as i_accounts in i_account order,
@@ -176,18 +169,32 @@ class PortaBillingClient(HttpClient):
 
     async def post_status(self, i_account: int, status: ProvisioningStatus, message: str, *, group: str) -> None:
         """Report the account's provisioning status (the message cut to the 4000 characters PortaBilling
-        takes). PortaBilling without the account: `PortaBillingRejected` with status 404."""
+        takes). PortaBilling without the account: `PortaBillingRejected` with status 404; a body it refuses
+        (400, or 415 in both encodings): `PortaBillingRejected` with that status.
+
+        The body is JSON (MR101 and later); MR100's status API takes `application/x-www-form-urlencoded`
+        only ("Sending provisioning status for an account via ESPF API",
+        https://docs.portaone.com/docs/mr100-sending-provisioning-status-for-an-account-via-espf-api).
+        An encoding answered 415 is sent once more in the other, and the one taken is kept for the next."""
         path = f"/espf/v1/account/i/{int(i_account)}/status"
         body = {"status": status, "group": group, "message": message[:STATUS_MESSAGE_MAX]}
         what = f"status of account {i_account}"
-        response = await self._authorized(path, body, what)
+        form = self._status_form
+        response = await self._authorized(path, body, what, form=form)
+        if response.status_code == 415:
+            form = not form
+            response = await self._authorized(path, body, what, form=form)
         if response.status_code == 200:
+            self._status_form = form
             return
-        if response.status_code == 404:
-            # After a successful login the base URL is right: the account is what PortaBilling lacks.
+        if response.status_code in (404, 415):
+            # After a successful login the base URL is right: the account (404) or the body (415) is refused.
             reason = clipped(self._scrub(reason_of(response, fault_of(response))))
+            refused = "no such account" if response.status_code == 404 else "neither JSON nor a form taken"
             raise PortaBillingRejected(
-                f"PortaBilling {what}: 404 no such account ({reason})", status=404, reason=reason
+                f"PortaBilling {what}: {response.status_code} {refused} ({reason})",
+                status=response.status_code,
+                reason=reason,
             )
         raise self._error(response, what)
 
@@ -199,14 +206,14 @@ class PortaBillingClient(HttpClient):
             raise self._error(response, method)
         return _parse(response, model, method)
 
-    async def _authorized(self, path: str, body: dict[str, Any], what: str) -> httpx.Response:
+    async def _authorized(self, path: str, body: dict[str, Any], what: str, *, form: bool = False) -> httpx.Response:
         """POST with the session's token; a refused token is renewed and the call repeated, once."""
         token = await self._session.token()
-        response = await self._post(path, body, what, token)
+        response = await self._post(path, body, what, token, form=form)
         if not is_session_refused(response):
             return response
         token = await self._session.renew(token)
-        response = await self._post(path, body, what, token)
+        response = await self._post(path, body, what, token, form=form)
         if is_session_refused(response):
             reason = clipped(self._scrub(reason_of(response, fault_of(response))))
             raise PortaBillingMisconfigured(
@@ -233,8 +240,12 @@ class PortaBillingClient(HttpClient):
             )
         raise error
 
-    async def _post(self, path: str, body: dict[str, Any], what: str, token: str | None) -> httpx.Response:
+    async def _post(
+        self, path: str, body: dict[str, Any], what: str, token: str | None, *, form: bool = False
+    ) -> httpx.Response:
         headers = {"Authorization": f"Bearer {token}"} if token is not None else None
+        if form:
+            return await self._request("POST", path, what, data=body, headers=headers)
         return await self._request("POST", path, what, json=body, headers=headers)
 
     def _error(self, response: httpx.Response, what: str) -> ClientError:

@@ -3,7 +3,7 @@
 It serves on PORTABILLING_SIM_HOST:PORTABILLING_SIM_PORT (127.0.0.1:8200):
 
 - the JSON API subset provisioning reads (`simulators.portabilling.rest`): `Session/login`, account, customer
-  and product info, custom fields, a customer's account list, service wallets; faults as PortaBilling
+  and product info, custom fields, a customer's account list; faults as PortaBilling
   answers them (HTTP 500 with `faultcode`: `Server.Session.auth_failed`,
   `Server.Session.check_auth.auth_failed`, `Client.validation`); an unknown entity answers `{}`;
 - the ESPF status API (`simulators.portabilling.status`): the service's provisioning statuses, recorded;
@@ -28,7 +28,10 @@ Simplified, on purpose:
   and refresh token are answered but never used (the client logs in again instead).
 - Only the fields provisioning reads exist: no billing, rating, invoices, DIDs or add-on products.
   The account's custom fields are one, the IMEI (PORTABILLING_IMEI_FIELD); a customer's are whatever
-  the admin sets (`profileName`, `domain`). Wallets are the messaging service's, one entry per top-up.
+  the admin sets (`profileName`, `domain`). Wallets are the messaging service's, one entry per top-up,
+  seen only through their events (a charge spending the last live unit, or the last live units
+  lapsing, emits `Account/Service/Msg/QuotaExceeded`; a top-up `Account/AvailableFundsAppear`): the JSON
+  API has no wallet method, as no public source shows one.
 - Editing a product emits nothing, as in PortaBilling: its accounts are not told.
 - An account's activation (bill_status I → O, `PATCH {"inactive": false}`) emits `Subscriber/Updated`
   only; a closed account takes no further change, and a customer is deleted only once its accounts

@@ -4,6 +4,7 @@ answer's `events`; a product edit emits none (PortaBilling has no event for one)
 simulator listens on loopback, like the CMMS simulator's control API.
 """
 
+import asyncio
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Literal
 
@@ -25,8 +26,12 @@ class Body(BaseModel):
 
 
 class NewProduct(Body):
+    """`messaging_policy_shown: false`: its product_info has no `service_policies` at all, as an
+    installation answering in a shape the service was not told of."""
+
     name: Text
     messaging_push_events: bool = False
+    messaging_policy_shown: bool = True
 
 
 class ProductChanges(Body):
@@ -38,6 +43,7 @@ class ProductView(BaseModel):
     i_product: int
     name: str
     messaging_push_events: bool
+    messaging_policy_shown: bool
 
 
 class NewCustomer(Body):
@@ -50,6 +56,7 @@ class CustomerChanges(Body):
 
     name: Text = "-"
     blocked: bool = False
+    suspended: bool = False  # bill_status S
     custom_fields: dict[str, str | None] = Field(default_factory=dict)
 
 
@@ -62,6 +69,7 @@ class CustomerView(BaseModel):
     i_customer: int
     name: str
     blocked: bool
+    suspended: bool
     custom_fields: dict[str, str]
     events: list[Emitted] = Field(default_factory=list)
 
@@ -154,7 +162,7 @@ class AccountRecord(AccountView):
 
 @router.post("/products", status_code=status.HTTP_201_CREATED)
 async def add_product(body: NewProduct, sim: SimDep) -> ProductView:
-    product = sim.store.add_product(body.name, body.messaging_push_events)
+    product = sim.store.add_product(body.name, body.messaging_push_events, body.messaging_policy_shown)
     return ProductView(**vars(product))
 
 
@@ -210,6 +218,8 @@ async def add_account(body: NewAccount, sim: SimDep) -> AccountRecord:
     account = sim.store.add_account(body.model_dump(), datetime.now(UTC))
     created: list[str] = [] if body.silent else [EventType.ACCOUNT_NEW, EventType.SUBSCRIBER_CREATED]
     emitted = _emit(sim, created, i_account=account.i_account)
+    if body.messaging_units and body.messaging_valid_days is not None:
+        _watch_lapse(sim, account.i_account, timedelta(days=body.messaging_valid_days))
     return _record(account, emitted)
 
 
@@ -220,6 +230,16 @@ async def change_account(i_account: Id, body: AccountChanges, sim: SimDep) -> Ac
     return _view(sim.store.account(i_account), emitted)
 
 
+@router.delete("/accounts/{i_account}", status_code=status.HTTP_204_NO_CONTENT, responses={404: {}})
+async def remove_account(i_account: Id, sim: SimDep) -> Response:
+    """Remove the account's record, as a purge of PortaBilling's database would: no event is emitted, and
+    the JSON API and the status API no longer know it (the next event about it, or its customer's
+    rollout, finds it gone)."""
+    sim.store.account(i_account)
+    del sim.store.accounts[i_account]
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
 @router.get("/accounts/{i_account}")
 async def get_account(i_account: Id, sim: SimDep) -> AccountRecord:
     """The whole record, passwords included (the admin's view)."""
@@ -228,9 +248,12 @@ async def get_account(i_account: Id, sim: SimDep) -> AccountRecord:
 
 @router.post("/accounts/{i_account}/topups", responses={404: {}, 409: {}})
 async def top_up(i_account: Id, body: TopUpBody, sim: SimDep) -> AccountView:
-    """Add units (a new wallet entry, lasting `valid_days`); emits Account/AvailableFundsAppear."""
+    """Add units (a new wallet entry, lasting `valid_days`); emits Account/AvailableFundsAppear, and
+    Account/Service/Msg/QuotaExceeded when they lapse leaving no live units."""
     sim.store.top_up(i_account, body.service, body.units, body.lifetime, datetime.now(UTC))
     emitted = _emit(sim, [EventType.ACCOUNT_FUNDS_APPEAR], i_account=i_account)
+    if body.lifetime is not None:
+        _watch_lapse(sim, i_account, body.lifetime)
     return _view(sim.store.account(i_account), emitted)
 
 
@@ -241,6 +264,20 @@ async def charge(i_account: Id, body: ChargeBody, sim: SimDep) -> AccountView:
     ran_dry = sim.store.charge(i_account, body.service, body.units, datetime.now(UTC))
     emitted = _emit(sim, [EventType.ACCOUNT_MSG_QUOTA_EXCEEDED] if ran_dry else [], i_account=i_account)
     return _view(sim.store.account(i_account), emitted)
+
+
+def _watch_lapse(sim: SimState, i_account: int, lifetime: timedelta) -> None:
+    """When units lapse and leave the account none to spend, PortaBilling suspends its messaging and says
+    so with the event a charge spending the last unit sends (`Account/Service/Msg/QuotaExceeded`)."""
+
+    def lapsed() -> None:
+        account = sim.store.accounts.get(i_account)
+        if account is not None and not account.closed and account.live_units("messaging", datetime.now(UTC)) == 0:
+            _emit(sim, [EventType.ACCOUNT_MSG_QUOTA_EXCEEDED], i_account=i_account)
+
+    # A moment after the lapse, so that the units are seen lapsed; a lapse after a charge ran the wallet
+    # dry emits it again, as PortaBilling repeats a state it is told again.
+    asyncio.get_running_loop().call_later(lifetime.total_seconds() + 0.05, lapsed)
 
 
 def _emit(

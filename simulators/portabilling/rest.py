@@ -188,7 +188,12 @@ def _customer_info(sim: SimState, params: dict[str, Any]) -> dict[str, Any]:
     customer = sim.store.customers.get(CustomerParams.model_validate(params).i_customer)
     if customer is None:
         return {}
-    info = {"i_customer": customer.i_customer, "name": customer.name, "blocked": _yn(customer.blocked)}
+    info = {
+        "i_customer": customer.i_customer,
+        "name": customer.name,
+        "blocked": _yn(customer.blocked),
+        "bill_status": "S" if customer.suspended else "O",
+    }
     return {"customer_info": info}
 
 
@@ -209,30 +214,20 @@ def _product_info(sim: SimState, params: dict[str, Any]) -> dict[str, Any]:
     product = sim.store.products.get(ProductParams.model_validate(params).i_product)
     if product is None:
         return {}
+    # Where PortaBilling's product_info shows the messaging service policy's "Send push event to
+    # AudioCodes CMMS" has no public source: this shape is the simulator's own (the service reads it
+    # where PORTABILLING_MESSAGING_POLICY_PATH says, this shape by default).
     policy = {"service": "messaging", "push_events": _yn(product.messaging_push_events)}
-    return {"product_info": {"i_product": product.i_product, "name": product.name, "service_policies": [policy]}}
-
-
-def _service_wallets(sim: SimState, params: dict[str, Any]) -> dict[str, Any]:
-    account = sim.store.accounts.get(AccountParams.model_validate(params).i_account)
-    entries = account.wallets if account is not None else []
-    return {
-        "service_wallet_list": [
-            {
-                "service": entry.service,
-                "balance": entry.balance,
-                "expiration_date": entry.expires_at.isoformat().replace("+00:00", "Z") if entry.expires_at else None,
-            }
-            for entry in entries
-        ]
-    }
+    info: dict[str, Any] = {"i_product": product.i_product, "name": product.name}
+    if product.messaging_policy_shown:
+        info["service_policies"] = [policy]
+    return {"product_info": info}
 
 
 _METHODS: dict[str, Callable[[SimState, dict[str, Any]], dict[str, Any]]] = {
     "Account/get_account_info": _account_info,
     "Account/get_custom_fields_values": _account_custom_fields,
     "Account/get_account_list": _account_list,
-    "Account/get_service_wallet_list": _service_wallets,
     "Customer/get_customer_info": _customer_info,
     "Customer/get_custom_fields_values": _customer_custom_fields,
     "Product/get_product_info": _product_info,

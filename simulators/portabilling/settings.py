@@ -30,6 +30,9 @@ class PortaBillingSimSettings(BaseSettings):
     espf_username: str = "espf"
     espf_password: SecretStr = SecretStr("espf-dev")
     portabilling_sim_event_url: str = "http://127.0.0.1:8000/v1/portabilling/events"
+    # The body the ESPF status API takes: `json` (MR101 and later) or `form`
+    # (application/x-www-form-urlencoded only, as MR100's documentation says); the other is answered 415.
+    portabilling_sim_status_encoding: Literal["json", "form"] = "json"
     # How long a session token lasts.
     portabilling_sim_token_ttl_seconds: float = Field(default=3600.0, gt=0)
     # Every Nth event is delivered twice on purpose (as an at-least-once sender may); 0: never.

@@ -34,6 +34,7 @@ class Product:
     i_product: int
     name: str
     messaging_push_events: bool
+    messaging_policy_shown: bool = True  # False: product_info has no `service_policies`
 
 
 @dataclass
@@ -41,6 +42,7 @@ class Customer:
     i_customer: int
     name: str
     blocked: bool = False
+    suspended: bool = False  # bill_status S (an unpaid invoice, say): its accounts are suspended with it
     custom_fields: dict[str, str] = field(default_factory=dict)
 
 
@@ -96,8 +98,8 @@ class Store:
 
     # --- products (PortaBilling emits no event for a product edit) ---
 
-    def add_product(self, name: str, messaging_push_events: bool) -> Product:
-        product = Product(next(self._product_ids), name, messaging_push_events)
+    def add_product(self, name: str, messaging_push_events: bool, messaging_policy_shown: bool = True) -> Product:
+        product = Product(next(self._product_ids), name, messaging_push_events, messaging_policy_shown)
         self.products[product.i_product] = product
         return product
 
@@ -121,7 +123,7 @@ class Store:
         return customer
 
     def change_customer(self, i_customer: int, changes: dict[str, Any]) -> list[str]:
-        """`custom_fields` are merged (None removes one); `name` and `blocked` replace."""
+        """`custom_fields` are merged (None removes one); `name`, `blocked` and `suspended` replace."""
         customer = self.customer(i_customer)
         events: list[str] = []
         fields = dict(customer.custom_fields)
@@ -136,6 +138,11 @@ class Store:
         changed = {name: value for name, value in changes.items() if getattr(customer, name) != value}
         for name, value in changed.items():
             setattr(customer, name, value)
+        if "blocked" in changed:
+            events.append(EventType.CUSTOMER_BLOCKED if changed["blocked"] else EventType.CUSTOMER_UNBLOCKED)
+        if "suspended" in changed:
+            # MR115's names ("Events that ESPF handlers support"); MR107 said Suspend and Unsuspend.
+            events.append("Customer/Status/Suspended" if changed["suspended"] else "Customer/Status/SuspensionRemoved")
         if events or changed:
             events.append(EventType.CUSTOMER_UPDATED)
         return events

@@ -332,17 +332,72 @@ async def test_status_callback_says_failed_with_the_cmms_refusal(beside: Beside)
     assert "CMMS rejected" in failed[-1]["message"]
 
 
-async def test_a_top_up_expiring_suspends_messaging_by_itself(beside: Beside) -> None:
+async def test_units_lapsing_suspend_messaging_when_portabilling_says_so(beside: Beside) -> None:
     sim = beside.stack.sim
-    i_account, account_id, _ = await beside.new_account(new_imei(), push=True)
+    i_account, account_id, _ = await beside.new_account(new_imei(), push=True, messaging_units=1)
+    await record_of(sim, account_id, lambda r: r is not None and r.messaging_enabled)
+    await beside.pb.post(f"/_sim/accounts/{i_account}/charges", json={"service": "messaging", "units": 1})
     await record_of(sim, account_id, lambda r: r is not None and not r.messaging_enabled)
     response = await beside.pb.post(
         f"/_sim/accounts/{i_account}/topups", json={"service": "messaging", "units": 5, "valid_seconds": 3}
     )
     assert response.status_code in (200, 201), response.text
     await record_of(sim, account_id, lambda r: r is not None and r.messaging_enabled)
-    # No event says the units lapsed: the account's workflow wakes at their expiry and reads again.
+    # PortaBilling sees the units lapse and says so (Account/Service/Msg/QuotaExceeded): no wallet is read.
     await record_of(sim, account_id, lambda r: r is not None and not r.messaging_enabled)
+
+
+async def test_messaging_events_out_of_order_end_at_the_latest(beside: Beside) -> None:
+    """PortaBilling numbers its events in order: a top-up's event delivered before an older wallet-dry
+    event (a retry, a reordering) keeps messaging on."""
+    sim = beside.stack.sim
+    i_account, account_id, _ = await beside.new_account(new_imei(), push=True, messaging_units=1)
+    await record_of(sim, account_id, lambda r: r is not None and r.messaging_enabled)
+    await beside.pb.post(f"/_sim/accounts/{i_account}/charges", json={"service": "messaging", "units": 1})
+    await record_of(sim, account_id, lambda r: r is not None and not r.messaging_enabled)
+    emitted = (await beside.pb.get("/_sim/events", params={"i_account": i_account})).json()
+    newest = max(e["i_event"] for e in emitted) + 10**9  # beyond what the simulator numbers meanwhile
+    headers = basic(ESPF_USER, ESPF_PASSWORD)
+    for i_event, event_type in (
+        (newest + 2, "Account/AvailableFundsAppear"),
+        (newest + 1, "Account/ZeroAvailableFunds"),
+    ):
+        event = {"event_type": event_type, "variables": {"i_event": str(i_event), "i_account": str(i_account)}}
+        answer = await beside.stack.api.post("/v1/portabilling/events", json=event, headers=headers)
+        assert answer.json()["status"] == "accepted"
+    await beside.change(f"accounts/{i_account}", blocked=True)  # a later push, after both
+    record = await record_of(sim, account_id, lambda r: r is not None and r.blocked)
+    assert record.messaging_enabled
+
+
+async def test_no_wallet_is_read_and_an_account_without_a_policy_reaches_the_cmms(beside: Beside) -> None:
+    """PortaBilling has no public method for a service wallet, and the simulator serves none: an account
+    is pushed all the same, with the policy off and on."""
+    sim = beside.stack.sim
+    for push in (False, True):
+        _, account_id, _ = await beside.new_account(new_imei(), push=push, messaging_units=3)
+        await record_of(sim, account_id, lambda r: r is not None and r.messaging_enabled)
+    calls = (await beside.pb.get("/_sim/stats")).json()["calls"]
+    assert not [name for name in calls if "wallet" in name.lower()]
+
+
+async def test_a_product_not_showing_its_messaging_policy_is_a_retry_that_says_what_to_set(beside: Beside) -> None:
+    """The product answers without the shape PORTABILLING_MESSAGING_POLICY_PATH looks for: no silent
+    "not driven", but a RETRY naming the setting, on the account in PortaBilling, alerted on."""
+    product = await beside.create(
+        "products", name="Elsewhere", messaging_push_events=True, messaging_policy_shown=False
+    )
+    customer = await beside.create("customers", name="Acme", custom_fields={"profileName": "Business"})
+    account = await beside.create(
+        "accounts", id=new_id(), i_customer=customer["i_customer"], i_product=product["i_product"]
+    )
+    statuses = await eventually(
+        lambda: beside.statuses(account["i_account"]), lambda s: bool(s) and s[-1]["status"] == "RETRY"
+    )
+    assert "PORTABILLING_MESSAGING_POLICY_PATH" in statuses[-1]["message"]
+    assert await beside.stack.sim.get_record(account["id"]) is None
+    metrics = await eventually(lambda: worker_metrics(beside), lambda m: 'kind="misconfigured"' in m)
+    assert "business_billing_failures_total{" in metrics
 
 
 async def test_an_account_past_its_expiration_date_is_blocked(beside: Beside) -> None:
@@ -479,3 +534,108 @@ async def test_an_imei_field_the_installation_does_not_define_is_a_retry_naming_
     await misconfigured_until_healed(
         beside, {"undefined_custom_fields": ["IMEI"]}, "no account custom field 'IMEI'", "PORTABILLING_IMEI_FIELD"
     )
+
+
+async def test_a_customer_block_and_suspension_reach_every_account(beside: Beside) -> None:
+    sim = beside.stack.sim
+    product = await beside.create("products", name="Mobile", messaging_push_events=False)
+    customer = await beside.create("customers", name="Suspended soon", custom_fields={"profileName": "Business"})
+    i_customer = customer["i_customer"]
+    ids = []
+    for _ in range(2):
+        account = await beside.create(
+            "accounts", id=new_id(), i_customer=i_customer, i_product=product["i_product"], imei=new_imei()
+        )
+        ids.append(account["id"])
+
+    async def all_blocked(blocked: bool) -> None:
+        for account_id in ids:
+            await record_of(sim, account_id, lambda r: r is not None and r.blocked == blocked)
+
+    await all_blocked(False)
+    await beside.change(f"customers/{i_customer}", blocked=True)  # Customer/Blocked
+    await all_blocked(True)
+    await beside.change(f"customers/{i_customer}", blocked=False)  # Customer/Unblocked
+    await all_blocked(False)
+    await beside.change(f"customers/{i_customer}", suspended=True)  # Customer/Status/Suspended
+    await all_blocked(True)
+    await beside.change(f"customers/{i_customer}", suspended=False)  # Customer/Status/SuspensionRemoved
+    await all_blocked(False)
+    metrics = (await beside.stack.api.get("/metrics")).text
+    assert 'portabilling_events_total{known="true",outcome="accepted"}' in metrics
+
+
+@pytest.mark.parametrize(
+    ("event_type", "names"),
+    [
+        ("Invoice/New", {"i_customer", "i_account"}),
+        ("Invoice/Status/Changed", {"i_customer"}),
+        ("DID/Status/Assigned", {"i_account"}),
+        ("PaymentTransaction/New", {"i_customer"}),
+        ("Customer/BalanceChanged", {"i_customer"}),
+        ("Account/BalanceChanged", {"i_account"}),
+        ("Customer/ZeroAvailableFunds", {"i_customer"}),
+    ],
+)
+async def test_noise_is_answered_ignored_and_pushes_nothing(beside: Beside, event_type: str, names: set[str]) -> None:
+    """A new ESPF handler is subscribed to every type: an invoice's, a DID's, a payment's or a balance's
+    event changes nothing the CMMS is given, even when it names an account or a customer: it is stored
+    (a repeat is known as one) and told to no workflow."""
+    product = await beside.create("products", name="Mobile", messaging_push_events=False)
+    customer = await beside.create("customers", name="Noisy", custom_fields={"profileName": "Business"})
+    account = await beside.create(
+        "accounts", id=new_id(), i_customer=customer["i_customer"], i_product=product["i_product"]
+    )
+    ids = {"i_customer": str(customer["i_customer"]), "i_account": str(account["i_account"])}
+    variables = {"i_event": str(930000000 + secrets.randbelow(10**8))} | {k: ids[k] for k in names}
+    answer = await beside.stack.api.post(
+        "/v1/portabilling/events",
+        json={"event_type": event_type, "variables": variables},
+        headers=basic(ESPF_USER, ESPF_PASSWORD),
+    )
+    assert (answer.status_code, answer.json()["status"]) == (200, "ignored")
+    metrics = (await beside.stack.api.get("/metrics")).text
+    assert 'portabilling_events_total{known="true",outcome="ignored"}' in metrics
+
+
+async def test_a_status_for_an_account_gone_from_portabilling_ends_the_push(beside: Beside) -> None:
+    """PortaBilling no longer has the account: its CMMS record is removed once, and the status it cannot
+    take (404) is logged and counted, not retried with the push."""
+    sim = beside.stack.sim
+    i_account, account_id, _ = await beside.new_account(new_imei())
+    await record_of(sim, account_id, lambda r: r is not None)
+    await eventually(lambda: beside.statuses(i_account), lambda s: any(x["status"] == "OK" for x in s))
+    (await beside.pb.delete(f"/_sim/accounts/{i_account}")).raise_for_status()
+    variables = {"i_event": str(940000000 + secrets.randbelow(10**8)), "i_account": str(i_account)}
+    event = {"event_type": "Account/Blocked", "variables": variables}
+    answer = await beside.stack.api.post("/v1/portabilling/events", json=event, headers=basic(ESPF_USER, ESPF_PASSWORD))
+    assert answer.json()["status"] == "accepted"
+    await record_of(sim, account_id, lambda r: r is None)
+    metrics = await eventually(lambda: worker_metrics(beside), lambda m: "business_billing_status_refused_total" in m)
+    assert 'kind="gone"' in metrics
+    # The push ended: no attempt of it waits to be tried again.
+    handle = beside.stack.temporal.get_workflow_handle(f"account-pb-{i_account}")
+    await eventually(handle.describe, lambda d: not d.raw_description.pending_activities)
+
+
+def counted(metrics: str, name: str, label: str) -> bool:
+    return any(line.startswith(name + "{") and label in line for line in metrics.splitlines())
+
+
+async def test_a_status_portabilling_refuses_leaves_the_push_done_and_is_counted(beside: Beside) -> None:
+    """A status PortaBilling refuses (400: a group it has not registered) does not fail the push nor
+    have it repeated: the CMMS holds the account, the refusal is counted, no attempt waits."""
+    sim = beside.stack.sim
+    (await beside.pb.post("/_sim/faults", json={"status_api": "refusing"})).raise_for_status()
+    try:
+        i_account, account_id, _ = await beside.new_account(new_imei())
+        await record_of(sim, account_id, lambda r: r is not None)
+        await eventually(
+            lambda: worker_metrics(beside),
+            lambda m: counted(m, "business_billing_status_refused_total", 'kind="refused"'),
+        )
+        handle = beside.stack.temporal.get_workflow_handle(f"account-pb-{i_account}")
+        await eventually(handle.describe, lambda d: not d.raw_description.pending_activities)
+    finally:
+        (await beside.pb.post("/_sim/faults", json={"status_api": "ok"})).raise_for_status()
+    assert await beside.statuses(i_account) == []

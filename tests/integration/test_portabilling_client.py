@@ -7,7 +7,7 @@ import itertools
 import logging
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 
 import httpx
 import pytest
@@ -19,7 +19,7 @@ from clients.portabilling.client import (
     PortaBillingRejected,
     PortaBillingUnavailable,
 )
-from contracts.portabilling import PbWallet
+from contracts.portabilling import AttributePath
 from tests.support.net import free_port
 from tests.support.portabilling import (
     LOGIN,
@@ -81,7 +81,8 @@ async def test_it_reads_accounts_customers_products_and_custom_fields(
     bare = await admin.add_customer("Bare", {})
     assert await client.customer_custom_fields(bare) == {"profileName": None, "domain": None}  # defined, empty
     product = await client.product(i_product)
-    assert product is not None and (product.name, product.messaging_push_events) == ("Softphone", True)
+    assert product is not None and product.name == "Softphone"
+    assert AttributePath("service_policies[service=messaging].push_events").flag(product.info) is True
 
     await admin.change_account(i_account, closed=True, imei=None)
     closed = await client.account(i_account)
@@ -94,33 +95,12 @@ async def test_what_portabilling_does_not_have_is_none(client: PortaBillingClien
     assert await client.customer(999_999_999) is None
     assert await client.product(999_999_999) is None
     assert await client.account_custom_fields(999_999_999) == {}
-    assert await client.service_wallets(999_999_999) == []
 
 
 async def test_an_inactive_account(admin: PortaBillingAdmin, client: PortaBillingClient) -> None:
     created = await an_account(admin, inactive=True)
     account = await client.account(int(str(created["i_account"])))
     assert account is not None and account.inactive and not account.closed
-
-
-async def test_wallets_list_every_top_up_with_its_utc_expiry(
-    admin: PortaBillingAdmin, client: PortaBillingClient
-) -> None:
-    created = await an_account(admin, messaging_units=5)
-    i_account = int(str(created["i_account"]))
-    await admin.top_up(i_account, 3, valid_days=30)
-    await admin.charge(i_account, 3)
-    wallets = await client.service_wallets(i_account)
-    assert [(w.service, w.balance, w.expires_at is None) for w in wallets] == [
-        ("messaging", 5, True),
-        ("messaging", 0, False),
-    ]
-    lapsing = wallets[1].expires_at
-    assert lapsing is not None and lapsing.tzinfo is not None and lapsing.utcoffset() == timedelta(0)
-    assert abs(lapsing - (datetime.now(UTC) + timedelta(days=30))) < timedelta(minutes=1)
-    now = datetime.now(UTC)
-    assert [w.is_live(now) for w in wallets] == [True, False]
-    assert not PbWallet(service="messaging", balance=1, expires_at=now - timedelta(seconds=1)).is_live(now)
 
 
 async def test_a_customers_accounts_page_by_page_closed_ones_included(

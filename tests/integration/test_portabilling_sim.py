@@ -183,6 +183,42 @@ async def test_customer_changes_and_deletion(admin: PortaBillingAdmin, receiver:
     assert (await rest(sim_url, "Customer/get_customer_info", {"i_customer": i_customer}, token)).json() == {}
 
 
+async def test_a_customers_block_and_suspension_emit_their_events(admin: PortaBillingAdmin, sim_url: str) -> None:
+    i_customer = await admin.add_customer("Acme")
+    steps = [({"blocked": True}, "Customer/Blocked"), ({"blocked": False}, "Customer/Unblocked")]
+    steps += [
+        ({"suspended": True}, "Customer/Status/Suspended"),
+        ({"suspended": False}, "Customer/Status/SuspensionRemoved"),
+    ]
+    token = await login(sim_url)
+    for change, event_type in steps:
+        changed = await admin.change_customer(i_customer, **change)
+        assert [e["event_type"] for e in changed["events"]] == [event_type, EventType.CUSTOMER_UPDATED]
+        info = (await rest(sim_url, "Customer/get_customer_info", {"i_customer": i_customer}, token)).json()
+        assert (info["customer_info"]["blocked"], info["customer_info"]["bill_status"]) == (
+            "Y" if changed["blocked"] else "N",
+            "S" if changed["suspended"] else "O",
+        )
+
+
+async def test_units_lapsing_with_none_left_emit_quota_exceeded(
+    admin: PortaBillingAdmin, receiver: EventReceiver, sim_url: str
+) -> None:
+    i_customer, i_product = await a_customer_and_product(admin)
+    i_account = (await admin.add_account(new_id(), i_customer, i_product))["i_account"]
+    async with httpx.AsyncClient(base_url=sim_url, timeout=5) as http:
+        body = {"service": "messaging", "units": 2, "valid_seconds": 0.5}
+        (await http.post(f"/_sim/accounts/{i_account}/topups", json=body)).raise_for_status()
+    await receiver.wait_for(
+        lambda: (
+            [r.event_type for r in receiver.about(i_account=i_account)][-1:] == [EventType.ACCOUNT_MSG_QUOTA_EXCEEDED]
+        )
+    )
+    token = await login(sim_url)
+    wallets = await rest(sim_url, "Account/get_service_wallet_list", {"i_account": i_account}, token)
+    assert wallets.status_code == 404  # no public source shows such a method
+
+
 async def test_top_ups_and_charges_spend_the_soonest_lapsing_units_first(admin: PortaBillingAdmin) -> None:
     i_customer, i_product = await a_customer_and_product(admin)
     i_account = (await admin.add_account(new_id(), i_customer, i_product, messaging_units=5))["i_account"]

@@ -61,6 +61,7 @@ async def running_portabilling_sim(event_url: str, **overrides: str) -> AsyncIte
         "PORTABILLING_SIM_REPEAT_EVERY": "10",
         "PORTABILLING_SIM_EVENTS_PER_SECOND": "0",
         "PORTABILLING_SIM_EVENT_CONCURRENCY": "4",
+        "PORTABILLING_SIM_STATUS_ENCODING": "json",
     } | overrides
     inherited = {k: v for k, v in os.environ.items() if not k.upper().startswith(("PORTABILLING_", "ESPF_"))}
     env = inherited | settings | {"PYTHONUNBUFFERED": "1"}
@@ -151,6 +152,10 @@ class PortaBillingAdmin:
     async def change_account(self, i_account: int, **changes: Any) -> dict[str, Any]:
         result: dict[str, Any] = await self._send("PATCH", f"/_sim/accounts/{i_account}", changes)
         return result
+
+    async def remove_account(self, i_account: int) -> None:
+        """Remove the account's record without an event (a purge of PortaBilling's database)."""
+        await self._send("DELETE", f"/_sim/accounts/{i_account}")
 
     async def account(self, i_account: int) -> dict[str, Any]:
         result: dict[str, Any] = await self._send("GET", f"/_sim/accounts/{i_account}")
