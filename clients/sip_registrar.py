@@ -70,6 +70,8 @@ _SCHEMA = {
         "CREATE INDEX IF NOT EXISTS subscriber_username_idx ON subscriber (username)",
     ),
 }
+# The advisory lock the schema is made under on PostgreSQL (any number of our own).
+_SCHEMA_LOCK = 0x5150_5245_4749
 _VERSIONS = {"version": VERSION_TABLE_VERSION, "subscriber": SUBSCRIBER_TABLE_VERSION}
 
 
@@ -145,6 +147,9 @@ class SipRegistrar:
         """Create the `version` and `subscriber` tables and their version rows when missing (idempotent)."""
         try:
             async with self._engine.begin() as conn:
+                if self._backend == "postgresql":
+                    # Workers starting together: CREATE … IF NOT EXISTS races on PostgreSQL's catalog.
+                    await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK})
                 for statement in _SCHEMA[self._backend]:
                     await conn.execute(text(statement))
                 for table, version in _VERSIONS.items():
