@@ -83,21 +83,26 @@ class KamailioProcess:
             self._output = None
 
     async def registers(self, domain: str, username: str, password: str) -> bool:
-        """One REGISTER by sipp as `username`@`domain` with `password`: True when answered 200 (after
-        the challenge), False when refused (403, or a second 401)."""
-        sipp = sipp_binary()
-        assert sipp is not None, SIP_MISSING
-        proc = await asyncio.create_subprocess_exec(
-            *sipp_register_argv(sipp, self.port, domain=domain, username=username, password=password),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            stdin=asyncio.subprocess.DEVNULL,
-            cwd=self.directory,
-        )
-        output, _ = await asyncio.wait_for(proc.communicate(), REGISTER_TIMEOUT)
-        if proc.returncode not in (0, 1):  # 1: a call failed (refused); anything else: sipp itself failed
-            raise RuntimeError(f"sipp exited with {proc.returncode}:\n{output.decode(errors='replace')[-2000:]}")
-        return proc.returncode == 0
+        """One REGISTER by sipp as `username`@`domain` with `password`: True when answered 200."""
+        return await sipp_registers(self.port, domain, username, password, cwd=self.directory)
+
+
+async def sipp_registers(port: int, domain: str, username: str, password: str, *, cwd: Path) -> bool:
+    """One phone's REGISTER by sipp to UDP 127.0.0.1:`port` as `username`@`domain` with `password`: True
+    when answered 200 (after the challenge), False when refused (403, or a second 401)."""
+    sipp = sipp_binary()
+    assert sipp is not None, SIP_MISSING
+    proc = await asyncio.create_subprocess_exec(
+        *sipp_register_argv(sipp, port, domain=domain, username=username, password=password),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        stdin=asyncio.subprocess.DEVNULL,
+        cwd=cwd,
+    )
+    output, _ = await asyncio.wait_for(proc.communicate(), REGISTER_TIMEOUT)
+    if proc.returncode not in (0, 1):  # 1: the call failed (refused); anything else: sipp itself failed
+        raise RuntimeError(f"sipp exited with {proc.returncode}:\n{output.decode(errors='replace')[-2000:]}")
+    return proc.returncode == 0
 
 
 @asynccontextmanager
