@@ -106,7 +106,9 @@ class ProvisioningActivities:
         key = desired.cmms_account_id
         record = desired.record
         try:
-            if record is None or record.blocked or key is None:
+            # No password (an imported account that never had one): no row, rather than one any empty
+            # password would open.
+            if record is None or record.blocked or key is None or not record.password.get_secret_value():
                 await self._registrar.remove(_keys(key, *desired.retired_cmms_ids))
             else:
                 await self._registrar.put(key, record.domain, record.password, desired.retired_cmms_ids)

@@ -2,6 +2,9 @@
 `kamailio-postgres-modules`) reading the subscriber table the worker keeps, and `sipp` (Debian's
 `sip-tester`) playing the phone that registers to it.
 
+`python -m devstack.kamailio` (Compose's `sip-schema` job) makes the registrar's database ready for a
+Kamailio that starts next: the PostgreSQL database SIP_DATABASE_URL names, when missing, and its table.
+
 The configuration is `devstack/kamailio/kamailio.cfg`, as shipped; what varies (the port, the database)
 is given on Kamailio's command line. The schema must exist before Kamailio starts (its `auth_db` checks
 the table's version row): `prepare_database` creates it, as the worker does on first use.
@@ -10,12 +13,16 @@ the table's version row): `prepare_database` creates it, as the worker does on f
 import asyncio
 import shutil
 import socket
+import sys
 import time
 from pathlib import Path
 
+import psycopg
+from psycopg import sql
 from sqlalchemy.engine import make_url
 
-from clients.sip_registrar import SipRegistrar, kamailio_db_url
+from clients.sip_registrar import RegistrarUnavailable, SipRegistrar, kamailio_db_url
+from core.settings import get_settings
 
 HERE = Path(__file__).resolve().parent / "kamailio"
 CONFIG = HERE / "kamailio.cfg"
@@ -72,8 +79,16 @@ def sipp_register_argv(
     ]
 
 
-async def prepare_database(database_url: str) -> None:
-    """The subscriber table (and Kamailio's version rows), when missing."""
+async def prepare_database(database_url: str, *, create_database: bool = False) -> None:
+    """The subscriber table (and Kamailio's version rows), when missing; with `create_database`, a
+    PostgreSQL database that is not there yet is created first (on the same server, as its owner)."""
+    url = make_url(database_url)
+    if create_database and url.get_backend_name() == "postgresql" and url.database:
+        server = url.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
+        with psycopg.connect(server, autocommit=True) as conn:
+            found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (url.database,)).fetchone()
+            if found is None:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(url.database)))
     async with SipRegistrar(database_url) as registrar:
         await registrar.ensure_schema()
 
@@ -104,3 +119,19 @@ def answers_sip(port: int, host: str = "127.0.0.1", timeout: float = 0.3) -> boo
 
 async def answers_sip_soon(port: int, host: str = "127.0.0.1") -> bool:
     return await asyncio.to_thread(answers_sip, port, host)
+
+
+def main() -> int:
+    """Make SIP_DATABASE_URL's database and table ready for Kamailio; one line on failure."""
+    database_url = get_settings().sip.database_url
+    try:
+        asyncio.run(prepare_database(database_url, create_database=True))
+    except (RegistrarUnavailable, psycopg.Error) as err:  # their words name no password
+        print(f"sip-schema: the registrar's database is not ready: {err}", file=sys.stderr)
+        return 1
+    print("sip-schema: the subscriber table is ready", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
