@@ -21,6 +21,7 @@ from tests.support.catalog import new_id, order_body, seed_catalog
 from tests.support.database import fresh_database, postgres_database
 from tests.support.orders import finished, submit
 from tests.support.polling import eventually
+from tests.support.signups import random_mobile, verified_credentials
 from tests.support.simulator import SimulatorProcess
 from tests.support.sip import KamailioProcess, requires_sip, running_kamailio
 from tests.support.stack import Stack, running_stack, stack_settings
@@ -54,7 +55,14 @@ async def sip(
     state = tmp_path_factory.mktemp(f"sip-{backend}")
     with fresh_database(backend, state) as billing_url, registrar_database(backend, state) as registrar_url:
         settings = stack_settings(
-            dev_server, billing_url, sim, sip_registrar="kamailio", sip_database_url=registrar_url
+            dev_server,
+            billing_url,
+            sim,
+            sip_registrar="kamailio",
+            sip_database_url=registrar_url,
+            sms_gateway_url=f"{sim.base_url}/cgi-bin/sendsms",  # signups' codes to the simulator's sink
+            sms_username=sim.sms_username,
+            sms_password=sim.sms_password,
         )
         async with (
             running_kamailio(state / "kamailio", registrar_url) as kamailio,
@@ -108,6 +116,13 @@ async def test_an_ordered_phone_registers_with_the_credentials_the_cmms_gives_it
     order_history = await sip.stack.temporal.get_workflow_handle(f"order-{phone['order_id']}").fetch_history()
     for text in (order_history.to_json(), sip.kamailio.log_text(), _dump(sip)):
         assert password not in text
+
+
+async def test_a_signed_up_app_registers_with_the_credentials_of_the_verify_answer(sip: SipStack) -> None:
+    credentials = await verified_credentials(sip.stack, random_mobile())
+    phone = {key: credentials[key] for key in ("account_id", "password", "domain")}
+    assert await _registers(sip, phone)
+    assert not await _registers(sip, phone, phone["password"] + "x")
 
 
 async def test_a_password_change_block_unblock_and_termination_reach_the_registrar(sip: SipStack) -> None:
