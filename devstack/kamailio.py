@@ -60,8 +60,6 @@ def sipp_register_argv(
         f"127.0.0.1:{port}",
         "-i",
         "127.0.0.1",
-        "-p",
-        "0",  # any free local port
         "-key",
         "domain",
         domain,
