@@ -36,6 +36,8 @@ from clients.http import REASON_MAX, Unavailable
 SUBSCRIBER_TABLE_VERSION = 7
 VERSION_TABLE_VERSION = 1
 
+CONNECT_TIMEOUT_SECONDS = 5
+
 _SCHEMA = {
     "sqlite": (
         """CREATE TABLE IF NOT EXISTS version (
@@ -130,7 +132,11 @@ class SipRegistrar:
         self._backend = url.get_backend_name()
         if self._backend == "sqlite" and url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-        self._engine: AsyncEngine = create_async_engine(async_url(database_url), pool_pre_ping=True)
+        # A database host that does not answer fails the try within the provisioning step's time, not after it.
+        connect_args = {"connect_timeout": CONNECT_TIMEOUT_SECONDS} if self._backend == "postgresql" else {}
+        self._engine: AsyncEngine = create_async_engine(
+            async_url(database_url), pool_pre_ping=True, connect_args=connect_args
+        )
         if self._backend == "sqlite":
             event.listen(self._engine.sync_engine, "connect", _sqlite_pragmas)
         self._schema_ready = False
