@@ -7,8 +7,8 @@ which carries only CMMS calls so that the server can hold them to the CMMS's rat
 import asyncio
 import logging
 import signal
-from collections.abc import Callable, Sequence
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from temporalio.client import Client
@@ -26,6 +26,7 @@ from billing.sources.builtin import BuiltinSource
 from billing.sources.factory import billing_source
 from billing.sources.portabilling import PortaBillingSource
 from clients.cmms import CmmsClient
+from clients.sip_registrar import SipRegistrar
 from core.logging import configure_logging
 from core.memory import freeze_startup_objects
 from core.settings import Settings, get_settings
@@ -90,9 +91,12 @@ def signup_activities(client: Client, sessions: SessionMaker, settings: Settings
     ]
 
 
-def cmms_activities(source: BillingSource, cmms: CmmsClient) -> list[Callable[..., Any]]:
-    """Activities that call the CMMS: on the rate-limited task queue."""
-    provisioning = ProvisioningActivities(source, cmms)
+def cmms_activities(
+    source: BillingSource, cmms: CmmsClient, registrar: SipRegistrar | None = None
+) -> list[Callable[..., Any]]:
+    """Activities that call the CMMS (and then the SIP registrar, when there is one): on the rate-limited
+    task queue."""
+    provisioning = ProvisioningActivities(source, cmms, registrar)
     return [provisioning.provision_account]
 
 
@@ -123,8 +127,10 @@ def build_workers(
     sessions: SessionMaker,
     cmms: CmmsClient,
     source: BillingSource | None = None,
+    registrar: SipRegistrar | None = None,
 ) -> list[Worker]:
-    """The two workers; `source` is where billing is read (the built-in billing when not given)."""
+    """The two workers; `source` is where billing is read (the built-in billing when not given);
+    `registrar` the SIP registrar's subscriber table kept beside the CMMS (none when not given)."""
     source = source or BuiltinSource(sessions, settings.provisioning, settings.rollouts)
     task_queue = settings.temporal.task_queue
     reconciliation = reconciliation_activities(client, sessions, cmms, settings, source)
@@ -153,11 +159,22 @@ def build_workers(
     cmms_calls = Worker(
         client,
         task_queue=cmms_task_queue(task_queue),
-        activities=cmms_activities(source, cmms) + cmms_side,
+        activities=cmms_activities(source, cmms, registrar) + cmms_side,
         max_concurrent_activities=100,
         max_task_queue_activities_per_second=settings.cmms.rate_limit_per_second,
     )
     return [main, cmms_calls]
+
+
+@asynccontextmanager
+async def sip_registrar(settings: Settings) -> AsyncIterator[SipRegistrar | None]:
+    """The SIP registrar's subscriber table when SIP_REGISTRAR asks for one (its schema is made on first
+    use, so a registrar database that is down does not stop the worker), else None."""
+    if not settings.sip.enabled:
+        yield None
+        return
+    async with SipRegistrar(settings.sip.database_url) as registrar:
+        yield registrar
 
 
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
@@ -177,7 +194,8 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         )
         sessions = make_sessionmaker(engine)
         source = await stack.enter_async_context(billing_source(settings, sessions))
-        for worker in build_workers(client, settings, sessions, cmms, source):
+        registrar = await stack.enter_async_context(sip_registrar(settings))
+        for worker in build_workers(client, settings, sessions, cmms, source, registrar):
             await stack.enter_async_context(worker)
         logging.getLogger("worker").info(
             "worker polling task queue %r at %s", settings.temporal.task_queue, settings.temporal.address

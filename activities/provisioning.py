@@ -13,6 +13,7 @@ from billing.messaging import messaging_state
 from billing.models import MessagingState, PushStatus, utcnow
 from billing.sources.base import BillingRefusal, BillingSource, BillingUnavailable, Desired, Outcome, StatusRefused
 from clients.cmms import CmmsClient, CmmsMisconfigured, CmmsRejected, CmmsUnavailable
+from clients.sip_registrar import RegistrarUnavailable, SipRegistrar
 from contracts.provisioning import (
     ACCOUNT_NOT_FOUND,
     BILLING_REFUSED,
@@ -24,15 +25,20 @@ from contracts.provisioning import (
 
 
 class ProvisioningActivities:
-    def __init__(self, source: BillingSource, cmms: CmmsClient) -> None:
+    """`registrar`: the SIP registrar's subscriber table, kept in step after the CMMS in the same push
+    (None: no registrar, as beside PortaBilling, where PortaSIP is it)."""
+
+    def __init__(self, source: BillingSource, cmms: CmmsClient, registrar: SipRegistrar | None = None) -> None:
         self._source = source
         self._cmms = cmms
+        self._registrar = registrar
 
     @activity.defn(name="provision_account")
     async def provision_account(self, request: ProvisionAccountInput) -> ProvisionAccountResult:
-        """Make the CMMS hold the account as billing has it now: create, update, or (gone) remove.
+        """Make the CMMS hold the account as billing has it now: create, update, or (gone) remove; then
+        the SIP registrar, when there is one (a subscriber while the account is neither blocked nor gone).
 
-        Idempotent in the CMMS, so safe to repeat. The password is read here and sent here: it never
+        Idempotent in both, so safe to repeat. The password is read here and sent here: it never
         enters a workflow's history.
         """
         account_id = request.account_id
@@ -45,6 +51,7 @@ class ProvisioningActivities:
                 for gone in _keys(key, *desired.retired_cmms_ids):
                     await self._cmms.delete_account(gone)
                 cmms_called(operation, "ok", time.monotonic() - started)
+                await self._hold_subscriber(account_id, desired)
                 await self._record(account_id, Outcome(PushStatus.ok, cmms_account_id=key, removed=True))
                 return ProvisionAccountResult(account_id=account_id, cmms_version=None, removed=True)
             assert key is not None  # a record to hold is always held under a key
@@ -71,6 +78,7 @@ class ProvisioningActivities:
             reason = f"CMMS rejected the account: {err}"
             await self._record(account_id, Outcome(PushStatus.failed, reason, cmms_account_id=key))
             raise ApplicationError(reason, type=CMMS_REJECTED, non_retryable=True) from err
+        await self._hold_subscriber(account_id, desired)
         # What billing drives is recorded as the CMMS confirmed it; a hand-back records that billing no
         # longer drives it, so the next pushes leave the CMMS's messaging alone.
         messaging: MessagingState | Literal[False] | None = False
@@ -87,6 +95,32 @@ class ProvisioningActivities:
             wake_at=desired.wake_at,
             customer_revision=desired.customer_revision,
         )
+
+    async def _hold_subscriber(self, account_id: str, desired: Desired) -> None:
+        """The registrar's subscriber as the CMMS now holds the account: the account id at its CMMS domain
+        with its password (as digests), or no row while it is blocked or gone; rows under a retired id
+        or another domain go. A registrar that cannot be written is tried again, CMMS push and all (both
+        idempotent), like an unavailable CMMS."""
+        if self._registrar is None:
+            return
+        key = desired.cmms_account_id
+        record = desired.record
+        try:
+            # No password (an imported account that never had one): no row, rather than one any empty
+            # password would open.
+            if record is None or record.blocked or key is None or not record.password.get_secret_value():
+                await self._registrar.remove(_keys(key, *desired.retired_cmms_ids))
+            else:
+                await self._registrar.put(key, record.domain, record.password, desired.retired_cmms_ids)
+        except RegistrarUnavailable as err:
+            reason = f"{err}, retrying"
+            activity.logger.warning("%s", reason)
+            counter = activity.metric_meter().create_counter(
+                "sip_registrar_unavailable", "Failed tries at the SIP registrar's database that will be retried"
+            )
+            counter.add(1)
+            await self._record(account_id, Outcome(PushStatus.retry, reason, cmms_account_id=key))
+            raise ApplicationError(reason, type=type(err).__name__, category=ApplicationErrorCategory.BENIGN) from err
 
     async def _desired(self, account_id: str, now: datetime) -> Desired:
         """Billing's desired state, its failures as the retry policy must see them. What expired by `now`

@@ -62,6 +62,7 @@ __all__ = [
     "RolloutSettings",
     "Settings",
     "SignupSettings",
+    "SipSettings",
     "SmsSettings",
     "TemporalSettings",
     "WorkerSettings",
@@ -226,6 +227,22 @@ class ProvisioningSettings(_Part):
     def known_profiles(self) -> frozenset[str]:
         """The profile names the CMMS accepts (empty: not known up front, the CMMS decides)."""
         return frozenset(p.strip() for p in self.profiles.split(",") if p.strip())
+
+
+class SipSettings(_Part):
+    """The SIP registrar kept in step with billing beside the CMMS (built-in billing only): `kamailio`, a
+    subscriber table in Kamailio's own layout (ha1/ha1b, never the password) in a database of its own that
+    Kamailio's auth_db reads; `none`, no registrar (beside PortaBilling, PortaSIP is the registrar)."""
+
+    registrar: Literal["none", "kamailio"] = _env("SIP_REGISTRAR", "none")
+    # The registrar's database (SQLite under var/ unless it names another, postgresql+psycopg://…).
+    database_url: str = _env("SIP_DATABASE_URL", f"sqlite:///{VAR_DIR}/sip.sqlite3")
+    # The UDP port of 127.0.0.1 `make run` starts Kamailio on.
+    port: int = _env("SIP_PORT", 5060, ge=1, le=65535)
+
+    @property
+    def enabled(self) -> bool:
+        return self.registrar != "none"
 
 
 class RolloutSettings(_Part):
@@ -433,6 +450,7 @@ class Settings(BaseSettings):
     rollouts: RolloutSettings = Field(default_factory=RolloutSettings)
     signups: SignupSettings = Field(default_factory=SignupSettings)
     sms: SmsSettings = Field(default_factory=SmsSettings)
+    sip: SipSettings = Field(default_factory=SipSettings)
     reconciliation: ReconciliationSettings = Field(default_factory=ReconciliationSettings)
     codec_server: CodecServerSettings = Field(default_factory=CodecServerSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
@@ -523,6 +541,15 @@ class Settings(BaseSettings):
     def _refuse_an_open_signup_country_list_in_production(self) -> "Settings":
         if self.environment == "production" and not self.signups.countries.replace(",", "").strip():
             raise ValueError("SIGNUP_ALLOWED_COUNTRIES must name the countries signups serve (or `*` for all)")
+        return self
+
+    @model_validator(mode="after")
+    def _no_registrar_beside_portabilling(self) -> "Settings":
+        if self.sip.enabled and self.billing_source == "portabilling":
+            raise ValueError(
+                "SIP_REGISTRAR=kamailio needs the built-in billing: beside PortaBilling (BILLING_SOURCE=portabilling)"
+                " PortaSIP is the SIP registrar; unset SIP_REGISTRAR"
+            )
         return self
 
     @model_validator(mode="after")

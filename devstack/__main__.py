@@ -14,8 +14,9 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
 from codec_server.auth import open_on_loopback
-from core.settings import VAR_DIR, ApiSettings, Settings, SmsSettings, TemporalSettings, get_settings
+from core.settings import VAR_DIR, ApiSettings, Settings, SipSettings, SmsSettings, TemporalSettings, get_settings
 from core.temporal import connect
+from devstack.kamailio import answers_sip_soon, kamailio_argv, kamailio_binary, prepare_database
 from devstack.kannel import busy_ports, devstack_config, kannel_binaries
 from devstack.ports import Port, taken
 from devstack.priority import in_background
@@ -75,6 +76,11 @@ def _ports(settings: Settings, sim_port: int) -> list[Port]:
         Port("worker metrics", settings.worker.metrics_host, settings.worker.metrics_port, "WORKER_METRICS_PORT"),
         Port("API", settings.api.host, settings.api.port, "API_PORT"),
         *(beside_portabilling if settings.billing_source == "portabilling" else []),
+        *(
+            [Port("SIP registrar", "127.0.0.1", settings.sip.port, "SIP_PORT", udp=True)]
+            if settings.sip.enabled
+            else []
+        ),
     ]
 
 
@@ -115,6 +121,21 @@ async def _start_kannel(supervisor: Supervisor, sim_url: str, sms: SmsSettings) 
         await supervisor.start(Child(box, config.argv(box, binaries)), functools.partial(_port_open, "127.0.0.1", port))
     # The worker (started next, with this environment) sends to the smsbox.
     os.environ["SMS_GATEWAY_URL"] = config.sendsms_url
+
+
+async def _start_kamailio(supervisor: Supervisor, sip: SipSettings) -> str:
+    """Kamailio on UDP 127.0.0.1:SIP_PORT, authenticating REGISTERs against the subscriber table the worker
+    keeps (made here first: Kamailio checks it at start); returns its address."""
+    binary = kamailio_binary()
+    if binary is None:
+        raise RuntimeError(
+            "SIP_REGISTRAR=kamailio needs Kamailio: apt-get install kamailio kamailio-sqlite-modules"
+            " kamailio-postgres-modules (and sip-tester for sipp)"
+        )
+    await prepare_database(sip.database_url)
+    argv = kamailio_argv(binary, sip.database_url, sip.port)
+    await supervisor.start(Child("kamailio", argv), functools.partial(answers_sip_soon, sip.port))
+    return f"udp:127.0.0.1:{sip.port}"
 
 
 async def main() -> int:
@@ -164,6 +185,7 @@ async def main() -> int:
         )
         if settings.sms.gateway == "kannel":
             await _start_kannel(supervisor, f"http://127.0.0.1:{sim_port}", settings.sms)
+        registrar = await _start_kamailio(supervisor, settings.sip) if settings.sip.enabled else None
         portabilling = (
             await _start_portabilling_sim(supervisor, settings) if settings.billing_source == "portabilling" else None
         )
@@ -195,6 +217,11 @@ async def main() -> int:
         + (
             f"  PortaBilling   {portabilling}  (simulator; ESPF events to {_event_url(settings.api)})\n"
             if portabilling
+            else ""
+        )
+        + (
+            f"  SIP registrar  {registrar}  (Kamailio; subscribers in {settings.sip.database_url})\n"
+            if registrar
             else ""
         )
         + f"  SMS gateway    {os.environ.get('SMS_GATEWAY_URL', settings.sms.gateway_url)}\n"

@@ -12,12 +12,13 @@ class Port:
     host: str
     port: int
     setting: str  # the setting that moves it
+    udp: bool = False  # a UDP port (the SIP registrar's), else TCP
 
 
-def is_taken(host: str, port: int) -> bool:
+def is_taken(host: str, port: int, *, udp: bool = False) -> bool:
     """Whether something listens on `host:port` already (binding as the servers do, SO_REUSEADDR).
     Only "in use" counts: another error (an address this host does not have) is left to the process."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM if udp else socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
@@ -29,7 +30,8 @@ def is_taken(host: str, port: int) -> bool:
 def taken(ports: list[Port]) -> list[str]:
     """One line for each port that is taken, naming it and the setting that moves it."""
     return [
-        f"port {p.port} on {p.host} ({p.what}) is taken by another program: stop it, or set {p.setting} to a free port"
+        f"{'UDP ' if p.udp else ''}port {p.port} on {p.host} ({p.what}) is taken by another program: stop it,"
+        f" or set {p.setting} to a free port"
         for p in ports
-        if p.port and is_taken(p.host, p.port)
+        if p.port and is_taken(p.host, p.port, udp=p.udp)
     ]

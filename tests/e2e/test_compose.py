@@ -19,8 +19,9 @@ from simulators.portabilling.settings import PortaBillingSimSettings
 ROOT = Path(__file__).resolve().parents[2]
 # The Compose specification's JSON schema, carried by the project (see tests/data/README.md).
 SCHEMA = ROOT / "tests" / "data" / "compose-spec.json"
-# Services running images of others: their variables are read by those images, not by this project.
-THIRD_PARTY = {"postgres", "temporal-schema", "temporal", "temporal-namespace", "temporal-ui"}
+# Services running images of others: their variables are read by those images, not by this project
+# (Kamailio's is Debian's package with our configuration).
+THIRD_PARTY = {"postgres", "temporal-schema", "temporal", "temporal-namespace", "temporal-ui", "kamailio"}
 # The services that run the provisioning service itself (every one reads `core.settings.Settings`).
 SERVICE = {"api", "worker", "migrate", "codec-server"}
 

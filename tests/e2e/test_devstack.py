@@ -13,12 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from pydantic import SecretStr
 
+from clients.sip_registrar import SipRegistrar
 from core.settings import Settings
 from devstack.priority import BACKGROUND_NICE
 from simulators.cmms.settings import SimulatorSettings
 from simulators.portabilling.settings import PortaBillingSimSettings
 from tests.support.net import free_port
+from tests.support.sip import requires_sip, sipp_registers
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNNING = "[devstack] running"
@@ -209,5 +212,32 @@ async def test_beside_portabilling_its_simulator_runs_and_sends_its_events_to_th
                 await asyncio.sleep(0.05)
         # The API answered the delivery (whatever it said): the event URL is the API's.
         assert event["last_status"] is not None and event["last_error"] is None, event
+        stack.process.send_signal(signal.SIGINT)
+        assert await stack.process.wait() == 0
+
+
+async def test_a_taken_sip_port_is_named_with_its_setting(tmp_path: Path) -> None:
+    env = _env(tmp_path, SIP_REGISTRAR="kamailio", SIP_PORT=str(free_port()))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as squatter:
+        squatter.bind(("127.0.0.1", int(env["SIP_PORT"])))
+        async with devstack(tmp_path, env) as stack:
+            assert not await stack.read_until(RUNNING, seconds=60)
+            assert await stack.process.wait() == 1
+    assert f"UDP port {env['SIP_PORT']} on 127.0.0.1 (SIP registrar) is taken" in stack.output
+    assert "SIP_PORT" in stack.output and "[temporal]" not in stack.output
+
+
+@requires_sip
+async def test_with_a_sip_registrar_kamailio_runs_on_the_table_the_worker_keeps(tmp_path: Path) -> None:
+    port = free_port()
+    env = _env(tmp_path, SIP_REGISTRAR="kamailio", SIP_PORT=str(port))
+    async with devstack(tmp_path, env) as stack:
+        assert await stack.read_until(RUNNING), stack.output
+        assert await stack.read_until(f"SIP registrar  udp:127.0.0.1:{port}", seconds=5), stack.output
+        # The table under var/ that the worker writes is the one Kamailio reads.
+        async with SipRegistrar(f"sqlite:///{tmp_path / 'var' / 'sip.sqlite3'}") as registrar:
+            await registrar.put("acct-devstack", "sip.example.net", SecretStr("Devstack-Secret-1"))
+        assert await sipp_registers(port, "sip.example.net", "acct-devstack", "Devstack-Secret-1", cwd=tmp_path)
+        assert not await sipp_registers(port, "sip.example.net", "acct-devstack", "wrong", cwd=tmp_path)
         stack.process.send_signal(signal.SIGINT)
         assert await stack.process.wait() == 0

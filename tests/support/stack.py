@@ -21,7 +21,7 @@ from core.settings import Settings
 from core.temporal import connect, metrics_runtime
 from tests.support.net import free_port
 from tests.support.simulator import SimulatorProcess
-from worker import build_workers
+from worker import build_workers, sip_registrar
 
 WEBSITE_KEY = "test-website-key"
 CMMS_KEY = "test-cmms-key"
@@ -143,7 +143,8 @@ async def running_worker(settings: Settings) -> AsyncIterator[None]:
     ):
         sessions = make_sessionmaker(engine)
         source = await workers.enter_async_context(billing_source(settings, sessions))
-        for worker in build_workers(client, settings, sessions, cmms, source):
+        registrar = await workers.enter_async_context(sip_registrar(settings))
+        for worker in build_workers(client, settings, sessions, cmms, source, registrar):
             await workers.enter_async_context(worker)
         yield
     await engine.dispose()

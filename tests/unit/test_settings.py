@@ -84,3 +84,18 @@ def test_with_changes_changes_only_what_it_names(clean_env: pytest.MonkeyPatch) 
     assert changed.api.host == settings.api.host
     with pytest.raises(KeyError):
         settings.with_changes(api_prot=1)
+
+
+def test_the_sip_registrar_is_opt_in_and_refused_beside_portabilling(clean_env: pytest.MonkeyPatch) -> None:
+    default = Settings(_env_file=None).sip
+    assert (default.registrar, default.enabled, default.port) == ("none", False, 5060)
+    assert default.database_url == "sqlite:///var/sip.sqlite3"
+    clean_env.setenv("SIP_REGISTRAR", "kamailio")
+    clean_env.setenv("SIP_PORT", "5071")
+    settings = Settings(_env_file=None)
+    assert settings.sip.enabled and settings.sip.port == 5071
+    clean_env.setenv("BILLING_SOURCE", "portabilling")
+    with pytest.raises(ValidationError) as refused:
+        Settings(_env_file=None)
+    line = settings_error_line(refused.value)
+    assert "\n" not in line and "SIP_REGISTRAR=kamailio needs the built-in billing" in line and "PortaSIP" in line

@@ -1,0 +1,115 @@
+"""A real Kamailio registrar for a test, reading a registrar database, and sipp as the phone.
+
+`async with running_kamailio(dir, database_url) as kamailio` creates the subscriber table when missing,
+starts Kamailio on a free UDP port of 127.0.0.1 (`devstack/kamailio/kamailio.cfg`) and waits until it
+answers; `await kamailio.registers(domain, username, password)` is one phone's REGISTER (401 challenge,
+then the digest): True on 200. Tests that need them skip, saying why, when `kamailio` or `sipp` is
+not installed (`SIP_MISSING`).
+"""
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import IO
+
+import pytest
+
+from devstack.kamailio import (
+    answers_sip_soon,
+    kamailio_argv,
+    kamailio_binary,
+    prepare_database,
+    sipp_binary,
+    sipp_register_argv,
+)
+from tests.support.net import free_port
+
+SIP_MISSING = (
+    "Kamailio or sipp is not installed: apt-get install kamailio kamailio-sqlite-modules "
+    "kamailio-postgres-modules sip-tester"
+)
+STARTUP_TIMEOUT = 20.0
+STOP_TIMEOUT = 10.0
+REGISTER_TIMEOUT = 15.0
+
+requires_sip = pytest.mark.skipif(kamailio_binary() is None or sipp_binary() is None, reason=SIP_MISSING)
+
+
+class KamailioProcess:
+    def __init__(self, directory: Path, database_url: str) -> None:
+        binary = kamailio_binary()
+        if binary is None:
+            raise RuntimeError(SIP_MISSING)
+        self.directory = directory
+        self.database_url = database_url
+        self.port = free_port()  # a free TCP port; UDP's is very likely free too, and checked at start
+        self._argv = kamailio_argv(binary, database_url, self.port)
+        self._proc: asyncio.subprocess.Process | None = None
+        self._output: IO[bytes] | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.directory / "kamailio.log"
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    async def start(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        await prepare_database(self.database_url)
+        self._output = self.log_path.open("ab")
+        self._proc = await asyncio.create_subprocess_exec(
+            *self._argv, stdout=self._output, stderr=asyncio.subprocess.STDOUT, stdin=asyncio.subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while not await answers_sip_soon(self.port):
+            if self._proc.returncode is not None or time.monotonic() > deadline:
+                await self.stop()
+                raise RuntimeError(f"kamailio did not start:\n{self.log_text()[-3000:]}")
+
+    async def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.returncode is None:
+            proc.terminate()
+            try:
+                await asyncio.wait_for(proc.wait(), STOP_TIMEOUT)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+        if self._output is not None:
+            self._output.close()
+            self._output = None
+
+    async def registers(self, domain: str, username: str, password: str) -> bool:
+        """One REGISTER by sipp as `username`@`domain` with `password`: True when answered 200."""
+        return await sipp_registers(self.port, domain, username, password, cwd=self.directory)
+
+
+async def sipp_registers(port: int, domain: str, username: str, password: str, *, cwd: Path) -> bool:
+    """One phone's REGISTER by sipp to UDP 127.0.0.1:`port` as `username`@`domain` with `password`: True
+    when answered 200 (after the challenge), False when refused (403, or a second 401)."""
+    sipp = sipp_binary()
+    assert sipp is not None, SIP_MISSING
+    proc = await asyncio.create_subprocess_exec(
+        *sipp_register_argv(sipp, port, domain=domain, username=username, password=password),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        stdin=asyncio.subprocess.DEVNULL,
+        cwd=cwd,
+    )
+    output, _ = await asyncio.wait_for(proc.communicate(), REGISTER_TIMEOUT)
+    if proc.returncode not in (0, 1):  # 1: the call failed (refused); anything else: sipp itself failed
+        raise RuntimeError(f"sipp exited with {proc.returncode}:\n{output.decode(errors='replace')[-2000:]}")
+    return proc.returncode == 0
+
+
+@asynccontextmanager
+async def running_kamailio(directory: Path, database_url: str) -> AsyncIterator[KamailioProcess]:
+    kamailio = KamailioProcess(directory, database_url)
+    await kamailio.start()
+    try:
+        yield kamailio
+    finally:
+        await kamailio.stop()
