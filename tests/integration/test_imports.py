@@ -274,9 +274,9 @@ async def test_an_import_file_may_be_larger_than_other_bodies_up_to_its_own_limi
         f"Content-Length: {limit + 1}\r\n\r\n".encode()
     )
     await writer.drain()
-    answer = await reader.read()
+    raw = await reader.read()
     writer.close()
-    head, _, body = answer.partition(b"\r\n\r\n")
+    head, _, body = raw.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 413") and str(limit).encode() in body
 
 
