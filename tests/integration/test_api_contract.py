@@ -199,6 +199,14 @@ REFUSALS: dict[str, tuple[Refusal, ...]] = {
         LIMITED,
         Refusal(422, "the code must be the one the SMS carried", lambda problem: problem["title"] == "Wrong code"),
     ),
+    "POST /v1/imports": (
+        Refusal(
+            422,
+            "a file must read as a whole (a CSV header naming the columns, at least one row, no NUL): a string "
+            "schema says none of it; a row that fails its checks is rejected in a 202, not refused",
+            _detail("CSV|no rows|NUL|UTF-8"),
+        ),
+    ),
     "POST /v1/signups/{signup_id}/confirm": (
         Refusal(
             409,
