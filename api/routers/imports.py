@@ -50,7 +50,11 @@ class ImportAccepted(BaseModel):
     openapi_extra=_BODY,
     responses={
         200: {"description": "The same file again: its import, unchanged", "model": ImportAccepted},
+        413: {"description": "The file is larger than IMPORT_MAX_BODY_BYTES; refused before the key is checked"},
         415: {"description": "The body is neither `application/x-ndjson` nor `text/csv`"},
+        422: {
+            "description": "The file cannot be read as a whole (not UTF-8, a CSV header without the columns, no rows)"
+        },
     },
 )
 async def post_import(request: Request, outbox: OutboxDep, settings: SettingsDep, response: Response) -> ImportAccepted:

@@ -1,5 +1,6 @@
-"""An import survives its worker being killed (SIGKILL) mid-way, and its API being stopped and started
-again: another worker finishes it, every row exactly once. Also the command-line form of an import."""
+"""An import survives its worker being killed (SIGKILL) mid-way, and its API and Temporal being stopped
+and started again: another worker finishes it, every row exactly once. Also the command-line form of an
+import."""
 
 import asyncio
 import json
@@ -18,10 +19,12 @@ from tests.support.database import sqlite_database
 from tests.support.polling import eventually
 from tests.support.simulator import SimulatorProcess
 from tests.support.stack import ADMIN_KEY, serving_api, stack_settings
+from tests.support.temporal_server import OwnTemporalServer
 from tests.support.worker_process import REPO_ROOT, settings_env, worker_process
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
-ROWS = 40
+ROWS = 60
+NDJSON = {"Content-Type": "application/x-ndjson"}
 
 
 async def _seed(api: httpx.AsyncClient) -> tuple[str, str]:
@@ -40,26 +43,38 @@ async def _progress(api: httpx.AsyncClient, import_id: str) -> dict[str, Any]:
     return result
 
 
-async def test_an_import_finishes_once_after_its_worker_is_killed_and_its_api_restarted(
-    dev_server: str, sim: SimulatorProcess, tmp_path: Path
+async def test_an_import_finishes_once_after_its_worker_is_killed_and_its_api_and_temporal_restarted(
+    sim: SimulatorProcess, tmp_path: Path
 ) -> None:
-    # Pages of 5 rows at 5 CMMS calls a second: the import takes seconds, and progress shows page by page.
+    # A Temporal server of this test's own (its state in a file), stopped and started again mid-import.
+    temporal = OwnTemporalServer(tmp_path / "temporal.sqlite3")
+    await temporal.start()
+    try:
+        await _kill_and_restart_everything(temporal, sim, tmp_path)
+    finally:
+        await temporal.stop()
+
+
+async def _kill_and_restart_everything(temporal: OwnTemporalServer, sim: SimulatorProcess, tmp_path: Path) -> None:
+    # Pages of 5 rows at 5 CMMS calls a second: the import takes seconds, shows progress page by page, and
+    # continues as new (every ten pages) on the way.
     settings = stack_settings(
-        dev_server,
-        sqlite_database(tmp_path),
-        sim,
-        cmms_rate_limit_per_second=5.0,
-        import_page_size=5,
+        temporal.address, sqlite_database(tmp_path), sim, cmms_rate_limit_per_second=5.0, import_page_size=5
     )
     ids = sorted(new_id("kill") for _ in range(ROWS))
+    late = sorted(new_id("late") for _ in range(3))  # imported while Temporal is down
     async with serving_api(settings) as base_url, httpx.AsyncClient(base_url=base_url, timeout=30) as api:
         customer, product = await _seed(api)
-        rows = [{"account_id": i, "customer_id": customer, "product_id": product, "imei": random_imei()} for i in ids]
-        body = "".join(json.dumps(r) + "\n" for r in rows).encode()
+
+        def body(account_ids: list[str]) -> bytes:
+            rows = [
+                {"account_id": i, "customer_id": customer, "product_id": product, "imei": random_imei()}
+                for i in account_ids
+            ]
+            return "".join(json.dumps(r) + "\n" for r in rows).encode()
+
         async with worker_process(settings, tmp_path / "worker-1.log") as first:
-            posted = await api.post(
-                "/v1/imports", content=body, headers=ADMIN | {"Content-Type": "application/x-ndjson"}
-            )
+            posted = await api.post("/v1/imports", content=body(ids), headers=ADMIN | NDJSON)
             assert posted.status_code == 202 and posted.json()["accepted"] == ROWS
             import_id = posted.json()["import_id"]
             progress = await eventually(
@@ -68,7 +83,13 @@ async def test_an_import_finishes_once_after_its_worker_is_killed_and_its_api_re
             assert progress["done"] < ROWS, "the import ended before the worker could be killed"
             first.kill()  # SIGKILL: mid-page, activities and account workflows in flight
             await first.wait()
-    # The API too is stopped, and started again: the import's state is billing's and Temporal's.
+        await temporal.stop()
+        # Temporal down: another import is still taken (stored, with the record that will start it).
+        posted = await api.post("/v1/imports", content=body(late), headers=ADMIN | NDJSON)
+        assert posted.status_code == 202 and posted.json()["accepted"] == 3
+        late_id = posted.json()["import_id"]
+    # The API too is stopped, and started again with Temporal and a new worker.
+    await temporal.start()
     async with (
         serving_api(settings) as base_url,
         httpx.AsyncClient(base_url=base_url, timeout=30) as api,
@@ -77,17 +98,21 @@ async def test_an_import_finishes_once_after_its_worker_is_killed_and_its_api_re
         done = await eventually(
             lambda: _progress(api, import_id), lambda p: p["status"] == "completed", within=180, what="completed"
         )
+        done_late = await eventually(
+            lambda: _progress(api, late_id), lambda p: p["status"] == "completed", within=60, what="late completed"
+        )
     assert (done["total"], done["done"], done["failed"], done["rejected"]) == (ROWS, ROWS, 0, 0)
-    for account_id in ids:  # each in the CMMS once, created once: version 1
+    assert (done_late["total"], done_late["done"]) == (3, 3)
+    for account_id in ids + late:  # each in the CMMS once, created once: version 1
         record = await sim.get_record(account_id)
         assert record is not None and record.version == 1, account_id
     engine = open_billing(settings.database)
     try:
         async with snapshot(make_sessionmaker(engine)) as session:
-            count = (await session.exec(select(func.count()).where(col(Account.account_id).in_(ids)))).one()
+            count = (await session.exec(select(func.count()).where(col(Account.account_id).in_(ids + late)))).one()
     finally:
         await engine.dispose()
-    assert count == ROWS
+    assert count == ROWS + 3
 
 
 async def test_the_command_line_imports_a_file_through_the_same_service(
