@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import SecretStr
+from sqlalchemy import Table, insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -50,6 +51,7 @@ from billing.models import (
     OrderStatus,
     OutboxKind,
     Product,
+    PushStatus,
     utcnow,
 )
 from billing.uniqueness import imei_taken
@@ -275,10 +277,10 @@ async def submit_import(
     stored = await _stored(outbox, import_id)
     if stored is not None:
         return stored, False
-    rows, rejected = read_rows(body, media_type)
-    total = len(rows) + len(rejected)
-    rows, repeated = _one_line_each(rows)
-    rejected += repeated
+    # Reading, checking and generating passwords is CPU work (seconds for a large file): off the event loop,
+    # so the API answers other requests meanwhile, and before the transaction, so that on SQLite the write
+    # lock is held for the SQL alone.
+    total, rows, rejected, passwords = await asyncio.to_thread(_prepare, body, media_type)
     try:
         async with outbox.transaction() as tx:
             session = tx.session
@@ -300,7 +302,7 @@ async def submit_import(
                 )
             )
             await session.flush()  # the import first: its rows refer to it
-            await _create_accounts(session, import_id, accepted)
+            await _create_accounts(session, import_id, accepted, passwords)
             tx.tell(OutboxKind.bulk_import, import_id)
     except _AlreadyStored:
         pass
@@ -316,6 +318,16 @@ async def submit_import(
     stored = await _stored(outbox, import_id)
     assert stored is not None
     return stored, False
+
+
+def _prepare(body: bytes, media_type: str) -> tuple[int, list[Row], list[Rejected], dict[int, str]]:
+    """The file's row count, the rows that pass every check of their own and against each other, the
+    rejected ones, and a generated password for each row without one (by line)."""
+    rows, rejected = read_rows(body, media_type)
+    total = len(rows) + len(rejected)
+    rows, repeated = _one_line_each(rows)
+    passwords = {row.line: new_sip_password() for row in rows if row.password is None}
+    return total, rows, rejected + repeated, passwords
 
 
 class _AlreadyStored(Exception):
@@ -418,28 +430,41 @@ def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
         yield items[start : start + size]
 
 
-async def _create_accounts(session: AsyncSession, import_id: str, rows: list[Row]) -> None:
+async def _create_accounts(session: AsyncSession, import_id: str, rows: list[Row], passwords: dict[int, str]) -> None:
     """Each row's account, live at once (billing is the system of record, and an import rolls nothing
     back: a row the CMMS refuses stays, showing why, as a refused change does), with its product's initial
-    messaging wallet (as an order's gets); the password the row carries, else a generated one. Live, a
-    customer's rollout meanwhile includes them, through the same account workflows as the import."""
-    origin = f"import:{import_id}"
+    messaging wallet (as an order's gets); the password the row carries, else the one generated for it
+    (`passwords`, by line). Live, a customer's rollout meanwhile includes them, through the same account
+    workflows as the import. Written with one multi-row INSERT a chunk, not object by object: on SQLite
+    the write lock is held while this runs."""
+    origin, now = f"import:{import_id}", utcnow()
+    accounts: list[dict[str, Any]] = [
+        {
+            "account_id": row.account_id,
+            "customer_id": row.customer_id,
+            "product_id": row.product_id,
+            "imei": row.imei,
+            "sip_password": row.password or passwords[row.line],
+            "status": AccountStatus.active,
+            "provisioning_state": PushStatus.in_progress,
+            "service_policies": {},
+            "created_by": origin,
+            "revision": 1,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for row in rows
+    ]
+    imported: list[dict[str, Any]] = [
+        {"import_id": import_id, "account_id": row.account_id, "line": row.line, "in_cmms": row.in_cmms} for row in rows
+    ]
+    connection = await session.connection()  # Core, not the ORM's bulk path: a third of the time
+    account_table: Table = Account.__table__  # type: ignore[attr-defined]
+    row_table: Table = ImportRow.__table__  # type: ignore[attr-defined]
+    for table, values in ((account_table, accounts), (row_table, imported)):
+        for chunk in _chunks(values, _IDS_AT_ONCE):
+            await connection.execute(insert(table), list(chunk))
     products = {p.product_id: p for p in await _in(session, {r.product_id for r in rows}, _products)}
-    now = utcnow()
-    for row in rows:
-        session.add(
-            Account(
-                account_id=row.account_id,
-                customer_id=row.customer_id,
-                product_id=row.product_id,
-                imei=row.imei,
-                sip_password=row.password or new_sip_password(),
-                status=AccountStatus.active,
-                created_by=origin,
-            )
-        )
-        session.add(ImportRow(import_id=import_id, account_id=row.account_id, line=row.line, in_cmms=row.in_cmms))
-    await session.flush()  # the accounts first: their wallets refer to them
     for row in rows:
         product = products[row.product_id]
         if initial_wallet(product.service_policies) is not None:
