@@ -232,8 +232,8 @@ def _text(values: dict[str, Any], name: str) -> str:
     value = values.get(name)
     if value is None or value == "":
         raise _RowError(f"{name} is missing")
-    if not isinstance(value, str) or len(value) > 64:
-        raise _RowError(f"{name}: a string of at most 64 characters")
+    if not isinstance(value, str) or len(value) > 64 or "\x00" in value:
+        raise _RowError(f"{name}: a string of at most 64 characters, no NUL")
     return value
 
 
