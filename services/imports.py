@@ -35,11 +35,11 @@ from sqlalchemy import Table, insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
-from stdnum import luhn
 from temporalio.client import Client
 
 from billing.credentials import new_sip_password
 from billing.db import make_sessionmaker, open_billing, snapshot
+from billing.formats import RESOURCE_ID, SIP_PASSWORD_RULE, imei_problem, is_sip_password
 from billing.messaging import initial_wallet
 from billing.models import (
     Account,
@@ -70,9 +70,7 @@ MEDIA_TYPES = (NDJSON, CSV)
 COLUMNS = ("account_id", "customer_id", "product_id", "imei", "password", "in_cmms")
 REQUIRED = COLUMNS[:3]
 
-# What an account created by an order may be called (the API's `ResourceId`), and a SIP password's rule.
-_ACCOUNT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}")
-_SIP_PASSWORD = re.compile(r"[\x21-\x7e]{8,64}")
+_ACCOUNT_ID = re.compile(RESOURCE_ID)  # what an order's account may be called
 _IDS_AT_ONCE = 500  # ids in one `IN (...)`: well below SQLite's and PostgreSQL's limits on parameters
 _OPEN_ORDER = (OrderStatus.accepted, OrderStatus.provisioning)
 _CSV_TRUE = {"true", "1", "yes"}
@@ -211,13 +209,12 @@ def _row(line: int, values: dict[str, Any]) -> Row:
     customer_id, product_id = _text(values, "customer_id"), _text(values, "product_id")
     imei = values.get("imei")
     if imei is not None:
-        if not isinstance(imei, str) or len(imei) != 15 or not imei.isdigit():
-            raise _RowError("imei: an IMEI is 15 digits")
-        if not luhn.is_valid(imei):
-            raise _RowError("imei: the IMEI's check digit is wrong (Luhn)")
+        problem = imei_problem(imei) if isinstance(imei, str) else "an IMEI is 15 digits"
+        if problem is not None:
+            raise _RowError(f"imei: {problem}")
     password = values.get("password")
-    if password is not None and (not isinstance(password, str) or not _SIP_PASSWORD.fullmatch(password)):
-        raise _RowError("password: a SIP password is 8 to 64 printable ASCII characters, no spaces")
+    if password is not None and (not isinstance(password, str) or not is_sip_password(password)):
+        raise _RowError(f"password: {SIP_PASSWORD_RULE}")
     in_cmms = values.get("in_cmms", False)
     if in_cmms is None:
         in_cmms = False
