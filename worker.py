@@ -14,6 +14,7 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.imports import ImportActivities
 from activities.orders import OrderActivities
 from activities.provisioning import ProvisioningActivities
 from activities.reconciliation import ReconciliationActivities
@@ -34,6 +35,7 @@ from core.temporal import connect, metrics_runtime
 from services.reconciliation import ensure_reconciliation_schedule
 from workflows.account import AccountWorkflow
 from workflows.customer_rollout import CustomerRolloutWorkflow
+from workflows.imports import ImportWorkflow
 from workflows.messaging_rollout import MessagingRolloutWorkflow
 from workflows.mvno_order import MvnoOrderWorkflow
 from workflows.ott_signup import OttSignupWorkflow
@@ -47,6 +49,7 @@ WORKFLOWS: Sequence[type] = [
     MessagingRolloutWorkflow,
     OttSignupWorkflow,
     ReconciliationWorkflow,
+    ImportWorkflow,
 ]
 
 
@@ -121,6 +124,14 @@ def reconciliation_activities(
     )
 
 
+def import_activities(
+    client: Client, sessions: SessionMaker, source: BillingSource, cmms: CmmsClient, settings: Settings
+) -> ImportActivities:
+    """Bulk imports: their rows (billing) and pushes (through the accounts' workflows, via `client`) on the
+    main queue; their comparisons with the CMMS on the rate-limited one."""
+    return ImportActivities(sessions, source, cmms, client, settings.imports, settings.temporal.task_queue)
+
+
 def build_workers(
     client: Client,
     settings: Settings,
@@ -145,6 +156,7 @@ def build_workers(
         reconciliation.forget_orphans,
     ]
     cmms_side: list[Callable[..., Any]] = [reconciliation.read_cmms_page, reconciliation.remove_orphans]
+    imports = import_activities(client, sessions, source, cmms, settings)
     main = Worker(
         client,
         task_queue=task_queue,
@@ -153,13 +165,14 @@ def build_workers(
         + rollout_activities(source, client, sessions, settings)
         + messaging_activities(client, sessions, settings)
         + signup_activities(client, sessions, settings)
-        + billing_side,
+        + billing_side
+        + [imports.read_import_page, imports.push_import_page],
         max_concurrent_activities=100,
     )
     cmms_calls = Worker(
         client,
         task_queue=cmms_task_queue(task_queue),
-        activities=cmms_activities(source, cmms, registrar) + cmms_side,
+        activities=cmms_activities(source, cmms, registrar) + cmms_side + [imports.compare_imported_account],
         max_concurrent_activities=100,
         max_task_queue_activities_per_second=settings.cmms.rate_limit_per_second,
     )

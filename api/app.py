@@ -19,6 +19,7 @@ from api.routers import (
     audit,
     customer_classes,
     customers,
+    imports,
     orders,
     portabilling,
     products,
@@ -50,6 +51,7 @@ BUILTIN_BILLING_ROUTERS = [
     signups.router,
     signup_list.router,
     audit.router,
+    imports.router,
 ]
 ROUTERS = [reconciliations.router, sms_reports.router, portabilling.router]
 
@@ -107,7 +109,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     install_problem_handlers(app)
-    install_body_limit(app, settings.api.max_body_bytes)
+    # An import's file may be larger than any other body: that one route has a limit of its own.
+    install_body_limit(app, settings.api.max_body_bytes, {"/v1/imports": settings.imports.max_body_bytes})
     gauges = operations_gauges.CachedGauges(settings.api.metrics_refresh_seconds)
     install_metrics(app, lambda: gauges.refresh(app.state.services.temporal))  # Prometheus at /metrics
     install_docs(app)

@@ -10,14 +10,15 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, SecretStr, StringConstraints, WithJsonSchema
-from stdnum import luhn
+
+from billing.formats import RESOURCE_ID, SIP_PASSWORD_RULE, imei_problem, is_sip_password
 
 # No string holds NUL (U+0000): PostgreSQL's text cannot, so billing could neither store nor look one up.
 NO_NUL = r"^[^\x00]*$"
 # Surrounding whitespace is stripped and something must be left, with no NUL: the pattern says both.
 TEXT = r"^[^\x00]*[^\s\x00][^\x00]*$"
 
-ResourceId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}$")]
+ResourceId = Annotated[str, StringConstraints(pattern=f"^{RESOURCE_ID}$")]
 # An id as a path or a filter names it: one that does not exist is 404 (or no match), not malformed.
 AnyId = Annotated[str, StringConstraints(pattern=NO_NUL)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), Field(pattern=TEXT)]
@@ -73,10 +74,9 @@ IMEI_FORMAT = "imei"
 
 
 def _check_imei(value: str) -> str:
-    if len(value) != 15 or not value.isdigit():
-        raise ValueError("an IMEI is 15 digits")
-    if not luhn.is_valid(value):
-        raise ValueError("the IMEI's check digit is wrong (Luhn)")
+    problem = imei_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
     return value
 
 
@@ -113,12 +113,9 @@ MobileNumber = Annotated[
 ]
 
 
-_SIP_PASSWORD = re.compile(r"[\x21-\x7e]{8,64}")
-
-
 def _check_sip_password(value: SecretStr) -> SecretStr:
-    if not _SIP_PASSWORD.fullmatch(value.get_secret_value()):
-        raise ValueError("a SIP password is 8 to 64 printable ASCII characters, no spaces")
+    if not is_sip_password(value.get_secret_value()):
+        raise ValueError(SIP_PASSWORD_RULE)
     return value
 
 

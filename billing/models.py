@@ -296,6 +296,7 @@ class OutboxKind(StrEnum):
     account = "account"  # signal (with start) the account's workflow: push its current state
     customer = "customer"  # signal (with start) the customer's rollout with `revision`
     product = "product"  # (re)start the product's messaging rollout
+    bulk_import = "import"  # start the import's workflow (`target` is the import id)
 
 
 class OutboxRecord(SQLModel, table=True):
@@ -424,3 +425,28 @@ class ReconciliationOrphan(SQLModel, table=True):
     account_id: str = Field(primary_key=True, max_length=64)
     held: bool = False  # its run was held: kept for a confirmation
     recorded_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False, index=True))
+
+
+class Import(SQLModel, table=True):
+    """A bulk import (services.imports), stored in the transaction that creates its accounts. Its id is a
+    keyed hash of the file, so the same file again finds this row and its answer."""
+
+    __tablename__ = "imports"
+
+    import_id: str = Field(primary_key=True, max_length=64)
+    workflow_id: str = Field(max_length=100)
+    total: int  # rows in the file
+    accepted: int  # rows whose accounts were created
+    rejected: list[dict[str, Any]] = _json(list)  # [{line, reason}], the reasons with no secret in them
+    created_at: datetime = _created()
+
+
+class ImportRow(SQLModel, table=True):
+    """An accepted row of an import: the account it created, and whether the CMMS held it already."""
+
+    __tablename__ = "import_rows"
+
+    import_id: str = Field(foreign_key="imports.import_id", primary_key=True, max_length=64)
+    account_id: str = Field(primary_key=True, max_length=64)
+    line: int
+    in_cmms: bool = False

@@ -22,6 +22,10 @@ PROVISIONING_STATE = SearchAttributeKey.for_keyword("ProvisioningState")
 # repairs that failed (Int, so `DriftFound > 0` finds the runs that found something).
 DRIFT_FOUND = SearchAttributeKey.for_int("DriftFound")
 REPAIRS_FAILED = SearchAttributeKey.for_int("RepairsFailed")
+# A bulk import's id, on its workflow (`ImportId = "…"` finds it), and the rows it has left to provision
+# (Int, so `ImportRowsLeft > 0` finds the imports still at work).
+IMPORT_ID = SearchAttributeKey.for_keyword("ImportId")
+IMPORT_ROWS_LEFT = SearchAttributeKey.for_int("ImportRowsLeft")
 
 ALL_KEYS: Sequence[SearchAttributeKey[Any]] = (
     ORDER_ID,
@@ -30,6 +34,8 @@ ALL_KEYS: Sequence[SearchAttributeKey[Any]] = (
     PROVISIONING_STATE,
     DRIFT_FOUND,
     REPAIRS_FAILED,
+    IMPORT_ID,
+    IMPORT_ROWS_LEFT,
 )
 
 
@@ -50,6 +56,7 @@ class ProvisioningState(StrEnum):
     rolling_out = "rolling_out"  # a rollout walking its accounts
     reconciling = "reconciling"  # a reconciliation comparing billing with the CMMS and repairing drift
     held = "held"  # a reconciliation that found too many orphans to delete unasked: an operator confirms
+    importing = "importing"  # a bulk import provisioning (or adopting) its accounts
 
 
 def search_attributes(

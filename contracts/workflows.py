@@ -10,6 +10,7 @@ every history and visibility query: they never change.
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from contracts.imports import ImportProgress, ImportWorkflowInput
 from contracts.orders import MvnoOrderInput, MvnoOrderResult
 from contracts.provisioning import AccountSyncResult, AccountWorkflowInput, ProvisionAccountResult
 from contracts.reconciliation import ReconciliationInput, ReconciliationProgress
@@ -104,6 +105,11 @@ RECONCILIATION: WorkflowRef[ReconciliationInput, ReconciliationProgress] = Workf
 )
 RECONCILIATION_PROGRESS: QueryRef[ReconciliationProgress] = QueryRef(RECONCILIATION, "progress", ReconciliationProgress)
 
+BULK_IMPORT: WorkflowRef[ImportWorkflowInput, ImportProgress] = WorkflowRef(
+    "ImportWorkflow", ImportWorkflowInput, ImportProgress
+)
+IMPORT_PROGRESS: QueryRef[ImportProgress] = QueryRef(BULK_IMPORT, "progress", ImportProgress)
+
 WORKFLOWS: tuple[WorkflowRef[Any, Any], ...] = (
     ACCOUNT,
     MVNO_ORDER,
@@ -111,4 +117,5 @@ WORKFLOWS: tuple[WorkflowRef[Any, Any], ...] = (
     MESSAGING_ROLLOUT,
     OTT_SIGNUP,
     RECONCILIATION,
+    BULK_IMPORT,
 )

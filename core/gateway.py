@@ -41,10 +41,16 @@ from temporalio.client import (
     WorkflowExecutionStatus,
     WorkflowUpdateStage,
 )
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from contracts.imports import ImportWorkflowInput, import_workflow_id
 from contracts.orders import MvnoOrderInput, order_workflow_id
 from contracts.provisioning import AccountSyncResult, AccountWorkflowInput, account_workflow_id
 from contracts.reconciliation import (
@@ -57,13 +63,20 @@ from contracts.reconciliation import (
     reconciliation_workflow_id,
 )
 from contracts.rollouts import CustomerRolloutInput, RolloutChange, rollout_workflow_id
-from contracts.search_attributes import ACCOUNT_ID, PROVISIONING_STATE, ProvisioningState, search_attributes
+from contracts.search_attributes import (
+    ACCOUNT_ID,
+    IMPORT_ID,
+    PROVISIONING_STATE,
+    ProvisioningState,
+    search_attributes,
+)
 from contracts.signups import OttSignupInput, SendCodeRequest, SignupView, signup_workflow_id
 from contracts.wallets import MessagingRolloutInput, messaging_rollout_workflow_id
 from contracts.workflows import (
     ACCOUNT,
     ACCOUNT_CHANGED,
     ACCOUNT_SYNC,
+    BULK_IMPORT,
     CUSTOMER_ROLLOUT,
     MESSAGING_ROLLOUT,
     MVNO_ORDER,
@@ -205,6 +218,25 @@ async def confirm_reconciliation(
         id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
         rpc_timeout=RPC_TIMEOUT,
     )
+    return workflow_id
+
+
+async def start_import(client: Client, task_queue: str, import_id: str) -> str:
+    """Start the import's workflow; one already started or finished is left as it is (the outbox may
+    deliver twice, and the same file imported again names the same import). Returns its id."""
+    workflow_id = import_workflow_id(import_id)
+    attributes = search_attributes(state=ProvisioningState.importing)
+    with contextlib.suppress(WorkflowAlreadyStartedError):
+        await client.start_workflow(
+            BULK_IMPORT.name,
+            ImportWorkflowInput(import_id=import_id),
+            id=workflow_id,
+            task_queue=task_queue,
+            search_attributes=TypedSearchAttributes([*attributes, SearchAttributePair(IMPORT_ID, import_id)]),
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            rpc_timeout=RPC_TIMEOUT,
+        )
     return workflow_id
 
 

@@ -252,6 +252,17 @@ class RolloutSettings(_Part):
     window: int = _env("ROLLOUT_WINDOW", 50)
 
 
+class ImportSettings(_Part):
+    """Bulk imports (services.imports): how large a file the API takes, and how the import workflow walks
+    its rows (rows per page, CMMS syncs in flight at once; the CMMS's rate limit holds either way)."""
+
+    # The largest body `POST /v1/imports` reads (the other routes keep API_MAX_BODY_BYTES); a larger file
+    # is imported from disk with `python -m services.imports FILE`.
+    max_body_bytes: int = _env("IMPORT_MAX_BODY_BYTES", 4 * 1024 * 1024, gt=0)
+    page_size: int = _env("IMPORT_PAGE_SIZE", 100, gt=0, le=1000)
+    window: int = _env("IMPORT_WINDOW", 50, gt=0)
+
+
 class SignupSettings(_Part):
     """OTT signups: who may sign up, the code policy, the API's rate limits."""
 
@@ -448,6 +459,7 @@ class Settings(BaseSettings):
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
     provisioning: ProvisioningSettings = Field(default_factory=ProvisioningSettings)
     rollouts: RolloutSettings = Field(default_factory=RolloutSettings)
+    imports: ImportSettings = Field(default_factory=ImportSettings)
     signups: SignupSettings = Field(default_factory=SignupSettings)
     sms: SmsSettings = Field(default_factory=SmsSettings)
     sip: SipSettings = Field(default_factory=SipSettings)

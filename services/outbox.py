@@ -269,6 +269,8 @@ class Outbox:
                 await gateway.customer_changed(client, task_queue, record.target, record.revision or 0)
             case OutboxKind.product:
                 await gateway.product_policy_changed(client, task_queue, record.target)
+            case OutboxKind.bulk_import:
+                await gateway.start_import(client, task_queue, record.target)
 
     async def _postpone(self, session: AsyncSession, record: OutboxRecord, reason: str) -> float:
         """Count the failed try and set when the record is next due; returns the wait in seconds."""

@@ -206,6 +206,14 @@ REFUSALS: dict[str, tuple[Refusal, ...]] = {
             _detail("not held|could be confirmed until|confirm the latest held run"),
         ),
     ),
+    "POST /v1/imports": (
+        Refusal(
+            422,
+            "a file must read as a whole (a CSV header naming the columns, at least one row, no NUL): a string "
+            "schema says none of it; a row that fails its checks is rejected in a 202, not refused",
+            _detail("CSV|no rows|NUL|UTF-8"),
+        ),
+    ),
     "POST /v1/signups/{signup_id}/confirm": (
         Refusal(
             409,

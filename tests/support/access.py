@@ -73,6 +73,8 @@ ACCESS: dict[tuple[str, str], tuple[Who, int]] = {
     ("POST", "/v1/reconciliations"): ("admin", 202),  # it takes no body: a run is started
     ("GET", "/v1/reconciliations/{reconciliation_id}"): ("admin", 404),
     ("POST", "/v1/reconciliations/{reconciliation_id}/confirm"): ("admin", 404),
+    ("POST", "/v1/imports"): ("admin", 415),  # a file is NDJSON or CSV, not JSON
+    ("GET", "/v1/imports/{import_id}"): ("admin", 404),
 }
 
 
