@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 from sqlalchemy import delete, func
 from sqlmodel import col, select
 
-from billing.db import SessionMaker, transaction
+from billing.db import SessionMaker, snapshot, transaction
 from billing.models import RateLimitHit
 
 Clock = Callable[[], float]
@@ -36,6 +36,14 @@ class Verdict:
         return self.retry_after is None
 
 
+@dataclass(frozen=True)
+class Tally:
+    """The hits in a window, and when the oldest of them leaves it (None: there are none)."""
+
+    hits: int
+    retry_after: int | None
+
+
 class RateLimiter(Protocol):
     async def hit(self, key: str, limit: int, window: int) -> Verdict:
         """Count one hit for `key` unless `limit` hits are already in the last `window` seconds."""
@@ -43,6 +51,10 @@ class RateLimiter(Protocol):
 
     async def take_back(self, key: str, token: str) -> None:
         """Uncount a hit (the request turned out not to be one the limit is about)."""
+        ...
+
+    async def count(self, key: str, window: int) -> Tally:
+        """The hits for `key` in the last `window` seconds, without counting one."""
         ...
 
     async def aclose(self) -> None: ...
@@ -86,6 +98,13 @@ class DatabaseRateLimiter:
                 delete(RateLimitHit).where((col(RateLimitHit.id) == int(token)) & (col(RateLimitHit.key) == key))
             )
 
+    async def count(self, key: str, window: int) -> Tally:
+        now = self._clock()
+        async with snapshot(self._sessions) as session:
+            live = (col(RateLimitHit.key) == key) & (col(RateLimitHit.at) > now - window)
+            hits, oldest = (await session.exec(select(func.count(), func.min(col(RateLimitHit.at))).where(live))).one()
+        return Tally(hits, None if oldest is None else _wait(oldest, window, now))
+
     async def aclose(self) -> None:
         return None
 
@@ -123,6 +142,15 @@ class RedisRateLimiter:
 
     async def take_back(self, key: str, token: str) -> None:
         await self._redis.zrem(self._prefix + key, token)
+
+    async def count(self, key: str, window: int) -> Tally:
+        now = self._clock()
+        name = self._prefix + key
+        hits = await self._redis.zcount(name, f"({now - window}", "+inf")
+        if not hits:
+            return Tally(0, None)
+        oldest = await self._redis.zrangebyscore(name, f"({now - window}", "+inf", start=0, num=1, withscores=True)
+        return Tally(int(hits), _wait(float(oldest[0][1]), window, now) if oldest else None)
 
     async def aclose(self) -> None:
         await self._redis.aclose()
