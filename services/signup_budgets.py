@@ -5,8 +5,9 @@ SMS pumping (toll fraud) sends codes to numbers whose operator shares the fee wi
 numbers are many, fresh, from a few costly ranges, and never enter their codes. Verification services
 stop it where the SMS would go out: Twilio Verify's geo permissions allow only the countries served
 (https://www.twilio.com/docs/verify/preventing-toll-fraud/verify-geo-permissions) and its Fraud Guard
-blocks a prefix whose conversion (codes sent that were verified) falls
-(https://www.twilio.com/docs/verify/preventing-toll-fraud/sms-fraud-guard). Here the allow list is
+blocks a prefix where it sees fraud, for 12 hours at a time
+(https://www.twilio.com/docs/verify/preventing-toll-fraud/sms-fraud-guard,
+https://www.twilio.com/docs/api/errors/60410). Here the allow list is
 SIGNUP_ALLOWED_COUNTRIES, the ranges are the prefix (the E.164 number without its last four digits) and
 the country, and a range whose last hour's SMS were verified too rarely is paused for a while.
 
