@@ -19,6 +19,7 @@ budget counts the SMS actually sent and concurrent requests never pass it.
 
 import logging
 import math
+import time
 from dataclasses import dataclass, field
 
 from prometheus_client import Counter
@@ -34,6 +35,8 @@ HOUR = 3600
 DAY = 86400
 # A count with no limit of its own (verified signups, wrong codes over all numbers): only read.
 _UNLIMITED = 2**31 - 1
+# While guessing goes on, the warning is logged once a minute per API process, not once a verify.
+_WARN_EVERY = 60.0
 # The digits a prefix leaves out: a range of ten thousand numbers, as a mobile operator hands them out.
 PREFIX_HIDES = 4
 
@@ -88,6 +91,7 @@ class SignupBudgets:
     def __init__(self, limiter: RateLimiter, settings: SignupSettings) -> None:
         self._limiter = limiter
         self._settings = settings
+        self._warned_at = -_WARN_EVERY
 
     async def hold_send(self, e164: str, held: Held) -> None:
         """Hold the SMS's places in the prefix's, the country's and the day's budgets, or refuse (429, and
@@ -147,12 +151,14 @@ class SignupBudgets:
         if spent < settings.wrong_code_hourly_budget:
             return settings.wrong_code_limit
         WRONG_CODE_BUDGET_SPENT.inc()
-        log.warning(
-            "signup wrong codes over all numbers past SIGNUP_WRONG_CODE_HOURLY_BUDGET (%d this hour): "
-            "each number now gets %d",
-            spent,
-            settings.wrong_code_reduced_limit,
-        )
+        if time.monotonic() - self._warned_at >= _WARN_EVERY:
+            self._warned_at = time.monotonic()
+            log.warning(
+                "signup wrong codes over all numbers past SIGNUP_WRONG_CODE_HOURLY_BUDGET (%d this hour): "
+                "each number now gets %d (guessing across numbers?)",
+                spent,
+                settings.wrong_code_reduced_limit,
+            )
         return min(settings.wrong_code_limit, settings.wrong_code_reduced_limit)
 
     async def hold_wrong_code(self, held: Held) -> None:
