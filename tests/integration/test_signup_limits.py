@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from billing.db import make_engine, make_sessionmaker
-from services.rate_limit import DatabaseRateLimiter, RateLimiter, RedisRateLimiter
+from services.rate_limit import DatabaseRateLimiter, RateLimiter, RedisRateLimiter, Tally
 from tests.support.signups import REDIS_URL
 
 
@@ -96,3 +96,19 @@ async def test_the_clean_up_never_forgets_a_window_that_has_not_passed(billing_d
         assert (await limiter.hit(day, 10, 86400)).allowed
     finally:
         await engine.dispose()
+
+
+async def test_a_count_reads_a_window_without_counting_a_hit(limiters: Callable[[Clock], RateLimiter]) -> None:
+    """What the budgets read (a range's verified signups, a pause): the hits in the window, and when the
+    oldest leaves it; reading twice changes nothing."""
+    clock = Clock()
+    limiter = limiters(clock)
+    key = f"verified:{secrets.token_hex(4)}"
+    assert await limiter.count(key, 60) == Tally(0, None)
+    for _ in range(3):
+        assert (await limiter.hit(key, 10, 60)).allowed
+        clock.now += 10
+    assert await limiter.count(key, 60) == Tally(3, 30)
+    assert await limiters(clock).count(key, 60) == Tally(3, 30)  # another process reads the same
+    clock.now += 31  # the first hit leaves the window
+    assert await limiter.count(key, 60) == Tally(2, 9)
