@@ -35,7 +35,7 @@ HOUR = 3600
 DAY = 86400
 # A count with no limit of its own (verified signups, wrong codes over all numbers): only read.
 _UNLIMITED = 2**31 - 1
-# While guessing goes on, the warning is logged once a minute per API process, not once a verify.
+# While an attack goes on, its warning is logged once a minute per API process, not once a request.
 _WARN_EVERY = 60.0
 # The digits a prefix leaves out: a range of ten thousand numbers, as a mobile operator hands them out.
 PREFIX_HIDES = 4
@@ -91,7 +91,7 @@ class SignupBudgets:
     def __init__(self, limiter: RateLimiter, settings: SignupSettings) -> None:
         self._limiter = limiter
         self._settings = settings
-        self._warned_at = -_WARN_EVERY
+        self._warned_at: dict[str, float] = {}  # by warning: when this process last logged it
 
     async def hold_send(self, e164: str, held: Held) -> None:
         """Hold the SMS's places in the prefix's, the country's and the day's budgets, or refuse (429, and
@@ -134,7 +134,7 @@ class SignupBudgets:
         verdict = await self._limiter.hit("signup:sms:all", settings.daily_budget, DAY)
         if not verdict.allowed:
             await self.give_back(held)
-            log.warning("signup refused: the day's SMS budget (SIGNUP_DAILY_BUDGET) is spent")
+            self._warn("daily", "signups refused: the day's SMS budget (SIGNUP_DAILY_BUDGET) is spent")
             raise refusal("daily_budget", "the day's SMS budget is spent; try again later", verdict.retry_after)
         held.add("signup:sms:all", verdict)
 
@@ -151,14 +151,13 @@ class SignupBudgets:
         if spent < settings.wrong_code_hourly_budget:
             return settings.wrong_code_limit
         WRONG_CODE_BUDGET_SPENT.inc()
-        if time.monotonic() - self._warned_at >= _WARN_EVERY:
-            self._warned_at = time.monotonic()
-            log.warning(
-                "signup wrong codes over all numbers past SIGNUP_WRONG_CODE_HOURLY_BUDGET (%d this hour): "
-                "each number now gets %d (guessing across numbers?)",
-                spent,
-                settings.wrong_code_reduced_limit,
-            )
+        self._warn(
+            "wrong-codes",
+            "signup wrong codes over all numbers past SIGNUP_WRONG_CODE_HOURLY_BUDGET (%d this hour): "
+            "each number now gets %d (guessing across numbers?)",
+            spent,
+            settings.wrong_code_reduced_limit,
+        )
         return min(settings.wrong_code_limit, settings.wrong_code_reduced_limit)
 
     async def hold_wrong_code(self, held: Held) -> None:
@@ -177,6 +176,13 @@ class SignupBudgets:
         if share <= 0:
             return _UNLIMITED
         return max(min_sends, math.floor(verified / share + 1e-9) + 1)
+
+    def _warn(self, what: str, message: str, *args: object) -> None:
+        """Log a warning that holds while an attack goes on once a minute, not once a request."""
+        now = time.monotonic()
+        if now - self._warned_at.get(what, -_WARN_EVERY) >= _WARN_EVERY:
+            self._warned_at[what] = now
+            log.warning(message, *args)
 
     async def _pause(self, scope: str, name: str) -> None:
         key = f"signup:paused:{scope}:{name}"
