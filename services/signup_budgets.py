@@ -13,8 +13,8 @@ the country, and a range whose last hour's SMS were verified too rarely is pause
 
 Every count is a hit of the shared limiter (services.rate_limit: the billing database, or Redis), so
 each API process sees the same figures. A send holds its places in the budgets before the code goes
-out, checked and counted in one step per budget, and gives them back when no code went out, so a
-budget counts the SMS actually sent and concurrent requests never pass it.
+out, the three checked and counted in one step (each or none), and gives them back when no code went
+out, so a budget counts the SMS actually sent and concurrent requests never pass it.
 """
 
 import logging
@@ -27,7 +27,7 @@ from prometheus_client import Counter
 from contracts.phone import country_of
 from core.settings import SignupSettings
 from services.errors import TooMany
-from services.rate_limit import RateLimiter, Verdict
+from services.rate_limit import Limit, RateLimiter, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +74,14 @@ def refusal(reason: str, detail: str, retry_after: int | None) -> TooMany:
     return TooMany(detail, retry_after=retry_after if retry_after is not None else 60, reason=reason)
 
 
+def _paused(scope: str, retry_after: int | None) -> TooMany:
+    return refusal(
+        f"{scope}_paused",
+        f"signups from this {scope} are paused: too few of its recent codes were verified",
+        retry_after,
+    )
+
+
 @dataclass
 class Held:
     """Places held in the limiter's counts by one request, to be given back if it turns out not to count."""
@@ -96,47 +104,46 @@ class SignupBudgets:
     async def hold_send(self, e164: str, held: Held) -> None:
         """Hold the SMS's places in the prefix's, the country's and the day's budgets, or refuse (429, and
         everything `held` is given back). Paused ranges are refused first; a range whose last hour's SMS
-        were verified too rarely is paused now."""
+        were verified too rarely is paused now. Two steps: the pauses and conversions read together, then
+        the three budgets counted together (each or none)."""
         settings = self._settings
         ranges = (("prefix", prefix_of(e164)), ("country", country_of(e164)))
-        for scope, name in ranges:
-            paused = await self._limiter.count(f"signup:paused:{scope}:{name}", settings.pause_seconds)
+        tallies = await self._limiter.count_all(
+            [(f"signup:paused:{scope}:{name}", settings.pause_seconds) for scope, name in ranges]
+            + [(f"signup:verified:{scope}:{name}", HOUR) for scope, name in ranges]
+        )
+        for (scope, _), paused in zip(ranges, tallies[:2], strict=True):
             if paused.hits:
                 await self.give_back(held)
-                raise refusal(
-                    f"{scope}_paused",
-                    f"signups from this {scope} are paused: too few of its recent codes were verified",
-                    paused.retry_after,
-                )
-        for scope, name in ranges:
-            budget, min_sends = (
-                (settings.prefix_hourly_budget, settings.prefix_pause_min_sends)
-                if scope == "prefix"
-                else (settings.country_hourly_budget, settings.country_pause_min_sends)
+                raise _paused(scope, paused.retry_after)
+        conversion_limits = [
+            self._conversion_limit(verified.hits, min_sends)
+            for verified, min_sends in zip(
+                tallies[2:], (settings.prefix_pause_min_sends, settings.country_pause_min_sends), strict=True
             )
-            verified = (await self._limiter.count(f"signup:verified:{scope}:{name}", HOUR)).hits
-            conversion_limit = self._conversion_limit(verified, min_sends)
-            key = f"signup:sms:{scope}:{name}"
-            verdict = await self._limiter.hit(key, min(budget, conversion_limit), HOUR)
-            if verdict.allowed:
-                held.add(key, verdict)
-                continue
-            await self.give_back(held)
-            if conversion_limit < budget:
-                await self._pause(scope, name)
-                raise refusal(
-                    f"{scope}_paused",
-                    f"signups from this {scope} are paused: too few of its recent codes were verified",
-                    settings.pause_seconds,
-                )
-            detail = f"this {scope}'s SMS budget for the hour is spent; try again later"
-            raise refusal(f"{scope}_budget", detail, verdict.retry_after)
-        verdict = await self._limiter.hit("signup:sms:all", settings.daily_budget, DAY)
-        if not verdict.allowed:
-            await self.give_back(held)
+        ]
+        budgets = (settings.prefix_hourly_budget, settings.country_hourly_budget)
+        limits = [
+            Limit(f"signup:sms:{scope}:{name}", min(budget, conversion), HOUR)
+            for (scope, name), budget, conversion in zip(ranges, budgets, conversion_limits, strict=True)
+        ] + [Limit("signup:sms:all", settings.daily_budget, DAY)]
+        verdicts = await self._limiter.hit_all(limits)
+        refused = next((i for i, verdict in enumerate(verdicts) if not verdict.allowed), None)
+        if refused is None:
+            for limit, verdict in zip(limits, verdicts, strict=True):
+                held.add(limit.key, verdict)
+            return
+        await self.give_back(held)
+        retry_after = verdicts[refused].retry_after
+        if refused == len(ranges):
             self._warn("daily", "signups refused: the day's SMS budget (SIGNUP_DAILY_BUDGET) is spent")
-            raise refusal("daily_budget", "the day's SMS budget is spent; try again later", verdict.retry_after)
-        held.add("signup:sms:all", verdict)
+            raise refusal("daily_budget", "the day's SMS budget is spent; try again later", retry_after)
+        scope, name = ranges[refused]
+        if conversion_limits[refused] < budgets[refused]:
+            await self._pause(scope, name)
+            raise _paused(scope, settings.pause_seconds)
+        detail = f"this {scope}'s SMS budget for the hour is spent; try again later"
+        raise refusal(f"{scope}_budget", detail, retry_after)
 
     async def verified(self, e164: str) -> None:
         """A signup of the number was verified: its prefix and country converted once more."""
