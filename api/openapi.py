@@ -47,6 +47,11 @@ PROBLEM_SCHEMA: dict[str, Any] = {
             },
         },
         "error_id": {"type": "string", "description": "For a 500: quote it to support, the API's log line has it"},
+        "reason": {
+            "type": "string",
+            "description": "For a signup call's 429: the limit or budget that refused it (`prefix_paused`, "
+            "`daily_budget`, …), as docs/signups.md lists them",
+        },
     },
 }
 # What FastAPI documents for a 422 of its own shape, which this API never answers.

@@ -31,3 +31,8 @@ def normalise(raw: str, allowed_countries: frozenset[str]) -> str:
     if allowed_countries and country not in allowed_countries:
         raise BadPhoneNumber(f"signups from {country} numbers are not offered")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def country_of(e164: str) -> str:
+    """The ISO 3166 country of a number `normalise` answered (`+4915112345678` → `DE`)."""
+    return phonenumbers.region_code_for_number(phonenumbers.parse(e164, None)) or "ZZ"

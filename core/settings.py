@@ -293,6 +293,21 @@ class SignupSettings(_Part):
     verify_client_window_seconds: int = _env("SIGNUP_VERIFY_CLIENT_WINDOW_SECONDS", 60)
     wrong_code_limit: int = _env("SIGNUP_WRONG_CODE_LIMIT", 10)
     wrong_code_window_seconds: int = _env("SIGNUP_WRONG_CODE_WINDOW_SECONDS", 86400)
+    # Guessing across numbers: past this many wrong codes an hour over all numbers, each number's
+    # allowance drops to the reduced one (within the same window) and the alert's counter moves.
+    wrong_code_hourly_budget: int = _env("SIGNUP_WRONG_CODE_HOURLY_BUDGET", 500, ge=0)
+    wrong_code_reduced_limit: int = _env("SIGNUP_WRONG_CODE_REDUCED_LIMIT", 3, ge=1)
+    # SMS pumping: code SMS per prefix (the E.164 number without its last four digits) and per country
+    # an hour, and over all numbers a day; past one, 429 and no SMS (docs/signups.md).
+    prefix_hourly_budget: int = _env("SIGNUP_PREFIX_HOURLY_BUDGET", 30, ge=0)
+    country_hourly_budget: int = _env("SIGNUP_COUNTRY_HOURLY_BUDGET", 1000, ge=0)
+    daily_budget: int = _env("SIGNUP_DAILY_BUDGET", 10000, ge=0)
+    # A prefix (or country) that got this many SMS in the last hour, with fewer than this share of them
+    # verified, is paused for SIGNUP_PAUSE_SECONDS: pumped numbers never enter their codes.
+    prefix_pause_min_sends: int = _env("SIGNUP_PREFIX_PAUSE_MIN_SENDS", 20, ge=1)
+    country_pause_min_sends: int = _env("SIGNUP_COUNTRY_PAUSE_MIN_SENDS", 200, ge=1)
+    pause_min_verified_share: float = _env("SIGNUP_PAUSE_MIN_VERIFIED_SHARE", 0.2, ge=0, le=1)
+    pause_seconds: int = _env("SIGNUP_PAUSE_SECONDS", 3600, ge=1)
     # Where the API processes keep those limits together: Redis when set (`redis://host:6379/0`),
     # else the billing database.
     redis_url: SecretStr | None = _env("REDIS_URL", None)
@@ -562,6 +577,14 @@ class Settings(BaseSettings):
                 "SIP_REGISTRAR=kamailio needs the built-in billing: beside PortaBilling (BILLING_SOURCE=portabilling)"
                 " PortaSIP is the SIP registrar; unset SIP_REGISTRAR"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _refuse_every_country_without_a_daily_budget_in_production(self) -> "Settings":
+        # Every country, the costly ranges among them: the day's SMS spend must be a figure chosen on purpose.
+        every_country = "*" in (c.strip() for c in self.signups.countries.split(","))
+        if self.environment == "production" and every_country and not self.given("SIGNUP_DAILY_BUDGET"):
+            raise ValueError("SIGNUP_DAILY_BUDGET must be set explicitly when SIGNUP_ALLOWED_COUNTRIES is `*`")
         return self
 
     @model_validator(mode="after")

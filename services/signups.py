@@ -1,13 +1,18 @@
 """OTT self-signup: the rules around the number's signup workflow, called by the CMMS as
 it relays what the app user does.
 
-It applies the per-number and per-client rate limits (shared by every API process:
-services.rate_limit), hashes the typed code (the workflow never sees a code), and calls the number's
+It applies the rate limits and budgets (shared by every API process: services.rate_limit,
+services.signup_budgets), hashes the typed code (the workflow never sees a code), and calls the number's
 signup workflow by update: the answer (the credentials) must wait for the workflow, so these calls
-meet Temporal within the request, unlike a billing change (services.outbox). Wrong codes are counted
-per number across all its signups: each verify holds a place in that count while the workflow judges
-the code, and gives it back unless the code was wrong, so concurrent guesses through any API process
-get no extra tries.
+meet Temporal within the request, unlike a billing change (services.outbox).
+
+The limits run from the narrowest to the widest: the number's, then the range's and the day's SMS
+budgets, then the caller's (per API key), so a request refused for one number or range never spends
+what the caller's other requests share; and a budget counts what was actually done (a code sent, a code
+judged): a place held for a request that did nothing is given back. Wrong codes are counted per number
+across all its signups: each verify holds a place in that count while the workflow judges the code,
+and gives it back when the code was right, so concurrent guesses through any API process get no extra
+tries; a verify that timed out keeps its place (the workflow may have counted the guess).
 
 With SIGNUP_VERIFICATION=cmms the CMMS texts and checks the code itself and confirms the number
 with the password it issued (`confirm`); `verify` and `resend` are then refused.
@@ -56,7 +61,8 @@ from contracts.workflows import SIGNUP_CONFIRM, SIGNUP_SEND_CODE, SIGNUP_VERIFY
 from core import gateway
 from core.settings import ProvisioningSettings, SignupSettings
 from services.errors import Conflict, Gone, Invalid, NotFound, ServiceError, ServiceUnavailable, TooMany, Upstream
-from services.rate_limit import RateLimiter, Verdict
+from services.rate_limit import RateLimiter
+from services.signup_budgets import Held, SignupBudgets, refusal
 
 # A signup request meeting the number's previous signup as it closes waits this many times 0.2 s.
 _START_ATTEMPTS = 10
@@ -90,6 +96,7 @@ class Signups:
         self._secret_key = secret_key  # the codes' and passwords' keyed hashes
         self._task_queue = task_queue  # the signup workflows'
         self.limiter = limiter
+        self.budgets = SignupBudgets(limiter, settings)
 
     async def start(self, client_label: str, phone_number: str) -> SignupView:
         """Send a code to the number; a signup already pending for it continues (no two live codes)."""
@@ -98,7 +105,7 @@ class Signups:
             e164 = normalise(phone_number, settings.allowed_countries)
         except BadPhoneNumber as err:
             raise _invalid("phone_number", str(err), "phone_number") from None
-        await self._limit(client_label, e164)
+        spent = await self._hold_send(client_label, e164)
         for attempt in range(_START_ATTEMPTS):
             try:
                 view = await gateway.send_signup_code(
@@ -108,10 +115,12 @@ class Signups:
                 cause = err.cause
                 closing = isinstance(cause, ApplicationError) and cause.type in (SIGNUP_CLOSED, SIGNUP_EXPIRED)
                 if not closing or attempt == _START_ATTEMPTS - 1:
+                    await self._nothing_sent(spent, err)
                     raise _update_refusal(err) from None
                 # The number's previous signup has just ended and its workflow is closing: a new one follows.
                 await asyncio.sleep(0.2)
             else:
+                await self._sent(spent, view)
                 return view
         raise AssertionError("unreachable")
 
@@ -121,13 +130,15 @@ class Signups:
         signup = await self._signup(signup_id)
         if signup.status != SignupState.pending:
             raise _closed(signup.status)
-        await self._limit(client_label, signup.phone_number)
+        spent = await self._hold_send(client_label, signup.phone_number)
         try:
             view = await gateway.update(
                 self._temporal, SIGNUP_SEND_CODE, _workflow_id(signup), SendCodeRequest(signup_id=signup_id)
             )
         except (WorkflowUpdateFailedError, RPCError) as err:
+            await self._nothing_sent(spent, err)
             raise _closed((await self._after_refusal(signup_id, err)).status) from None
+        await self._sent(spent, view)
         return view
 
     async def verify(self, client_label: str, signup_id: str, code: str) -> tuple[str, Credentials]:
@@ -140,13 +151,17 @@ class Signups:
         if not is_well_formed(code, settings.code_digits):
             raise _invalid("code", f"the code is {settings.code_digits} digits", "code_format")
         signup = await self._signup(signup_id)
-        await self._limit_verify(client_label, signup.phone_number)
+        e164 = signup.phone_number
+        asked = await self._limit_verify_number(e164)
         typed = code_hmac(self._secret_key, signup_id, code)
         if signup.status == SignupState.verified:
+            await self._hold_verify_client(client_label, asked)
             return await self._verified_again(signup, typed)
         if signup.status != SignupState.pending:
             raise _closed(signup.status)
-        place = await self._hold_wrong_code_place(signup.phone_number)
+        place = await self._hold_wrong_code_place(e164)
+        judged = Held()
+        await self._hold_verify_client(client_label, judged, place, asked)
         try:
             result = await gateway.update_within(
                 self._temporal,
@@ -156,20 +171,22 @@ class Signups:
                 settings.verify_timeout_seconds,
             )
         except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
-            await self._give_back(signup.phone_number, place)
+            # The workflow may have judged the code (and counted a wrong one): its place stays taken.
             # The account is being provisioned (the CMMS may be slow): the same code again picks it up.
             raise ServiceUnavailable(
                 "the account is still being provisioned; repeat the call with the same code"
             ) from None
         except (WorkflowUpdateFailedError, RPCError) as err:
-            await self._give_back(signup.phone_number, place)
+            await self.budgets.give_back(place)  # not judged: no guess, and no verify of the caller's
+            await self.budgets.give_back(judged)
             closed = await self._after_refusal(signup_id, err)
             if closed.status == SignupState.verified:
                 return await self._verified_again(closed, typed)
             raise _closed(closed.status) from None
         if not result.verified or result.account_id is None:
             raise WrongCode(result.attempts_left)
-        await self._give_back(signup.phone_number, place)
+        await self.budgets.give_back(place)
+        await self.budgets.verified(e164)
         return result.account_id, await self._credentials(signup_id)
 
     async def confirm(self, client_label: str, signup_id: str, password: str) -> str:
@@ -180,13 +197,20 @@ class Signups:
         if settings.verification != Verification.cmms:
             raise Conflict("billing verifies the code in this deployment: use verify", title="Billing verifies")
         signup = await self._signup(signup_id)
-        await self._limit_verify(client_label, signup.phone_number)
+        asked = await self._limit_verify_number(signup.phone_number)
         issued = password_hmac(self._secret_key, signup_id, password)
         if signup.status == SignupState.verified:
+            await self._hold_verify_client(client_label, asked)
             return _confirmed_again(signup, issued)
         if signup.status != SignupState.pending:
             raise _closed(signup.status)
-        await self._hold_password(signup_id, issued, password)
+        judged = Held()
+        await self._hold_verify_client(client_label, judged, asked)
+        try:
+            await self._hold_password(signup_id, issued, password)
+        except Conflict:
+            await self.budgets.give_back(judged)
+            raise
         try:
             result = await gateway.update_within(
                 self._temporal,
@@ -200,12 +224,14 @@ class Signups:
                 "the account is still being provisioned; repeat the call with the same password"
             ) from None
         except (WorkflowUpdateFailedError, RPCError) as err:
+            await self.budgets.give_back(judged)
             closed = await self._after_refusal(signup_id, err)
             if closed.status == SignupState.verified:
                 return _confirmed_again(closed, issued)
             raise _closed(closed.status) from None
         if result.account_id is None:
             raise Upstream("the account could not be provisioned")
+        await self.budgets.verified(signup.phone_number)
         return result.account_id
 
     async def get(self, signup_id: str) -> tuple[Signup, Sequence[SmsMessage]]:
@@ -231,50 +257,82 @@ class Signups:
             verification=Verification(settings.verification),
         )
 
-    async def _limit(self, client_label: str, e164: str) -> None:
-        """Per-client, then per-number: a request over either limit is refused and sends nothing."""
+    async def _hold_send(self, client_label: str, e164: str) -> Held:
+        """The number's limit, then the SMS budgets, then the caller's: a request refused by one gives back
+        what it held in the others (so one number or range hammered spends none of the caller's budget).
+        Returns the places the send holds in the budgets and the caller's count, given back if no code
+        goes out."""
         settings = self._settings
-        verdict = await self.limiter.hit(
-            f"signup:client:{client_label}", settings.client_limit, settings.client_window_seconds
-        )
-        if verdict.allowed:
-            verdict = await self.limiter.hit(
-                f"signup:number:{e164}", settings.number_limit, settings.number_window_seconds
+        asked = Held()
+        verdict = await self.limiter.hit(f"signup:number:{e164}", settings.number_limit, settings.number_window_seconds)
+        if not verdict.allowed:
+            raise refusal("number", "too many signup requests for this number; try again later", verdict.retry_after)
+        asked.add(f"signup:number:{e164}", verdict)
+        spent = Held()
+        try:
+            await self.budgets.hold_send(e164, spent)
+        except TooMany:
+            await self.budgets.give_back(asked)
+            raise
+        key = f"signup:client:{client_label}"
+        verdict = await self.limiter.hit(key, settings.client_limit, settings.client_window_seconds)
+        if not verdict.allowed:
+            await self.budgets.give_back(spent)
+            await self.budgets.give_back(asked)
+            raise refusal("client", "too many signup requests; try again later", verdict.retry_after)
+        spent.add(key, verdict)
+        return spent
+
+    async def _sent(self, spent: Held, view: SignupView) -> None:
+        """A signup request answered: the budgets keep its places only if a code went out (the CMMS texts
+        its own for each request it relays, when it verifies)."""
+        if not view.sent and self._settings.verification == Verification.billing:
+            await self.budgets.give_back(spent)
+
+    async def _nothing_sent(self, spent: Held, err: Exception) -> None:
+        """The workflow refused the send: no code went out, unless the SMS gateway may have taken it."""
+        cause = err.cause if isinstance(err, WorkflowUpdateFailedError) else None
+        if isinstance(cause, ApplicationError) and cause.type != SMS_UNAVAILABLE:
+            await self.budgets.give_back(spent)
+
+    async def _limit_verify_number(self, e164: str) -> Held:
+        """Verify (and confirm) calls per number: refused past it, before anything else is counted."""
+        settings = self._settings
+        key = f"verify:number:{e164}"
+        verdict = await self.limiter.hit(key, settings.verify_number_limit, settings.verify_number_window_seconds)
+        if not verdict.allowed:
+            raise refusal(
+                "verify_number", "too many verification requests for this number; try again later", verdict.retry_after
             )
-        if verdict.retry_after is not None:
-            raise TooMany("too many signup requests; try again later", retry_after=verdict.retry_after)
+        asked = Held()
+        asked.add(key, verdict)
+        return asked
 
-    async def _limit_verify(self, client_label: str, e164: str) -> None:
-        """Verify (and confirm) calls per client, then per number: refused past either."""
+    async def _hold_verify_client(self, client_label: str, held: Held, *others: Held) -> None:
+        """A verify (or confirm) of the caller's, counted once every narrower check passed; refused past
+        the caller's limit, giving back what this request held (`held` and the `others`)."""
         settings = self._settings
-        verdict = await self.limiter.hit(
-            f"verify:client:{client_label}",
-            settings.verify_client_limit,
-            settings.verify_client_window_seconds,
-        )
-        if verdict.allowed:
-            verdict = await self.limiter.hit(
-                f"verify:number:{e164}",
-                settings.verify_number_limit,
-                settings.verify_number_window_seconds,
-            )
-        if verdict.retry_after is not None:
-            raise TooMany("too many verification requests; try again later", retry_after=verdict.retry_after)
+        key = f"verify:client:{client_label}"
+        verdict = await self.limiter.hit(key, settings.verify_client_limit, settings.verify_client_window_seconds)
+        if not verdict.allowed:
+            for other in (held, *others):
+                await self.budgets.give_back(other)
+            raise refusal("verify_client", "too many verification requests; try again later", verdict.retry_after)
+        held.add(key, verdict)
 
-    async def _hold_wrong_code_place(self, e164: str) -> Verdict:
-        """A place in the number's count of wrong codes, held while the workflow judges this one."""
+    async def _hold_wrong_code_place(self, e164: str) -> Held:
+        """A place in the number's count of wrong codes (and in the hour's over all numbers), held while the
+        workflow judges this one; fewer places per number while guesses across numbers pass their budget."""
         settings = self._settings
-        verdict = await self.limiter.hit(
-            f"wrong-code:{e164}", settings.wrong_code_limit, settings.wrong_code_window_seconds
-        )
-        if verdict.retry_after is not None:
-            raise TooMany("too many wrong codes for this number; try again later", retry_after=verdict.retry_after)
-        return verdict
-
-    async def _give_back(self, e164: str, place: Verdict) -> None:
-        """The code was not judged wrong: its place in the count of wrong codes is free again."""
-        if place.token is not None:
-            await self.limiter.take_back(f"wrong-code:{e164}", place.token)
+        allowance = await self.budgets.wrong_code_allowance()
+        key = f"wrong-code:{e164}"
+        verdict = await self.limiter.hit(key, allowance, settings.wrong_code_window_seconds)
+        if not verdict.allowed:
+            raise refusal("wrong_codes", "too many wrong codes for this number; try again later", verdict.retry_after)
+        place = Held()
+        place.add(key, verdict)
+        await self.budgets.hold_wrong_code(place)
+        return place
 
     def _billing_verifies(self) -> None:
         if self._settings.verification == Verification.cmms:

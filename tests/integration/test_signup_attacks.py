@@ -100,9 +100,9 @@ async def test_verify_is_rate_limited_per_number_and_per_client(
     stack: Stack, strict_api: tuple[httpx.AsyncClient, dict[str, str]]
 ) -> None:
     api, headers = strict_api
-    first, second = random_mobile(), random_mobile()
-    ids = [(await start_signup(stack, number))["signup_id"] for number in (first, second)]
-    pairs = zip(ids, (first, second), strict=True)
+    numbers = [random_mobile() for _ in range(3)]
+    ids = [(await start_signup(stack, number))["signup_id"] for number in numbers]
+    pairs = zip(ids, numbers, strict=True)
     guesses = {signup_id: wrong_code(await last_code(stack.sim, number)) for signup_id, number in pairs}
 
     def attempt(signup_id: str) -> Any:
@@ -112,9 +112,12 @@ async def test_verify_is_rate_limited_per_number_and_per_client(
     per_number = await attempt(ids[0])
     assert per_number.status_code == 429 and int(per_number.headers["Retry-After"]) > 0, per_number.text
     assert "verification requests" in per_number.json()["detail"]
-    assert (await attempt(ids[1])).status_code == 422  # another number: this client's 4th call
-    per_client = await attempt(ids[1])
+    assert per_number.json()["reason"] == "verify_number"
+    # The refusal for the one number spent none of the client's four: another number gets two more.
+    assert [(await attempt(ids[1])).status_code for _ in range(2)] == [422, 422]
+    per_client = await attempt(ids[2])
     assert per_client.status_code == 429 and 0 < int(per_client.headers["Retry-After"]) <= 60, per_client.text
+    assert per_client.json()["reason"] == "verify_client"
 
 
 async def test_an_account_a_signup_did_not_create_is_never_handed_out(

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from billing.db import make_engine, make_sessionmaker
-from services.rate_limit import DatabaseRateLimiter, RateLimiter, RedisRateLimiter
+from services.rate_limit import DatabaseRateLimiter, Limit, RateLimiter, RedisRateLimiter, Tally
 from tests.support.signups import REDIS_URL
 
 
@@ -96,3 +96,34 @@ async def test_the_clean_up_never_forgets_a_window_that_has_not_passed(billing_d
         assert (await limiter.hit(day, 10, 86400)).allowed
     finally:
         await engine.dispose()
+
+
+async def test_a_count_reads_a_window_without_counting_a_hit(limiters: Callable[[Clock], RateLimiter]) -> None:
+    """What the budgets read (a range's verified signups, a pause): the hits in the window, and when the
+    oldest leaves it; reading twice changes nothing."""
+    clock = Clock()
+    limiter = limiters(clock)
+    key = f"verified:{secrets.token_hex(4)}"
+    assert await limiter.count(key, 60) == Tally(0, None)
+    for _ in range(3):
+        assert (await limiter.hit(key, 10, 60)).allowed
+        clock.now += 10
+    assert await limiter.count(key, 60) == Tally(3, 30)
+    assert await limiters(clock).count(key, 60) == Tally(3, 30)  # another process reads the same
+    clock.now += 31  # the first hit leaves the window
+    assert await limiter.count(key, 60) == Tally(2, 9)
+
+
+async def test_several_keys_are_counted_together_or_not_at_all(limiters: Callable[[Clock], RateLimiter]) -> None:
+    """What one code SMS spends (its prefix's, its country's and the day's budgets): each key is counted,
+    or, when one is at its limit, none; the verdicts say which refused."""
+    clock = Clock()
+    limiter = limiters(clock)
+    tag = secrets.token_hex(4)
+    wide, narrow = Limit(f"day:{tag}", 10, 86400), Limit(f"prefix:{tag}", 2, 3600)
+    for _ in range(2):
+        assert all(verdict.token for verdict in await limiter.hit_all([narrow, wide]))
+    refused = await limiter.hit_all([narrow, wide])
+    assert [verdict.allowed for verdict in refused] == [False, True]
+    assert refused[0].retry_after == 3600 and refused[1].token is None
+    assert [tally.hits for tally in await limiter.count_all([(narrow.key, 3600), (wide.key, 86400)])] == [2, 2]

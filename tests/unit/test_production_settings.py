@@ -48,6 +48,7 @@ REAL: dict[str, Any] = {
     "database_encryption_keys": f"d1:{_real_key()}",
     "codec_server_token": "a-real-codec-token-of-32-bytes-!",
     "signup_allowed_countries": "*",
+    "signup_daily_budget": 20000,
 }
 
 
@@ -103,6 +104,8 @@ def test_named_keys_are_accepted_and_a_name_may_repeat() -> None:
         # No fallback to the simulator: the CMMS and the SMS gateway are named on purpose.
         ("cmms_url", None),
         ("sms_gateway_url", None),
+        # Every country (`*`) and no day's SMS budget chosen on purpose: the default is no decision.
+        ("signup_daily_budget", None),
     ],
 )
 def test_development_values_are_refused_however_spelt(setting: str, value: str | None) -> None:
