@@ -78,6 +78,7 @@ def install_openapi(app: FastAPI, settings: Settings) -> None:
             document = generate()
             document_errors(document, app.routes)
             document_settings(document, settings)
+            document_key_patterns(document)
         assert app.openapi_schema is not None
         return app.openapi_schema
 
@@ -119,6 +120,27 @@ def document_settings(document: dict[str, Any], settings: Settings) -> None:
     code = document["components"]["schemas"]["CodeEntered"]["properties"]["code"]
     code["pattern"] = f"^[0-9]{{{settings.signups.code_digits}}}$"
     code["description"] = f"The {settings.signups.code_digits} digits of the code the SMS carried"
+
+
+def document_key_patterns(node: Any) -> None:
+    """Say that a map's keys must match their pattern. Pydantic writes a key's pattern as the object's
+    `patternProperties`, which lets a key that does not match through with any value, though the API
+    refuses it (a custom field named with a NUL): the pattern belongs in `propertyNames`, and the value's
+    schema in `additionalProperties`."""
+    if isinstance(node, list):
+        for item in node:
+            document_key_patterns(item)
+        return
+    if not isinstance(node, dict):
+        return
+    patterns = node.get("patternProperties")
+    if isinstance(patterns, dict) and len(patterns) == 1 and "additionalProperties" not in node:
+        [(pattern, values)] = patterns.items()
+        del node["patternProperties"]
+        node["propertyNames"] = node.get("propertyNames", {}) | {"pattern": pattern}
+        node["additionalProperties"] = values
+    for child in node.values():
+        document_key_patterns(child)
 
 
 def implied_errors(route: RouteContext) -> dict[int, str]:

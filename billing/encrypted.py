@@ -151,11 +151,14 @@ def encrypted_columns(table: Table) -> dict[str, EncryptedString]:
 
 def bind_rows(table: Table, values: Mapping[str, Any]) -> dict[str, Any]:
     """`values` of a row of `table` (by column name) with each encrypted column's value bound to the row:
-    for a Core insert, which the models' flush events do not see."""
+    for a Core insert, which the models' flush events do not see. A table without one is left as it is."""
+    encrypted = encrypted_columns(table)
+    if not encrypted:
+        return dict(values)
     [key] = primary_key(table)
     row = str(values[key.name])
     bound = dict(values)
-    for name in encrypted_columns(table):
+    for name in encrypted:
         if isinstance(bound.get(name), str):
             bound[name] = RowBound(bound[name], row)
     return bound

@@ -88,3 +88,13 @@ async def test_nul_in_a_string_is_refused_never_a_server_error(api: httpx.AsyncC
     ]
     for method, path, kwargs in calls:
         problem(await api.request(method, path, headers=admin, **kwargs), 422)
+
+
+async def test_a_key_the_api_refuses_is_one_the_schema_refuses(api: httpx.AsyncClient) -> None:
+    # A custom field named with a NUL is refused: the schema says so of the names, not only of the values.
+    admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    document = (await api.get("/openapi.json")).json()
+    [fields, _] = document["components"]["schemas"]["CustomerUpdate"]["properties"]["custom_fields"]["anyOf"]
+    assert "patternProperties" not in fields and fields["propertyNames"]["pattern"] == r"^[^\x00]*$"
+    assert fields["additionalProperties"]["anyOf"][1] == {"type": "null"}
+    problem(await api.patch("/v1/customers/no-such", json={"custom_fields": {"a\x00": "x"}}, headers=admin), 422)
