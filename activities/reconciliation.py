@@ -5,6 +5,14 @@ is told `COLLATE "C"`), so the workflow can merge them. A page entry carries the
 digest of the record and the messaging state: the password is compared as the CMMS's digest of it,
 inside the digest, so neither it nor anything it could be guessed from reaches the workflow's history.
 
+With a SIP registrar (SIP_REGISTRAR=kamailio) the CMMS side is the CMMS and the registrar together: the
+subscriber rows of each CMMS page's id range are read beside it, by username in the same byte order, and
+each id's rows (domain, ha1, ha1b) go into its entry's digest; billing's digest takes the row the
+account's push writes, its ha1 computed here from billing's password. So a row lost, changed or left
+behind is an account `different` (or `missing`, the CMMS lacking it too), repaired by its own push, which
+writes both; or an id `orphaned`, whose CMMS record and rows the run deletes under the same ceiling. The
+workflow is the same: it merges two sides as before.
+
 Beside PortaBilling the billing side is PortaBilling's own list of accounts, paged by the source
 (`AccountLister`) under the key the CMMS holds each by (its `id`); repairs and the orphans' last check
 go from that key back to the account's own (`pb-<i_account>`).
