@@ -30,7 +30,7 @@ from sqlalchemy import ColumnElement
 from sqlmodel import col, delete, select, update
 from temporalio import activity
 from temporalio.client import Client
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities.account_sync import heartbeating, sync_accounts
 from billing.db import SessionMaker, snapshot, transaction
@@ -176,7 +176,7 @@ class ReconciliationActivities:
             rows, complete = await self._registrar.page(request.after, next_after, request.limit)
         except RegistrarUnavailable as err:
             activity.logger.warning("%s, retrying", err)
-            raise ApplicationError(str(err), type=type(err).__name__) from err
+            raise _registrar_retry(err) from err
         if not complete:
             # More rows than a page before the CMMS page's end: this page ends at the last row's username,
             # and the next one starts after it (the CMMS's records after it are read again then).
@@ -258,7 +258,7 @@ class ReconciliationActivities:
             except RegistrarUnavailable as err:
                 activity.logger.warning("%s, retrying", err)
                 # Idempotent, the CMMS's deletes too: the retry does the batch again.
-                raise ApplicationError(str(err), type=type(err).__name__) from err
+                raise _registrar_retry(err) from err
         return OrphansResult(
             removed=outcomes.count(True), not_orphaned=outcomes.count(None), failed=outcomes.count(False)
         )
@@ -361,6 +361,11 @@ def _account_id_by_bytes(dialect: str) -> ColumnElement[str]:
 
 def _by_bytes(column: ColumnElement[str], dialect: str) -> ColumnElement[str]:
     return column.collate("C") if dialect == "postgresql" else column
+
+
+def _registrar_retry(err: RegistrarUnavailable) -> ApplicationError:
+    """Retried like an unavailable CMMS; benign, so the SDK logs no traceback besides our line a try."""
+    return ApplicationError(str(err), type=type(err).__name__, category=ApplicationErrorCategory.BENIGN)
 
 
 def _retry(err: CmmsUnavailable) -> ApplicationError:

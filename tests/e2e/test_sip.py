@@ -4,14 +4,10 @@ beside the CMMS, and sipp plays the phone: it fetches its credentials by IMEI fr
 REGISTERs with them (401 challenge, then the digest). On SQLite and on PostgreSQL (billing's database and
 the registrar's alike). Skipped, with the reason in the summary, where Kamailio or sipp is not installed."""
 
-import sqlite3
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from typing import Any
 
-import psycopg
 import pytest
-from sqlalchemy.engine import make_url
 
 from billing.models import Account
 from clients.sip_registrar import ha1, ha1b
@@ -144,7 +140,7 @@ async def test_a_domain_change_moves_the_subscriber(sip: SipStack) -> None:
 
 async def test_an_unavailable_registrar_is_retried_and_nothing_is_lost(sip: SipStack) -> None:
     stack = sip.stack
-    with _registrar_down(sip):
+    with sip.down():
         body = order_body(await seed_catalog(stack))
         account_id = (await submit(stack, body))["account_id"]
 
@@ -163,34 +159,6 @@ async def test_an_unavailable_registrar_is_retried_and_nothing_is_lost(sip: SipS
 
 async def _refused(sip: SipStack, phone: dict[str, Any], password: str) -> bool:
     return not await _registers(sip, phone, password)
-
-
-@contextmanager
-def _registrar_down(sip: SipStack) -> Iterator[None]:
-    """The registrar's database refusing the worker's writes for a while: SQLite locked by another
-    writer; PostgreSQL refusing connections to the database (its open ones ended)."""
-    url = make_url(sip.kamailio.database_url)
-    if sip.backend == "sqlite":
-        holder = sqlite3.connect(url.database or "", timeout=30, isolation_level=None)
-        holder.execute("BEGIN EXCLUSIVE")
-        try:
-            yield
-        finally:
-            holder.execute("ROLLBACK")
-            holder.close()
-        return
-    name = url.database
-    admin = url.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
-        conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-            (name,),
-        )
-        try:
-            yield
-        finally:
-            conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
 
 
 def _dump(sip: SipStack) -> str:

@@ -126,6 +126,33 @@ async def test_an_account_lost_from_both_is_missing_and_restored_in_both(sip: Si
     assert await sip.kamailio.registers(phone["domain"], account_id, phone["password"])
 
 
+async def test_an_unavailable_registrar_is_waited_out_and_the_run_then_repairs(sip: SipStack) -> None:
+    phone = await _phone(sip)
+    account_id = phone["account_id"]
+    await _in_line(sip)
+    sip.execute("DELETE FROM subscriber WHERE username = ?", account_id)
+    stack = sip.stack
+    with sip.down():
+        started = await start_reconciliation(stack.temporal, stack.settings)
+        handle = stack.temporal.get_workflow_handle_for(ReconciliationWorkflow.run, started.workflow_id)
+
+        async def retrying() -> bool:
+            """The run's page read tried again (PostgreSQL refuses connections; the CMMS is up), or the
+            repair's push failing to write the row (SQLite locked, which its readers are not)."""
+            account = (await stack.api.get(f"/v1/accounts/{account_id}", headers=stack.admin)).json()
+            if account["provisioning_state"] == "retry":
+                return True
+            pending = (await handle.describe()).raw_description.pending_activities
+            return any(p.activity_type.name == "read_cmms_page" and p.attempt > 1 for p in pending)
+
+        await eventually(retrying, what="the reconciliation waiting for the registrar")
+    result = await asyncio.wait_for(handle.result(), 120)
+    assert result.status == "completed"
+    assert _counts(result) == {"missing": 0, "different": 1, "orphaned": 0, "repaired": 1, "failed": 0}
+    assert await sip.registrar.subscribers(account_id) == [_row(phone)]
+    assert await sip.kamailio.registers(phone["domain"], account_id, phone["password"])
+
+
 async def test_a_row_with_a_wrong_digest_or_domain_is_repaired(sip: SipStack) -> None:
     one, two = await _phone(sip), await _phone(sip)
     await _in_line(sip)

@@ -143,6 +143,33 @@ class SipStack:
             cursor = conn.execute(statement.replace("?", "%s"), params)
             return cursor.fetchall() if cursor.description else []
 
+    @contextmanager
+    def down(self) -> Iterator[None]:
+        """The registrar's database refusing the worker's writes for a while: SQLite locked by another
+        writer; PostgreSQL refusing connections to the database (its open ones ended)."""
+        url = make_url(self.kamailio.database_url)
+        if self.backend == "sqlite":
+            holder = sqlite3.connect(url.database or "", timeout=30, isolation_level=None)
+            holder.execute("BEGIN EXCLUSIVE")
+            try:
+                yield
+            finally:
+                holder.execute("ROLLBACK")
+                holder.close()
+            return
+        name = url.database
+        admin = url.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                (name,),
+            )
+            try:
+                yield
+            finally:
+                conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+
 
 @contextmanager
 def registrar_database(backend: str, directory: Path) -> Iterator[str]:
