@@ -203,7 +203,10 @@ async def test_orphan_rows_past_the_deletion_ceiling_are_held_until_confirmed(si
         await sip.registrar.put(username, "d.example", SecretStr("Stray-Secret-2"))
     # They count with the CMMS's orphans: one stray record there makes five, past a ceiling of three.
     await sip.stack.sim.put_raw("stray-held-cmms", password="p", profile="Business", domain="d.example")
-    settings = sip.stack.settings.with_changes(reconcile_max_deletions=3, reconcile_max_deletion_share=0.01)
+    # Pages of two: the registrar's rows outnumber a page within one of the CMMS's, whose pages end early.
+    settings = sip.stack.settings.with_changes(
+        reconcile_max_deletions=3, reconcile_max_deletion_share=0.01, reconcile_page_size=2
+    )
 
     reconciliation_id, result = await _reconcile(sip, settings)
     assert result.status == "held" and _counts(result) == {
