@@ -237,28 +237,28 @@ class ReconciliationActivities:
             async with window:
                 if await self._has_account(account_id):
                     return None
+                removed = True
                 try:
                     await self._cmms.delete_account(account_id)
                 except CmmsRejected as err:
                     activity.logger.warning("CMMS refused to remove the orphaned record of %s: %s", account_id, err)
-                    return False
-            return True
+                    removed = False
+                if self._registrar is not None:
+                    # Right after billing was asked, as the CMMS's record: an account created meanwhile
+                    # has the shortest time to lose its row in (the next run puts it back).
+                    await self._registrar.remove([account_id])
+            return removed
 
         with heartbeating():
             outcomes = await asyncio.gather(*(remove(a) for a in request.account_ids), return_exceptions=True)
         for outcome in outcomes:
             if isinstance(outcome, CmmsUnavailable):
                 raise _retry(outcome) from None  # deleting is idempotent: the retry does the batch again
+            if isinstance(outcome, RegistrarUnavailable):
+                activity.logger.warning("%s, retrying", outcome)
+                raise _registrar_retry(outcome) from None  # idempotent too
             if isinstance(outcome, BaseException):
                 raise outcome
-        if self._registrar is not None:
-            orphans = [a for a, outcome in zip(request.account_ids, outcomes, strict=True) if outcome is not None]
-            try:
-                await self._registrar.remove(orphans)
-            except RegistrarUnavailable as err:
-                activity.logger.warning("%s, retrying", err)
-                # Idempotent, the CMMS's deletes too: the retry does the batch again.
-                raise _registrar_retry(err) from err
         return OrphansResult(
             removed=outcomes.count(True), not_orphaned=outcomes.count(None), failed=outcomes.count(False)
         )
