@@ -104,11 +104,16 @@ def cmms_activities(
 
 
 def reconciliation_activities(
-    client: Client, sessions: SessionMaker, cmms: CmmsClient, settings: Settings, source: BillingSource | None = None
+    client: Client,
+    sessions: SessionMaker,
+    cmms: CmmsClient,
+    settings: Settings,
+    source: BillingSource | None = None,
+    registrar: SipRegistrar | None = None,
 ) -> ReconciliationActivities:
     """Reconciliation: its billing side and repairs (through the accounts' workflows, via `client`), and
-    its CMMS side (the record list, orphans removed). Beside PortaBilling its billing side is the
-    accounts `source` lists."""
+    its CMMS side (the record list, orphans removed; the SIP registrar's rows with them, when there is
+    one). Beside PortaBilling its billing side is the accounts `source` lists."""
     lister = source if isinstance(source, PortaBillingSource) else None
     return ReconciliationActivities(
         sessions,
@@ -121,6 +126,7 @@ def reconciliation_activities(
         task_queue=settings.temporal.task_queue,
         lister=lister,
         source=source,
+        registrar=registrar,
     )
 
 
@@ -144,7 +150,7 @@ def build_workers(
     `registrar` the SIP registrar's subscriber table kept beside the CMMS (none when not given)."""
     source = source or BuiltinSource(sessions, settings.provisioning, settings.rollouts)
     task_queue = settings.temporal.task_queue
-    reconciliation = reconciliation_activities(client, sessions, cmms, settings, source)
+    reconciliation = reconciliation_activities(client, sessions, cmms, settings, source, registrar)
     # Reconciliation's billing side and its repairs (through the accounts' workflows) on the main queue;
     # its CMMS side (the record list, orphans removed) on the rate-limited one.
     billing_side: list[Callable[..., Any]] = [

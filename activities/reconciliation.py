@@ -5,6 +5,14 @@ is told `COLLATE "C"`), so the workflow can merge them. A page entry carries the
 digest of the record and the messaging state: the password is compared as the CMMS's digest of it,
 inside the digest, so neither it nor anything it could be guessed from reaches the workflow's history.
 
+With a SIP registrar (SIP_REGISTRAR=kamailio) the CMMS side is the CMMS and the registrar together: the
+subscriber rows of each CMMS page's id range are read beside it, by username in the same byte order, and
+each id's rows (domain, ha1, ha1b) go into its entry's digest; billing's digest takes the row the
+account's push writes, its ha1 computed here from billing's password. So a row lost, changed or left
+behind is an account `different` (or `missing`, the CMMS lacking it too), repaired by its own push, which
+writes both; or an id `orphaned`, whose CMMS record and rows the run deletes under the same ceiling. The
+workflow is the same: it merges two sides as before.
+
 Beside PortaBilling the billing side is PortaBilling's own list of accounts, paged by the source
 (`AccountLister`) under the key the CMMS holds each by (its `id`); repairs and the orphans' last check
 go from that key back to the account's own (`pb-<i_account>`).
@@ -22,7 +30,7 @@ from sqlalchemy import ColumnElement
 from sqlmodel import col, delete, select, update
 from temporalio import activity
 from temporalio.client import Client
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities.account_sync import heartbeating, sync_accounts
 from billing.db import SessionMaker, snapshot, transaction
@@ -30,6 +38,7 @@ from billing.models import Account, AccountStatus, PushStatus, ReconciliationOrp
 from billing.provisioning import desired_state
 from billing.sources.base import AccountLister, BillingSource, BillingUnavailable
 from clients.cmms import CmmsClient, CmmsRejected, CmmsUnavailable
+from clients.sip_registrar import RegistrarUnavailable, SipRegistrar, Subscriber, ha1, ha1b
 from contracts.cmms import CmmsAccount, CmmsRecord, password_digest
 from contracts.provisioning import CMMS_MAX_RETRY_INTERVAL
 from contracts.reconciliation import (
@@ -59,6 +68,9 @@ _DIGEST_LABEL = b"reconciliation-digest"
 # account's own push runs, fails and says why (counted `failed`).
 REFUSED_DIGEST = "refused"
 
+# What a digest is made of: a record's fields, and the subscriber rows (domain, ha1, ha1b) beside them.
+_Field = str | bool | None | list[list[str]]
+
 
 class ReconciliationActivities:
     def __init__(
@@ -74,8 +86,12 @@ class ReconciliationActivities:
         task_queue: str,
         lister: AccountLister | None = None,
         source: BillingSource | None = None,
+        registrar: SipRegistrar | None = None,
     ) -> None:
         self._sessions = sessions
+        # The SIP registrar's subscriber table (SIP_REGISTRAR=kamailio): compared with the CMMS's records,
+        # each account's row folded into its CMMS entry's digest.
+        self._registrar = registrar
         self._cmms = cmms
         self._client = client
         self._settings = settings
@@ -139,7 +155,9 @@ class ReconciliationActivities:
 
     @activity.defn(name="read_cmms_page")
     async def read_cmms_page(self, request: PageInput) -> CmmsEntryPage:
-        """A page of the CMMS's records after `request.after`, as the same digests."""
+        """A page of the CMMS's records after `request.after`, as the same digests. With a SIP registrar,
+        the subscriber rows of the same id range are read beside them and folded in: an entry per id
+        either holds, its digest over both (a row with no record is an entry too, an orphan or drift)."""
         try:
             page = await self._cmms.list_accounts(request.after, request.limit)
         except CmmsUnavailable as err:
@@ -147,11 +165,35 @@ class ReconciliationActivities:
         except CmmsRejected as err:
             # Without its records there is nothing to compare: the run fails and says why.
             raise ApplicationError(f"CMMS refused the record list: {err}", non_retryable=True) from err
-        entries = [
-            CmmsEntry(account_id=r.account_id, digest=self._held_digest(r), messaging=r.messaging_enabled)
-            for r in page.accounts
-        ]
-        return CmmsEntryPage(entries=entries, next_after=page.next)
+        if self._registrar is None:
+            entries = [
+                CmmsEntry(account_id=r.account_id, digest=self._held_digest(r), messaging=r.messaging_enabled)
+                for r in page.accounts
+            ]
+            return CmmsEntryPage(entries=entries, next_after=page.next)
+        records, next_after = page.accounts, page.next
+        try:
+            rows, complete = await self._registrar.page(request.after, next_after, request.limit)
+        except RegistrarUnavailable as err:
+            activity.logger.warning("%s, retrying", err)
+            raise _registrar_retry(err) from err
+        if not complete:
+            # More rows than a page before the CMMS page's end: this page ends at the last row's username,
+            # and the next one starts after it (the CMMS's records after it are read again then).
+            next_after = rows[-1].username
+            records = [r for r in records if r.account_id <= next_after]
+        held = {r.account_id: r for r in records}
+        subscribers: dict[str, list[Subscriber]] = {}
+        for row in rows:
+            subscribers.setdefault(row.username, []).append(row)
+        entries = []
+        for account_id in sorted(held.keys() | subscribers.keys()):  # code point order: UTF-8's byte order
+            record = held.get(account_id)
+            rows_held = _rows(subscribers.get(account_id, []))
+            digest = self._held_digest(record, rows_held) if record else self._digest(account_id, rows_held)
+            messaging = record.messaging_enabled if record else False
+            entries.append(CmmsEntry(account_id=account_id, digest=digest, messaging=messaging))
+        return CmmsEntryPage(entries=entries, next_after=next_after)
 
     @activity.defn(name="repair_accounts")
     async def repair_accounts(self, request: RepairInput) -> RepairResult:
@@ -185,8 +227,9 @@ class ReconciliationActivities:
 
     @activity.defn(name="remove_orphans")
     async def remove_orphans(self, request: RepairInput) -> OrphansResult:
-        """Delete CMMS records that have no live account, billing being asked again just before each
-        delete: a record whose account appeared since its page was read (an order) is left alone."""
+        """Delete CMMS records (and SIP registrar rows) that have no live account, billing being asked
+        again just before each delete: a record whose account appeared since its page was read (an order)
+        is left alone."""
         window = asyncio.Semaphore(self._settings.window)
 
         async def remove(account_id: str) -> bool | None:
@@ -194,18 +237,26 @@ class ReconciliationActivities:
             async with window:
                 if await self._has_account(account_id):
                     return None
+                removed = True
                 try:
                     await self._cmms.delete_account(account_id)
                 except CmmsRejected as err:
                     activity.logger.warning("CMMS refused to remove the orphaned record of %s: %s", account_id, err)
-                    return False
-            return True
+                    removed = False
+                if self._registrar is not None:
+                    # Right after billing was asked, as the CMMS's record: an account created meanwhile
+                    # has the shortest time to lose its row in (the next run puts it back).
+                    await self._registrar.remove([account_id])
+            return removed
 
         with heartbeating():
             outcomes = await asyncio.gather(*(remove(a) for a in request.account_ids), return_exceptions=True)
         for outcome in outcomes:
             if isinstance(outcome, CmmsUnavailable):
                 raise _retry(outcome) from None  # deleting is idempotent: the retry does the batch again
+            if isinstance(outcome, RegistrarUnavailable):
+                activity.logger.warning("%s, retrying", outcome)
+                raise _registrar_retry(outcome) from None  # idempotent too
             if isinstance(outcome, BaseException):
                 raise outcome
         return OrphansResult(
@@ -267,17 +318,40 @@ class ReconciliationActivities:
         return account is not None and account.status in COMPARED
 
     def _desired_digest(self, account_id: str, record: CmmsAccount) -> str:
-        secret = password_digest(account_id, record.password.get_secret_value())
-        return self._digest(account_id, secret, record.imei, record.profile, record.domain, record.blocked)
+        password = record.password.get_secret_value()
+        secret = password_digest(account_id, password)
+        fields: list[_Field] = [account_id, secret, record.imei, record.profile, record.domain, record.blocked]
+        if self._registrar is not None:
+            # The row the account's push writes: none while blocked, or without a password.
+            rows = [] if record.blocked or not password else [_row(account_id, record.domain, password)]
+            fields.append(rows)
+        return self._digest(*fields)
 
-    def _held_digest(self, record: CmmsRecord) -> str:
-        return self._digest(
-            record.account_id, record.password_digest, record.imei, record.profile, record.domain, record.blocked
-        )
+    def _held_digest(self, record: CmmsRecord, rows: list[list[str]] | None = None) -> str:
+        fields: list[_Field] = [
+            record.account_id,
+            record.password_digest,
+            record.imei,
+            record.profile,
+            record.domain,
+            record.blocked,
+        ]
+        if rows is not None:
+            fields.append(rows)
+        return self._digest(*fields)
 
-    def _digest(self, *fields: str | bool | None) -> str:
+    def _digest(self, *fields: "_Field") -> str:
         material = json.dumps(fields, separators=(",", ":")).encode()
         return hmac.new(self._key, material, hashlib.sha256).hexdigest()[:32]
+
+
+def _row(username: str, domain: str, password: str) -> list[str]:
+    """A subscriber row as billing says it should be: its domain and digests, computed here."""
+    return [domain, ha1(username, domain, password), ha1b(username, domain, password)]
+
+
+def _rows(rows: list[Subscriber]) -> list[list[str]]:
+    return sorted([row.domain, row.ha1, row.ha1b] for row in rows)
 
 
 def _account_id_by_bytes(dialect: str) -> ColumnElement[str]:
@@ -287,6 +361,11 @@ def _account_id_by_bytes(dialect: str) -> ColumnElement[str]:
 
 def _by_bytes(column: ColumnElement[str], dialect: str) -> ColumnElement[str]:
     return column.collate("C") if dialect == "postgresql" else column
+
+
+def _registrar_retry(err: RegistrarUnavailable) -> ApplicationError:
+    """Retried like an unavailable CMMS; benign, so the SDK logs no traceback besides our line a try."""
+    return ApplicationError(str(err), type=type(err).__name__, category=ApplicationErrorCategory.BENIGN)
 
 
 def _retry(err: CmmsUnavailable) -> ApplicationError:

@@ -22,7 +22,7 @@ import hashlib
 from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, NamedTuple, Self
 
 from pydantic import SecretStr
 from sqlalchemy import bindparam, event, text
@@ -70,11 +70,23 @@ _SCHEMA = {
             ha1b VARCHAR(128) DEFAULT '' NOT NULL,
             CONSTRAINT subscriber_account_idx UNIQUE (username, domain))""",
         "CREATE INDEX IF NOT EXISTS subscriber_username_idx ON subscriber (username)",
+        # Reconciliation pages the table in byte order (`COLLATE "C"`), which the index above serves only
+        # in a database whose own collation is C; an extra index Kamailio ignores.
+        'CREATE INDEX IF NOT EXISTS subscriber_username_bytes_idx ON subscriber (username COLLATE "C")',
     ),
 }
 # The advisory lock the schema is made under on PostgreSQL (any number of our own).
 _SCHEMA_LOCK = 0x5150_5245_4749
 _VERSIONS = {"version": VERSION_TABLE_VERSION, "subscriber": SUBSCRIBER_TABLE_VERSION}
+
+
+class Subscriber(NamedTuple):
+    """One row of the subscriber table, as reconciliation compares it (digests only)."""
+
+    username: str
+    domain: str
+    ha1: str
+    ha1b: str
 
 
 class RegistrarUnavailable(Unavailable):
@@ -199,6 +211,33 @@ class SipRegistrar:
                 {"username": username},
             )
             return [dict(row._mapping) for row in result]
+
+    async def page(self, after: str | None, upto: str | None, limit: int) -> tuple[list[Subscriber], bool]:
+        """The rows whose username is after `after` and not after `upto` (None: no bound), by username in
+        byte order (as the CMMS and billing's reconciliation pages order account ids), at most about
+        `limit`: every row of the last username is included. The flag says whether they are all the rows
+        in that range (False: the range goes on after the last username)."""
+        order = 'username COLLATE "C"' if self._backend == "postgresql" else "username"
+        bounds: list[str] = []
+        values: dict[str, str | int] = {"limit": limit}
+        if after is not None:
+            bounds.append(f"{order} > :after")
+            values["after"] = after
+        if upto is not None:
+            bounds.append(f"{order} <= :upto")
+            values["upto"] = upto
+        where = f" WHERE {' AND '.join(bounds)}" if bounds else ""
+        columns = "SELECT username, domain, ha1, ha1b FROM subscriber"
+        async with self._transaction() as conn:
+            result = await conn.execute(text(f"{columns}{where} ORDER BY {order}, domain LIMIT :limit"), values)
+            rows = [Subscriber(*row) for row in result]
+            if len(rows) < limit:
+                return rows, True
+            last = rows[-1].username
+            # The last username's rows all, even those under a domain the limit cut off.
+            result = await conn.execute(text(f"{columns} WHERE username = :last ORDER BY domain"), {"last": last})
+            rows = [row for row in rows if row.username != last] + [Subscriber(*row) for row in result]
+            return rows, False
 
     async def _delete(self, conn: AsyncConnection, usernames: list[str]) -> None:
         if usernames:

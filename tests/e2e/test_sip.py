@@ -4,47 +4,21 @@ beside the CMMS, and sipp plays the phone: it fetches its credentials by IMEI fr
 REGISTERs with them (401 challenge, then the digest). On SQLite and on PostgreSQL (billing's database and
 the registrar's alike). Skipped, with the reason in the summary, where Kamailio or sipp is not installed."""
 
-import sqlite3
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
-import psycopg
 import pytest
-from sqlalchemy.engine import make_url
 
 from billing.models import Account
-from clients.sip_registrar import SipRegistrar, ha1, ha1b
+from clients.sip_registrar import ha1, ha1b
 from tests.support.catalog import new_id, order_body, seed_catalog
-from tests.support.database import fresh_database, postgres_database
 from tests.support.orders import finished, submit
 from tests.support.polling import eventually
 from tests.support.signups import random_mobile, verified_credentials
 from tests.support.simulator import SimulatorProcess
-from tests.support.sip import KamailioProcess, requires_sip, running_kamailio
-from tests.support.stack import Stack, running_stack, stack_settings
+from tests.support.sip import SipStack, requires_sip, running_sip_stack
 
 pytestmark = requires_sip
-
-
-@dataclass
-class SipStack:
-    stack: Stack
-    kamailio: KamailioProcess
-    registrar: SipRegistrar
-    backend: str
-
-
-@contextmanager
-def registrar_database(backend: str, directory: Path) -> Iterator[str]:
-    """The registrar's own database (not billing's), empty: the worker and Kamailio make its table."""
-    if backend == "sqlite":
-        yield f"sqlite:///{directory / 'sip.sqlite3'}"
-        return
-    with postgres_database() as url:
-        yield url
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -53,23 +27,16 @@ async def sip(
 ) -> AsyncIterator[SipStack]:
     backend: str = request.param
     state = tmp_path_factory.mktemp(f"sip-{backend}")
-    with fresh_database(backend, state) as billing_url, registrar_database(backend, state) as registrar_url:
-        settings = stack_settings(
-            dev_server,
-            billing_url,
-            sim,
-            sip_registrar="kamailio",
-            sip_database_url=registrar_url,
-            sms_gateway_url=f"{sim.base_url}/cgi-bin/sendsms",  # signups' codes to the simulator's sink
-            sms_username=sim.sms_username,
-            sms_password=sim.sms_password,
-        )
-        async with (
-            running_kamailio(state / "kamailio", registrar_url) as kamailio,
-            running_stack(settings, sim) as stack,
-            SipRegistrar(registrar_url) as registrar,
-        ):
-            yield SipStack(stack, kamailio, registrar, backend)
+    async with running_sip_stack(
+        backend,
+        dev_server,
+        sim,
+        state,
+        sms_gateway_url=f"{sim.base_url}/cgi-bin/sendsms",  # signups' codes to the simulator's sink
+        sms_username=sim.sms_username,
+        sms_password=sim.sms_password,
+    ) as sip:
+        yield sip
 
 
 async def _ordered_phone(sip: SipStack, **catalog: Any) -> dict[str, Any]:
@@ -173,7 +140,7 @@ async def test_a_domain_change_moves_the_subscriber(sip: SipStack) -> None:
 
 async def test_an_unavailable_registrar_is_retried_and_nothing_is_lost(sip: SipStack) -> None:
     stack = sip.stack
-    with _registrar_down(sip):
+    with sip.down():
         body = order_body(await seed_catalog(stack))
         account_id = (await submit(stack, body))["account_id"]
 
@@ -194,40 +161,6 @@ async def _refused(sip: SipStack, phone: dict[str, Any], password: str) -> bool:
     return not await _registers(sip, phone, password)
 
 
-@contextmanager
-def _registrar_down(sip: SipStack) -> Iterator[None]:
-    """The registrar's database refusing the worker's writes for a while: SQLite locked by another
-    writer; PostgreSQL refusing connections to the database (its open ones ended)."""
-    url = make_url(sip.kamailio.database_url)
-    if sip.backend == "sqlite":
-        holder = sqlite3.connect(url.database or "", timeout=30, isolation_level=None)
-        holder.execute("BEGIN EXCLUSIVE")
-        try:
-            yield
-        finally:
-            holder.execute("ROLLBACK")
-            holder.close()
-        return
-    name = url.database
-    admin = url.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
-        conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-            (name,),
-        )
-        try:
-            yield
-        finally:
-            conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
-
-
 def _dump(sip: SipStack) -> str:
     """Every value the registrar's tables hold, as text."""
-    url = make_url(sip.kamailio.database_url)
-    if sip.backend == "sqlite":
-        with sqlite3.connect(url.database or "") as conn:
-            return repr(conn.execute("SELECT * FROM subscriber").fetchall())
-    conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(conninfo) as conn:
-        return repr(conn.execute("SELECT * FROM subscriber").fetchall())
+    return repr(sip.execute("SELECT * FROM subscriber"))

@@ -100,3 +100,46 @@ def test_kamailio_names_the_same_database() -> None:
     assert kamailio_db_url("sqlite:///var/sip.sqlite3") == f"sqlite://{Path('var/sip.sqlite3').resolve()}"
     assert kamailio_db_url("postgresql+psycopg://kamailio:pw@db:5433/sip") == "postgres://kamailio:pw@db:5433/sip"
     assert kamailio_db_url("postgresql://db/sip") == "postgres://db:5432/sip"
+
+
+def _insert_row(registrar_url: str, username: str, domain: str) -> None:
+    """A row written by hand beside the service's (a second domain for one username)."""
+    url = make_url(registrar_url)
+    statement = "INSERT INTO subscriber (username, domain, ha1, ha1b) VALUES ('{}', '{}', 'x', 'y')"
+    if url.get_backend_name() == "sqlite":
+        import sqlite3
+
+        with sqlite3.connect(url.database or "") as conn:
+            conn.execute(statement.format(username, domain))
+        return
+    with psycopg.connect(url.set(drivername="postgresql").render_as_string(hide_password=False)) as conn:
+        conn.execute(statement.format(username, domain).encode())
+
+
+async def test_rows_are_paged_by_username_in_byte_order_every_row_of_the_last_one_included(
+    registrar_url: str,
+) -> None:
+    # Byte order, as the CMMS lists its records: capitals before small letters, "-" before digits.
+    async with SipRegistrar(registrar_url) as registrar:
+        for username in ["b", "a1", "a-10", "a-1", "B-2"]:
+            await registrar.put(username, "d.example", SecretStr("Plain-Secret-0101"))
+        # A page never splits a username's rows.
+        _insert_row(registrar_url, "a-1", "e.example")
+        rows, complete = await registrar.page(None, None, 10)
+        assert complete
+        assert [(row.username, row.domain) for row in rows] == [
+            ("B-2", "d.example"),
+            ("a-1", "d.example"),
+            ("a-1", "e.example"),
+            ("a-10", "d.example"),
+            ("a1", "d.example"),
+            ("b", "d.example"),
+        ]
+        rows, complete = await registrar.page("B-2", "a1", 10)
+        assert complete and [row.username for row in rows] == ["a-1", "a-1", "a-10", "a1"]
+        # Cut short: the range goes on after the last username, whose rows are all there.
+        rows, complete = await registrar.page("B-2", None, 1)
+        assert not complete and [(row.username, row.domain) for row in rows] == [
+            ("a-1", "d.example"),
+            ("a-1", "e.example"),
+        ]

@@ -1,5 +1,7 @@
 """A real Kamailio registrar for a test, reading a registrar database, and sipp as the phone.
 
+`async with running_sip_stack(backend, dev_server, sim, dir) as sip` is a whole stack (API, worker,
+billing's database) keeping a registrar database of its own, with Kamailio reading it;
 `async with running_kamailio(dir, database_url) as kamailio` creates the subscriber table when missing,
 starts Kamailio on a free UDP port of 127.0.0.1 (`devstack/kamailio/kamailio.cfg`) and waits until it
 answers; `await kamailio.registers(domain, username, password)` is one phone's REGISTER (401 challenge,
@@ -8,14 +10,19 @@ not installed (`SIP_MISSING`).
 """
 
 import asyncio
+import sqlite3
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
+import psycopg
 import pytest
+from sqlalchemy.engine import make_url
 
+from clients.sip_registrar import SipRegistrar
 from devstack.kamailio import (
     answers_sip_soon,
     kamailio_argv,
@@ -24,7 +31,10 @@ from devstack.kamailio import (
     sipp_binary,
     sipp_register_argv,
 )
+from tests.support.database import fresh_database, postgres_database
 from tests.support.net import free_port
+from tests.support.simulator import SimulatorProcess
+from tests.support.stack import Stack, running_stack, stack_settings
 
 SIP_MISSING = (
     "Kamailio or sipp is not installed: apt-get install kamailio kamailio-sqlite-modules "
@@ -113,3 +123,77 @@ async def running_kamailio(directory: Path, database_url: str) -> AsyncIterator[
         yield kamailio
     finally:
         await kamailio.stop()
+
+
+@dataclass
+class SipStack:
+    stack: Stack
+    kamailio: KamailioProcess
+    registrar: SipRegistrar
+    backend: str
+
+    def execute(self, statement: str, *params: Any) -> list[tuple[Any, ...]]:
+        """One SQL statement on the registrar's database, behind the service's back (`?` placeholders)."""
+        url = make_url(self.kamailio.database_url)
+        if self.backend == "sqlite":
+            with sqlite3.connect(url.database or "") as conn:
+                return conn.execute(statement, params).fetchall()
+        conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        with psycopg.connect(conninfo) as conn:
+            cursor = conn.execute(statement.replace("?", "%s"), params)
+            return cursor.fetchall() if cursor.description else []
+
+    @contextmanager
+    def down(self) -> Iterator[None]:
+        """The registrar's database refusing the worker's writes for a while: SQLite locked by another
+        writer; PostgreSQL refusing connections to the database (its open ones ended)."""
+        url = make_url(self.kamailio.database_url)
+        if self.backend == "sqlite":
+            holder = sqlite3.connect(url.database or "", timeout=30, isolation_level=None)
+            holder.execute("BEGIN EXCLUSIVE")
+            try:
+                yield
+            finally:
+                holder.execute("ROLLBACK")
+                holder.close()
+            return
+        name = url.database
+        admin = url.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                (name,),
+            )
+            try:
+                yield
+            finally:
+                conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+
+
+@contextmanager
+def registrar_database(backend: str, directory: Path) -> Iterator[str]:
+    """The registrar's own database (not billing's), empty: the worker and Kamailio make its table."""
+    if backend == "sqlite":
+        yield f"sqlite:///{directory / 'sip.sqlite3'}"
+        return
+    with postgres_database() as url:
+        yield url
+
+
+@asynccontextmanager
+async def running_sip_stack(
+    backend: str, dev_server: str, sim: SimulatorProcess, state: Path, **overrides: Any
+) -> AsyncIterator[SipStack]:
+    """A stack with SIP_REGISTRAR=kamailio on `backend` (billing's database and the registrar's), and a
+    Kamailio reading the registrar's."""
+    with fresh_database(backend, state) as billing_url, registrar_database(backend, state) as registrar_url:
+        settings = stack_settings(
+            dev_server, billing_url, sim, sip_registrar="kamailio", sip_database_url=registrar_url, **overrides
+        )
+        async with (
+            running_kamailio(state / "kamailio", registrar_url) as kamailio,
+            running_stack(settings, sim) as stack,
+            SipRegistrar(registrar_url) as registrar,
+        ):
+            yield SipStack(stack, kamailio, registrar, backend)
