@@ -15,5 +15,5 @@ PRODUCTION: dict[str, Any] = {
     "cmms_url": "https://cmms.example.net",
     "sms_gateway_url": "https://kannel.example.net/cgi-bin/sendsms",
     "signup_allowed_countries": "*",
-    "signup_daily_budget": 20000,
+    "signup_daily_budget": "20000",
 }
