@@ -230,7 +230,8 @@ async def _expiry(stack: Stack, account_id: str, index: int) -> None:
     """A top-up whose units last a few seconds, through one API or the other: messaging resumes, then the
     account's workflow writes the units off once and the CMMS is told once."""
     wallet = f"/v1/accounts/{account_id}/wallets/messaging"
-    soon = (datetime.now(UTC) + timedelta(seconds=4)).isoformat()
+    # Long enough for the top-up to reach the CMMS first on a loaded machine (it takes well under a second).
+    soon = (datetime.now(UTC) + timedelta(seconds=8)).isoformat()
     key = {"Idempotency-Key": secrets.token_hex(8)}
     await _ok(
         stack.apis[index % 2].post(f"{wallet}/top-ups", json={"amount": 7, "expires_at": soon}, headers=ADMIN | key),
