@@ -99,6 +99,13 @@ async def two_of_each(var: Path) -> AsyncIterator[Stack]:
             for index, port in enumerate(metrics_ports):
                 worker = await spawn(f"worker{index}", sys.executable, "worker.py", WORKER_METRICS_PORT=str(port))
                 await _answers(f"http://127.0.0.1:{port}/metrics", worker, f"worker {index}")
+                log = var / f"worker{index}.log"
+
+                async def polling(log: Path = log) -> bool:
+                    return b"worker polling task queue" in await asyncio.to_thread(log.read_bytes)
+
+                # Both poll before the first order, so that either may be handed its tasks.
+                await eventually(polling, within=60, what=f"worker {index} polling its task queues")
             for index, port in enumerate(api_ports):
                 # The app side of signups and SMS reports would name one API; neither is used here.
                 api = await spawn(f"api{index}", sys.executable, "-m", "api", API_PORT=str(port))
