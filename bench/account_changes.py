@@ -15,7 +15,7 @@ import time
 
 import httpx
 
-from bench.harness import bench_stack
+from bench.harness import bench_stack, cpu_per_run
 from bench.rollout import ADMIN, CMMS, account_id, seed_billing, seed_cmms
 from bench.stats import summary_ms
 from core.settings import Settings
@@ -67,11 +67,12 @@ async def main() -> None:
             for step in range(offset, args.changes, args.concurrency):
                 samples.append(await change(api, sim, own[step // args.concurrency % len(own)], step))
 
-        started = time.perf_counter()
+        started, cpu_before = time.perf_counter(), stack.cpu()
         await asyncio.gather(*(lane(own, offset) for offset, own in enumerate(lanes)))
-        elapsed = time.perf_counter() - started
+        elapsed, cpu_after = time.perf_counter() - started, stack.cpu()
         print(f"{args.changes} account changes, {args.concurrency} in flight, over {elapsed:.1f} s:")
         print(f"  API call -> CMMS version raised: {summary_ms(samples)}")
+        print(f"  CPU ms per change: {cpu_per_run(cpu_before, cpu_after, args.changes)}")
 
 
 if __name__ == "__main__":

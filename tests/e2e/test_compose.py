@@ -4,6 +4,7 @@ runs production on Temporal's current images."""
 import importlib.util
 import json
 import re
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import yaml
 from jsonschema import Draft7Validator
 
-from core.settings import Settings
+from core.settings import ApiSettings, Settings
 from devstack.temporal_server import cli_path
 from simulators.cmms.settings import SimulatorSettings
 from simulators.portabilling.settings import PortaBillingSimSettings
@@ -21,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / "tests" / "data" / "compose-spec.json"
 # Services running images of others: their variables are read by those images, not by this project
 # (Kamailio's is Debian's package with our configuration).
-THIRD_PARTY = {"postgres", "temporal-schema", "temporal", "temporal-namespace", "temporal-ui", "kamailio"}
+THIRD_PARTY = {"postgres", "temporal-schema", "temporal", "temporal-namespace", "temporal-ui", "kamailio", "proxy"}
 # The services that run the provisioning service itself (every one reads `core.settings.Settings`).
 SERVICE = {"api", "worker", "migrate", "codec-server"}
 
@@ -132,3 +133,76 @@ def test_the_image_holds_every_package_of_the_project() -> None:
     copied = set(re.findall(r"^COPY (\w+) \1$", dockerfile, flags=re.M))
     packages = {path.parent.name for path in ROOT.glob("*/__init__.py")} - {"tests"}
     assert packages - copied == set(), "the Dockerfile copies no such folder"
+
+
+# The proxy in front of the API replicas, and its configuration file as the proxy service mounts it.
+PROXY_CONF = ROOT / "deploy" / "proxy" / "nginx.conf"
+
+
+def _published(service: dict[str, Any]) -> list[str]:
+    return [str(port) for port in service.get("ports", [])]
+
+
+def test_api_and_worker_can_be_scaled() -> None:
+    """`docker compose up --scale api=N --scale worker=N`: Compose refuses to scale a service with a fixed
+    container name or a fixed host port (the second replica cannot have it too)."""
+    services = _compose()["services"]
+    for name in ("api", "worker"):
+        assert "container_name" not in services[name], name
+        assert _published(services[name]) == [], f"{name} publishes a host port; the proxy is the API's address"
+        assert "deploy" not in services[name] or "replicas" not in services[name]["deploy"], name
+
+
+def test_the_proxy_publishes_the_api_and_balances_over_every_replica() -> None:
+    services = _compose()["services"]
+    proxy = services["proxy"]
+    assert _published(proxy) == ["127.0.0.1:8000:8000"]
+    assert proxy["depends_on"]["api"]["condition"] == "service_healthy"
+    mounts = [str(volume).split(":") for volume in proxy["volumes"]]
+    assert [(ROOT / source).resolve() for source, target, *_ in mounts if target == "/etc/nginx/nginx.conf"] == [
+        PROXY_CONF
+    ]
+    config = PROXY_CONF.read_text()
+    # Docker's DNS names every replica; a variable upstream makes nginx resolve it again (not once at start).
+    assert re.search(r"^\s*resolver 127\.0\.0\.11\b", config, re.M)
+    upstream = re.search(r"set (\$\w+) http://api:(\d+);", config)
+    assert upstream is not None and f"proxy_pass {upstream[1]};" in config
+    api_port = ApiSettings.model_fields["port"].default
+    assert int(upstream[2]) == api_port and re.search(rf"^\s*listen {api_port};", config, re.M)
+    # A POST one replica received is never sent to another (nginx's default, unless told `non_idempotent`).
+    directives = [statement.split()[0] for statement in _nginx_statements(config)]
+    assert "proxy_next_upstream" in directives and not re.search(r"proxy_next_upstream[^;]*non_idempotent", config)
+    # Our processes that call the API reach it through the proxy too.
+    for name, variable in (("cmms-sim", "BILLING_API_URL"), ("portabilling-sim", "PORTABILLING_SIM_EVENT_URL")):
+        assert str(services[name]["environment"][variable]).startswith("http://proxy:8000"), name
+
+
+def _nginx_statements(text: str) -> list[str]:
+    """The configuration's statements, each ending in `;`, `{` or `}`; an AssertionError where the
+    file does not parse (an unbalanced brace, a directive without its `;`)."""
+    depth, statements, current = 0, [], ""
+    for line in text.splitlines():
+        code = re.sub(r"(^|\s)#.*$", "", line).strip()
+        for char in code:
+            current += char
+            if char in ";{}":
+                if char == "}":
+                    assert current.strip() == "}", f"a directive without its ';' before '}}': {current!r}"
+                    depth -= 1
+                    assert depth >= 0, "a '}' closes nothing"
+                elif char == "{":
+                    depth += 1
+                statements.append(current.strip())
+                current = ""
+        current += " "
+    assert current.strip() == "" and depth == 0, f"unterminated: {current.strip()!r}, depth {depth}"
+    return statements
+
+
+def test_the_proxy_configuration_parses() -> None:
+    statements = _nginx_statements(PROXY_CONF.read_text())
+    assert "events {" in statements and "http {" in statements
+    nginx = shutil.which("nginx")
+    if nginx is not None:  # the real parser, where nginx is installed
+        done = subprocess.run([nginx, "-t", "-c", str(PROXY_CONF)], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
