@@ -92,7 +92,7 @@ class AccountWorkflow:
                 )
             except ActivityError as err:
                 # A refusal for good (an unknown profile, say): billing shows it on the account; the
-                # next change tries again. The workflow itself stays alive for the account.
+                # next change tries again. The run stays, answering `last_error`, until then.
                 self._last_error = str(err.cause or err)
                 show(ProvisioningState.refused)
             self._pushed = ticket
