@@ -1,12 +1,15 @@
 """An account with nothing pending holds no running workflow: its workflow ends once in sync, and the next
 change (signal-with-start or update-with-start) runs it again, in order, one run at a time."""
 
+import time
+
 from temporalio.client import WorkflowExecutionDescription, WorkflowExecutionStatus
 
 from billing.models import Account, AccountStatus, Customer, utcnow
 from contracts.provisioning import account_workflow_id
+from contracts.search_attributes import PROVISIONING_STATE, ProvisioningState
 from core.gateway import account_changed, sync_account
-from tests.support.catalog import order_body, seed_catalog
+from tests.support.catalog import order_body, random_imei, seed_catalog
 from tests.support.orders import finished, submit
 from tests.support.polling import eventually
 from tests.support.stack import Stack
@@ -94,3 +97,28 @@ async def test_a_sync_of_an_idle_account_starts_its_workflow_and_answers_once_th
     record = await stack.sim.get_record(account_id)
     assert record is not None and record.profile == "Business" and record.version == result.cmms_version
     await _ended(stack, account_id)
+
+
+async def test_a_refused_account_keeps_its_workflow_counted_and_answering_its_last_error(stack: Stack) -> None:
+    account_id, _ = await _ordered_account(stack)
+    await sync_account(stack.temporal, stack.settings.temporal.task_queue, account_id)
+    await _ended(stack, account_id)
+    # Another CMMS record holds the IMEI the account is given: the CMMS refuses the push for good.
+    imei = random_imei()
+    squatter = {"password": "Squatter-Secret-3", "imei": imei, "profile": "Residential", "domain": "x.example"}
+    put = await stack.sim.http.put(f"/api/v1/accounts/sq-{time.time_ns()}", json=squatter, headers=stack.sim.auth)
+    assert put.status_code == 201
+    changed = await stack.api.patch(f"/v1/accounts/{account_id}", json={"imei": imei}, headers=stack.admin)
+    assert changed.status_code == 202
+    handle = stack.temporal.get_workflow_handle(account_workflow_id(account_id))
+    refused = await eventually(
+        handle.describe,
+        lambda d: d.typed_search_attributes.get(PROVISIONING_STATE) == ProvisioningState.refused.value,
+        what="the push refused",
+    )
+    # It keeps running (the operations gauge counts running refused accounts) and answers its last error.
+    assert refused.status == WorkflowExecutionStatus.RUNNING
+    history = (await stack.api.get(f"/v1/accounts/{account_id}/history", headers=stack.admin)).json()
+    assert "CMMS rejected" in (history["last_error"] or "")
+    found = (await stack.api.get(f"/v1/accounts/{account_id}", headers=stack.admin)).json()
+    assert "CMMS rejected" in (found["last_error"] or "")
