@@ -9,7 +9,9 @@ An account with nothing left to do (in sync, no change asked for, no update wait
 clock) ends its run instead of waiting: an idle subscriber holds no Temporal memory. The next change starts
 it again through the same signal-with-start (or update-with-start) that reached it while it ran; Temporal
 runs one execution per workflow id, so there is still one writer. An account with a timer (a wallet lot
-that expires, an expiration date) or whose last push was refused keeps waiting, as before.
+that expires, an expiration date) due within the idle-timer horizon, or whose last push was refused, keeps
+waiting, as before; one due later ends too, and the worker's wake sweep starts it again, with a timer, once
+the wake-up comes within the horizon.
 """
 
 from datetime import timedelta
@@ -119,12 +121,13 @@ class AccountWorkflow:
                 )
 
     def _idle(self) -> bool:
-        """In sync with nothing asked for, nothing due by the clock, and no refusal to show."""
+        """In sync with nothing asked for, no refusal to show, and nothing due by the clock that a sweep
+        would not wake in time (a wake-up beyond the idle-timer horizon)."""
         return (
             self._requested <= self._pushed
-            and self._wake_at is None
             and self._last_error is None
             and self._last is not None
+            and (self._wake_at is None or self._last.wake_swept)
         )
 
     async def _wait_for_work(self) -> bool:
