@@ -9,6 +9,7 @@ import logging
 import signal
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client
@@ -32,6 +33,7 @@ from core.logging import configure_logging
 from core.memory import freeze_startup_objects
 from core.settings import Settings, get_settings
 from core.temporal import connect, metrics_runtime
+from services.account_wakes import wake_due_accounts_forever
 from services.reconciliation import ensure_reconciliation_schedule
 from workflows.account import AccountWorkflow
 from workflows.customer_rollout import CustomerRolloutWorkflow
@@ -95,11 +97,15 @@ def signup_activities(client: Client, sessions: SessionMaker, settings: Settings
 
 
 def cmms_activities(
-    source: BillingSource, cmms: CmmsClient, registrar: SipRegistrar | None = None
+    source: BillingSource,
+    cmms: CmmsClient,
+    registrar: SipRegistrar | None = None,
+    idle_horizon: timedelta | None = None,
 ) -> list[Callable[..., Any]]:
     """Activities that call the CMMS (and then the SIP registrar, when there is one): on the rate-limited
-    task queue."""
-    provisioning = ProvisioningActivities(source, cmms, registrar)
+    task queue. `idle_horizon`: a wake sweep starts accounts due within it (an account due later needs no
+    timer); None: none does."""
+    provisioning = ProvisioningActivities(source, cmms, registrar, idle_horizon)
     return [provisioning.provision_account]
 
 
@@ -178,11 +184,19 @@ def build_workers(
     cmms_calls = Worker(
         client,
         task_queue=cmms_task_queue(task_queue),
-        activities=cmms_activities(source, cmms, registrar) + cmms_side + [imports.compare_imported_account],
+        activities=cmms_activities(source, cmms, registrar, wake_sweep_horizon(settings, source))
+        + cmms_side
+        + [imports.compare_imported_account],
         max_concurrent_activities=100,
         max_task_queue_activities_per_second=settings.cmms.rate_limit_per_second,
     )
     return [main, cmms_calls]
+
+
+def wake_sweep_horizon(settings: Settings, source: BillingSource) -> timedelta | None:
+    """The idle-timer horizon when this worker sweeps for due accounts: the built-in billing only (its due
+    times can be queried), and only with a sweep more often than the horizon."""
+    return settings.provisioning.idle_horizon if isinstance(source, BuiltinSource) else None
 
 
 @asynccontextmanager
@@ -216,6 +230,14 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         registrar = await stack.enter_async_context(sip_registrar(settings))
         for worker in build_workers(client, settings, sessions, cmms, source, registrar):
             await stack.enter_async_context(worker)
+        horizon = wake_sweep_horizon(settings, source)
+        if horizon is not None:
+            sweep = asyncio.create_task(
+                wake_due_accounts_forever(
+                    sessions, client, settings.temporal.task_queue, horizon, settings.provisioning.wake_sweep_seconds
+                )
+            )
+            stack.callback(sweep.cancel)
         logging.getLogger("worker").info(
             "worker polling task queue %r at %s", settings.temporal.task_queue, settings.temporal.address
         )

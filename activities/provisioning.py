@@ -28,10 +28,17 @@ class ProvisioningActivities:
     """`registrar`: the SIP registrar's subscriber table, kept in step after the CMMS in the same push
     (None: no registrar, as beside PortaBilling, where PortaSIP is it)."""
 
-    def __init__(self, source: BillingSource, cmms: CmmsClient, registrar: SipRegistrar | None = None) -> None:
+    def __init__(
+        self,
+        source: BillingSource,
+        cmms: CmmsClient,
+        registrar: SipRegistrar | None = None,
+        idle_horizon: timedelta | None = None,
+    ) -> None:
         self._source = source
         self._cmms = cmms
         self._registrar = registrar
+        self._idle_horizon = idle_horizon  # None: no sweep wakes accounts, each keeps its own timer
 
     @activity.defn(name="provision_account")
     async def provision_account(self, request: ProvisionAccountInput) -> ProvisionAccountResult:
@@ -93,8 +100,13 @@ class ProvisioningActivities:
             customer_id=desired.customer_id,
             cmms_version=record.version,
             wake_at=desired.wake_at,
+            wake_swept=self._swept(desired.wake_at, _as_of(request.as_of)),
             customer_revision=desired.customer_revision,
         )
+
+    def _swept(self, wake_at: datetime | None, now: datetime) -> bool:
+        """A sweep starts the account's workflow before `wake_at`: it is beyond the idle-timer horizon."""
+        return self._idle_horizon is not None and wake_at is not None and wake_at > now + self._idle_horizon
 
     async def _hold_subscriber(self, account_id: str, desired: Desired) -> None:
         """The registrar's subscriber as the CMMS now holds the account: the account id at its CMMS domain

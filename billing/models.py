@@ -240,7 +240,8 @@ class WalletLot(SQLModel, table=True):
     account_id: str = Field(foreign_key="account.account_id")
     service: str = Field(max_length=32)
     remaining: int
-    expires_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    # Indexed: the wake sweep asks for the accounts whose lots expire soon.
+    expires_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), index=True))
     created_at: datetime = _created()
 
 

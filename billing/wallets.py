@@ -240,6 +240,21 @@ async def movements(
     return list((await session.exec(query.order_by(col(WalletMovement.id)).limit(limit))).all())
 
 
+async def accounts_due(session: AsyncSession, before: datetime, limit: int) -> list[tuple[str, datetime]]:
+    """Accounts with a wallet lot expiring by `before` (or already expired, not yet written off), each with
+    its first such expiry, soonest first; at most `limit` (index `ix_wallet_lot_expires_at`)."""
+    due = func.min(WalletLot.expires_at)
+    query = (
+        select(WalletLot.account_id, due)
+        .where(col(WalletLot.expires_at).is_not(None), col(WalletLot.expires_at) <= before)
+        .group_by(col(WalletLot.account_id))
+        .order_by(due)
+        .limit(limit)
+    )
+    rows = (await session.exec(query)).all()
+    return [(account_id, expires_at) for account_id, expires_at in rows if expires_at is not None]
+
+
 async def expire_due(sessions: SessionMaker, account_id: str, service: str, now: datetime) -> int:
     """Write off the units whose lots expired by `now` (an `expiry` entry each); returns how many.
 

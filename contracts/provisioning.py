@@ -31,6 +31,9 @@ class ProvisionAccountResult(BaseModel):
     # When the desired state or the wallet will change by itself (a top-up's units expiring): the account's
     # workflow wakes then.
     wake_at: datetime | None = None
+    # A sweep wakes the account before `wake_at` (it is beyond the idle-timer horizon): its workflow may
+    # end rather than keep a timer.
+    wake_swept: bool = False
     # The revision of the customer values pushed: an order compares it when it completes.
     customer_revision: int | None = None
 

@@ -137,6 +137,22 @@ async def account_changed(client: Client, task_queue: str, account_id: str) -> s
     return workflow_id
 
 
+async def wake_account(client: Client, task_queue: str, account_id: str, wake_at: datetime) -> str:
+    """Have the account's workflow wake at `wake_at`: start it, waiting until then, unless one runs (that
+    one keeps its own timer, or pushes soon: it is left alone, and no push is asked for). Returns its id."""
+    workflow_id = account_workflow_id(account_id)
+    await client.start_workflow(
+        ACCOUNT.name,
+        AccountWorkflowInput(account_id=account_id, wake_at=wake_at),
+        id=workflow_id,
+        task_queue=task_queue,
+        search_attributes=search_attributes(state=ProvisioningState.in_sync, account_id=account_id),
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        rpc_timeout=RPC_TIMEOUT,
+    )
+    return workflow_id
+
+
 async def sync_account(client: Client, task_queue: str, account_id: str) -> AccountSyncResult:
     """Push billing's current state to the CMMS through the account's workflow, and wait until it is there."""
     start = _start_operation(

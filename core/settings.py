@@ -222,6 +222,19 @@ class ProvisioningSettings(_Part):
     default_domain: str = _env("DEFAULT_DOMAIN", "sip.example.net")
     # The profiles the CMMS knows, checked at the API (empty: any).
     profiles: str = _env("CMMS_PROFILES", "Residential,Business")
+    # An idle account's workflow keeps a timer only for a wake-up due within this many seconds; one due
+    # later ends, and the wake sweep starts it again in time (built-in billing only).
+    idle_timer_horizon_seconds: float = _env("ACCOUNT_IDLE_TIMER_HORIZON_SECONDS", 3600.0, gt=0)
+    # How often the worker looks for accounts due within the horizon (0: never; then every account with a
+    # wake-up keeps its workflow and timer). Must be shorter than the horizon, or it counts as 0.
+    wake_sweep_seconds: float = _env("ACCOUNT_WAKE_SWEEP_SECONDS", 300.0, ge=0)
+
+    @property
+    def idle_horizon(self) -> timedelta | None:
+        """The idle-timer horizon when a sweep wakes the accounts due within it; None: no sweep."""
+        if 0 < self.wake_sweep_seconds < self.idle_timer_horizon_seconds:
+            return timedelta(seconds=self.idle_timer_horizon_seconds)
+        return None
 
     @property
     def known_profiles(self) -> frozenset[str]:

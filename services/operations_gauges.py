@@ -6,6 +6,10 @@ none drifts after a restart. Each is one count query with a short deadline; when
 answer, `temporal_visibility_up` says so and the figures keep their last values. The counts are run
 at most once an API_METRICS_REFRESH_SECONDS (`CachedGauges`): scrapes in between, however many and
 from whomever (/metrics needs no key), answer the figures of the last count, and cost Temporal nothing.
+
+An account's workflow runs only while it has work (it ends once in sync): the account figures count
+running workflows that are pushing or refused, and a run never ends in either state, so idle accounts,
+running or not, count in neither.
 """
 
 import asyncio

@@ -1,9 +1,17 @@
-"""One long-lived workflow per account keeps its CMMS record in line with billing.
+"""One workflow per account keeps its CMMS record in line with billing, running only while it has work.
 
 Every change to an account, or to what it depends on (its customer's profile and domain, its
 wallet), signals `changed` or calls the `sync` update. The workflow pushes the *current* desired
 state, one push at a time: changes reach the CMMS in the order they were made, a burst of changes
 coalesces into one push, and a stale value can never overwrite a newer one.
+
+An account with nothing left to do (in sync, no change asked for, no update waiting, nothing due by the
+clock) ends its run instead of waiting: an idle subscriber holds no Temporal memory. The next change starts
+it again through the same signal-with-start (or update-with-start) that reached it while it ran; Temporal
+runs one execution per workflow id, so there is still one writer. An account with a timer (a wallet lot
+that expires, an expiration date) due within the idle-timer horizon, or whose last push was refused, keeps
+waiting, as before; one due later ends too, and the worker's wake sweep starts it again, with a timer, once
+the wake-up comes within the horizon.
 """
 
 from datetime import timedelta
@@ -27,6 +35,8 @@ with workflow.unsafe.imports_passed_through():
 
 # Continue-as-new well before the history grows large (Temporal warns at 10,240 events).
 MAX_PUSHES_PER_RUN = 200
+# The versioned change that lets a run end once idle; histories recorded before it wait for ever, and replay so.
+ENDS_WHEN_IDLE = "account-ends-when-idle"
 
 
 @workflow.defn(name=ACCOUNT.name)
@@ -84,7 +94,7 @@ class AccountWorkflow:
                 )
             except ActivityError as err:
                 # A refusal for good (an unknown profile, say): billing shows it on the account; the
-                # next change tries again. The workflow itself stays alive for the account.
+                # next change tries again. The run stays, answering `last_error`, until then.
                 self._last_error = str(err.cause or err)
                 show(ProvisioningState.refused)
             self._pushed = ticket
@@ -92,6 +102,14 @@ class AccountWorkflow:
             if self._last is not None and self._last.removed:
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 return self._last
+            if self._idle() and workflow.patched(ENDS_WHEN_IDLE):
+                # An update answered by this push finishes first; a change or update arriving meanwhile
+                # keeps the run going. One arriving after this task completes makes Temporal refuse the
+                # completion and hand the workflow a new task with it (a signal or update is never lost).
+                await workflow.wait_condition(lambda: workflow.all_handlers_finished() or not self._idle())
+                if self._idle():
+                    return self._last
+                continue
             if pushes >= MAX_PUSHES_PER_RUN or workflow.info().is_continue_as_new_suggested():
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(
@@ -101,6 +119,16 @@ class AccountWorkflow:
                         wake_at=self._wake_at,
                     )
                 )
+
+    def _idle(self) -> bool:
+        """In sync with nothing asked for, no refusal to show, and nothing due by the clock that a sweep
+        would not wake in time (a wake-up beyond the idle-timer horizon)."""
+        return (
+            self._requested <= self._pushed
+            and self._last_error is None
+            and self._last is not None
+            and (self._wake_at is None or self._last.wake_swept)
+        )
 
     async def _wait_for_work(self) -> bool:
         """Wait for a change, or until the desired state changes by itself; False when the clock woke us."""

@@ -3,7 +3,7 @@
 from datetime import datetime
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError, WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
@@ -70,18 +70,25 @@ async def _hand_over_to_account_workflow(account_id: str, changed: bool, wake_at
     """Have the account's own workflow push what changed while the order was provisioning, and wake when the
     account's wallet expires."""
     workflow_id = account_workflow_id(account_id)
-    try:
-        await workflow.start_child_workflow(
-            AccountWorkflow.run,
-            AccountWorkflowInput(account_id=account_id, pending_changes=1 if changed else 0, wake_at=wake_at),
-            id=workflow_id,
-            search_attributes=search_attributes(state=ProvisioningState.pushing, account_id=account_id),
-            parent_close_policy=ParentClosePolicy.ABANDON,  # it lives as long as the account
-        )
-    except WorkflowAlreadyStartedError:
-        await workflow.get_external_workflow_handle_for(AccountWorkflow.run, workflow_id).signal(
-            AccountWorkflow.changed
-        )
+    while True:
+        try:
+            await workflow.start_child_workflow(
+                AccountWorkflow.run,
+                AccountWorkflowInput(account_id=account_id, pending_changes=1 if changed else 0, wake_at=wake_at),
+                id=workflow_id,
+                search_attributes=search_attributes(state=ProvisioningState.pushing, account_id=account_id),
+                parent_close_policy=ParentClosePolicy.ABANDON,  # it runs on by itself while it has work
+            )
+            return
+        except WorkflowAlreadyStartedError:
+            try:
+                await workflow.get_external_workflow_handle_for(AccountWorkflow.run, workflow_id).signal(
+                    AccountWorkflow.changed
+                )
+                return
+            except FailureError:
+                # It ended, idle, between the start refused and the signal: start it again.
+                continue
 
 
 def _reason(err: ActivityError) -> str:

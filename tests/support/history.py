@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from google.protobuf import json_format
 from google.protobuf.message import Message
 from temporalio.api.common.v1 import Payload, SearchAttributes
-from temporalio.api.history.v1 import History
+from temporalio.api.history.v1 import History, HistoryEvent
 from temporalio.client import Client
 
 
@@ -53,6 +53,12 @@ def _payload_fields(message: Message) -> list[Payload]:
     return found
 
 
+def _patch_marker(event: HistoryEvent) -> bool:
+    return event.HasField("marker_recorded_event_attributes") and (
+        event.marker_recorded_event_attributes.marker_name == "core_patch"
+    )
+
+
 def _data_text(payloads: list[Payload]) -> str:
     return "\n".join(p.data.decode(errors="replace") for p in payloads)
 
@@ -70,7 +76,10 @@ async def dump_histories(client: Client, query: str | None = None) -> HistoryDum
         dump.decoded += seen
         history = History(events=(await handle.fetch_history()).events)
         stored = _payload_fields(history)
-        dump.encodings += [p.metadata.get("encoding", b"").decode() for p in stored]
+        # A `workflow.patched` marker's details (the patch id, a constant of the code) are written by the
+        # SDK's core past the codec: every other payload must be ciphertext.
+        coded = [p for event in history.events if not _patch_marker(event) for p in _payload_fields(event)]
+        dump.encodings += [p.metadata.get("encoding", b"").decode() for p in coded]
         dump.raw += json_format.MessageToJson(history) + "\n" + _data_text(stored) + "\n"
         dump.raw += "\n".join(base64.b64encode(p.data).decode() for p in stored) + "\n"
         if codec is not None:

@@ -55,6 +55,9 @@ def stack_settings(temporal_address: str, database_url: str, sim: SimulatorProce
         # No scheduled reconciliation: the tests share one CMMS simulator, whose records of other tests'
         # databases a reconciliation would take for orphans. A test that wants the schedule says so.
         "reconcile_every": None,  # a test that reads the worker's metrics picks a free port
+        # No wake sweep runs beside a test's worker (nor on a time-skipping server's clock): every account
+        # keeps its timer. A test of the sweep sets the horizon and calls the sweep itself.
+        "account_wake_sweep_seconds": 0,
     }
     values |= overrides
     # Delivery reports come back to this test's API.
