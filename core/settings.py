@@ -326,6 +326,9 @@ class SignupSettings(_Part):
     redis_url: SecretStr | None = _env("REDIS_URL", None)
     # How long a verify call waits for the account to be provisioned before answering 503.
     verify_timeout_seconds: float = _env("SIGNUP_VERIFY_TIMEOUT_SECONDS", 20.0)
+    # How long a signup request waits for its workflow to send the code; past it the API answers 503
+    # (no worker polling, Temporal overloaded) rather than holding the request open.
+    send_timeout_seconds: float = _env("SIGNUP_SEND_TIMEOUT_SECONDS", 20.0, gt=0)
 
     @property
     def allowed_countries(self) -> frozenset[str]:

@@ -108,9 +108,16 @@ class Signups:
         spent = await self._hold_send(client_label, e164)
         for attempt in range(_START_ATTEMPTS):
             try:
-                view = await gateway.send_signup_code(
-                    self._temporal, self._task_queue, self._start_input(client_label, e164)
+                view = await asyncio.wait_for(
+                    gateway.send_signup_code(self._temporal, self._task_queue, self._start_input(client_label, e164)),
+                    settings.send_timeout_seconds,
                 )
+            except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+                # The workflow may still send the code: the budgets keep its places, and the request
+                # repeated continues the number's pending signup.
+                raise ServiceUnavailable(
+                    "the signup service did not answer in time; repeat the request shortly"
+                ) from None
             except WorkflowUpdateFailedError as err:
                 cause = err.cause
                 closing = isinstance(cause, ApplicationError) and cause.type in (SIGNUP_CLOSED, SIGNUP_EXPIRED)

@@ -266,3 +266,14 @@ async def test_a_verify_that_times_out_keeps_its_guess_counted(stack: Stack, api
         return answer.status_code == 200
 
     await eventually(verified, every=1, what="the credentials after the slow provisioning")
+
+
+async def test_a_signup_no_worker_answers_is_a_503_not_a_hung_request(stack: Stack, api_with: ApiWith) -> None:
+    """The signup workflow's task queue has no worker (all down, or Temporal overloaded): the request
+    answers 503 with Retry-After once SIGNUP_SEND_TIMEOUT_SECONDS has passed, instead of waiting on."""
+    quiet = f"no-worker-{secrets.token_hex(4)}"
+    async with api_with(temporal_task_queue=quiet, signup_send_timeout_seconds=1) as api:
+        answer = await api.post("/v1/signups", json={"phone_number": f"{fresh_prefix()}0000"}, headers=stack.cmms)
+    assert answer.status_code == 503, answer.text
+    assert int(answer.headers["Retry-After"]) > 0
+    assert "did not answer in time" in answer.json()["detail"]
