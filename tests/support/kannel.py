@@ -18,11 +18,11 @@ import pytest
 
 from devstack.kannel import INFO, KannelConfig, kannel_binaries
 from tests.support.net import free_port
+from tests.support.processes import stop_process
 from tests.support.simulator import SimulatorProcess
 
 KANNEL_MISSING = "Kannel is not installed (bearerbox/smsbox not found): apt-get install kannel"
 STARTUP_TIMEOUT = 20.0
-STOP_TIMEOUT = 10.0
 
 requires_kannel = pytest.mark.skipif(kannel_binaries() is None, reason=KANNEL_MISSING)
 
@@ -118,15 +118,8 @@ class KannelProcess:
 
     async def _stop(self, box: str) -> None:
         proc = self._procs.pop(box, None)
-        if proc is None:
-            return
-        if proc.returncode is None:
-            proc.terminate()
-            try:
-                await asyncio.wait_for(proc.wait(), STOP_TIMEOUT)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
+        if proc is not None:
+            await stop_process(proc)
 
 
 @asynccontextmanager

@@ -26,11 +26,11 @@ from clients.portabilling.client import PortaBillingClient
 from core.dev_secrets import DEV_ESPF_PASSWORD, DEV_PORTABILLING_PASSWORD
 from tests.support.net import free_port
 from tests.support.polling import eventually
+from tests.support.processes import stop_process
 from tests.support.stack import serving
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT = 20.0
-STOP_TIMEOUT = 10.0
 LOGIN = "cmms-sync"
 PASSWORD = DEV_PORTABILLING_PASSWORD
 ESPF_USERNAME = "espf"
@@ -76,13 +76,7 @@ async def running_portabilling_sim(event_url: str, **overrides: str) -> AsyncIte
                 await _wait_healthy(process, base_url, log_path)
                 yield base_url
             finally:
-                if process.returncode is None:
-                    process.terminate()
-                    try:
-                        await asyncio.wait_for(process.wait(), STOP_TIMEOUT)
-                    except TimeoutError:
-                        process.kill()
-                        await process.wait()
+                await stop_process(process)
 
 
 async def _wait_healthy(process: asyncio.subprocess.Process, base_url: str, log_path: Path) -> None:

@@ -15,10 +15,10 @@ import httpx
 from clients.cmms import CmmsClient
 from contracts.cmms import CMMS_PAGE_MAX, CmmsPage, CmmsRecord
 from tests.support.net import free_port
+from tests.support.processes import stop_process
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT = 20.0
-STOP_TIMEOUT = 10.0
 
 
 class SimulatorProcess:
@@ -104,13 +104,8 @@ class SimulatorProcess:
         if self._http is not None:
             await self._http.aclose()
             self._http = None
-        if proc is not None and proc.returncode is None:
-            proc.terminate()
-            try:
-                await asyncio.wait_for(proc.wait(), STOP_TIMEOUT)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
+        if proc is not None:
+            await stop_process(proc)
         if self._log is not None:
             self._log.close()
             self._log = None

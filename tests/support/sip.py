@@ -33,6 +33,7 @@ from devstack.kamailio import (
 )
 from tests.support.database import fresh_database, postgres_database
 from tests.support.net import free_port
+from tests.support.processes import stop_process
 from tests.support.simulator import SimulatorProcess
 from tests.support.stack import Stack, running_stack, stack_settings
 
@@ -41,7 +42,6 @@ SIP_MISSING = (
     "kamailio-postgres-modules sip-tester"
 )
 STARTUP_TIMEOUT = 20.0
-STOP_TIMEOUT = 10.0
 REGISTER_TIMEOUT = 15.0
 
 requires_sip = pytest.mark.skipif(kamailio_binary() is None or sipp_binary() is None, reason=SIP_MISSING)
@@ -81,13 +81,8 @@ class KamailioProcess:
 
     async def stop(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is not None and proc.returncode is None:
-            proc.terminate()
-            try:
-                await asyncio.wait_for(proc.wait(), STOP_TIMEOUT)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
+        if proc is not None:
+            await stop_process(proc)
         if self._output is not None:
             self._output.close()
             self._output = None
