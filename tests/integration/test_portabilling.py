@@ -5,9 +5,7 @@ CMMS simulator and writes the provisioning status back; on SQLite and on Postgre
 import asyncio
 import base64
 import secrets
-import string
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -21,65 +19,15 @@ from services.portabilling_events import forget_old_events
 from tests.support.history import all_histories_text
 from tests.support.net import free_port
 from tests.support.polling import eventually
-from tests.support.portabilling import running_portabilling_sim
+from tests.support.portabilling import Beside, new_id, new_imei, running_portabilling_sim
 from tests.support.simulator import SimulatorProcess
-from tests.support.stack import Stack, running_stack, stack_settings
+from tests.support.stack import running_stack, stack_settings
 
 ESPF_USER = "espf-test"
 ESPF_PASSWORD = "espf-test-password"
 PB_LOGIN = "cmms-sync-test"
 PB_PASSWORD = "pb-test-password"
 T = TypeVar("T")
-
-
-@dataclass
-class Beside:
-    """The stack beside a PortaBilling simulator, with its control API (an administrator's hands)."""
-
-    stack: Stack
-    pb: httpx.AsyncClient
-
-    async def create(self, path: str, **body: Any) -> dict[str, Any]:
-        response = await self.pb.post(f"/_sim/{path}", json=body)
-        assert response.status_code == 201, response.text
-        created: dict[str, Any] = response.json()
-        return created
-
-    async def change(self, path: str, **body: Any) -> None:
-        response = await self.pb.patch(f"/_sim/{path}", json=body)
-        assert response.status_code == 200, response.text
-
-    async def statuses(self, i_account: int) -> list[dict[str, Any]]:
-        response = await self.pb.get("/_sim/status", params={"i_account": i_account})
-        response.raise_for_status()
-        found: list[dict[str, Any]] = response.json()
-        return found
-
-    async def new_account(self, imei: str, **extra: Any) -> tuple[int, str, str]:
-        """A customer with a product and one account; returns (i_account, id, service password)."""
-        product = await self.create("products", name="Mobile", messaging_push_events=extra.pop("push", False))
-        customer = await self.create(
-            "customers", name="Acme", custom_fields=extra.pop("custom_fields", {"profileName": "Business"})
-        )
-        account = await self.create(
-            "accounts",
-            id=extra.pop("id", new_id()),
-            i_customer=customer["i_customer"],
-            i_product=product["i_product"],
-            imei=imei,
-            **extra,
-        )
-        return account["i_account"], account["id"], account["service_password"]
-
-
-def new_imei() -> str:
-    """A fresh IMEI: the CMMS simulator is shared by the whole session (and both databases' runs)."""
-    return "35" + "".join(secrets.choice(string.digits) for _ in range(13))
-
-
-def new_id() -> str:
-    """A fresh account id (a phone number's digits), for the same reason."""
-    return "1" + "".join(secrets.choice(string.digits) for _ in range(10))
 
 
 @pytest.fixture(scope="module")

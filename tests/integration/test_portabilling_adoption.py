@@ -6,9 +6,7 @@ module's own (a reconciliation takes every record this PortaBilling lacks for an
 worker and Temporal, on SQLite and PostgreSQL."""
 
 import secrets
-import string
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -18,23 +16,11 @@ from temporalio.service import RPCError
 from contracts.cmms import password_digest
 from tests.support.net import free_port
 from tests.support.polling import eventually
-from tests.support.portabilling import running_portabilling_sim
+from tests.support.portabilling import Beside, new_id, new_imei, running_portabilling_sim
 from tests.support.simulator import SimulatorProcess, running_simulator
-from tests.support.stack import Stack, running_stack, stack_settings
+from tests.support.stack import running_stack, stack_settings
 
 COUNTS = ("checked", "missing", "different", "orphaned", "repaired", "failed")
-
-
-@dataclass
-class Beside:
-    stack: Stack
-    pb: httpx.AsyncClient
-
-    async def create(self, path: str, **body: Any) -> dict[str, Any]:
-        response = await self.pb.post(f"/_sim/{path}", json=body)
-        assert response.status_code == 201, response.text
-        created: dict[str, Any] = response.json()
-        return created
 
 
 @pytest.fixture(scope="module")
@@ -61,14 +47,6 @@ async def beside(dev_server: str, billing_database: str, own_cmms: SimulatorProc
         )
         async with running_stack(settings, own_cmms) as stack, httpx.AsyncClient(base_url=pb_url, timeout=10) as pb:
             yield Beside(stack, pb)
-
-
-def new_id() -> str:
-    return "1" + "".join(secrets.choice(string.digits) for _ in range(10))
-
-
-def new_imei() -> str:
-    return "35" + "".join(secrets.choice(string.digits) for _ in range(13))
 
 
 async def reconcile(beside: Beside) -> dict[str, Any]:

@@ -9,6 +9,8 @@ small ESPF event receiver that records what it is sent.
 import asyncio
 import base64
 import os
+import secrets
+import string
 import sys
 import tempfile
 import time
@@ -27,7 +29,7 @@ from core.dev_secrets import DEV_ESPF_PASSWORD, DEV_PORTABILLING_PASSWORD
 from tests.support.net import free_port
 from tests.support.polling import eventually
 from tests.support.processes import stop_process
-from tests.support.stack import serving
+from tests.support.stack import Stack, serving
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT = 20.0
@@ -291,3 +293,53 @@ async def running_event_receiver() -> AsyncIterator[EventReceiver]:
     async with serving(receiver.app(), free_port(), lifespan="off") as base_url:
         receiver.url = f"{base_url}/events"
         yield receiver
+
+
+@dataclass
+class Beside:
+    """The stack beside a PortaBilling simulator, with its control API (an administrator's hands)."""
+
+    stack: Stack
+    pb: httpx.AsyncClient
+
+    async def create(self, path: str, **body: Any) -> dict[str, Any]:
+        response = await self.pb.post(f"/_sim/{path}", json=body)
+        assert response.status_code == 201, response.text
+        created: dict[str, Any] = response.json()
+        return created
+
+    async def change(self, path: str, **body: Any) -> None:
+        response = await self.pb.patch(f"/_sim/{path}", json=body)
+        assert response.status_code == 200, response.text
+
+    async def statuses(self, i_account: int) -> list[dict[str, Any]]:
+        response = await self.pb.get("/_sim/status", params={"i_account": i_account})
+        response.raise_for_status()
+        found: list[dict[str, Any]] = response.json()
+        return found
+
+    async def new_account(self, imei: str, **extra: Any) -> tuple[int, str, str]:
+        """A customer with a product and one account; returns (i_account, id, service password)."""
+        product = await self.create("products", name="Mobile", messaging_push_events=extra.pop("push", False))
+        customer = await self.create(
+            "customers", name="Acme", custom_fields=extra.pop("custom_fields", {"profileName": "Business"})
+        )
+        account = await self.create(
+            "accounts",
+            id=extra.pop("id", new_id()),
+            i_customer=customer["i_customer"],
+            i_product=product["i_product"],
+            imei=imei,
+            **extra,
+        )
+        return account["i_account"], account["id"], account["service_password"]
+
+
+def new_imei() -> str:
+    """A fresh IMEI: the CMMS simulator is shared by the whole session (and both databases' runs)."""
+    return "35" + "".join(secrets.choice(string.digits) for _ in range(13))
+
+
+def new_id() -> str:
+    """A fresh account id (a phone number's digits), for the same reason."""
+    return "1" + "".join(secrets.choice(string.digits) for _ in range(10))
