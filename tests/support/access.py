@@ -2,7 +2,7 @@
 every route to and tests/unit/test_route_access.py holds complete.
 
 The routes come from the app itself, so a route added without a line in ACCESS fails: each route ships
-with a decision on who may call it. The README's "Who may do what" mirrors ACCESS.
+with a decision on who may call it. docs/security.md's "Who may do what" mirrors ACCESS.
 """
 
 from typing import Literal
