@@ -131,6 +131,9 @@ async def bench_stack(**settings: str) -> AsyncIterator[BenchStack]:
                 "LOG_LEVEL": "WARNING",
                 # A scheduled reconciliation (at the top of the hour) would run in the middle of a measurement.
                 "RECONCILE_EVERY": "off",
+                # The worker's Prometheus port: a free one, as two stacks at once (two benchmarks, or tests
+                # in parallel) would both take the default and the second worker would exit at start.
+                "WORKER_METRICS_PORT": str(free_port()),
                 # Beside PortaBilling (BILLING_SOURCE=portabilling): its simulator, sending events to this API.
                 "PORTABILLING_SIM_PORT": str(pb_port),
                 "PORTABILLING_URL": f"http://127.0.0.1:{pb_port}",
