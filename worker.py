@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 from temporalio.worker import Worker
 
 from activities.imports import ImportActivities
@@ -180,6 +181,7 @@ def build_workers(
         + billing_side
         + [imports.read_import_page, imports.push_import_page],
         max_concurrent_activities=100,
+        workflow_runner=SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules("workflows")),
     )
     cmms_calls = Worker(
         client,
