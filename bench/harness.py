@@ -124,6 +124,9 @@ async def bench_stack(**settings: str) -> AsyncIterator[BenchStack]:
                 "CMMS_SIM_PORT": str(sim_port),
                 "CMMS_SIM_STATE": str(var / "cmms-sim.sqlite3"),
                 "CMMS_URL": f"http://127.0.0.1:{sim_port}",
+                # The worker's Prometheus port too: another stack on the machine (a test run, another
+                # benchmark) would hold the default one, and the worker would not start.
+                "WORKER_METRICS_PORT": str(free_port()),
                 # Signups: the simulator relays the app's calls to this API, and is the SMS gateway that reports to it.
                 "BILLING_API_URL": f"http://127.0.0.1:{api_port}",
                 "SMS_REPORT_BASE_URL": f"http://127.0.0.1:{api_port}",
