@@ -22,10 +22,18 @@ import time
 
 import httpx
 
-from bench.floor import floor_rate
-from bench.harness import bench_stack, cmms_records
-from bench.seed import Rows, bulk_insert
-from billing.models import Account, AccountStatus, Customer, CustomerClass, Product
+from bench.cmms_limit import (
+    LimitedStack,
+    floor_report,
+    limit_report,
+    limited_stack,
+    reset_stats,
+    sim_stats,
+    warm_floor,
+)
+from bench.harness import cmms_records, cpu_ms_per_run, cpu_per_run
+from bench.seed import Rows, bulk_insert, customer_rows
+from billing.models import Account, AccountStatus
 from contracts.rollouts import rollout_workflow_id
 from core.settings import DatabaseSettings, Settings
 from core.temporal import connect
@@ -42,19 +50,7 @@ def account_id(index: int) -> str:
 def seed_billing(database: DatabaseSettings, accounts: int) -> None:
     """Bulk rows, no API: a class enabling the custom fields, the customer, a product, its accounts."""
     rows: Rows = [
-        (CustomerClass, [CustomerClass(customer_class_id="bench", name="Bench", custom_fields=["profileName"])]),
-        (
-            Customer,
-            [
-                Customer(
-                    customer_id=CUSTOMER,
-                    name="Bench",
-                    customer_class_id="bench",
-                    custom_fields={"profileName": "Residential"},
-                )
-            ],
-        ),
-        (Product, [Product(product_id="bench", name="Bench")]),
+        *customer_rows(CUSTOMER, "bench"),
         (
             Account,
             [
@@ -118,49 +114,38 @@ async def main() -> None:
     parser.add_argument("--warm", action="store_true", help="a first untimed rollout creates the account workflows")
     parser.add_argument("--floor", action="store_true", help="also measure the engine floor")
     args = parser.parse_args()
-    env = {"ROLLOUT_WINDOW": str(args.window)}
-    if args.rate > 0:
-        env["CMMS_RATE_LIMIT_PER_SECOND"] = str(args.rate)
-    async with (
-        bench_stack(**env) as stack,
-        httpx.AsyncClient(base_url=stack.api_url, timeout=60) as api,
-        httpx.AsyncClient(base_url=stack.sim_url, timeout=60) as sim,
-    ):
-        settings = Settings(
-            _env_file=None, temporal_address=stack.temporal_address, database_url=stack.env["DATABASE_URL"]
-        )
+    async with limited_stack(args.rate, ROLLOUT_WINDOW=str(args.window)) as running:
+        api, sim, settings = running.api, running.sim, running.settings
         seed_billing(settings.database, args.accounts)
         await seed_cmms(sim, args.accounts, settings.provisioning.default_domain)
         if args.warm:
             warm, _ = await roll_out(api, "Residential")
             print(f"warm-up rollout (creates {args.accounts} account workflows): {warm:.1f} s")
-        await report(api, sim, settings, args)
+        await report(running, args)
 
 
-async def report(api: httpx.AsyncClient, sim: httpx.AsyncClient, settings: Settings, args: argparse.Namespace) -> None:
-    (await sim.delete("/_sim/stats")).raise_for_status()
+async def report(running: LimitedStack, args: argparse.Namespace) -> None:
+    api, sim, settings = running.api, running.sim, running.settings
+    await reset_stats(sim)
+    cpu_before = running.stack.cpu()
     elapsed, progress = await roll_out(api, "Business")
-    stats = (await sim.get("/_sim/stats")).json()
+    cpu_after = running.stack.cpu()
+    stats = await sim_stats(sim)
     records = await cmms_records(sim)
     stale = sum(1 for r in records if r["account_id"].startswith("roll-") and r["profile"] != "Business")
     runs, largest = await largest_history(settings)
     print(f"rollout of {args.accounts} accounts, CMMS limit {args.rate or 'none'}/s, window {args.window}:")
     print(f"  {elapsed:.1f} s ({args.accounts / elapsed:.1f} accounts/s); progress {progress}")
-    if args.rate > 0:
-        bound = 1.2 * args.accounts / args.rate
-        met = "met" if elapsed <= bound else "MISSED"
-        print(f"  target <= 1.2 x {args.accounts} / {args.rate:g} = {bound:.0f} s: {met}")
-        verdict = "met" if stats["max_per_second"] <= args.rate else "EXCEEDED"
-        print(f"  CMMS calls in the busiest second: {stats['max_per_second']} (limit {args.rate:g}: {verdict})")
+    for line in limit_report(args.accounts, elapsed, args.rate, stats):
+        print(f"  {line}")
     print(f"  CMMS calls {stats['provisioning_calls']}, writes {stats['writes']}; stale records after: {stale}")
+    print(f"  CPU ms per account: {cpu_per_run(cpu_before, cpu_after, args.accounts)}")
     print(f"  rollout runs (continue-as-new): {runs}; largest history {largest} events (target < 10,000)")
     if args.floor:
-        client = await connect(settings.temporal)
-        await floor_rate(client, workflows=100, steps=1, concurrency=args.window)  # warm-up
-        floor = await floor_rate(client, workflows=1000, steps=1, concurrency=args.window)
-        ratio = (args.accounts / elapsed) / floor
-        print(f"  engine floor (no-op workflow, 1 activity, {args.window} in flight): {floor:.1f} workflows/s")
-        print(f"  rollout throughput = {ratio:.2f} x the floor")
+        floor = await warm_floor(running, args.window)
+        cpu_ms = sum(cpu_ms_per_run(cpu_before, cpu_after, args.accounts).values())
+        for line in floor_report("rollout", args.accounts / elapsed, cpu_ms, floor):
+            print(f"  {line}")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from sqlmodel import SQLModel
 
 from billing.db import sync_url
 from billing.encrypted import bind_rows, use_key_ring
+from billing.models import Customer, CustomerClass, Product
 from core.settings import DatabaseSettings
 
 Rows = list[tuple[type[SQLModel], list[SQLModel]]]
@@ -31,3 +32,23 @@ def bulk_insert(database: DatabaseSettings, rows: Rows) -> None:
 
 def model_id_unset(model: SQLModel) -> bool:
     return getattr(model, "id", 0) is None
+
+
+def customer_rows(customer_id: str, product_id: str) -> Rows:
+    """What a benchmark's accounts refer to: a class enabling the custom fields, one customer of it with a
+    profile, one product (no service policies: no wallet)."""
+    return [
+        (CustomerClass, [CustomerClass(customer_class_id="bench", name="Bench", custom_fields=["profileName"])]),
+        (
+            Customer,
+            [
+                Customer(
+                    customer_id=customer_id,
+                    name="Bench",
+                    customer_class_id="bench",
+                    custom_fields={"profileName": "Residential"},
+                )
+            ],
+        ),
+        (Product, [Product(product_id=product_id, name="Bench")]),
+    ]
