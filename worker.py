@@ -13,8 +13,8 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.imports import ImportActivities
 from activities.orders import OrderActivities
@@ -181,7 +181,9 @@ def build_workers(
         + billing_side
         + [imports.read_import_page, imports.push_import_page],
         max_concurrent_activities=100,
-        workflow_runner=SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules("workflows")),
+        workflow_runner=SandboxedWorkflowRunner(
+            restrictions=SandboxRestrictions.default.with_passthrough_modules("workflows")
+        ),
     )
     cmms_calls = Worker(
         client,
