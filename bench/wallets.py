@@ -132,13 +132,20 @@ async def record(sim: httpx.AsyncClient, account: str) -> dict[str, object] | No
     return found
 
 
-async def wait_messaging(sim: httpx.AsyncClient, account: str, enabled: bool, deadline: float) -> float | None:
-    """When (wall clock) the account's CMMS record turned `messaging_enabled == enabled`, or None."""
+async def wait_messaging(
+    sim: httpx.AsyncClient, account: str, enabled: bool, deadline: float, slowest: float = POLL_SECONDS
+) -> float | None:
+    """When (wall clock) the account's CMMS record turned `messaging_enabled == enabled`, or None.
+
+    The reads come every POLL_SECONDS, each wait doubling up to `slowest`: the time is the record's own
+    stamp, so sparse reads lose nothing, and thousands of late flips do not flood the simulator."""
+    pause = POLL_SECONDS
     while time.time() < deadline:
         found = await record(sim, account)
         if found is not None and found["messaging_enabled"] is enabled:
             return datetime.fromisoformat(str(found["updated_at"])).timestamp()
-        await asyncio.sleep(POLL_SECONDS)
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, max(slowest, POLL_SECONDS))
     return None
 
 
@@ -185,13 +192,16 @@ async def expiry_lateness(
         return await flip_lateness(sim, due), due
 
 
-async def flip_lateness(sim: httpx.AsyncClient, due: dict[str, datetime]) -> list[float]:
+async def flip_lateness(
+    sim: httpx.AsyncClient, due: dict[str, datetime], give_up: float = 60, slowest: float = POLL_SECONDS
+) -> list[float]:
     """Each account's expiry lateness: its CMMS record's `messaging_enabled` turning false, minus its
-    expiry in `due` (inf: not within a minute). Each account's reads start a second after its expiry."""
+    expiry in `due` (inf: not within `give_up` seconds). Each account's reads start a second after its
+    expiry, and slow down to one every `slowest` seconds (wait_messaging)."""
 
     async def one(account: str, expires_at: datetime) -> float:
         await asyncio.sleep(max(0.0, expires_at.timestamp() - time.time() + 1))
-        flipped = await wait_messaging(sim, account, False, expires_at.timestamp() + 60)
+        flipped = await wait_messaging(sim, account, False, expires_at.timestamp() + give_up, slowest)
         return float("inf") if flipped is None else max(0.0, flipped - expires_at.timestamp())
 
     return await asyncio.gather(*(one(a, e) for a, e in due.items()))
