@@ -137,10 +137,17 @@ def temporal_db_mib(stack: BenchStack) -> float:
 
 
 async def changes(
-    api: httpx.AsyncClient, sim: httpx.AsyncClient, accounts: list[str], every: float, stop: asyncio.Event
+    api: httpx.AsyncClient,
+    sim: httpx.AsyncClient,
+    accounts: list[str],
+    every: float,
+    start_at: datetime,
+    stop: asyncio.Event,
 ) -> list[float]:
-    """A change every `every` seconds, each to an account not changed before, until `stop`; their latencies."""
+    """From `start_at` (the first expiry), a change every `every` seconds, each to an account not changed
+    before, until `stop`; their latencies."""
     order = random.sample(accounts, len(accounts))
+    await asyncio.sleep(max(0.0, start_at.timestamp() - time.time()))
     running: list[asyncio.Task[float]] = []
     step = 0
     while not stop.is_set() and step < len(order):
@@ -206,7 +213,7 @@ async def main() -> None:
 
         steady = [account_id(i) for i in range(args.expiring, args.subscribers)]
         stop_changes = asyncio.Event()
-        changing = asyncio.create_task(changes(api, sim, steady, args.change_every, stop_changes))
+        changing = asyncio.create_task(changes(api, sim, steady, args.change_every, first, stop_changes))
         lateness = await flip_lateness(sim, due, GIVE_UP, SLOWEST_POLL)
         stop_changes.set()
         latency = await changing
