@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 
 from contracts.cmms import CMMS_PAGE_MAX
+from core.settings import Settings
 from devstack.priority import in_background
 from devstack.temporal_server import cli_path, dev_server_args, wait_until_listening
 
@@ -52,6 +53,7 @@ class BenchStack:
     task_queue: str
     processes: dict[str, asyncio.subprocess.Process]
     argv: dict[str, tuple[str, ...]]  # how each process was started
+    scratch: Path  # the scratch directory: the databases (temporal.db among them) and every process's log
     _spawn: Callable[..., Awaitable[asyncio.subprocess.Process]]
 
     def pid(self, name: str) -> int:
@@ -68,6 +70,17 @@ class BenchStack:
         """CPU seconds used so far by each process, this benchmark's own (`bench`) included."""
         used = {name: cpu_seconds(process.pid) for name, process in self.processes.items() if name != "migrate"}
         return used | {"bench": cpu_seconds(os.getpid())}
+
+
+def stack_settings(stack: BenchStack) -> Settings:
+    """The settings the stack's processes run with, for the benchmark's own calls (Temporal, billing)."""
+    return Settings(
+        _env_file=None,
+        temporal_address=stack.temporal_address,
+        temporal_task_queue=stack.task_queue,
+        database_url=stack.env["DATABASE_URL"],
+        cmms_url=stack.sim_url,
+    )
 
 
 async def cmms_records(sim: httpx.AsyncClient, token: str = "dev-cmms-token") -> list[dict[str, Any]]:
@@ -178,6 +191,7 @@ async def bench_stack(**settings: str) -> AsyncIterator[BenchStack]:
                 task_queue=env.get("TEMPORAL_TASK_QUEUE", "provisioning"),
                 processes=processes,
                 argv=argvs,
+                scratch=var,
                 _spawn=spawn,
             )
         finally:

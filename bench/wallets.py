@@ -18,21 +18,30 @@ simulator, the worker and the API as separate processes), then:
 import argparse
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
 from sqlalchemy import create_engine, update
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
 
-from bench.harness import BenchStack, bench_stack, cmms_records
+from bench.harness import BenchStack, bench_stack, cmms_records, stack_settings
+from bench.memory import mib, rss_now, sample_memory
 from bench.seed import Rows, bulk_insert
 from bench.stats import percentile, summary_ms
 from billing.db import sync_url
-from billing.messaging import MESSAGING
-from billing.models import Account, AccountStatus, Customer, CustomerClass, Product, Wallet, WalletLot
+from billing.messaging import MESSAGING, messaging_state
+from billing.models import (
+    Account,
+    AccountStatus,
+    Customer,
+    CustomerClass,
+    Product,
+    PushStatus,
+    Wallet,
+    WalletLot,
+)
 from contracts.provisioning import account_workflow_id
 from core.gateway import account_changed
 from core.settings import DatabaseSettings, Settings
@@ -45,26 +54,31 @@ CMMS = {"Authorization": "Bearer dev-cmms-token"}
 POLL_SECONDS = 0.5
 
 
-def rss_mib(pid: int) -> float:
-    """Resident memory of a process, from /proc (psutil is not a dependency)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def account_id(index: int) -> str:
     return f"bench-{index:06d}"
 
 
-def seed(database: DatabaseSettings, accounts: int, suspended: int) -> None:
-    """Bulk rows, no API: a class, a customer, a product that pushes messaging, accounts and their wallets."""
-    expires_at = datetime.now(UTC) + timedelta(days=30)
+def password(index: int) -> str:
+    return f"Bench-Pass-{index:06d}"
+
+
+def catalog_rows() -> Rows:
+    """A class, a customer and a product whose messaging policy pushes wallet events to the CMMS."""
     policies = {MESSAGING: {"push_events": True}}
-    rows: Rows = [
+    return [
         (CustomerClass, [CustomerClass(customer_class_id="bench", name="Bench")]),
         (Customer, [Customer(customer_id="bench", name="Bench", customer_class_id="bench")]),
         (Product, [Product(product_id="bench", name="Bench", service_policies=policies)]),
+    ]
+
+
+def account_rows(
+    indices: range, expires_at: Callable[[int], datetime], funded: Callable[[int], bool], pushed: bool = False
+) -> Rows:
+    """The accounts `indices` of the bench customer, each with a messaging wallet expiring at
+    `expires_at(i)` and, when `funded(i)`, one top-up's lot of units expiring with it. `pushed`: billing
+    shows each as its first push to the CMMS would have left it (in sync, version 1, messaging as funded)."""
+    return [
         (
             Account,
             [
@@ -72,11 +86,14 @@ def seed(database: DatabaseSettings, accounts: int, suspended: int) -> None:
                     account_id=account_id(i),
                     customer_id="bench",
                     product_id="bench",
-                    sip_password=f"Bench-Pass-{i:06d}",
+                    sip_password=password(i),
                     status=AccountStatus.active,
                     created_by="bench",
+                    provisioning_state=PushStatus.ok if pushed else PushStatus.in_progress,
+                    cmms_version=1 if pushed else None,
+                    messaging_state=messaging_state(funded(i)) if pushed else None,
                 )
-                for i in range(accounts)
+                for i in indices
             ],
         ),
         (
@@ -85,20 +102,27 @@ def seed(database: DatabaseSettings, accounts: int, suspended: int) -> None:
                 Wallet(
                     account_id=account_id(i),
                     service=MESSAGING,
-                    balance=0 if i < suspended else 100,
-                    expires_at=expires_at,
+                    balance=100 if funded(i) else 0,
+                    expires_at=expires_at(i),
                 )
-                for i in range(accounts)
+                for i in indices
             ],
         ),
         (
             WalletLot,  # a funded wallet's units: one top-up
             [
-                WalletLot(account_id=account_id(i), service=MESSAGING, remaining=100, expires_at=expires_at)
-                for i in range(suspended, accounts)
+                WalletLot(account_id=account_id(i), service=MESSAGING, remaining=100, expires_at=expires_at(i))
+                for i in indices
+                if funded(i)
             ],
         ),
     ]
+
+
+def seed(database: DatabaseSettings, accounts: int, suspended: int) -> None:
+    """Bulk rows, no API: a class, a customer, a product that pushes messaging, accounts and their wallets."""
+    expires_at = datetime.now(UTC) + timedelta(days=30)
+    rows = catalog_rows() + account_rows(range(accounts), lambda _: expires_at, lambda i: i >= suspended)
     bulk_insert(database, rows)
 
 
@@ -108,13 +132,20 @@ async def record(sim: httpx.AsyncClient, account: str) -> dict[str, object] | No
     return found
 
 
-async def wait_messaging(sim: httpx.AsyncClient, account: str, enabled: bool, deadline: float) -> float | None:
-    """When (wall clock) the account's CMMS record turned `messaging_enabled == enabled`, or None."""
+async def wait_messaging(
+    sim: httpx.AsyncClient, account: str, enabled: bool, deadline: float, slowest: float = POLL_SECONDS
+) -> float | None:
+    """When (wall clock) the account's CMMS record turned `messaging_enabled == enabled`, or None.
+
+    The reads come every POLL_SECONDS, each wait doubling up to `slowest`: the time is the record's own
+    stamp, so sparse reads lose nothing, and thousands of late flips do not flood the simulator."""
+    pause = POLL_SECONDS
     while time.time() < deadline:
         found = await record(sim, account)
         if found is not None and found["messaging_enabled"] is enabled:
             return datetime.fromisoformat(str(found["updated_at"])).timestamp()
-        await asyncio.sleep(POLL_SECONDS)
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, max(slowest, POLL_SECONDS))
     return None
 
 
@@ -158,13 +189,22 @@ async def expiry_lateness(
     await asyncio.gather(*(account_changed(client, settings.temporal.task_queue, account) for account in due))
     limits = httpx.Limits(max_connections=50)
     async with httpx.AsyncClient(base_url=stack.sim_url, timeout=30, limits=limits) as sim:
+        return await flip_lateness(sim, due), due
 
-        async def one(account: str, expires_at: datetime) -> float:
-            await asyncio.sleep(max(0.0, expires_at.timestamp() - time.time() + 1))
-            flipped = await wait_messaging(sim, account, False, expires_at.timestamp() + 60)
-            return float("inf") if flipped is None else max(0.0, flipped - expires_at.timestamp())
 
-        return await asyncio.gather(*(one(a, e) for a, e in due.items())), due
+async def flip_lateness(
+    sim: httpx.AsyncClient, due: dict[str, datetime], give_up: float = 60, slowest: float = POLL_SECONDS
+) -> list[float]:
+    """Each account's expiry lateness: its CMMS record's `messaging_enabled` turning false, minus its
+    expiry in `due` (inf: not within `give_up` seconds). Each account's reads start a second after its
+    expiry, and slow down to one every `slowest` seconds (wait_messaging)."""
+
+    async def one(account: str, expires_at: datetime) -> float:
+        await asyncio.sleep(max(0.0, expires_at.timestamp() - time.time() + 1))
+        flipped = await wait_messaging(sim, account, False, expires_at.timestamp() + give_up, slowest)
+        return float("inf") if flipped is None else max(0.0, flipped - expires_at.timestamp())
+
+    return await asyncio.gather(*(one(a, e) for a, e in due.items()))
 
 
 async def lateness_breakdown(client: Client, due: dict[str, datetime]) -> dict[str, list[float]]:
@@ -217,13 +257,6 @@ async def top_up_latency(stack: BenchStack, count: int, concurrency: int) -> lis
         return await asyncio.gather(*(one(i) for i in range(count)))
 
 
-async def sample_memory(stack: BenchStack, peaks: dict[str, float], stop: asyncio.Event) -> None:
-    while not stop.is_set():
-        for name in ("worker", "temporal", "api"):
-            peaks[name] = max(peaks.get(name, 0.0), rss_mib(stack.pid(name)))
-        await asyncio.sleep(0.5)
-
-
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--accounts", type=int, default=10_000)
@@ -236,13 +269,7 @@ async def main() -> None:
     assert args.top_ups <= args.suspended and args.suspended + args.expiring <= args.accounts
 
     async with bench_stack() as stack:
-        settings = Settings(
-            _env_file=None,
-            temporal_address=stack.temporal_address,
-            temporal_task_queue=stack.task_queue,
-            database_url=stack.env["DATABASE_URL"],
-            cmms_url=stack.sim_url,
-        )
+        settings = stack_settings(stack)
         seed(settings.database, args.accounts, args.suspended)
         peaks: dict[str, float] = {}
         stop = asyncio.Event()
@@ -250,8 +277,8 @@ async def main() -> None:
 
         took = await start_all(stack, settings, args.accounts, args.start_concurrency)
         print(f"{args.accounts} account workflows started and pushed in {took:.0f} s ({args.accounts / took:.1f}/s)")
-        idle = {name: rss_mib(stack.pid(name)) for name in ("worker", "temporal", "api")}
-        print("RSS with every account's workflow asleep on its timer: " + _mib(idle))
+        idle = rss_now(stack)
+        print("RSS with every account's workflow asleep on its timer: " + mib(idle))
 
         latency = await top_up_latency(stack, args.top_ups, args.concurrency)
         lateness, due = await expiry_lateness(stack, settings, args.suspended, args.expiring)
@@ -263,11 +290,7 @@ async def main() -> None:
         for part, samples in (await lateness_breakdown(await connect(settings.temporal), due)).items():
             print(f"  {part}: {summary_ms(samples)}")
         print(f"top-up → CMMS resumed: {summary_ms(latency)}; p95 {percentile(latency, 95) * 1000:.0f} ms")
-        print("peak RSS during the run: " + _mib(peaks))
-
-
-def _mib(values: dict[str, float]) -> str:
-    return ", ".join(f"{name} {value:.0f} MiB" for name, value in values.items())
+        print("peak RSS during the run: " + mib(peaks))
 
 
 if __name__ == "__main__":
