@@ -14,7 +14,6 @@ from typing import Any
 
 from temporalio.client import Client
 from temporalio.worker import Worker
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.imports import ImportActivities
 from activities.orders import OrderActivities
@@ -181,9 +180,6 @@ def build_workers(
         + billing_side
         + [imports.read_import_page, imports.push_import_page],
         max_concurrent_activities=100,
-        workflow_runner=SandboxedWorkflowRunner(
-            restrictions=SandboxRestrictions.default.with_passthrough_modules("workflows")
-        ),
     )
     cmms_calls = Worker(
         client,
