@@ -8,7 +8,6 @@ figures include the same costs a user's deployment has.
 import asyncio
 import os
 import shutil
-import socket
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -21,17 +20,11 @@ import httpx
 
 from contracts.cmms import CMMS_PAGE_MAX
 from core.settings import Settings
+from devstack.ports import free_port
 from devstack.priority import in_background
 from devstack.temporal_server import cli_path, dev_server_args, wait_until_listening
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def cpu_seconds(pid: int) -> float:

@@ -26,10 +26,11 @@ import uvicorn
 from fastapi import FastAPI, Request, Response
 
 from bench.floor import floor_rate
-from bench.harness import bench_stack, free_port
+from bench.harness import bench_stack
 from bench.stats import summary_ms
 from core.settings import Settings
 from core.temporal import connect
+from devstack.ports import free_port
 
 CMMS = {"Authorization": "Bearer dev-cmms-token"}
 # The CMMS record says when it changed (`updated_at`, the simulator's clock, this machine's): polled

@@ -25,7 +25,7 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from bench.harness import bench_stack, free_port
+from bench.harness import bench_stack
 from bench.rollout import ADMIN, account_id, seed_billing
 from bench.stats import summary_ms
 from clients.sip_registrar import async_url, ha1, ha1b
@@ -38,6 +38,7 @@ from devstack.kamailio import (
     sipp_binary,
     sipp_register_argv,
 )
+from devstack.ports import free_port
 
 HERE = Path(__file__).resolve().parent
 DOMAIN = "bench.example"

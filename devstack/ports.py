@@ -35,3 +35,20 @@ def taken(ports: list[Port]) -> list[str]:
         for p in ports
         if p.port and is_taken(p.host, p.port, udp=p.udp)
     ]
+
+
+# Every port free_port has handed out in this process: the OS may give the same free port to two binds
+# in a row (it is free again once the probe closes), and two processes of one stack on one port fail.
+_handed_out: set[int] = set()
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on right now (the OS picks it) and that this process has not handed out
+    before. Another process may still take it before its user binds it: a small race remains."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((host, 0))
+            port: int = sock.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port

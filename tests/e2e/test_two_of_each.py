@@ -20,10 +20,11 @@ from typing import Any
 import httpx
 from temporalio.client import Client
 
-from bench.harness import REPO_ROOT, free_port
+from bench.harness import REPO_ROOT
 from devstack.temporal_server import cli_path, dev_server_args, wait_until_listening
 from tests.support.catalog import new_id, random_imei
 from tests.support.database import fresh_database
+from tests.support.net import free_port
 from tests.support.polling import eventually
 
 ADMIN = {"Authorization": "Bearer dev-admin-key"}

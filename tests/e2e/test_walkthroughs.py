@@ -35,9 +35,10 @@ from pathlib import Path
 
 import pytest
 
-from bench.harness import bench_stack, free_port
+from bench.harness import bench_stack
 from core.settings import Settings
 from tests.support.codec_server import serving_codec_server
+from tests.support.net import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
