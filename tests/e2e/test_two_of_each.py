@@ -26,6 +26,7 @@ from tests.support.catalog import new_id, random_imei
 from tests.support.database import fresh_database
 from tests.support.net import free_port
 from tests.support.polling import eventually
+from tests.support.processes import stop_process
 
 ADMIN = {"Authorization": "Bearer dev-admin-key"}
 WEBSITE = {"Authorization": "Bearer dev-website-key"}
@@ -127,13 +128,7 @@ async def two_of_each(var: Path) -> AsyncIterator[Stack]:
                 )
         finally:
             for process in reversed(processes):
-                if process.returncode is None:
-                    process.terminate()
-                    try:
-                        await asyncio.wait_for(process.wait(), 15)
-                    except TimeoutError:
-                        process.kill()
-                        await process.wait()
+                await stop_process(process)
 
 
 async def _record(stack: Stack, account_id: str) -> dict[str, Any]:
